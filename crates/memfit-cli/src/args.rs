@@ -1,0 +1,192 @@
+//! Command-line definitions. Every option has a help text with an example.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use memfit_core::ByteSize;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "memfit",
+    version,
+    about = "End exit code 137: measure, explain and fix out-of-memory failures",
+    long_about = "memfit emulates a container's memory limit on this machine, measures what a build or service really needs, and says why it was killed.\n\nExit codes: the wrapped command's status passes through (128 + signal when it was killed); 1 = findings or budget exceeded; 2 = usage or I/O error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Commands {
+    /// Run a command under an emulated container memory limit and report its peak, who
+    /// caused it and whether it was OOM-killed.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+    /// Find the smallest memory limit at which a command still succeeds.
+    #[command(after_help = BISECT_EXAMPLES)]
+    Bisect(BisectArgs),
+}
+
+const RUN_EXAMPLES: &str = "Examples:
+  memfit run --limit 512M -- npm run build
+  memfit run --platform render:starter --html report.html -- npm ci
+  memfit run --platform list
+  memfit run --limit 1G --cpus 2 --budget 800M --json run.json -- cargo build --release
+
+Exit status: the command's own (128 + signal when killed); 1 when --budget is exceeded by a
+command that succeeded; 2 for memfit's usage and I/O errors.";
+
+const BISECT_EXAMPLES: &str = "Examples:
+  memfit bisect -- node build.js
+  memfit bisect --setup 'rm -rf dist' --precision 16M --repeat 3 -- npm run build
+  memfit bisect --lo 256M --hi 2G --cpus 1 --json bisect.json -- npx tsc -p .";
+
+/// Parses a size for clap.
+pub fn parse_size(text: &str) -> Result<ByteSize, String> {
+    ByteSize::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("invalid duration `{text}`: {e}; use e.g. 50ms, 1s"))?;
+    if duration < Duration::from_millis(1) || duration > Duration::from_secs(60) {
+        return Err(format!(
+            "invalid duration `{text}`: use a period from 1ms to 60s, e.g. 50ms"
+        ));
+    }
+    Ok(duration)
+}
+
+fn parse_cpus(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "invalid CPU count `{text}`: use a whole number of CPUs from 1 up, e.g. --cpus 1"
+        )),
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Hard memory limit, as a container's: 512M, 1.5G, 256MiB, 1073741824 (binary units,
+    /// as Docker's --memory).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, conflicts_with = "platform")]
+    pub limit: Option<ByteSize>,
+
+    /// Take the limit and CPU count from a PaaS or CI plan, e.g. render:starter,
+    /// heroku:standard-1x, fly:shared-cpu-1x, github:ubuntu-latest. `--platform list` prints
+    /// them all with their sources.
+    #[arg(long, value_name = "NAME")]
+    pub platform: Option<String>,
+
+    /// Swap the command may use beyond the limit (default 0: no swap, like most PaaS).
+    /// E.g. --swap 512M to mimic Heroku, which swaps past the quota.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "0")]
+    pub swap: ByteSize,
+
+    /// Restrict the CPUs the command can see (affinity), because parallel builds start a
+    /// worker per visible CPU. E.g. --cpus 1 for a 1 vCPU plan.
+    #[arg(long, value_name = "N", value_parser = parse_cpus)]
+    pub cpus: Option<usize>,
+
+    /// Do not create a cgroup even where possible: no limit is enforced and the peak is
+    /// sampled. E.g. to compare with tools that only sample.
+    #[arg(long)]
+    pub measure_only: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
+    /// Sampling period of the timeline, e.g. 50ms (default: adaptive, from 20ms up to 1s as
+    /// the process count grows, keeping memfit under 1% of a CPU). The peak comes from the
+    /// kernel's watermark whatever the period.
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+    pub interval: Option<Duration>,
+
+    /// Write the versioned JSON report (schema memfit.run/1) to FILE, e.g. --json run.json.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Write an SVG timeline (charged and working memory, the limit, the peak, the top
+    /// processes) to FILE, e.g. --svg run.svg.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+
+    /// Write a self-contained interactive HTML report to FILE, e.g. --html run.html.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// CI gate: exit 1 when the charged peak exceeds SIZE (the command's own failure status
+    /// wins). E.g. --budget 450M.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub budget: Option<ByteSize>,
+
+    /// Print no summary (reports are still written).
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// The command to run, after `--`, e.g. -- npm run build.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+pub struct BisectArgs {
+    /// Lowest limit to consider, assumed failing (default: 6M, Docker's minimum).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub lo: Option<ByteSize>,
+
+    /// Highest limit to consider (default: the unconstrained run's charged peak).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub hi: Option<ByteSize>,
+
+    /// Stop when the band between failing and passing is this narrow: a size (16M) or a
+    /// percentage of the upper bound (2%). Default 2%.
+    #[arg(long, value_name = "SIZE|PCT", default_value = "2%")]
+    pub precision: String,
+
+    /// How many times each boundary limit is tried: garbage-collected runtimes are not
+    /// deterministic. E.g. --repeat 3.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub repeat: u32,
+
+    /// Shell command run before every try, unmeasured, so tries start alike, e.g.
+    /// --setup 'rm -rf node_modules dist'.
+    #[arg(long, value_name = "CMD")]
+    pub setup: Option<String>,
+
+    /// Restrict the CPUs the command can see, e.g. --cpus 1.
+    #[arg(long, value_name = "N", value_parser = parse_cpus)]
+    pub cpus: Option<usize>,
+
+    /// Swap allowed beyond each limit (default 0).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "0")]
+    pub swap: ByteSize,
+
+    /// Write the JSON result (schema memfit.bisect/1) to FILE, e.g. --json bisect.json.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Show each try's output instead of discarding it.
+    #[arg(long)]
+    pub show_output: bool,
+
+    /// The command to run, after `--`.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD",
+        required = true
+    )]
+    pub command: Vec<OsString>,
+}

@@ -1,0 +1,167 @@
+//! `memfit-workload`: processes with known memory behaviour, for memfit's tests, its
+//! benchmarks and for anyone who wants to see what memfit reports for a known allocation.
+//!
+//! ```text
+//! memfit-workload alloc SIZE HOLD_MS           touch SIZE bytes, hold them, exit 0
+//! memfit-workload spike SIZE HOLD_MS AFTER_MS  touch SIZE, free it after HOLD_MS, idle AFTER_MS
+//! memfit-workload cow SIZE CHILDREN HOLD_MS    touch SIZE, fork CHILDREN that share it copy-on-write
+//! memfit-workload children N SIZE HOLD_MS      run N child processes at once, each touching SIZE
+//! memfit-workload daemon SIZE HOLD_MS PIDFILE  double-fork a setsid grandchild that touches SIZE
+//!                                             and holds it; write its pid to PIDFILE; exit 0 at once
+//! memfit-workload grow STEP STEPS STEP_MS      touch STEP more every STEP_MS, STEPS times
+//! memfit-workload exit CODE                    exit with CODE
+//! memfit-workload sleep MS                     sleep, touching nothing
+//! ```
+//! SIZE takes the units of `memfit --limit` (512M, 1.5G, …).
+
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use memfit_core::ByteSize;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match dispatch(&args) {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("memfit-workload: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(args: &[String]) -> Result<u8, String> {
+    let size = |i: usize| -> Result<usize, String> {
+        let text = args.get(i).ok_or("missing SIZE")?;
+        ByteSize::parse(text)
+            .map(|b| b.bytes() as usize)
+            .map_err(|e| e.to_string())
+    };
+    let number = |i: usize| -> Result<u64, String> {
+        args.get(i)
+            .ok_or_else(|| format!("missing argument {i}"))?
+            .parse()
+            .map_err(|e| format!("argument {i}: {e}"))
+    };
+    match args.first().map(String::as_str) {
+        Some("alloc") => {
+            let block = touch(size(1)?);
+            sleep_ms(number(2)?);
+            drop(block);
+            Ok(0)
+        }
+        Some("spike") => {
+            let block = touch(size(1)?);
+            sleep_ms(number(2)?);
+            drop(block);
+            sleep_ms(number(3)?);
+            Ok(0)
+        }
+        Some("cow") => {
+            let block = touch(size(1)?);
+            let children = number(2)?;
+            let hold = number(3)?;
+            let mut pids = Vec::new();
+            for _ in 0..children {
+                // SAFETY: the child only reads, sleeps and exits.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    let checksum: u64 = block.iter().step_by(4096).map(|b| *b as u64).sum();
+                    sleep_ms(hold);
+                    std::process::exit(if checksum > 0 { 0 } else { 1 });
+                }
+                pids.push(pid);
+            }
+            sleep_ms(hold);
+            for pid in pids {
+                let mut status = 0;
+                // SAFETY: waiting for our own child.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+            }
+            drop(block);
+            Ok(0)
+        }
+        Some("children") => {
+            let n = number(1)?;
+            let me = std::env::current_exe().map_err(|e| e.to_string())?;
+            let mut kids = Vec::new();
+            for _ in 0..n {
+                kids.push(
+                    Command::new(&me)
+                        .args(["alloc", &args[2], &args[3]])
+                        .spawn()
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+            let mut failed = 0;
+            for mut kid in kids {
+                if !kid.wait().map_err(|e| e.to_string())?.success() {
+                    failed += 1;
+                }
+            }
+            Ok(if failed == 0 { 0 } else { 1 })
+        }
+        Some("daemon") => {
+            let bytes = size(1)?;
+            let hold = number(2)?;
+            let pidfile = args.get(3).ok_or("missing PIDFILE")?.clone();
+            // SAFETY: fork/setsid/fork in a single-threaded process.
+            unsafe {
+                let first = libc::fork();
+                if first == 0 {
+                    libc::setsid();
+                    let second = libc::fork();
+                    if second == 0 {
+                        let block = touch(bytes);
+                        let _ = std::fs::write(&pidfile, std::process::id().to_string());
+                        sleep_ms(hold);
+                        drop(block);
+                        libc::_exit(0);
+                    }
+                    libc::_exit(0);
+                }
+                let mut status = 0;
+                libc::waitpid(first, &mut status, 0);
+            }
+            // Give the grandchild time to allocate before the parent exits.
+            for _ in 0..500 {
+                if std::fs::metadata(&pidfile).is_ok() {
+                    break;
+                }
+                sleep_ms(2);
+            }
+            Ok(0)
+        }
+        Some("grow") => {
+            let step = size(1)?;
+            let steps = number(2)?;
+            let pause = number(3)?;
+            let mut blocks = Vec::new();
+            for _ in 0..steps {
+                blocks.push(touch(step));
+                sleep_ms(pause);
+            }
+            Ok(0)
+        }
+        Some("exit") => Ok(number(1)? as u8),
+        Some("sleep") => {
+            sleep_ms(number(1)?);
+            Ok(0)
+        }
+        _ => Err("usage: memfit-workload alloc|spike|cow|children|daemon|grow|exit|sleep …; see the source's doc comment".into()),
+    }
+}
+
+/// Allocates `bytes` and writes every page, so that all of it is resident.
+fn touch(bytes: usize) -> Vec<u8> {
+    let mut block = vec![0u8; bytes];
+    for i in (0..bytes).step_by(4096) {
+        block[i] = 1;
+    }
+    std::hint::black_box(&block);
+    block
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}

@@ -1,0 +1,32 @@
+//! The `memfit` binary: argument parsing, dispatch and terminal rendering. No domain logic
+//! lives here; it calls the engine crates and renders their reports.
+
+mod args;
+mod bisect_cmd;
+mod output;
+mod run_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Commands};
+
+/// Exit codes, kept stable: the wrapped command's status passes through where there is one.
+pub const EXIT_FINDINGS: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Commands::Run(args) => run_cmd::execute(args),
+        Commands::Bisect(args) => bisect_cmd::execute(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("memfit: error: {error:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}

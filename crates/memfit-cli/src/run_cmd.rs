@@ -1,0 +1,276 @@
+//! `memfit run`: resolve the options, run, render the summary and the report files.
+
+use std::fmt::Write as _;
+
+use anyhow::{bail, Result};
+use memfit_core::{platform, ByteSize};
+use memfit_measure::{html, svg, RunOptions, RunReport, SignalWatcher, Stdio};
+
+use crate::args::{LimitArgs, RunArgs};
+use crate::output;
+use crate::{EXIT_FINDINGS, EXIT_USAGE};
+
+/// The limit, CPU count and caveats that `--limit`/`--platform`/`--cpus` resolve to.
+pub struct Emulation {
+    pub limit: Option<u64>,
+    pub cpus: Option<usize>,
+    pub platform: Option<String>,
+    pub caveats: Vec<String>,
+}
+
+pub fn resolve_emulation(args: &LimitArgs) -> Result<Emulation> {
+    let mut emulation = Emulation {
+        limit: args.limit.map(|l| l.bytes()),
+        cpus: args.cpus,
+        platform: None,
+        caveats: Vec::new(),
+    };
+    if let Some(name) = &args.platform {
+        let Some(plan) = platform::find(name) else {
+            bail!(
+                "unknown platform `{name}`; known: {} (memfit run --platform list shows them all)",
+                platform::suggestions(name).join(", ")
+            );
+        };
+        emulation.limit = Some(plan.memory.bytes());
+        emulation.platform = Some(plan.name.to_string());
+        if emulation.cpus.is_none() {
+            emulation.cpus = plan.visible_cpus();
+        }
+        if let Some(cpus) = plan.cpus.filter(|c| c.fract() != 0.0) {
+            emulation.caveats.push(format!(
+                "{} has {cpus} vCPU: memfit shows the command {} CPU(s) but does not throttle it to a fraction, so it runs faster here",
+                plan.name,
+                plan.visible_cpus().unwrap_or(1)
+            ));
+        }
+        if !plan.note.is_empty() {
+            emulation
+                .caveats
+                .push(format!("{}: {}", plan.name, plan.note));
+        }
+    }
+    if let Some(limit) = emulation.limit {
+        // Docker refuses limits under 6 MiB ("Minimum memory limit allowed is 6MB").
+        if limit < 6 * 1024 * 1024 {
+            bail!(
+                "limit {} is too small: a container needs at least 6M (Docker's minimum); e.g. --limit 256M",
+                ByteSize(limit)
+            );
+        }
+    }
+    Ok(emulation)
+}
+
+pub fn print_platforms() {
+    println!(
+        "{:<30} {:>10} {:>6}  source / note",
+        "platform", "memory", "vCPU"
+    );
+    for plan in memfit_core::PLATFORMS {
+        let cpus = plan.cpus.map_or("-".to_string(), |c| format!("{c}"));
+        println!(
+            "{:<30} {:>10} {:>6}  {}",
+            plan.name,
+            plan.memory.to_string(),
+            cpus,
+            plan.source
+        );
+        if !plan.note.is_empty() {
+            println!("{:<49}  note: {}", "", plan.note);
+        }
+    }
+}
+
+pub fn execute(args: RunArgs) -> Result<u8> {
+    if args.limits.platform.as_deref() == Some("list") {
+        print_platforms();
+        return Ok(0);
+    }
+    if args.command.is_empty() {
+        bail!("no command given; put it after `--`, e.g. memfit run --limit 512M -- npm run build");
+    }
+    let emulation = resolve_emulation(&args.limits)?;
+    for path in [&args.json, &args.svg, &args.html].into_iter().flatten() {
+        output::check_writable(path)?;
+    }
+    let signals = SignalWatcher::install()?;
+    let options = RunOptions {
+        command: args.command.clone(),
+        limit: emulation.limit,
+        swap: args.limits.swap.bytes(),
+        cpus: emulation.cpus,
+        interval: args.interval,
+        measure_only: args.limits.measure_only,
+        stdio: Stdio::Inherit,
+        platform: emulation.platform,
+        caveats: emulation.caveats,
+    };
+    let report = match memfit_measure::run(&options, &signals) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("memfit: error: {error}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+
+    if let Some(path) = &args.json {
+        output::write_atomically(path, &serde_json::to_vec_pretty(&report)?)?;
+    }
+    if let Some(path) = &args.svg {
+        output::write_atomically(path, svg::render(&report).as_bytes())?;
+    }
+    if let Some(path) = &args.html {
+        output::write_atomically(path, html::render(&report).as_bytes())?;
+    }
+    let over_budget = args
+        .budget
+        .filter(|budget| report.peak.charged_bytes > budget.bytes());
+    if !args.quiet {
+        eprint!("{}", summary(&report));
+        if let Some(budget) = over_budget {
+            eprintln!(
+                "  budget    EXCEEDED: peak {} > budget {}",
+                ByteSize(report.peak.charged_bytes),
+                budget
+            );
+        } else if let Some(budget) = args.budget {
+            eprintln!(
+                "  budget    ok: peak {} ≤ budget {}",
+                ByteSize(report.peak.charged_bytes),
+                budget
+            );
+        }
+    }
+    let status = report.exit.status;
+    Ok(if status != 0 {
+        status.clamp(1, 255) as u8
+    } else if over_budget.is_some() {
+        EXIT_FINDINGS
+    } else {
+        0
+    })
+}
+
+/// The terminal summary printed to stderr when the command ends.
+pub fn summary(report: &RunReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "\nmemfit: {}", report.command.join(" "));
+    let limit = match (report.limit_bytes, report.limit_enforced) {
+        (Some(l), true) => format!("limit {}", ByteSize(l)),
+        (Some(l), false) => format!("limit {} NOT ENFORCED", ByteSize(l)),
+        (None, _) => "no limit".to_string(),
+    };
+    let platform = report
+        .platform
+        .as_ref()
+        .map(|p| format!(" ({p})"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  mode      {}, {limit}{platform}, swap {}, {} of {} CPUs",
+        report.mode.as_str(),
+        ByteSize(report.swap_bytes),
+        report.cpus,
+        report.host_cpus
+    );
+    if let Some(reason) = &report.mode_reason {
+        let _ = writeln!(out, "  !! MEASURE-ONLY: {reason}");
+    }
+    let source = if report.peak.source == "kernel-watermark" {
+        "kernel watermark"
+    } else {
+        "sampled"
+    };
+    let _ = writeln!(
+        out,
+        "  peak      charged {} ({source}) · working {} (sampled)",
+        ByteSize(report.peak.charged_bytes),
+        ByteSize(report.peak.working_bytes),
+    );
+    if let Some(gap) = report.gap_explanation() {
+        let _ = writeln!(out, "            {gap}");
+    }
+    let oom = match report.oom_killed {
+        None => "no verdict possible without a cgroup".to_string(),
+        Some(false) => format!(
+            "none (oom_kill +0{})",
+            if report.oom.limit_hits > 0 {
+                format!(
+                    ", limit reached {} times and reclaimed",
+                    report.oom.limit_hits
+                )
+            } else {
+                String::new()
+            }
+        ),
+        Some(true) => {
+            let victims: Vec<String> = report
+                .oom
+                .victims
+                .iter()
+                .map(|v| format!("{} `{}` ({})", v.pid, v.command, ByteSize(v.rss_bytes)))
+                .collect();
+            format!(
+                "OOM-KILLED: oom_kill +{}{}",
+                report.oom.kill_count,
+                if victims.is_empty() {
+                    String::new()
+                } else {
+                    format!(", killed {}", victims.join(", "))
+                }
+            )
+        }
+    };
+    let _ = writeln!(out, "  OOM       {oom}");
+    let _ = writeln!(out, "  exit      {}", report.exit.description);
+    let _ = writeln!(
+        out,
+        "  duration  {:.1} s · {} samples · {} processes",
+        report.duration_ms as f64 / 1000.0,
+        report.sampling.samples_taken,
+        report.processes.len()
+    );
+    if !report.at_peak.is_empty() {
+        let _ = writeln!(
+            out,
+            "  at peak (t = {:.1} s):",
+            report.at_peak_t_ms as f64 / 1000.0
+        );
+        for p in report.at_peak.iter().take(5) {
+            let _ = writeln!(
+                out,
+                "    {:>10}  {:>7}  {}",
+                ByteSize(p.rss_bytes).to_string(),
+                p.pid,
+                truncate(&p.command, 70)
+            );
+        }
+    }
+    if !report.left_behind.is_empty() {
+        let _ = writeln!(
+            out,
+            "  left      {} process(es) still running when the command exited were killed: {}",
+            report.left_behind.len(),
+            report
+                .left_behind
+                .iter()
+                .map(|p| format!("{} `{}`", p.pid, truncate(&p.command, 40)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for caveat in &report.caveats {
+        let _ = writeln!(out, "  note      {caveat}");
+    }
+    let _ = writeln!(out, "  verdict   {}", report.verdict());
+    out
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(max - 1).collect::<String>())
+    }
+}

@@ -1,0 +1,241 @@
+//! The report of one `memfit run`: what every renderer (terminal, JSON, SVG, HTML) reads.
+//! The JSON form is versioned (`schema: "memfit.run/1"`); fields are only ever added.
+
+use memfit_core::ByteSize;
+use serde::Serialize;
+
+/// How the run was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Mode {
+    #[serde(rename = "cgroup-v2")]
+    CgroupV2,
+    #[serde(rename = "cgroup-v1")]
+    CgroupV1,
+    #[serde(rename = "measure-only")]
+    MeasureOnly,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::CgroupV2 => "cgroup-v2",
+            Mode::CgroupV1 => "cgroup-v1",
+            Mode::MeasureOnly => "measure-only",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub schema: &'static str,
+    pub memfit_version: &'static str,
+    pub command: Vec<String>,
+    pub mode: Mode,
+    /// Why no cgroup was used, in measure-only mode.
+    pub mode_reason: Option<String>,
+    pub cgroup_path: Option<String>,
+    pub limit_bytes: Option<u64>,
+    /// Whether the limit was enforced by the kernel (false in measure-only mode).
+    pub limit_enforced: bool,
+    pub swap_bytes: u64,
+    pub platform: Option<String>,
+    /// CPUs the command could see (after `--cpus`), and the host's.
+    pub cpus: usize,
+    pub host_cpus: usize,
+    pub exit: ExitInfo,
+    /// From the cgroup's oom_kill counter; `null` in measure-only mode.
+    pub oom_killed: Option<bool>,
+    pub oom: OomInfo,
+    pub peak: Peak,
+    pub processes: Vec<ProcessRecord>,
+    /// Processes at the sample with the highest charged memory, largest first.
+    pub at_peak: Vec<ProcessAtPeak>,
+    pub at_peak_t_ms: u64,
+    pub samples: Vec<Sample>,
+    pub duration_ms: u64,
+    /// Processes still running when the command exited; memfit killed them, as a container
+    /// runtime does when PID 1 exits.
+    pub left_behind: Vec<ProcessAtPeak>,
+    /// memfit received SIGINT/SIGTERM/SIGHUP/SIGQUIT during the run.
+    pub interrupted: bool,
+    pub sampling: SamplingCost,
+    pub caveats: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExitInfo {
+    /// Exit code when the command exited normally.
+    pub code: Option<i32>,
+    /// Signal number when it was killed.
+    pub signal: Option<i32>,
+    /// The shell's view: the code, or 128 + signal. memfit exits with it.
+    pub status: i32,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OomInfo {
+    /// Processes the kernel OOM-killed in the group during the run (`oom_kill` delta).
+    pub kill_count: u64,
+    /// Times the limit was reached (v2 `max` events, v1 `failcnt` delta).
+    pub limit_hits: u64,
+    pub victims: Vec<OomVictim>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OomVictim {
+    pub pid: i32,
+    pub command: String,
+    pub rss_bytes: u64,
+    /// `kernel-log` (exact, from /dev/kmsg) or `vanished` (the process that disappeared when
+    /// the counter rose).
+    pub evidence: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Peak {
+    /// The headline: memory charged to the limit (page cache and kernel memory included).
+    pub charged_bytes: u64,
+    /// anon + shmem + kernel memory, i.e. charged − inactive page cache; sampled.
+    pub working_bytes: u64,
+    /// `kernel-watermark` (memory.peak / max_usage_in_bytes) or `sampled`.
+    pub source: &'static str,
+    /// The highest charged value the sampler itself saw, to compare with the watermark.
+    pub sampled_charged_bytes: u64,
+    /// Page cache charged at the sampled peak.
+    pub page_cache_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessRecord {
+    pub pid: i32,
+    pub ppid: i32,
+    pub command: String,
+    /// The process's own peak RSS (VmHWM as last read).
+    pub peak_rss_bytes: u64,
+    pub started_ms: u64,
+    pub ended_ms: Option<u64>,
+    pub exit: Option<ExitInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessAtPeak {
+    pub pid: i32,
+    pub rss_bytes: u64,
+    pub command: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    pub t_ms: u64,
+    pub charged_bytes: u64,
+    pub working_bytes: u64,
+    /// The largest processes at this moment: (pid, rss).
+    pub top: Vec<(i32, u64)>,
+}
+
+/// What measuring cost memfit itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct SamplingCost {
+    pub samples_taken: u64,
+    pub mean_interval_ms: f64,
+    pub own_cpu_ms: u64,
+    pub own_max_rss_bytes: u64,
+}
+
+impl RunReport {
+    /// The one-line verdict, e.g. "fits in 512 MiB with 38% headroom".
+    pub fn verdict(&self) -> String {
+        let peak = ByteSize(self.peak.charged_bytes);
+        let holder = self
+            .oom
+            .victims
+            .first()
+            .map(|v| (v.command.clone(), v.rss_bytes))
+            .or_else(|| {
+                self.at_peak
+                    .first()
+                    .map(|p| (p.command.clone(), p.rss_bytes))
+            });
+        let holder_text = holder
+            .map(|(cmd, rss)| format!(" while `{}` held {}", shorten(&cmd, 60), ByteSize(rss)))
+            .unwrap_or_default();
+        match (self.limit_bytes, self.limit_enforced, self.oom_killed) {
+            (Some(limit), true, Some(true)) => format!(
+                "needs more than {}: OOM-killed at {}{}",
+                ByteSize(limit),
+                peak,
+                holder_text
+            ),
+            (Some(limit), true, _) if self.exit.status != 0 => format!(
+                "no OOM kill under {} (peak {}), but the command failed: {}",
+                ByteSize(limit),
+                peak,
+                self.exit.description
+            ),
+            (Some(limit), true, _) => {
+                let headroom = 100.0 * (limit as f64 - peak.0 as f64) / limit as f64;
+                format!(
+                    "fits in {} with {:.0}% headroom (peak {})",
+                    ByteSize(limit),
+                    headroom.max(0.0),
+                    peak
+                )
+            }
+            (Some(limit), false, _) => format!(
+                "limit {} NOT enforced (measure-only): sampled peak {}{}",
+                ByteSize(limit),
+                peak,
+                if peak.0 > limit {
+                    ", above the limit"
+                } else {
+                    ""
+                }
+            ),
+            (None, _, Some(true)) => {
+                format!("OOM-killed without a memfit limit at {peak}{holder_text}")
+            }
+            (None, _, _) => format!("peak {peak}{holder_text}; no limit set"),
+        }
+    }
+
+    /// Why charged and working peaks differ, in one sentence, when they do.
+    pub fn gap_explanation(&self) -> Option<String> {
+        let gap = self
+            .peak
+            .charged_bytes
+            .saturating_sub(self.peak.working_bytes);
+        if self.mode == Mode::MeasureOnly || gap < self.peak.charged_bytes / 10 {
+            return None;
+        }
+        Some(format!(
+            "{} of the charged peak is page cache (files read or written) that the kernel reclaims before it OOM-kills; the working peak is what the command cannot do without",
+            ByteSize(gap)
+        ))
+    }
+}
+
+/// The exit status in words: what the number means and what usually causes it.
+pub fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
+    match (code, signal) {
+        (_, Some(9)) => "killed by SIGKILL (status 137 = 128 + 9); the kernel's OOM killer sends SIGKILL, but so does `kill -9` — the oom_kill counter decides".to_string(),
+        (_, Some(6)) => "aborted by SIGABRT (status 134 = 128 + 6), as a V8 heap abort (\"JavaScript heap out of memory\") or a failed assertion ends".to_string(),
+        (_, Some(15)) => "terminated by SIGTERM (status 143 = 128 + 15): something asked it to stop".to_string(),
+        (_, Some(2)) => "interrupted by SIGINT (status 130 = 128 + 2)".to_string(),
+        (_, Some(11)) => "crashed with SIGSEGV (status 139 = 128 + 11): a segmentation fault, not a memory limit".to_string(),
+        (_, Some(sig)) => format!("killed by signal {sig} (status {})", 128 + sig),
+        (Some(0), None) => "exited successfully (status 0)".to_string(),
+        (Some(137), None) => "exited with status 137: a wrapper (a shell, npm, a build tool) reporting that a process it ran was SIGKILLed".to_string(),
+        (Some(134), None) => "exited with status 134: a wrapper reporting a SIGABRT, as in a V8 heap abort".to_string(),
+        (Some(code), None) => format!("exited with status {code}"),
+        (None, None) => "did not start".to_string(),
+    }
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{kept}…")
+}
