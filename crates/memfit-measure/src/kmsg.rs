@@ -19,6 +19,8 @@ pub struct KernelOomKill {
     pub comm: String,
     /// anon-rss + file-rss + shmem-rss at the kill, in bytes.
     pub rss_bytes: u64,
+    /// The victim's cgroup, from the `oom-kill:` record the kernel logs just before.
+    pub task_memcg: Option<String>,
 }
 
 impl KernelLog {
@@ -38,12 +40,19 @@ impl KernelLog {
         let mut kills = Vec::new();
         // Each read(2) returns exactly one record; a too-small buffer gives EINVAL.
         let mut buf = vec![0u8; 16 * 1024];
+        let mut last_memcg: Option<(i32, String)> = None;
         loop {
             match self.file.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
                     let record = String::from_utf8_lossy(&buf[..n]);
-                    if let Some(kill) = parse_killed_process(&record) {
+                    if let Some(found) = parse_oom_kill_memcg(&record) {
+                        last_memcg = Some(found);
+                    } else if let Some(mut kill) = parse_killed_process(&record) {
+                        kill.task_memcg = last_memcg
+                            .take()
+                            .filter(|(pid, _)| *pid == kill.pid)
+                            .map(|(_, memcg)| memcg);
                         kills.push(kill);
                     }
                 }
@@ -82,7 +91,25 @@ pub fn parse_killed_process(record: &str) -> Option<KernelOomKill> {
         pid,
         comm,
         rss_bytes: rss_kib * 1024,
+        task_memcg: None,
     })
+}
+
+/// Parses `oom-kill:constraint=…,oom_memcg=/a/b,task_memcg=/a/b,task=node,pid=42,uid=0`
+/// into (pid, task_memcg).
+pub fn parse_oom_kill_memcg(record: &str) -> Option<(i32, String)> {
+    let message = record.split_once(';').map_or(record, |(_, m)| m);
+    let fields = message.trim().strip_prefix("oom-kill:")?;
+    let mut memcg = None;
+    let mut pid = None;
+    for field in fields.split(',') {
+        match field.split_once('=') {
+            Some(("task_memcg", value)) => memcg = Some(value.to_string()),
+            Some(("pid", value)) => pid = value.parse().ok(),
+            _ => {}
+        }
+    }
+    Some((pid?, memcg?))
 }
 
 #[cfg(test)]
@@ -96,6 +123,16 @@ mod tests {
         assert_eq!(kill.pid, 4242);
         assert_eq!(kill.comm, "node");
         assert_eq!(kill.rss_bytes, (402000 + 1000 + 24) * 1024);
+    }
+
+    #[test]
+    fn oom_kill_record_names_the_victims_cgroup() {
+        let line = "4,99,685335702,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/a/memfit-7351-0,task_memcg=/a/memfit-7351-0,task=memfit-workload,pid=7354,uid=0";
+        assert_eq!(
+            parse_oom_kill_memcg(line),
+            Some((7354, "/a/memfit-7351-0".to_string()))
+        );
+        assert!(parse_killed_process(line).is_none());
     }
 
     #[test]

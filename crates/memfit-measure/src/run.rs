@@ -296,7 +296,15 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
         oom_kill: after.oom_kill.saturating_sub(baseline.oom_kill),
         limit_hits: after.limit_hits.saturating_sub(baseline.limit_hits),
     });
-    let victims = sampler.victims(&kernel_kills, oom.map_or(0, |o| o.oom_kill));
+    let cgroup_name = cgroup_path
+        .as_deref()
+        .and_then(|p| p.rsplit('/').next())
+        .map(|name| format!("/{name}"));
+    let victims = sampler.victims(
+        &kernel_kills,
+        cgroup_name.as_deref(),
+        oom.map_or(0, |o| o.oom_kill),
+    );
     let (code, signal) = main_exit.unwrap_or((None, None));
     let status = match (code, signal) {
         (_, Some(sig)) => 128 + sig,
@@ -379,6 +387,9 @@ struct Tracked {
     started_ms: u64,
     ended_ms: Option<u64>,
     exit: Option<(Option<i32>, Option<i32>)>,
+    /// Forked but maybe not yet exec'd: its command line is still its parent's. Exec of the
+    /// same binary keeps the name, so the command line is re-read until it differs.
+    maybe_before_exec: bool,
 }
 
 struct Sampler {
@@ -443,29 +454,44 @@ impl Sampler {
                     self.ended.push(old);
                 }
             }
-            let entry = self.live.entry(pid).or_insert_with(|| {
+            if !self.live.contains_key(&pid) {
                 let started_ms = (starttime * 1000 / self.ticks_per_second.max(1))
                     .saturating_sub(self.boot_ms_at_start)
                     .min(now_ms);
-                Tracked {
+                let command =
+                    procfs::read_cmdline(pid).unwrap_or_else(|| format!("[{}]", status.name));
+                let maybe_before_exec = self
+                    .live
+                    .get(&status.ppid)
+                    .is_some_and(|parent| parent.command == command);
+                self.live.insert(
                     pid,
-                    ppid: status.ppid,
-                    starttime,
-                    name: status.name.clone(),
-                    command: procfs::read_cmdline(pid)
-                        .unwrap_or_else(|| format!("[{}]", status.name)),
-                    peak_rss: 0,
-                    last_rss: 0,
-                    started_ms,
-                    ended_ms: None,
-                    exit: None,
-                }
-            });
-            if entry.name != status.name {
+                    Tracked {
+                        pid,
+                        ppid: status.ppid,
+                        starttime,
+                        name: status.name.clone(),
+                        command,
+                        peak_rss: 0,
+                        last_rss: 0,
+                        started_ms,
+                        ended_ms: None,
+                        exit: None,
+                        maybe_before_exec,
+                    },
+                );
+            }
+            let Some(entry) = self.live.get_mut(&pid) else {
+                continue;
+            };
+            if entry.name != status.name || entry.maybe_before_exec {
                 // The process exec'd (sh -c → node): name it after what it runs now.
                 entry.name = status.name.clone();
                 if let Some(cmd) = procfs::read_cmdline(pid) {
-                    entry.command = cmd;
+                    if cmd != entry.command {
+                        entry.command = cmd;
+                        entry.maybe_before_exec = false;
+                    }
                 }
             }
             if status.hwm == 0 && status.rss == 0 {
@@ -498,7 +524,7 @@ impl Sampler {
             Some((usage, stat)) => (usage, stat.working(usage), stat.file),
             None => (rss_sum, anon_sum, 0),
         };
-        seen.sort_by(|a, b| b.1.cmp(&a.1));
+        seen.sort_by_key(|p| std::cmp::Reverse(p.1));
         if charged >= self.max_charged {
             self.max_charged = charged;
             self.page_cache_at_peak = page_cache;
@@ -563,13 +589,28 @@ impl Sampler {
 
     /// The killed processes: exactly from the kernel log where it could be read, else the
     /// largest processes that vanished when the counter rose.
-    fn victims(&self, kernel: &[crate::kmsg::KernelOomKill], kill_count: u64) -> Vec<OomVictim> {
+    fn victims(
+        &self,
+        kernel: &[crate::kmsg::KernelOomKill],
+        cgroup_suffix: Option<&str>,
+        kill_count: u64,
+    ) -> Vec<OomVictim> {
+        let tracked =
+            |pid: i32| self.live.contains_key(&pid) || self.ended.iter().any(|t| t.pid == pid);
         let ours: Vec<OomVictim> = kernel
             .iter()
-            .filter(|k| self.live.contains_key(&k.pid) || self.ended.iter().any(|t| t.pid == k.pid))
+            .filter(|k| match (&k.task_memcg, cgroup_suffix) {
+                (Some(memcg), Some(suffix)) => memcg.ends_with(suffix),
+                _ => tracked(k.pid),
+            })
             .map(|k| OomVictim {
                 pid: k.pid,
-                command: self.command_of(k.pid),
+                // A process killed before its first sample is known by its kernel name.
+                command: if tracked(k.pid) {
+                    self.command_of(k.pid)
+                } else {
+                    k.comm.clone()
+                },
                 rss_bytes: k.rss_bytes,
                 evidence: "kernel-log",
             })
@@ -587,7 +628,7 @@ impl Sampler {
                 .cloned()
                 .collect();
         }
-        suspects.sort_by(|a, b| b.last_rss.cmp(&a.last_rss));
+        suspects.sort_by_key(|t| std::cmp::Reverse(t.last_rss));
         suspects
             .into_iter()
             .take(kill_count as usize)

@@ -1,0 +1,108 @@
+//! Helpers shared by the integration tests: they drive the real `memfit` binary against real
+//! processes (`memfit-workload`) and real cgroups.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub const MIB: u64 = 1024 * 1024;
+
+pub fn memfit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_memfit"))
+}
+
+pub fn workload() -> &'static str {
+    env!("CARGO_BIN_EXE_memfit-workload")
+}
+
+pub struct Run {
+    pub output: Output,
+    pub report: Value,
+    _dir: tempfile::TempDir,
+}
+
+impl Run {
+    pub fn status(&self) -> i32 {
+        self.output
+            .status
+            .code()
+            .expect("memfit was killed by a signal")
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    pub fn u64(&self, pointer: &str) -> u64 {
+        self.report
+            .pointer(pointer)
+            .and_then(Value::as_u64)
+            .unwrap_or_else(|| panic!("{pointer} missing in {}", self.report))
+    }
+}
+
+/// `memfit run ARGS -- CMD` with a JSON report, parsed.
+pub fn run(args: &[&str], command: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let output = memfit()
+        .arg("run")
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .arg("--")
+        .args(command)
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}); stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    Run {
+        output,
+        report: serde_json::from_str(&text).unwrap(),
+        _dir: dir,
+    }
+}
+
+/// Whether memfit can create cgroups here; prints why a test is skipped when it cannot.
+pub fn cgroups_available(test: &str) -> bool {
+    let probe = run(&[], &[workload(), "exit", "0"]);
+    let mode = probe.report["mode"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if mode == "measure-only" {
+        eprintln!(
+            "skipping {test}: no cgroup memory controller is writable here ({}); these tests run on the development VM as root",
+            probe.report["mode_reason"]
+        );
+        return false;
+    }
+    true
+}
+
+/// A cgroup path from a report must be gone after the run.
+pub fn assert_cgroup_removed(run: &Run) {
+    if let Some(path) = run.report["cgroup_path"].as_str() {
+        assert!(!Path::new(path).exists(), "cgroup {path} was left behind");
+    }
+}
+
+pub fn process_alive(pid: i64) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"));
+    match status {
+        // A zombie is dead for our purpose (its parent may not have reaped it yet).
+        Ok(text) => !text.contains("State:\tZ"),
+        Err(_) => false,
+    }
+}
+
+pub fn tempdir_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    dir.path().join(name)
+}
