@@ -1,7 +1,190 @@
+//! `memfit bisect`: progress on stderr (a bar on a terminal, lines otherwise), the band and
+//! the recommendation at the end, and the JSON result.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
 use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use memfit_core::ByteSize;
+use memfit_measure::{
+    BisectError, BisectObserver, BisectOptions, BisectReport, Precision, RunOptions, SignalWatcher,
+    Stdio, TryRecord,
+};
 
 use crate::args::BisectArgs;
+use crate::output;
+use crate::{EXIT_FINDINGS, EXIT_USAGE};
 
-pub fn execute(_args: BisectArgs) -> Result<u8> {
-    anyhow::bail!("bisect is not built yet")
+pub fn execute(args: BisectArgs) -> Result<u8> {
+    let precision: Precision = args
+        .precision
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    if let Some(path) = &args.json {
+        output::check_writable(path)?;
+    }
+    let options = BisectOptions {
+        run: RunOptions {
+            command: args.command.clone(),
+            limit: None,
+            swap: args.swap.bytes(),
+            cpus: args.cpus,
+            interval: None,
+            measure_only: false,
+            stdio: if args.show_output {
+                Stdio::Inherit
+            } else {
+                Stdio::Null
+            },
+            platform: None,
+            caveats: Vec::new(),
+        },
+        lo: args.lo.map(|s| s.bytes()),
+        hi: args.hi.map(|s| s.bytes()),
+        precision,
+        repeat: args.repeat,
+        setup: args.setup.clone(),
+    };
+    let signals = SignalWatcher::install()?;
+    let mut progress = Progress::new(!args.show_output && std::io::stderr().is_terminal());
+    let result = memfit_measure::bisect(&options, &signals, &mut progress);
+    progress.finish();
+    let report = match result {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("memfit: {error}");
+            return Ok(match error {
+                BisectError::FailsUnconstrained(_) | BisectError::FailsAtUpperBound(_) => {
+                    EXIT_FINDINGS
+                }
+                _ => EXIT_USAGE,
+            });
+        }
+    };
+    if let Some(path) = &args.json {
+        output::write_atomically(path, &serde_json::to_vec_pretty(&report)?)?;
+    }
+    eprint!("{}", summary(&report));
+    Ok(if report.interrupted { 130 } else { 0 })
+}
+
+fn summary(report: &BisectReport) -> String {
+    let mut out = format!("\nmemfit bisect: {}\n", report.command.join(" "));
+    out += &format!(
+        "  mode         {}, {} CPU(s) visible, precision {}\n",
+        report.mode.as_str(),
+        report.cpus,
+        ByteSize(report.precision_bytes)
+    );
+    out += &format!(
+        "  unconstrained charged peak {}\n",
+        ByteSize(report.unconstrained_peak_bytes)
+    );
+    if report.interrupted {
+        out += "  INTERRUPTED: the band below is what was learnt before the stop\n";
+    }
+    out += &format!("  band         {}\n", report.band);
+    if let Some(recommended) = report.recommended_bytes {
+        out += &format!(
+            "  recommended  {} (the smallest passing limit + 20% headroom)\n",
+            ByteSize(recommended)
+        );
+        if !report.fitting_plans.is_empty() {
+            out += &format!("  plans        {}\n", report.fitting_plans.join(", "));
+        }
+    }
+    let total_ms: u64 = report.tries.iter().map(|t| t.duration_ms).sum();
+    out += &format!(
+        "  tries        {} ({:.1} s of runs)\n",
+        report.tries.len(),
+        total_ms as f64 / 1000.0
+    );
+    for caveat in &report.caveats {
+        out += &format!("  note         {caveat}\n");
+    }
+    out
+}
+
+fn describe_try(record: &TryRecord) -> String {
+    let limit = record
+        .limit_bytes
+        .map_or("no limit".to_string(), |l| ByteSize(l).to_string());
+    let outcome = if record.passed {
+        "pass".to_string()
+    } else if record.oom_killed == Some(true) {
+        "FAIL (OOM-killed)".to_string()
+    } else {
+        format!("FAIL (exit {})", record.exit_status)
+    };
+    format!(
+        "{limit:>10} → {outcome}, peak {}, {:.1} s",
+        ByteSize(record.peak_charged_bytes),
+        record.duration_ms as f64 / 1000.0
+    )
+}
+
+/// A progress bar with ETA on a terminal; plain lines otherwise (CI logs).
+struct Progress {
+    bar: Option<ProgressBar>,
+    index: usize,
+    total: usize,
+}
+
+impl Progress {
+    fn new(terminal: bool) -> Progress {
+        let bar = terminal.then(|| {
+            let bar = ProgressBar::new(1);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} try {pos}/{len} [{bar:30}] {msg} (ETA {eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Progress {
+            bar,
+            index: 0,
+            total: 0,
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl BisectObserver for Progress {
+    fn try_started(&mut self, index: usize, estimated_total: usize, limit: Option<u64>) {
+        self.index = index;
+        self.total = estimated_total;
+        if let Some(bar) = &self.bar {
+            bar.set_length(estimated_total as u64);
+            bar.set_position(index as u64 - 1);
+            bar.set_message(limit.map_or("unconstrained run".to_string(), |l| {
+                format!("limit {}", ByteSize(l))
+            }));
+        }
+    }
+
+    fn try_finished(&mut self, record: &TryRecord) {
+        let line = format!(
+            "try {}/~{}: {}",
+            self.index,
+            self.total,
+            describe_try(record)
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.println(line);
+                bar.set_position(self.index as u64);
+            }
+            None => eprintln!("memfit: {line}"),
+        }
+    }
 }

@@ -1,1 +1,636 @@
+//! `bisect`: the smallest limit at which a command still succeeds, as a band.
+//!
+//! One unconstrained run bounds the search (its charged peak is an upper bound), then a
+//! binary search with a fresh cgroup per try. Boundary limits are tried `repeat` times
+//! because garbage-collected runtimes size their heaps from the limit and are not
+//! deterministic (shared/research/prior-art-measure.md §4, pitfalls 1 and 6).
 
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::str::FromStr;
+
+use memfit_core::{platform, ByteSize};
+use serde::Serialize;
+
+use crate::run::{run, RunError, RunOptions, Stdio};
+use crate::signals::SignalWatcher;
+use crate::{Mode, RunReport};
+
+const PAGE: u64 = 4096;
+/// Docker's minimum `--memory`.
+const DEFAULT_LO: u64 = 6 * 1024 * 1024;
+/// Headroom added to the smallest passing limit for the recommendation: GC'd runtimes,
+/// inputs and dependencies vary between runs and grow over time.
+const HEADROOM_PERCENT: u64 = 20;
+
+/// How narrow the final band must be.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Precision {
+    Bytes(u64),
+    /// A percentage of the upper bound.
+    Percent(f64),
+}
+
+impl FromStr for Precision {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(pct) = text.trim().strip_suffix('%') {
+            return match pct.trim().parse::<f64>() {
+                Ok(p) if p > 0.0 && p < 100.0 => Ok(Precision::Percent(p)),
+                _ => Err(format!(
+                    "invalid precision `{text}`: a percentage must be between 0 and 100, e.g. 2%"
+                )),
+            };
+        }
+        match ByteSize::parse(text) {
+            Ok(size) if size.bytes() >= PAGE => Ok(Precision::Bytes(size.bytes())),
+            Ok(_) => Err(format!(
+                "invalid precision `{text}`: use at least 4K, e.g. 16M or 2%"
+            )),
+            Err(e) => Err(format!(
+                "invalid precision `{text}`: use a size (16M) or a percentage (2%); {e}"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BisectOptions {
+    /// The command and how to run it; `limit` is set per try.
+    pub run: RunOptions,
+    pub lo: Option<u64>,
+    pub hi: Option<u64>,
+    pub precision: Precision,
+    pub repeat: u32,
+    /// Shell command run before every try.
+    pub setup: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TryRecord {
+    /// `null` for the unconstrained first run.
+    pub limit_bytes: Option<u64>,
+    pub passed: bool,
+    pub oom_killed: Option<bool>,
+    pub peak_charged_bytes: u64,
+    pub peak_working_bytes: u64,
+    pub duration_ms: u64,
+    pub exit_status: i32,
+    /// `unconstrained`, `upper-bound`, `search` or `confirm`.
+    pub phase: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BisectReport {
+    pub schema: &'static str,
+    pub memfit_version: &'static str,
+    pub command: Vec<String>,
+    pub mode: Mode,
+    pub cpus: usize,
+    pub min_passing_bytes: Option<u64>,
+    pub max_failing_bytes: Option<u64>,
+    pub recommended_bytes: Option<u64>,
+    /// e.g. "fails at 288 MiB (2/2), passes at 304 MiB (2/2)".
+    pub band: String,
+    /// The smallest plan of each provider that holds the recommended limit.
+    pub fitting_plans: Vec<String>,
+    pub unconstrained_peak_bytes: u64,
+    pub precision_bytes: u64,
+    pub tries: Vec<TryRecord>,
+    pub interrupted: bool,
+    pub caveats: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BisectError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("bisect needs a cgroup to enforce limits, and none is available: {0}")]
+    NoCgroup(String),
+    #[error("the command fails even without a limit ({0}); fix that first, memfit run shows why")]
+    FailsUnconstrained(String),
+    #[error("the command still fails at {0}, the highest limit tried; give a larger --hi")]
+    FailsAtUpperBound(ByteSize),
+    #[error("--lo {lo} is not below --hi {hi}")]
+    EmptyRange { lo: ByteSize, hi: ByteSize },
+    #[error("the --setup command failed ({0}); it must succeed before every try")]
+    SetupFailed(String),
+    #[error("cannot run the --setup command: {0}")]
+    SetupSpawn(std::io::Error),
+}
+
+/// Hears about progress (a progress bar on a terminal, plain lines otherwise).
+pub trait BisectObserver {
+    fn try_started(&mut self, index: usize, estimated_total: usize, limit: Option<u64>);
+    fn try_finished(&mut self, record: &TryRecord);
+}
+
+/// The outcome of one try as the search sees it.
+pub(crate) struct Outcome {
+    record: TryRecord,
+    interrupted: bool,
+}
+
+pub fn bisect(
+    options: &BisectOptions,
+    signals: &SignalWatcher,
+    observer: &mut dyn BisectObserver,
+) -> Result<BisectReport, BisectError> {
+    let mut mode = Mode::MeasureOnly;
+    let mut cpus = 0;
+    let mut caveats = Vec::new();
+    let mut trial = |limit: Option<u64>, phase: &'static str| -> Result<Outcome, BisectError> {
+        if let Some(setup) = &options.setup {
+            run_setup(setup, options.run.stdio)?;
+        }
+        let mut run_options = options.run.clone();
+        run_options.limit = limit;
+        let report = run(&run_options, signals)?;
+        if report.mode == Mode::MeasureOnly {
+            return Err(BisectError::NoCgroup(
+                report.mode_reason.clone().unwrap_or_default(),
+            ));
+        }
+        mode = report.mode;
+        cpus = report.cpus;
+        if caveats.is_empty() {
+            caveats = report.caveats.clone();
+        }
+        Ok(Outcome {
+            record: record_of(&report, limit, phase),
+            interrupted: report.interrupted || termination_pending(signals),
+        })
+    };
+    let mut result = search(options, &mut trial, observer)?;
+    caveats.push("tries after the first run with a warm page cache: files cached by an earlier try are not charged to the next, so a cold build on a fresh builder may need more".to_string());
+    if command_mentions_node(&options.run.command) {
+        caveats.push("Node.js ≥ 20.3 sizes its heap from the cgroup limit, so each try runs with a different heap limit — as it would on that plan".to_string());
+    }
+    result.mode = mode;
+    result.cpus = cpus;
+    result.caveats = caveats;
+    result.command = options
+        .run
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    Ok(result)
+}
+
+/// Whether memfit was asked to stop between tries (e.g. Ctrl-C during --setup).
+fn termination_pending(signals: &SignalWatcher) -> bool {
+    signals.drain().iter().any(|s| s.is_termination())
+}
+
+fn command_mentions_node(command: &[std::ffi::OsString]) -> bool {
+    command.iter().any(|a| {
+        let a = a.to_string_lossy();
+        [
+            "node", "npm", "npx", "pnpm", "yarn", "next", "tsc", "vite", "webpack",
+        ]
+        .iter()
+        .any(|tool| a.contains(tool))
+    })
+}
+
+fn record_of(report: &RunReport, limit: Option<u64>, phase: &'static str) -> TryRecord {
+    TryRecord {
+        limit_bytes: limit,
+        passed: report.exit.status == 0 && report.oom_killed != Some(true),
+        oom_killed: report.oom_killed,
+        peak_charged_bytes: report.peak.charged_bytes,
+        peak_working_bytes: report.peak.working_bytes,
+        duration_ms: report.duration_ms,
+        exit_status: report.exit.status,
+        phase,
+    }
+}
+
+fn run_setup(setup: &str, stdio: Stdio) -> Result<(), BisectError> {
+    let mut command = Command::new("sh");
+    command.arg("-c").arg(setup);
+    if stdio == Stdio::Null {
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+    }
+    let status = command.status().map_err(BisectError::SetupSpawn)?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(BisectError::SetupFailed(status.to_string()))
+    }
+}
+
+/// Tries at one limit: (passed, total).
+type Tally = (u32, u32);
+
+/// The search proper, over any `trial` (the real one runs the command; tests use a model).
+pub(crate) fn search(
+    options: &BisectOptions,
+    trial: &mut dyn FnMut(Option<u64>, &'static str) -> Result<Outcome, BisectError>,
+    observer: &mut dyn BisectObserver,
+) -> Result<BisectReport, BisectError> {
+    let mut tries: Vec<TryRecord> = Vec::new();
+    let mut tallies: BTreeMap<u64, Tally> = BTreeMap::new();
+    let mut interrupted = false;
+    let repeat = options.repeat.max(1);
+
+    let mut estimated_total = 2;
+    let mut attempt = |limit: Option<u64>,
+                       phase: &'static str,
+                       estimated_total: usize,
+                       tries: &mut Vec<TryRecord>,
+                       tallies: &mut BTreeMap<u64, Tally>|
+     -> Result<(bool, bool), BisectError> {
+        observer.try_started(tries.len() + 1, estimated_total.max(tries.len() + 1), limit);
+        let outcome = trial(limit, phase)?;
+        observer.try_finished(&outcome.record);
+        let passed = outcome.record.passed;
+        if let Some(limit) = limit {
+            let tally = tallies.entry(limit).or_insert((0, 0));
+            tally.0 += u32::from(passed);
+            tally.1 += 1;
+        }
+        tries.push(outcome.record);
+        Ok((passed, outcome.interrupted))
+    };
+
+    let (passed, stop) = attempt(
+        None,
+        "unconstrained",
+        estimated_total,
+        &mut tries,
+        &mut tallies,
+    )?;
+    let unconstrained = tries[0].clone();
+    if stop {
+        return Ok(finish(options, tries, tallies, 0, true));
+    }
+    if !passed {
+        return Err(BisectError::FailsUnconstrained(crate::describe_exit(
+            (unconstrained.exit_status < 128).then_some(unconstrained.exit_status),
+            (unconstrained.exit_status >= 128).then_some(unconstrained.exit_status - 128),
+        )));
+    }
+
+    let lo = options.lo.unwrap_or(DEFAULT_LO);
+    let mut hi = options
+        .hi
+        .unwrap_or_else(|| unconstrained.peak_charged_bytes.max(lo + PAGE))
+        .next_multiple_of(PAGE);
+    if lo >= hi {
+        return Err(BisectError::EmptyRange {
+            lo: ByteSize(lo),
+            hi: ByteSize(hi),
+        });
+    }
+    let precision = match options.precision {
+        Precision::Bytes(b) => b,
+        Precision::Percent(p) => (hi as f64 * p / 100.0) as u64,
+    }
+    .max(PAGE);
+    let steps = ((hi - lo) as f64 / precision as f64).log2().ceil().max(0.0) as usize;
+    estimated_total = 2 + steps + 2 * (repeat as usize - 1);
+
+    // The upper bound must pass; GC'd runtimes may need more than their unconstrained peak
+    // once the limit changes their heap sizing, so grow it a few times before giving up.
+    let mut grown = 0;
+    loop {
+        let (passed, stop) = attempt(
+            Some(hi),
+            "upper-bound",
+            estimated_total,
+            &mut tries,
+            &mut tallies,
+        )?;
+        if stop {
+            return Ok(finish(options, tries, tallies, precision, true));
+        }
+        if passed {
+            break;
+        }
+        grown += 1;
+        if grown > 3 || options.hi.is_some() {
+            return Err(BisectError::FailsAtUpperBound(ByteSize(hi)));
+        }
+        hi = (hi + hi / 2).next_multiple_of(PAGE);
+        estimated_total += 1;
+    }
+
+    let mut pass = hi;
+    let mut fail = lo;
+    if options.lo.is_some() {
+        // A given lower bound is tried: if it passes, the answer lies below it.
+        let (passed, stop) = attempt(
+            Some(lo),
+            "search",
+            estimated_total,
+            &mut tries,
+            &mut tallies,
+        )?;
+        if stop {
+            return Ok(finish(options, tries, tallies, precision, true));
+        }
+        if passed {
+            pass = lo;
+        }
+    }
+    loop {
+        while pass > fail && pass - fail > precision {
+            let mid = ((pass + fail) / 2).next_multiple_of(PAGE);
+            let (passed, stop) = attempt(
+                Some(mid),
+                "search",
+                estimated_total,
+                &mut tries,
+                &mut tallies,
+            )?;
+            if stop {
+                interrupted = true;
+                break;
+            }
+            if passed {
+                pass = mid;
+            } else {
+                fail = mid;
+            }
+        }
+        if interrupted {
+            break;
+        }
+        // Confirm the passing side: every repeat must pass.
+        let mut flaky = false;
+        while tallies.get(&pass).map_or(0, |t| t.1) < repeat {
+            let (passed, stop) = attempt(
+                Some(pass),
+                "confirm",
+                estimated_total,
+                &mut tries,
+                &mut tallies,
+            )?;
+            if stop {
+                interrupted = true;
+                break;
+            }
+            if !passed {
+                flaky = true;
+                break;
+            }
+        }
+        if interrupted {
+            break;
+        }
+        if flaky {
+            // Not reliable here: search again above it, below the next limit that passed
+            // every time.
+            fail = pass;
+            pass = tallies
+                .range(pass + 1..)
+                .find(|(_, (passed, total))| passed == total)
+                .map(|(limit, _)| *limit)
+                .unwrap_or(hi);
+            estimated_total += 2;
+            continue;
+        }
+        // Repeat the failing side too, so the band says how reliably it fails.
+        if tallies.contains_key(&fail) {
+            while tallies.get(&fail).map_or(0, |t| t.1) < repeat {
+                let (_, stop) = attempt(
+                    Some(fail),
+                    "confirm",
+                    estimated_total,
+                    &mut tries,
+                    &mut tallies,
+                )?;
+                if stop {
+                    interrupted = true;
+                    break;
+                }
+            }
+        }
+        break;
+    }
+    Ok(finish(options, tries, tallies, precision, interrupted))
+}
+
+fn finish(
+    options: &BisectOptions,
+    tries: Vec<TryRecord>,
+    tallies: BTreeMap<u64, Tally>,
+    precision: u64,
+    interrupted: bool,
+) -> BisectReport {
+    let min_passing = tallies
+        .iter()
+        .find(|(_, (passed, total))| passed == total && *total > 0)
+        .map(|(limit, _)| *limit);
+    // The highest limit that failed at least once below the smallest reliable pass.
+    let max_failing = tallies
+        .iter()
+        .filter(|(limit, (passed, total))| {
+            passed < total && min_passing.is_none_or(|m| **limit < m)
+        })
+        .map(|(limit, _)| *limit)
+        .next_back();
+    let describe = |limit: u64, verb: &str, count: fn(&Tally) -> u32| {
+        let tally = tallies[&limit];
+        format!(
+            "{verb} at {} ({}/{})",
+            ByteSize(limit),
+            count(&tally),
+            tally.1
+        )
+    };
+    let mut band_parts = Vec::new();
+    match max_failing {
+        Some(limit) => band_parts.push(describe(limit, "fails", |t| t.1 - t.0)),
+        None if min_passing.is_some() => band_parts.push(format!(
+            "no failing limit found at or above {}",
+            ByteSize(options.lo.unwrap_or(DEFAULT_LO))
+        )),
+        None => {}
+    }
+    if let Some(limit) = min_passing {
+        band_parts.push(describe(limit, "passes", |t| t.0));
+    }
+    let recommended = min_passing.map(|m| {
+        ByteSize(m + m * HEADROOM_PERCENT / 100)
+            .round_up(8 * 1024 * 1024)
+            .bytes()
+    });
+    let fitting_plans = recommended
+        .map(|r| {
+            platform::smallest_fitting(ByteSize(r))
+                .into_iter()
+                .map(|p| format!("{} ({})", p.name, p.memory))
+                .collect()
+        })
+        .unwrap_or_default();
+    BisectReport {
+        schema: "memfit.bisect/1",
+        memfit_version: env!("CARGO_PKG_VERSION"),
+        command: Vec::new(),
+        mode: Mode::MeasureOnly,
+        cpus: 0,
+        min_passing_bytes: min_passing,
+        max_failing_bytes: max_failing,
+        recommended_bytes: recommended,
+        band: band_parts.join(", "),
+        fitting_plans,
+        unconstrained_peak_bytes: tries.first().map_or(0, |t| t.peak_charged_bytes),
+        precision_bytes: precision,
+        tries,
+        interrupted,
+        caveats: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    struct Silent;
+    impl BisectObserver for Silent {
+        fn try_started(&mut self, _: usize, _: usize, _: Option<u64>) {}
+        fn try_finished(&mut self, _: &TryRecord) {}
+    }
+
+    fn options(precision: Precision, repeat: u32) -> BisectOptions {
+        BisectOptions {
+            run: RunOptions {
+                command: vec!["true".into()],
+                limit: None,
+                swap: 0,
+                cpus: None,
+                interval: None,
+                measure_only: false,
+                stdio: Stdio::Null,
+                platform: None,
+                caveats: vec![],
+            },
+            lo: None,
+            hi: None,
+            precision,
+            repeat,
+            setup: None,
+        }
+    }
+
+    /// A command that peaks at `peak` unconstrained, always passes at `stable` and above,
+    /// never below `need`, and in between passes its first try at a limit but not the second.
+    fn model(
+        need: u64,
+        stable: u64,
+        peak: u64,
+    ) -> impl FnMut(Option<u64>, &'static str) -> Result<Outcome, BisectError> {
+        let mut tries_at: std::collections::HashMap<u64, u32> = Default::default();
+        move |limit, phase| {
+            let passed = match limit {
+                None => true,
+                Some(l) if l >= stable => true,
+                Some(l) if l >= need => {
+                    let n = tries_at.entry(l).or_insert(0);
+                    *n += 1;
+                    *n == 1
+                }
+                Some(_) => false,
+            };
+            Ok(Outcome {
+                record: TryRecord {
+                    limit_bytes: limit,
+                    passed,
+                    oom_killed: Some(!passed),
+                    peak_charged_bytes: limit.map_or(peak, |l| l.min(peak)),
+                    peak_working_bytes: 0,
+                    duration_ms: 1,
+                    exit_status: if passed { 0 } else { 137 },
+                    phase,
+                },
+                interrupted: false,
+            })
+        }
+    }
+
+    #[test]
+    fn finds_a_deterministic_requirement_within_the_precision() {
+        let opts = options(Precision::Bytes(4 * MIB), 2);
+        let report = search(
+            &opts,
+            &mut model(150 * MIB, 150 * MIB, 400 * MIB),
+            &mut Silent,
+        )
+        .unwrap();
+        let min = report.min_passing_bytes.unwrap();
+        let max_fail = report.max_failing_bytes.unwrap();
+        assert!(min >= 150 * MIB && min - 150 * MIB <= 4 * MIB, "{min}");
+        assert!(max_fail < 150 * MIB && min - max_fail <= 4 * MIB);
+        assert!(report.band.contains("(2/2)"), "{}", report.band);
+        assert!(report.recommended_bytes.unwrap() >= min + min / 5);
+        assert!(!report.fitting_plans.is_empty());
+    }
+
+    #[test]
+    fn a_flaky_boundary_moves_the_answer_up() {
+        let opts = options(Precision::Bytes(4 * MIB), 2);
+        // Between 150 and 200 MiB it passes only every other time: the answer is ≥ 200 MiB.
+        let report = search(
+            &opts,
+            &mut model(150 * MIB, 200 * MIB, 400 * MIB),
+            &mut Silent,
+        )
+        .unwrap();
+        let min = report.min_passing_bytes.unwrap();
+        assert!(min >= 200 * MIB && min <= 204 * MIB, "{}", report.band);
+    }
+
+    #[test]
+    fn percent_precision_is_relative_to_the_upper_bound() {
+        let opts = options(Precision::Percent(2.0), 1);
+        let report = search(
+            &opts,
+            &mut model(100 * MIB, 100 * MIB, 500 * MIB),
+            &mut Silent,
+        )
+        .unwrap();
+        assert_eq!(report.precision_bytes, 10 * MIB);
+        let min = report.min_passing_bytes.unwrap();
+        assert!(min >= 100 * MIB && min <= 110 * MIB);
+    }
+
+    #[test]
+    fn precision_parses_sizes_and_percentages() {
+        assert_eq!("16M".parse(), Ok(Precision::Bytes(16 * MIB)));
+        assert_eq!("2%".parse(), Ok(Precision::Percent(2.0)));
+        assert!("0%".parse::<Precision>().is_err());
+        assert!("1".parse::<Precision>().is_err());
+        assert!("x".parse::<Precision>().is_err());
+    }
+
+    #[test]
+    fn a_command_failing_unconstrained_is_an_error() {
+        let opts = options(Precision::Bytes(4 * MIB), 1);
+        let mut always_fail = |limit: Option<u64>, phase| {
+            Ok(Outcome {
+                record: TryRecord {
+                    limit_bytes: limit,
+                    passed: false,
+                    oom_killed: Some(false),
+                    peak_charged_bytes: MIB,
+                    peak_working_bytes: MIB,
+                    duration_ms: 1,
+                    exit_status: 1,
+                    phase,
+                },
+                interrupted: false,
+            })
+        };
+        assert!(matches!(
+            search(&opts, &mut always_fail, &mut Silent),
+            Err(BisectError::FailsUnconstrained(_))
+        ));
+    }
+}

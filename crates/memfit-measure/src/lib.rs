@@ -22,6 +22,9 @@ mod run;
 mod signals;
 pub mod svg;
 
+pub use bisect::{
+    bisect, BisectError, BisectObserver, BisectOptions, BisectReport, Precision, TryRecord,
+};
 pub use report::{
     describe_exit, ExitInfo, Mode, OomInfo, OomVictim, Peak, ProcessAtPeak, ProcessRecord,
     RunReport, Sample, SamplingCost,
