@@ -584,7 +584,7 @@ mod tests {
         )
         .unwrap();
         let min = report.min_passing_bytes.unwrap();
-        assert!(min >= 200 * MIB && min <= 204 * MIB, "{}", report.band);
+        assert!((200 * MIB..=204 * MIB).contains(&min), "{}", report.band);
     }
 
     #[test]
@@ -598,7 +598,7 @@ mod tests {
         .unwrap();
         assert_eq!(report.precision_bytes, 10 * MIB);
         let min = report.min_passing_bytes.unwrap();
-        assert!(min >= 100 * MIB && min <= 110 * MIB);
+        assert!((100 * MIB..=110 * MIB).contains(&min));
     }
 
     #[test]
