@@ -26,8 +26,8 @@ pub use bisect::{
     bisect, BisectError, BisectObserver, BisectOptions, BisectReport, Precision, TryRecord,
 };
 pub use report::{
-    describe_exit, ExitInfo, Mode, OomInfo, OomVictim, Peak, ProcessAtPeak, ProcessRecord,
-    RunReport, Sample, SamplingCost,
+    describe_exit, short_command, ExitInfo, Mode, OomInfo, OomVictim, Peak, ProcessAtPeak,
+    ProcessRecord, RunReport, Sample, SamplingCost,
 };
 pub use run::{run, RunError, RunOptions, Stdio};
 pub use signals::SignalWatcher;

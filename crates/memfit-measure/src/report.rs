@@ -158,7 +158,13 @@ impl RunReport {
                     .map(|p| (p.command.clone(), p.rss_bytes))
             });
         let holder_text = holder
-            .map(|(cmd, rss)| format!(" while `{}` held {}", shorten(&cmd, 60), ByteSize(rss)))
+            .map(|(cmd, rss)| {
+                format!(
+                    " while `{}` held {}",
+                    shorten(&short_command(&cmd), 60),
+                    ByteSize(rss)
+                )
+            })
             .unwrap_or_default();
         match (self.limit_bytes, self.limit_enforced, self.oom_killed) {
             (Some(limit), true, Some(true)) => format!(
@@ -229,6 +235,17 @@ pub fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
         (Some(134), None) => "exited with status 134: a wrapper reporting a SIGABRT, as in a V8 heap abort".to_string(),
         (Some(code), None) => format!("exited with status {code}"),
         (None, None) => "did not start".to_string(),
+    }
+}
+
+/// A command line with its program's directory dropped: `/usr/bin/node x.js` → `node x.js`.
+pub fn short_command(command: &str) -> String {
+    let (program, rest) = command.split_once(' ').unwrap_or((command, ""));
+    let name = program.rsplit('/').next().unwrap_or(program);
+    if rest.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name} {rest}")
     }
 }
 

@@ -1,6 +1,189 @@
-//! SVG timeline of a run.
+//! The SVG timeline of a run: charged and working memory, the limit, the peak, and the
+//! largest processes over time. Drawn with plotters' SVG backend only (no font files: SVG
+//! text is laid out by the viewer).
+
+use memfit_core::ByteSize;
+use plotters::prelude::*;
+
 use crate::RunReport;
 
-pub fn render(_report: &RunReport) -> String {
-    String::new()
+const MIB: f64 = 1024.0 * 1024.0;
+const PROCESS_COLORS: [RGBColor; 4] = [
+    RGBColor(230, 159, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+];
+
+/// Renders the timeline; an error inside plotters yields a minimal SVG saying so.
+pub fn render(report: &RunReport) -> String {
+    let mut svg = String::new();
+    if let Err(error) = draw(report, &mut svg) {
+        return format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"600\" height=\"40\"><text x=\"10\" y=\"25\">memfit could not draw the timeline: {}</text></svg>\n",
+            escape(&error)
+        );
+    }
+    svg
+}
+
+fn draw(report: &RunReport, out: &mut String) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let root = SVGBackend::with_string(out, (1000, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+
+    let end_s = (report.duration_ms.max(1) as f64 / 1000.0).max(
+        report
+            .samples
+            .last()
+            .map_or(0.0, |s| s.t_ms as f64 / 1000.0),
+    );
+    let top_mib = [
+        report.peak.charged_bytes,
+        report.limit_bytes.unwrap_or(0),
+        report
+            .samples
+            .iter()
+            .flat_map(|s| s.top.iter().map(|(_, rss)| *rss))
+            .max()
+            .unwrap_or(0),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(1) as f64
+        / MIB
+        * 1.1
+        + 1.0;
+
+    let title = format!(
+        "memfit run: {} — peak {}{}",
+        shorten(&crate::short_command(&report.command.join(" ")), 60),
+        ByteSize(report.peak.charged_bytes),
+        report
+            .limit_bytes
+            .map(|l| format!(" of {}", ByteSize(l)))
+            .unwrap_or_default()
+    );
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..end_s, 0f64..top_mib)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc("memory (MiB)")
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(|e| err(&e))?;
+
+    let series = |value: fn(&crate::Sample) -> u64| -> Vec<(f64, f64)> {
+        report
+            .samples
+            .iter()
+            .map(|s| (s.t_ms as f64 / 1000.0, value(s) as f64 / MIB))
+            .collect()
+    };
+    let charged_style = ShapeStyle::from(&BLUE).stroke_width(2);
+    chart
+        .draw_series(LineSeries::new(series(|s| s.charged_bytes), charged_style))
+        .map_err(|e| err(&e))?
+        .label("charged (counts against the limit)")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], charged_style));
+    let working_style = ShapeStyle::from(&BLACK).stroke_width(1);
+    chart
+        .draw_series(LineSeries::new(series(|s| s.working_bytes), working_style))
+        .map_err(|e| err(&e))?
+        .label("working (without inactive page cache)")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], working_style));
+
+    // The largest processes by their own peak, each drawn where it was among the top ones.
+    let mut largest: Vec<_> = report.processes.iter().collect();
+    largest.sort_by_key(|p| std::cmp::Reverse(p.peak_rss_bytes));
+    for (process, color) in largest
+        .iter()
+        .take(PROCESS_COLORS.len())
+        .zip(PROCESS_COLORS)
+    {
+        let points: Vec<(f64, f64)> = report
+            .samples
+            .iter()
+            .filter_map(|s| {
+                s.top
+                    .iter()
+                    .find(|(pid, _)| *pid == process.pid)
+                    .map(|(_, rss)| (s.t_ms as f64 / 1000.0, *rss as f64 / MIB))
+            })
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        let style = ShapeStyle::from(&color).stroke_width(1);
+        chart
+            .draw_series(LineSeries::new(points, style))
+            .map_err(|e| err(&e))?
+            .label(format!(
+                "pid {} {} (RSS)",
+                process.pid,
+                shorten(&crate::short_command(&process.command), 48)
+            ))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    }
+
+    if let Some(limit) = report.limit_bytes {
+        let limit_mib = limit as f64 / MIB;
+        let red = ShapeStyle::from(&RED).stroke_width(2);
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, limit_mib), (end_s, limit_mib)],
+                8,
+                6,
+                red,
+            ))
+            .map_err(|e| err(&e))?
+            .label(format!("limit {}", ByteSize(limit)))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red));
+    }
+
+    let peak_point = (
+        report.at_peak_t_ms as f64 / 1000.0,
+        report.peak.charged_bytes as f64 / MIB,
+    );
+    chart
+        .draw_series(std::iter::once(Circle::new(peak_point, 5, RED.filled())))
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(std::iter::once(Text::new(
+            format!("peak {}", ByteSize(report.peak.charged_bytes)),
+            (peak_point.0, peak_point.1 * 1.02),
+            ("sans-serif", 14).into_font().color(&RED),
+        )))
+        .map_err(|e| err(&e))?;
+
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(max - 1).collect::<String>())
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

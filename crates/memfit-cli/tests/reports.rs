@@ -1,0 +1,112 @@
+//! The SVG and HTML reports, checked as a person would see them: the HTML in headless
+//! Chromium.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn svg_timeline_shows_the_series_the_limit_and_the_peak() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("run.svg");
+    let output = memfit()
+        .args(["run", "-q", "--limit", "256M", "--svg"])
+        .arg(&svg)
+        .args(["--", workload(), "children", "2", "40M", "300"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"));
+    for expected in [
+        "charged",
+        "working",
+        "limit 256 MiB",
+        "peak ",
+        "memfit-workload alloc 40M",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from the SVG");
+    }
+    // No temporary file is left beside the report.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+}
+
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+#[test]
+fn html_report_is_self_contained_and_interactive_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("run.html");
+    let output = memfit()
+        .args([
+            "run",
+            "-q",
+            "--limit",
+            "256M",
+            "--interval",
+            "20ms",
+            "--html",
+        ])
+        .arg(&html)
+        .args(["--", workload(), "children", "2", "40M", "600"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let text = std::fs::read_to_string(&html).unwrap();
+    // Nothing is fetched: no external scripts, styles, images or fonts.
+    for attr in ["src=\"http", "href=\"http", "@import", "url(http"] {
+        assert!(!text.contains(attr), "external resource: {attr}");
+    }
+    assert!(text.contains("fits in 256 MiB"));
+
+    let Some(browser) = chromium() else {
+        eprintln!("skipping the browser half of html_report_is_self_contained_and_interactive_in_chromium: no chromium here (CI installs Debian's chromium)");
+        return;
+    };
+    let profile = dir.path().join("profile");
+    let dom = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=2000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}#t=0.4", html.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("data-ready=\"true\""),
+        "the chart script did not run: {dom}"
+    );
+    assert!(
+        dom.contains("series-charged_bytes"),
+        "no charged series drawn"
+    );
+    assert!(dom.contains("peak-marker"));
+    // The processes at 0.4 s are shown, as a hover at that time shows them.
+    let shown = dom.matches("class=\"tip-process\"").count();
+    assert!(shown >= 2, "processes at 0.4 s not shown: {dom}");
+    assert!(dom.contains("alloc 40M 600"));
+}
