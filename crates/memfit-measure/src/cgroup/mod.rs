@@ -14,7 +14,7 @@ pub use parse::{
 };
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -108,13 +108,26 @@ fn probe_writable(parent: &Path) -> Result<(), String> {
     }
 }
 
+/// Reads the memory files of one cgroup directory, of either version.
+#[derive(Debug, Clone)]
+pub struct CgroupFiles {
+    version: Version,
+    path: PathBuf,
+}
+
 /// One run's cgroup. Dropping it kills whatever is left inside and removes the directory.
 #[derive(Debug)]
 pub struct RunCgroup {
-    version: Version,
-    path: PathBuf,
+    files: CgroupFiles,
     procs: File,
     removed: bool,
+}
+
+impl std::ops::Deref for RunCgroup {
+    type Target = CgroupFiles;
+    fn deref(&self) -> &CgroupFiles {
+        &self.files
+    }
 }
 
 /// Counters read once before the command starts, to compute deltas.
@@ -126,72 +139,13 @@ pub struct OomCounters {
     pub limit_hits: u64,
 }
 
-impl RunCgroup {
-    /// Creates `parent/name` with the given hard limit and swap allowance.
-    pub fn create(
-        hierarchy: &Hierarchy,
-        name: &str,
-        limit: Option<u64>,
-        swap: u64,
-    ) -> io::Result<RunCgroup> {
-        let path = hierarchy.parent.join(name);
-        fs::create_dir(&path)?;
-        // From here on the directory is owned by the guard, whatever fails next.
-        let procs = match OpenOptions::new()
-            .write(true)
-            .open(path.join("cgroup.procs"))
-        {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = fs::remove_dir(&path);
-                return Err(e);
-            }
-        };
-        let cgroup = RunCgroup {
-            version: hierarchy.version,
-            path,
-            procs,
-            removed: false,
-        };
-        cgroup.configure(limit, swap)?;
-        Ok(cgroup)
-    }
-
-    fn configure(&self, limit: Option<u64>, swap: u64) -> io::Result<()> {
-        match self.version {
-            Version::V2 => {
-                if let Some(limit) = limit {
-                    self.write("memory.max", &limit.to_string())?;
-                }
-                // Absent without swap accounting; then there is no swap to limit either.
-                if self.path.join("memory.swap.max").exists() {
-                    self.write("memory.swap.max", &swap.to_string())?;
-                }
-            }
-            Version::V1 => {
-                if let Some(limit) = limit {
-                    self.write("memory.limit_in_bytes", &limit.to_string())?;
-                    // memsw = memory + swap; only present with swap accounting enabled.
-                    if self.path.join("memory.memsw.limit_in_bytes").exists() {
-                        self.write("memory.memsw.limit_in_bytes", &(limit + swap).to_string())?;
-                    }
-                }
-                // Without a swap limit, keep the kernel from swapping this group's pages.
-                if swap == 0 && self.path.join("memory.swappiness").exists() {
-                    let _ = self.write("memory.swappiness", "0");
-                }
-            }
+impl CgroupFiles {
+    /// Reads an existing cgroup directory (a run's, or a recorded tree in tests).
+    pub fn open(version: Version, path: impl Into<PathBuf>) -> CgroupFiles {
+        CgroupFiles {
+            version,
+            path: path.into(),
         }
-        Ok(())
-    }
-
-    fn write(&self, file: &str, value: &str) -> io::Result<()> {
-        fs::write(self.path.join(file), value).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("writing {value} to {}: {e}", self.path.join(file).display()),
-            )
-        })
     }
 
     fn read(&self, file: &str) -> Option<String> {
@@ -208,16 +162,6 @@ impl RunCgroup {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The open `cgroup.procs`, written with "0" by the child before exec to enter the group.
-    pub fn procs_fd(&self) -> RawFd {
-        self.procs.as_raw_fd()
-    }
-
-    /// Adds an already running process (used by tests and as a fallback).
-    pub fn add_pid(&self, pid: i32) -> io::Result<()> {
-        (&self.procs).write_all(pid.to_string().as_bytes())
     }
 
     /// Every process in the group, the authoritative membership list.
@@ -271,6 +215,85 @@ impl RunCgroup {
                 }
             }
         }
+    }
+}
+
+impl RunCgroup {
+    /// Creates `parent/name` with the given hard limit and swap allowance.
+    pub fn create(
+        hierarchy: &Hierarchy,
+        name: &str,
+        limit: Option<u64>,
+        swap: u64,
+    ) -> io::Result<RunCgroup> {
+        let path = hierarchy.parent.join(name);
+        fs::create_dir(&path)?;
+        // From here on the directory is owned by the guard, whatever fails next.
+        let procs = match OpenOptions::new()
+            .write(true)
+            .open(path.join("cgroup.procs"))
+        {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = fs::remove_dir(&path);
+                return Err(e);
+            }
+        };
+        let cgroup = RunCgroup {
+            files: CgroupFiles {
+                version: hierarchy.version,
+                path,
+            },
+            procs,
+            removed: false,
+        };
+        cgroup.configure(limit, swap)?;
+        Ok(cgroup)
+    }
+
+    fn configure(&self, limit: Option<u64>, swap: u64) -> io::Result<()> {
+        match self.version {
+            Version::V2 => {
+                if let Some(limit) = limit {
+                    self.write("memory.max", &limit.to_string())?;
+                }
+                // Absent without swap accounting; then there is no swap to limit either.
+                if self.path.join("memory.swap.max").exists() {
+                    self.write("memory.swap.max", &swap.to_string())?;
+                }
+            }
+            Version::V1 => {
+                if let Some(limit) = limit {
+                    self.write("memory.limit_in_bytes", &limit.to_string())?;
+                    // memsw = memory + swap; only present with swap accounting enabled.
+                    if self.path.join("memory.memsw.limit_in_bytes").exists() {
+                        self.write("memory.memsw.limit_in_bytes", &(limit + swap).to_string())?;
+                    }
+                }
+                // Without a swap limit, keep the kernel from swapping this group's pages.
+                if swap == 0 && self.path.join("memory.swappiness").exists() {
+                    let _ = self.write("memory.swappiness", "0");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, file: &str, value: &str) -> io::Result<()> {
+        fs::write(self.files.path.join(file), value).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "writing {value} to {}: {e}",
+                    self.files.path.join(file).display()
+                ),
+            )
+        })
+    }
+
+    /// The open `cgroup.procs`, written with "0" by the child before exec to enter the group.
+    pub fn procs_fd(&self) -> RawFd {
+        self.procs.as_raw_fd()
     }
 
     /// SIGKILLs every process in the group (v2 `cgroup.kill` where the kernel has it, which is

@@ -184,3 +184,23 @@ fn unescape_mount(field: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_octal_escapes_are_decoded() {
+        assert_eq!(unescape_mount("/mnt/with\\040space"), "/mnt/with space");
+        assert_eq!(unescape_mount("/plain"), "/plain");
+        assert_eq!(unescape_mount("/trailing\\04"), "/trailing\\04");
+    }
+
+    #[test]
+    fn a_v2_mount_below_a_path_with_spaces() {
+        let mountinfo = "30 23 0:26 / /sys/fs/my\\040cgroup rw - cgroup2 cgroup2 rw";
+        let found = find_memory_hierarchy(mountinfo, "0::/a\n", |_| Some("memory".into())).unwrap();
+        assert_eq!(found.mount, PathBuf::from("/sys/fs/my cgroup"));
+        assert_eq!(found.own_path, "/a");
+    }
+}

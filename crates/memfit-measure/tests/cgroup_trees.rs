@@ -1,0 +1,96 @@
+//! The cgroup readers on recorded file trees (see tests/fixtures/README.md): the parts of
+//! cgroup v2 support that the cgroup-v1 development VM cannot exercise for real.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use memfit_measure::cgroup::{
+    find_memory_hierarchy, parse_flat_keyed, parse_v1_stat, CgroupFiles, Version,
+};
+
+fn fixture(tree: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(tree)
+}
+
+fn read(tree: &str, file: &str) -> String {
+    fs::read_to_string(fixture(tree).join(file)).unwrap()
+}
+
+/// Replays a tree's root `cgroup.controllers` for whatever mount point is asked.
+fn detect(tree: &str) -> Option<memfit_measure::cgroup::FoundHierarchy> {
+    let controllers = fs::read_to_string(fixture(tree).join("root-cgroup.controllers")).ok();
+    find_memory_hierarchy(&read(tree, "mountinfo"), &read(tree, "cgroup"), |_| {
+        controllers.clone()
+    })
+}
+
+#[test]
+fn v2_host_finds_the_unified_mount_and_the_session_scope() {
+    let found = detect("v2-systemd-host").unwrap();
+    assert_eq!(found.version, Version::V2);
+    assert_eq!(found.mount, PathBuf::from("/sys/fs/cgroup"));
+    assert!(found.own_path.ends_with("vte-spawn-1.scope"));
+}
+
+#[test]
+fn v2_container_with_a_cgroup_namespace_is_its_own_root() {
+    let found = detect("v2-container-cgroupns").unwrap();
+    assert_eq!(found.version, Version::V2);
+    assert_eq!(found.own_path, "/");
+}
+
+#[test]
+fn v2_without_the_memory_controller_is_not_used() {
+    let tree = "v2-systemd-host";
+    let none = find_memory_hierarchy(&read(tree, "mountinfo"), &read(tree, "cgroup"), |_| {
+        Some("cpu io pids".to_string())
+    });
+    assert!(none.is_none());
+}
+
+#[test]
+fn hybrid_v1_host_uses_the_v1_memory_controller() {
+    let found = detect("v1-hybrid-devvm").unwrap();
+    assert_eq!(found.version, Version::V1);
+    assert_eq!(found.mount, PathBuf::from("/sys/fs/cgroup/memory"));
+    assert!(found.own_path.starts_with("/process_api/"));
+}
+
+#[test]
+fn v2_counters_read_from_a_recorded_tree() {
+    let files = CgroupFiles::open(Version::V2, fixture("v2-systemd-host"));
+    assert_eq!(files.usage(), 547_356_672);
+    assert_eq!(files.peak(), Some(536_870_912));
+    let stat = files.stat();
+    assert_eq!(stat.anon, 402_653_184);
+    assert_eq!(stat.kernel, 18_874_368);
+    assert_eq!(stat.inactive_file, 100_663_296);
+    // Working = usage − inactive_file, as docker stats and cAdvisor compute it.
+    assert_eq!(stat.working(files.usage()), 547_356_672 - 100_663_296);
+    let counters = files.oom_counters();
+    assert_eq!(counters.oom_kill, 1);
+    assert_eq!(counters.limit_hits, 57);
+}
+
+#[test]
+fn old_v2_kernel_without_memory_peak_or_kernel_total() {
+    let files = CgroupFiles::open(Version::V2, fixture("v2-old-kernel"));
+    assert_eq!(files.peak(), None, "no memory.peak before Linux 5.19");
+    let stat = files.stat();
+    // kernel_stack + pagetables + slab + sock + percpu.
+    assert_eq!(stat.kernel, 327_680 + 1_048_576 + 6_291_456 + 4096 + 720);
+    assert_eq!(files.oom_counters().oom_kill, 0);
+    let found = detect("v2-old-kernel").unwrap();
+    assert_eq!(found.own_path, "/system.slice/ci-runner.service");
+}
+
+#[test]
+fn v1_recorded_stat_and_oom_control() {
+    let stat = parse_v1_stat(&read("v1-hybrid-devvm", "memory.stat"));
+    assert!(stat.file > 0, "the recorded cgroup has page cache");
+    let control = parse_flat_keyed(&read("v1-hybrid-devvm", "memory.oom_control"));
+    assert_eq!(control.get("oom_kill"), Some(&0));
+    assert_eq!(control.get("under_oom"), Some(&0));
+}
