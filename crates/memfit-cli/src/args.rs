@@ -103,7 +103,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub limits: LimitArgs,
 
-    /// Sampling period of the timeline, e.g. 50ms (default: adaptive, from 20ms up to 1s as
+    /// Sampling period of the timeline, e.g. 50ms (default: adaptive, from 30ms up to 1s as
     /// the process count grows, keeping memfit under 1% of a CPU). The peak comes from the
     /// kernel's watermark whatever the period.
     #[arg(long, value_name = "DURATION", value_parser = parse_interval)]

@@ -58,11 +58,13 @@ pub enum RunError {
     Cgroup { parent: String, source: io::Error },
 }
 
-/// Default sampling bounds: at least every 20 ms when sampling is cheap, at most every
-/// second; in between, 100 × the cost of one sample, which keeps memfit under 1% of a core.
-const MIN_INTERVAL: Duration = Duration::from_millis(20);
+/// Default sampling bounds: at most every 30 ms when sampling is cheap, at least every
+/// second; in between, 150 × the cost of one sample. A tick costs more than the sample it
+/// times (wake-up, reaping), so 150 rather than 100 keeps memfit under 1% of a core
+/// (bench/README.md: 1, 10 and 100 processes).
+const MIN_INTERVAL: Duration = Duration::from_millis(30);
 const MAX_INTERVAL: Duration = Duration::from_millis(1000);
-const COST_FACTOR: u32 = 100;
+const COST_FACTOR: u32 = 150;
 /// The timeline keeps at most this many samples; older ones are merged pairwise.
 const MAX_SAMPLES: usize = 4000;
 const TOP_PER_SAMPLE: usize = 8;
@@ -793,7 +795,9 @@ fn own_rusage() -> OwnUsage {
     let ms = |tv: libc::timeval| tv.tv_sec as u64 * 1000 + tv.tv_usec as u64 / 1000;
     OwnUsage {
         cpu_ms: ms(usage.ru_utime) + ms(usage.ru_stime),
-        max_rss_bytes: usage.ru_maxrss as u64 * 1024,
+        // Not ru_maxrss: the kernel folds the pre-exec image of the forking parent into it
+        // (a cargo test binary made memfit look 53 MiB large). VmHWM belongs to our own mm.
+        max_rss_bytes: procfs::read_status(std::process::id() as i32).map_or(0, |s| s.hwm),
     }
 }
 
