@@ -277,6 +277,35 @@ fn sigint_to_memfit_is_forwarded_and_nothing_is_left_behind() {
 }
 
 #[test]
+fn sigterm_to_memfit_is_forwarded_and_the_cgroup_removed() {
+    let child = memfit()
+        .args(["run", "-q", "--limit", "256M", "--"])
+        .args([workload(), "alloc", "50M", "60000"])
+        .spawn()
+        .unwrap();
+    let memfit_pid = child.id();
+    std::thread::sleep(Duration::from_millis(700));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(memfit_pid as i32, libc::SIGTERM) };
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(143));
+    assert!(leftover_cgroups(memfit_pid).is_empty());
+}
+
+#[test]
+fn a_command_that_is_not_found_leaves_no_cgroup() {
+    let child = memfit()
+        .args(["run", "--limit", "256M", "--", "no-such-command-memfit"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let memfit_pid = child.id();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(leftover_cgroups(memfit_pid).is_empty());
+}
+
+#[test]
 fn a_command_that_ignores_sigint_is_killed_on_the_third_signal() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("run.json");

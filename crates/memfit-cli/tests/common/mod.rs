@@ -106,3 +106,31 @@ pub fn process_alive(pid: i64) -> bool {
 pub fn tempdir_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
     dir.path().join(name)
 }
+
+/// Cgroups a memfit process (by pid) created and did not remove, anywhere under the memory
+/// controller's mount (v1) or the unified hierarchy (v2).
+pub fn leftover_cgroups(memfit_pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("memfit-{memfit_pid}-");
+    let mut found = Vec::new();
+    let mut stack: Vec<(PathBuf, usize)> = ["/sys/fs/cgroup/memory", "/sys/fs/cgroup"]
+        .iter()
+        .map(|p| (PathBuf::from(p), 0))
+        .collect();
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.is_dir() || path.is_symlink() {
+                continue;
+            }
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                found.push(path);
+            } else if depth < 4 {
+                stack.push((path, depth + 1));
+            }
+        }
+    }
+    found
+}
