@@ -169,29 +169,27 @@ fn the_exit_status_passes_through() {
     assert!(run.report["exit"]["signal"].is_null());
 }
 
+/// Runs a command that daemonizes a grandchild holding `size`; returns the grandchild's pid.
+fn run_with_daemon(args: &[&str], size: &str) -> (Run, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("daemon.pid");
+    let pidfile_arg = pidfile.to_str().unwrap();
+    let run = run(args, &[workload(), "daemon", size, "60000", pidfile_arg]);
+    assert_eq!(run.status(), 0, "{}", run.stderr());
+    let daemon_pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (run, daemon_pid)
+}
+
 #[test]
 fn a_daemonized_grandchild_is_measured_and_killed_at_the_end() {
     if !cgroups_available("a_daemonized_grandchild_is_measured_and_killed_at_the_end") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("daemon.pid");
-    let run = run(
-        &["--interval", "20ms"],
-        &[
-            workload(),
-            "daemon",
-            "80M",
-            "60000",
-            pidfile.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(run.status(), 0, "{}", run.stderr());
-    let daemon_pid: i64 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let (run, daemon_pid) = run_with_daemon(&["--interval", "20ms"], "80M");
     let processes = run.report["processes"].as_array().unwrap();
     let daemon = processes
         .iter()
@@ -226,24 +224,7 @@ fn measure_only_mode_can_be_forced_and_says_no_verdict() {
 
 #[test]
 fn measure_only_still_kills_a_daemon_left_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("daemon.pid");
-    let run = run(
-        &["--measure-only", "--interval", "10ms"],
-        &[
-            workload(),
-            "daemon",
-            "10M",
-            "60000",
-            pidfile.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(run.status(), 0, "{}", run.stderr());
-    let daemon_pid: i64 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let (_run, daemon_pid) = run_with_daemon(&["--measure-only", "--interval", "10ms"], "10M");
     assert!(
         !process_alive(daemon_pid),
         "daemon {daemon_pid} survived memfit"

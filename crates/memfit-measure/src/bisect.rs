@@ -361,28 +361,20 @@ pub(crate) fn search(
             break;
         }
         // Confirm the passing side: every repeat must pass.
-        let mut flaky = false;
-        while tallies.get(&pass).map_or(0, |t| t.1) < repeat {
-            let (passed, stop) = attempt(
-                Some(pass),
-                "confirm",
-                estimated_total,
-                &mut tries,
-                &mut tallies,
-            )?;
-            if stop {
-                interrupted = true;
-                break;
-            }
-            if !passed {
-                flaky = true;
-                break;
-            }
-        }
-        if interrupted {
+        let (all_passed, stop) = repeat_at(
+            &mut attempt,
+            pass,
+            repeat,
+            true,
+            estimated_total,
+            &mut tries,
+            &mut tallies,
+        )?;
+        if stop {
+            interrupted = true;
             break;
         }
-        if flaky {
+        if !all_passed {
             // Not reliable here: search again above it, below the next limit that passed
             // every time.
             fail = pass;
@@ -396,23 +388,51 @@ pub(crate) fn search(
         }
         // Repeat the failing side too, so the band says how reliably it fails.
         if tallies.contains_key(&fail) {
-            while tallies.get(&fail).map_or(0, |t| t.1) < repeat {
-                let (_, stop) = attempt(
-                    Some(fail),
-                    "confirm",
-                    estimated_total,
-                    &mut tries,
-                    &mut tallies,
-                )?;
-                if stop {
-                    interrupted = true;
-                    break;
-                }
-            }
+            let (_, stop) = repeat_at(
+                &mut attempt,
+                fail,
+                repeat,
+                false,
+                estimated_total,
+                &mut tries,
+                &mut tallies,
+            )?;
+            interrupted = stop;
         }
         break;
     }
     Ok(finish(options, tries, tallies, precision, interrupted))
+}
+
+/// Tries `limit` until it has `repeat` tries (stopping at the first failure when
+/// `stop_on_failure`): (every try passed, interrupted).
+fn repeat_at(
+    attempt: &mut impl FnMut(
+        Option<u64>,
+        &'static str,
+        usize,
+        &mut Vec<TryRecord>,
+        &mut BTreeMap<u64, Tally>,
+    ) -> Result<(bool, bool), BisectError>,
+    limit: u64,
+    repeat: u32,
+    stop_on_failure: bool,
+    estimated_total: usize,
+    tries: &mut Vec<TryRecord>,
+    tallies: &mut BTreeMap<u64, Tally>,
+) -> Result<(bool, bool), BisectError> {
+    let mut all_passed = tallies.get(&limit).is_none_or(|(p, t)| p == t);
+    while tallies.get(&limit).map_or(0, |t| t.1) < repeat {
+        let (passed, stop) = attempt(Some(limit), "confirm", estimated_total, tries, tallies)?;
+        all_passed &= passed;
+        if stop {
+            return Ok((all_passed, true));
+        }
+        if !passed && stop_on_failure {
+            break;
+        }
+    }
+    Ok((all_passed, false))
 }
 
 fn finish(
