@@ -92,10 +92,43 @@ fn concurrent_children_are_listed_with_their_own_peaks() {
     for child in children {
         assert!(child["peak_rss_bytes"].as_u64().unwrap() >= 60 * MIB);
         assert!(child["ended_ms"].as_u64().is_some());
-        // Reaped by their parent, not by memfit: their status is their parent's to know.
-        assert!(child["exit"].is_null());
+        // Reaped by their parent, not by memfit: only the kernel's exit records tell.
+        if run.report["sampling"]["exit_records"] == true {
+            assert_eq!(child["exit"]["code"], 0, "{child}");
+        } else {
+            assert!(child["exit"].is_null());
+        }
     }
     assert!(run.u64("/peak/charged_bytes") >= 180 * MIB);
+}
+
+#[test]
+fn children_shorter_than_the_sampling_period_are_listed_from_exit_records() {
+    // Five children of ~20 ms each, sampled once a second: only the kernel's exit records
+    // can list them.
+    let run = run(
+        &["--interval", "1s"],
+        &[workload(), "burst", "5", "30M", "5"],
+    );
+    assert_eq!(run.status(), 0, "{}", run.stderr());
+    if run.report["sampling"]["exit_records"] != true {
+        eprintln!("skipping children_shorter_than_the_sampling_period_are_listed_from_exit_records: taskstats exit records need root");
+        return;
+    }
+    let processes = run.report["processes"].as_array().unwrap();
+    let main_pid = &run.report["processes"][0]["pid"];
+    let children: Vec<_> = processes
+        .iter()
+        .filter(|p| &p["ppid"] == main_pid)
+        .collect();
+    assert_eq!(children.len(), 5, "{processes:?}");
+    for child in children {
+        assert!(
+            child["peak_rss_bytes"].as_u64().unwrap() >= 30 * MIB,
+            "{child}"
+        );
+        assert_eq!(child["exit"]["code"], 0, "{child}");
+    }
 }
 
 #[test]

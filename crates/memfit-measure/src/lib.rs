@@ -21,6 +21,7 @@ mod report;
 mod run;
 mod signals;
 pub mod svg;
+mod taskstats;
 
 pub use bisect::{
     bisect, BisectError, BisectObserver, BisectOptions, BisectReport, Precision, TryRecord,

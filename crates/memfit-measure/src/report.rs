@@ -141,6 +141,8 @@ pub struct SamplingCost {
     pub mean_interval_ms: f64,
     pub own_cpu_ms: u64,
     pub own_max_rss_bytes: u64,
+    /// Whether the kernel's exit records (taskstats) completed the process list.
+    pub exit_records: bool,
 }
 
 impl RunReport {

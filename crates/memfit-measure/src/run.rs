@@ -14,6 +14,7 @@ use crate::kmsg::KernelLog;
 use crate::procfs;
 use crate::report::*;
 use crate::signals::SignalWatcher;
+use crate::taskstats::{ExitListener, ExitRecord};
 
 /// What the command's stdin/stdout/stderr are connected to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,8 @@ const COST_FACTOR: u32 = 150;
 /// The timeline keeps at most this many samples; older ones are merged pairwise.
 const MAX_SAMPLES: usize = 4000;
 const TOP_PER_SAMPLE: usize = 8;
+/// Exit records of unknown parentage kept while waiting for their parent's record.
+const MAX_PENDING_EXITS: usize = 10_000;
 
 static RUN_SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
@@ -138,6 +141,10 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
         .map(|c| c.oom_counters())
         .unwrap_or_default();
     let mut kernel_log = cgroup.as_ref().and_then(|_| KernelLog::open());
+    let mut exit_listener = ExitListener::open().ok();
+    if exit_listener.is_none() {
+        caveats.push("no exit records (taskstats needs root): a process that lives and dies between two samples is missing from the process list, though its memory still counts in the charged peak".to_string());
+    }
 
     // As subreaper, memfit adopts daemonized grandchildren, so they stay in the measured
     // tree (measure-only) and are reaped when killed.
@@ -200,7 +207,11 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
     // not used again.
     drop(child);
 
-    let mut sampler = Sampler::new(boot_ms_at_start, procfs::clock_ticks_per_second());
+    let mut sampler = Sampler::new(
+        boot_ms_at_start,
+        procfs::clock_ticks_per_second(),
+        std::process::id() as i32,
+    );
     let mut main_exit: Option<(Option<i32>, Option<i32>)> = None;
     let mut main_exit_ms = 0;
     let mut interrupted = false;
@@ -210,13 +221,18 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
     let mut intervals_total = Duration::ZERO;
 
     loop {
-        let tick_started = Instant::now();
+        let tick_cpu_started = thread_cpu_time();
         let now_ms = started.elapsed().as_millis() as u64;
         for (pid, code, signal) in reap_children() {
             sampler.mark_exited(pid, now_ms, code, signal);
             if pid == main_pid {
                 main_exit = Some((code, signal));
                 main_exit_ms = now_ms;
+            }
+        }
+        if let Some(listener) = exit_listener.as_mut() {
+            for record in listener.drain() {
+                sampler.record_exit(record, now_ms);
             }
         }
         let pids = match &cgroup {
@@ -228,6 +244,7 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
             (usage, cg.stat())
         });
         let vanished = sampler.sample(&pids, now_ms, memory);
+        sampler.resolve_pending_exits();
         if let Some(cg) = &cgroup {
             let counters = cg.oom_counters();
             if counters.oom_kill > last_oom.oom_kill {
@@ -239,7 +256,8 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
             break;
         }
         if options.interval.is_none() {
-            let cost = tick_started.elapsed();
+            // CPU time, not wall time: a busy machine must not slow the sampling down.
+            let cost = thread_cpu_time().saturating_sub(tick_cpu_started);
             interval = (cost * COST_FACTOR).clamp(MIN_INTERVAL, MAX_INTERVAL);
         }
         intervals_total += interval;
@@ -276,6 +294,13 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
         wait_for_exit(&leftover, &mut sampler, duration_ms);
     }
 
+    if let Some(listener) = exit_listener.as_mut() {
+        for record in listener.drain() {
+            sampler.record_exit(record, duration_ms);
+        }
+    }
+    let exit_records = exit_listener.is_some();
+    drop(exit_listener);
     let final_counters = cgroup.as_ref().map(|c| c.oom_counters());
     let watermark = cgroup.as_ref().and_then(|c| c.peak());
     let kernel_kills = kernel_log
@@ -371,6 +396,7 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
             },
             own_cpu_ms: own_usage.cpu_ms,
             own_max_rss_bytes: own_usage.max_rss_bytes,
+            exit_records,
         },
         caveats,
     })
@@ -395,6 +421,11 @@ struct Tracked {
 }
 
 struct Sampler {
+    /// memfit itself: its children (the command, adopted orphans) belong to the run.
+    own_pid: i32,
+    /// Exit records whose parent is not known (yet): a short-lived parent's record may come
+    /// after its children's.
+    pending_exits: Vec<(ExitRecord, u64)>,
     boot_ms_at_start: u64,
     ticks_per_second: u64,
     live: HashMap<i32, Tracked>,
@@ -411,8 +442,10 @@ struct Sampler {
 }
 
 impl Sampler {
-    fn new(boot_ms_at_start: u64, ticks_per_second: u64) -> Sampler {
+    fn new(boot_ms_at_start: u64, ticks_per_second: u64, own_pid: i32) -> Sampler {
         Sampler {
+            own_pid,
+            pending_exits: Vec::new(),
             boot_ms_at_start,
             ticks_per_second,
             live: HashMap::new(),
@@ -556,6 +589,63 @@ impl Sampler {
         }
     }
 
+    /// Takes the kernel's exit record of a process: its final peak for a known process, or a
+    /// whole entry for one that lived and died between two samples.
+    fn record_exit(&mut self, record: ExitRecord, now_ms: u64) {
+        if !record.is_process() {
+            return;
+        }
+        let known = self
+            .live
+            .get_mut(&record.pid)
+            .or_else(|| self.ended.iter_mut().rev().find(|t| t.pid == record.pid));
+        if let Some(tracked) = known {
+            tracked.peak_rss = tracked.peak_rss.max(record.hiwater_rss_bytes);
+            tracked.exit.get_or_insert(wait_status(record.exit_code));
+            return;
+        }
+        if self.pending_exits.len() < MAX_PENDING_EXITS {
+            self.pending_exits.push((record, now_ms));
+        }
+        self.resolve_pending_exits();
+    }
+
+    /// Adopts the exit records whose parent belongs to the run: its own children may have
+    /// exited first, and a parent may be sampled only after its child's record arrived.
+    fn resolve_pending_exits(&mut self) {
+        while let Some(index) = self
+            .pending_exits
+            .iter()
+            .position(|(r, _)| self.is_member(r.ppid))
+        {
+            let (record, at) = self.pending_exits.swap_remove(index);
+            self.adopt_exit(record, at);
+        }
+    }
+
+    fn is_member(&self, pid: i32) -> bool {
+        pid == self.own_pid
+            || self.live.contains_key(&pid)
+            || self.ended.iter().any(|t| t.pid == pid)
+    }
+
+    fn adopt_exit(&mut self, record: ExitRecord, now_ms: u64) {
+        let exit = wait_status(record.exit_code);
+        self.ended.push(Tracked {
+            pid: record.pid,
+            ppid: record.ppid,
+            starttime: 0,
+            name: record.comm.clone(),
+            command: record.comm,
+            peak_rss: record.hiwater_rss_bytes,
+            last_rss: 0,
+            started_ms: now_ms.saturating_sub(record.elapsed_us / 1000),
+            ended_ms: Some(now_ms),
+            exit: Some(exit),
+            maybe_before_exec: false,
+        });
+    }
+
     fn suspect_oom_victims(&mut self, vanished: &[Tracked]) {
         self.suspected_victims.extend(vanished.iter().cloned());
     }
@@ -665,6 +755,16 @@ impl Sampler {
     }
 }
 
+/// Decodes a wait status (taskstats' `ac_exitcode`): signal in the low 7 bits, code above.
+fn wait_status(status: u32) -> (Option<i32>, Option<i32>) {
+    let signal = (status & 0x7f) as i32;
+    if signal == 0 {
+        (Some(((status >> 8) & 0xff) as i32), None)
+    } else {
+        (None, Some(signal))
+    }
+}
+
 /// Halves the timeline, keeping from each pair the sample with more charged memory so that
 /// peaks survive.
 fn downsample(samples: Vec<Sample>) -> Vec<Sample> {
@@ -729,6 +829,17 @@ fn wait_for_exit(pids: &[i32], sampler: &mut Sampler, now_ms: u64) {
     for (pid, code, signal) in reap_children() {
         sampler.mark_exited(pid, now_ms, code, signal);
     }
+}
+
+/// CPU time consumed by the calling thread.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the local timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 fn allowed_cpus() -> Vec<usize> {

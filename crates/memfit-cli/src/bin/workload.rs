@@ -6,6 +6,7 @@
 //! memfit-workload spike SIZE HOLD_MS AFTER_MS  touch SIZE, free it after HOLD_MS, idle AFTER_MS
 //! memfit-workload cow SIZE CHILDREN HOLD_MS    touch SIZE, fork CHILDREN that share it copy-on-write
 //! memfit-workload children N SIZE HOLD_MS      run N child processes at once, each touching SIZE
+//! memfit-workload burst N SIZE HOLD_MS         run N child processes one after another
 //! memfit-workload daemon SIZE HOLD_MS PIDFILE  double-fork a setsid grandchild that touches SIZE
 //!                                             and holds it; write its pid to PIDFILE; exit 0 at once
 //! memfit-workload grow STEP STEPS STEP_MS      touch STEP more every STEP_MS, STEPS times
@@ -101,6 +102,20 @@ fn dispatch(args: &[String]) -> Result<u8, String> {
             }
             Ok(if failed == 0 { 0 } else { 1 })
         }
+        Some("burst") => {
+            let n = number(1)?;
+            let me = std::env::current_exe().map_err(|e| e.to_string())?;
+            for _ in 0..n {
+                let status = Command::new(&me)
+                    .args(["alloc", &args[2], &args[3]])
+                    .status()
+                    .map_err(|e| e.to_string())?;
+                if !status.success() {
+                    return Ok(1);
+                }
+            }
+            Ok(0)
+        }
         Some("daemon") => {
             let bytes = size(1)?;
             let hold = number(2)?;
@@ -148,7 +163,7 @@ fn dispatch(args: &[String]) -> Result<u8, String> {
             sleep_ms(number(1)?);
             Ok(0)
         }
-        _ => Err("usage: memfit-workload alloc|spike|cow|children|daemon|grow|exit|sleep …; see the source's doc comment".into()),
+        _ => Err("usage: memfit-workload alloc|spike|cow|children|burst|daemon|grow|exit|sleep …; see the source's doc comment".into()),
     }
 }
 
