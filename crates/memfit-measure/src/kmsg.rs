@@ -136,6 +136,18 @@ mod tests {
     }
 
     #[test]
+    fn kill_recorded_on_a_real_cgroup_v2_host() {
+        let text = include_str!("../tests/fixtures/v2-systemd-unit-oom/kmsg");
+        let mut lines = text.lines();
+        let (pid, memcg) = parse_oom_kill_memcg(lines.next().unwrap()).unwrap();
+        assert_eq!(pid, 2840);
+        assert!(memcg.ends_with("/labm6.service"));
+        let kill = parse_killed_process(lines.next().unwrap()).unwrap();
+        assert_eq!((kill.pid, kill.comm.as_str()), (2840, "python3"));
+        assert_eq!(kill.rss_bytes, (522_624 + 6_144) * 1024);
+    }
+
+    #[test]
     fn global_oom_line_and_noise() {
         let line = "Out of memory: Killed process 99 (my proc) total-vm:10kB, anon-rss:5kB, file-rss:0kB, shmem-rss:0kB";
         assert_eq!(parse_killed_process(line).unwrap().comm, "my proc");

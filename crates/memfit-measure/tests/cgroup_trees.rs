@@ -75,6 +75,16 @@ fn v2_counters_read_from_a_recorded_tree() {
 }
 
 #[test]
+fn v2_memcg_oom_recorded_on_a_real_host() {
+    let files = CgroupFiles::open(Version::V2, fixture("v2-systemd-unit-oom"));
+    // The watermark reached the limit; what is left after the kill is tiny.
+    assert_eq!(files.peak(), Some(536_870_912));
+    assert_eq!(files.usage(), 278_528);
+    let counters = files.oom_counters();
+    assert_eq!((counters.oom_kill, counters.limit_hits), (1, 35));
+}
+
+#[test]
 fn old_v2_kernel_without_memory_peak_or_kernel_total() {
     let files = CgroupFiles::open(Version::V2, fixture("v2-old-kernel"));
     assert_eq!(files.peak(), None, "no memory.peak before Linux 5.19");
