@@ -14,6 +14,7 @@
 
 pub mod bisect;
 pub mod cgroup;
+mod clone3;
 pub mod html;
 mod kmsg;
 pub mod procfs;

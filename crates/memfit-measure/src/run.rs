@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::{self, Hierarchy, OomCounters, RunCgroup, Version};
+use crate::clone3::{self, Clone3Error};
 use crate::kmsg::KernelLog;
 use crate::procfs;
 use crate::report::*;
@@ -151,61 +152,29 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
 
-    let mut command = Command::new(program);
-    command.args(&options.command[1..]);
-    if options.stdio == Stdio::Null {
-        command
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-    }
-    let procs_fd = cgroup.as_ref().map(|c| c.procs_fd());
-    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-    // system calls on data prepared before the fork.
-    unsafe {
-        command.pre_exec(move || {
-            if let Some(fd) = procs_fd {
-                // Writing "0" moves the writing process: the command enters its cgroup before
-                // exec, so nothing it allocates escapes the limit.
-                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            if let Some(set) = &cpu_set {
-                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            // Do not outlive memfit if it is SIGKILLed.
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            );
-            Ok(())
-        });
-    }
-
     let own_usage_before = own_rusage();
     let boot_ms_at_start = procfs::boot_time_ms();
     let started = Instant::now();
-    let child = command.spawn().map_err(|source| {
-        let name = program.to_string_lossy().into_owned();
-        match source.kind() {
-            io::ErrorKind::NotFound => RunError::CommandNotFound(name),
-            io::ErrorKind::PermissionDenied => RunError::NotExecutable(name),
-            _ => RunError::Spawn {
-                command: name,
-                source,
-            },
-        }
-    })?;
-    let main_pid = child.id() as i32;
-    // The child is reaped with wait4(-1) below, with every adopted orphan; std's handle is
-    // not used again.
-    drop(child);
+    let spawn_plain =
+        || spawn_with_pre_exec(options, cgroup.as_ref().map(|c| c.procs_fd()), cpu_set);
+    let main_pid = match cgroup.as_ref().filter(|c| c.version() == Version::V2) {
+        // cgroup v2: create the child inside the cgroup (PRODUCT.md decision 4).
+        Some(cg) => match clone3::spawn_into_cgroup(
+            program,
+            &options.command[1..],
+            cg.path(),
+            options.stdio,
+            cpu_set.as_ref(),
+        ) {
+            Ok(pid) => pid,
+            Err(Clone3Error::Exec(source)) => return Err(spawn_error(program, source)),
+            Err(Clone3Error::Unsupported(reason)) => {
+                caveats.push(format!("clone3(CLONE_INTO_CGROUP) was refused ({reason}): the command entered its cgroup by a cgroup.procs write before exec instead"));
+                spawn_plain()?
+            }
+        },
+        None => spawn_plain()?,
+    };
 
     let mut sampler = Sampler::new(
         boot_ms_at_start,
@@ -400,6 +369,70 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
         },
         caveats,
     })
+}
+
+/// Spawns with std's fork+exec; the child enters the cgroup (if any) by writing "0" to its
+/// `cgroup.procs` before exec. Used on cgroup v1, in measure-only mode, and where clone3 is
+/// refused.
+fn spawn_with_pre_exec(
+    options: &RunOptions,
+    procs_fd: Option<i32>,
+    cpu_set: Option<libc::cpu_set_t>,
+) -> Result<i32, RunError> {
+    let program = &options.command[0];
+    let mut command = Command::new(program);
+    command.args(&options.command[1..]);
+    if options.stdio == Stdio::Null {
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+    }
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
+    // system calls on data prepared before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            if let Some(fd) = procs_fd {
+                // Writing "0" moves the writing process: the command enters its cgroup before
+                // exec, so nothing it allocates escapes the limit.
+                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if let Some(set) = &cpu_set {
+                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            // Do not outlive memfit if it is SIGKILLed.
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            Ok(())
+        });
+    }
+    let child = command
+        .spawn()
+        .map_err(|source| spawn_error(program, source))?;
+    // The child is reaped with waitpid(-1) by the run loop, with every adopted orphan; std's
+    // handle is not used again.
+    Ok(child.id() as i32)
+}
+
+fn spawn_error(program: &std::ffi::OsStr, source: io::Error) -> RunError {
+    let name = program.to_string_lossy().into_owned();
+    match source.kind() {
+        io::ErrorKind::NotFound => RunError::CommandNotFound(name),
+        io::ErrorKind::PermissionDenied => RunError::NotExecutable(name),
+        _ => RunError::Spawn {
+            command: name,
+            source,
+        },
+    }
 }
 
 /// One process seen during the run.
