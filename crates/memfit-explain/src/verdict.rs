@@ -1,0 +1,365 @@
+//! Weighs the hits into a verdict, fills the facts and renders the remedies.
+
+use std::collections::HashMap;
+
+use memfit_core::ByteSize;
+
+use crate::knowledge::Knowledge;
+use crate::report::{Evidence, Explanation, Remedy, Verdict};
+use crate::scan::Scanned;
+
+const MIB: f64 = 1024.0 * 1024.0;
+/// A verdict needs at least this much support; below it the answer is `uncertain`.
+const DECIDE: f64 = 0.6;
+const MAX_EVIDENCE: usize = 8;
+
+/// Support for one kind (or sub-reason): the strongest signature, raised a little by every
+/// further distinct signature that agrees (1 − Π(1 − s)), and the last line it was seen on.
+#[derive(Debug, Clone, Default)]
+struct Support {
+    strength: f64,
+    last_line: u64,
+    signatures: Vec<usize>,
+}
+
+pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) -> Explanation {
+    let mut oom: HashMap<String, Support> = HashMap::new();
+    let mut not_oom: HashMap<String, Support> = HashMap::new();
+    let mut hints: Vec<usize> = Vec::new();
+    for (&index, hits) in &scanned.hits {
+        let spec = &knowledge.signatures[index].spec;
+        let (table, key) = match spec.verdict.as_str() {
+            "oom" => (&mut oom, spec.kind.clone()),
+            "not-oom" => (&mut not_oom, spec.sub_reason.clone()),
+            _ => {
+                hints.push(index);
+                continue;
+            }
+        };
+        let support = table.entry(key).or_default();
+        support.strength = 1.0 - (1.0 - support.strength) * (1.0 - spec.strength);
+        support.last_line = support.last_line.max(hits.last_line());
+        support.signatures.push(index);
+    }
+    let best = |table: &HashMap<String, Support>| -> Option<(String, Support)> {
+        table
+            .iter()
+            .max_by(|a, b| {
+                a.1.strength
+                    .partial_cmp(&b.1.strength)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then(a.1.last_line.cmp(&b.1.last_line))
+            })
+            .map(|(k, s)| (k.clone(), s.clone()))
+    };
+    let best_oom = best(&oom);
+    let best_not = best(&not_oom);
+    let exit_code = exit_code.or_else(|| {
+        scanned
+            .facts
+            .get("exit_code")
+            .and_then(|f| f.number)
+            .map(|n| n as i32)
+    });
+
+    let oom_strength = best_oom.as_ref().map_or(0.0, |b| b.1.strength);
+    let not_strength = best_not.as_ref().map_or(0.0, |b| b.1.strength);
+    let (verdict, kind, sub_reason, confidence, decisive): (
+        Verdict,
+        String,
+        Option<String>,
+        f64,
+        Vec<usize>,
+    ) = if oom_strength >= DECIDE && oom_strength >= not_strength {
+        let (kind, support) = best_oom.clone().unwrap_or_default();
+        let confidence = oom_strength - 0.5 * not_strength.min(oom_strength) * 0.3;
+        (Verdict::Oom, kind, None, confidence, support.signatures)
+    } else if not_strength >= DECIDE && not_strength > oom_strength {
+        let (sub, support) = best_not.clone().unwrap_or_default();
+        let confidence = not_strength - 0.3 * oom_strength;
+        (
+            Verdict::NotOom,
+            "not-oom".to_string(),
+            Some(sub),
+            confidence,
+            support.signatures,
+        )
+    } else if !hints.is_empty() || matches!(exit_code, Some(137) | Some(134)) || oom_strength > 0.0
+    {
+        let kind = best_oom
+            .as_ref()
+            .map(|b| b.0.clone())
+            .or_else(|| {
+                hints
+                    .first()
+                    .map(|&i| knowledge.signatures[i].spec.kind.clone())
+            })
+            .unwrap_or_else(|| {
+                if exit_code == Some(134) {
+                    "node-heap".to_string()
+                } else {
+                    "container-memcg".to_string()
+                }
+            });
+        let mut decisive = hints.clone();
+        if let Some((_, s)) = &best_oom {
+            decisive.extend(&s.signatures);
+        }
+        (Verdict::Uncertain, kind, None, 0.5, decisive)
+    } else {
+        match exit_code {
+            Some(143) => (
+                Verdict::NotOom,
+                "not-oom".into(),
+                Some("sigterm".into()),
+                0.75,
+                vec![],
+            ),
+            Some(139) => (
+                Verdict::NotOom,
+                "not-oom".into(),
+                Some("segfault".into()),
+                0.8,
+                vec![],
+            ),
+            _ => (
+                Verdict::NotOom,
+                "not-oom".into(),
+                Some("no-memory-evidence".into()),
+                if scanned.lines > 0 { 0.6 } else { 0.3 },
+                vec![],
+            ),
+        }
+    };
+
+    let mut evidence: Vec<Evidence> = decisive
+        .iter()
+        .flat_map(|&index| {
+            let spec = &knowledge.signatures[index].spec;
+            scanned.hits[&index].all().map(move |h| Evidence {
+                line: h.line,
+                text: h.text.clone(),
+                signature: spec.id.clone(),
+                source: spec.source.clone(),
+            })
+        })
+        .collect();
+    evidence.sort_by_key(|e| e.line);
+    evidence.dedup_by_key(|e| e.line);
+    if evidence.len() > MAX_EVIDENCE {
+        // Keep the first and the last lines: where it started and where it ended.
+        let tail = evidence.split_off(evidence.len() - (MAX_EVIDENCE - 2));
+        evidence.truncate(2);
+        evidence.extend(tail);
+    }
+    if let (Some(code), true) = (exit_code, scanned.lines == 0) {
+        evidence.push(Evidence {
+            line: 0,
+            text: format!("exit status {code} (given with --exit-code)"),
+            signature: "exit-code".into(),
+            source: String::new(),
+        });
+    }
+
+    let strongest = decisive.iter().copied().max_by(|&a, &b| {
+        let sa = knowledge.signatures[a].spec.strength;
+        let sb = knowledge.signatures[b].spec.strength;
+        sa.partial_cmp(&sb).unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let meaning = strongest
+        .map(|i| knowledge.signatures[i].spec.meaning.clone())
+        .unwrap_or_else(|| exit_meaning(exit_code, &sub_reason));
+
+    let fact_text = |name: &str| scanned.facts.get(name).map(|f| f.text.clone());
+    let fact_number = |name: &str| scanned.facts.get(name).and_then(|f| f.number);
+    let process = fact_text("process").or_else(|| {
+        strongest
+            .map(|i| knowledge.signatures[i].spec.process.clone())
+            .filter(|p| !p.is_empty())
+    });
+    let limit_bytes = fact_number("limit_bytes").map(|b| b as u64);
+    let heap_at_death_mb = fact_number("heap_at_death_mb");
+    let max_old_space = fact_number("max_old_space_mb");
+    let heap_ceiling = if kind == "node-heap" || heap_at_death_mb.is_some() {
+        Some(match max_old_space {
+            Some(n) => format!("--max-old-space-size={n}"),
+            None => "V8 default".to_string(),
+        })
+    } else {
+        None
+    };
+    let step = fact_text("step").map(|s| s.trim_start_matches("RUN ").trim().to_string());
+
+    let mut explanation = Explanation {
+        schema: "memfit.explain/1",
+        verdict,
+        kind,
+        sub_reason,
+        confidence: (confidence.clamp(0.0, 1.0) * 100.0).round() / 100.0,
+        meaning,
+        process,
+        pid: fact_number("pid").map(|p| p as i64),
+        limit_bytes,
+        heap_at_death_mb,
+        heap_ceiling,
+        anon_rss_bytes: fact_number("anon_rss_bytes").map(|b| b as u64),
+        exit_code,
+        step,
+        node_version: fact_text("node_version"),
+        evidence,
+        decide_with: Vec::new(),
+        remedies: Vec::new(),
+        signatures_matched: {
+            let mut ids: Vec<String> = scanned
+                .hits
+                .keys()
+                .map(|&i| knowledge.signatures[i].spec.id.clone())
+                .collect();
+            ids.sort();
+            ids
+        },
+        lines_read: scanned.lines,
+        bytes_read: scanned.bytes,
+    };
+    if explanation.verdict == Verdict::Uncertain {
+        explanation.decide_with = vec![
+            "docker inspect <container> --format '{{.State.OOMKilled}}' (true: the memory limit killed it)".into(),
+            "the cgroup's memory.events: oom_kill > 0 means an OOM kill (memory.oom_control on cgroup v1)".into(),
+            "the kernel log: dmesg | grep -i 'killed process'".into(),
+            "reproduce under the same limit: memfit run --limit <limit> -- <the step>".into(),
+        ];
+    }
+    explanation.remedies = remedies(&explanation, scanned, knowledge);
+    explanation
+}
+
+fn exit_meaning(exit_code: Option<i32>, sub_reason: &Option<String>) -> String {
+    match (exit_code, sub_reason.as_deref()) {
+        (Some(137), _) => "Status 137 means SIGKILL (128 + 9). The kernel's OOM killer sends SIGKILL, but so do docker stop after its timeout, Kubernetes after a failed probe, and kill -9: the status alone cannot tell.".into(),
+        (Some(134), _) => "Status 134 means SIGABRT (128 + 6): a V8 heap abort (\"JavaScript heap out of memory\") ends this way, as does any failed assertion. The log's last lines tell which.".into(),
+        (Some(143), _) => "Status 143 means SIGTERM (128 + 15): something asked the process to stop. The OOM killer never sends SIGTERM.".into(),
+        (Some(139), _) => "Status 139 means SIGSEGV (128 + 11): a crash in native code, not a memory limit.".into(),
+        (Some(0), _) => "Status 0: the command succeeded.".into(),
+        (Some(1), _) => "Status 1 is a generic failure. Wrappers (npm, yarn, gradle) also exit 1 when a process they ran was OOM-killed, so read the lines above it.".into(),
+        (_, Some("no-memory-evidence")) => "Nothing in this log points to memory: no OOM message, no SIGKILL, no memory limit.".into(),
+        _ => "No decisive line.".into(),
+    }
+}
+
+/// Values the remedy templates may use.
+fn variables(e: &Explanation) -> HashMap<&'static str, String> {
+    let mut vars = HashMap::new();
+    let limit_mib = e.limit_bytes.map(|b| b as f64 / MIB);
+    let heap = e.heap_at_death_mb;
+    let suggested_heap = match (limit_mib, heap) {
+        (Some(limit), _) => ((limit * 0.75) / 64.0).floor() * 64.0,
+        (None, Some(h)) => ((h * 1.5) / 512.0).ceil() * 512.0,
+        (None, None) => 1536.0,
+    };
+    vars.insert("suggested_heap_mb", format!("{}", suggested_heap as u64));
+    let limit_arg = match (e.limit_bytes, heap) {
+        (Some(bytes), _) => format!("{}M", (bytes as f64 / MIB).round() as u64),
+        (None, Some(h)) => format!("{}M", (((h * 2.0) / 512.0).ceil() * 512.0) as u64),
+        (None, None) => "2G".to_string(),
+    };
+    vars.insert("limit_arg", limit_arg);
+    vars.insert(
+        "go_memlimit",
+        match limit_mib {
+            Some(l) => format!("{}MiB", (l * 0.9) as u64),
+            None => "1GiB".to_string(),
+        },
+    );
+    vars.insert(
+        "step",
+        e.step
+            .clone()
+            .unwrap_or_else(|| "<the failing step>".to_string()),
+    );
+    vars.insert(
+        "heap_at_death_mb",
+        heap.map(|h| format!("{}", h.round() as u64))
+            .unwrap_or_else(|| "?".into()),
+    );
+    vars.insert(
+        "heap_origin",
+        match e.heap_ceiling.as_deref() {
+            Some(c) if c.starts_with("--max") => format!(", the ceiling set by {c}"),
+            Some(_) if heap.is_some() => ", V8's default ceiling for that machine".to_string(),
+            _ => String::new(),
+        },
+    );
+    vars.insert(
+        "process_phrase",
+        match (&e.process, e.pid) {
+            (Some(p), Some(pid)) => format!("`{p}` (pid {pid})"),
+            (Some(p), None) => format!("`{p}`"),
+            _ => "a process of the step".to_string(),
+        },
+    );
+    vars.insert("meaning", e.meaning.clone());
+    if let Some(limit) = e.limit_bytes {
+        vars.insert("limit", ByteSize(limit).to_string());
+    }
+    vars
+}
+
+fn fill(template: &str, vars: &HashMap<&'static str, String>) -> String {
+    let mut out = template.to_string();
+    for (name, value) in vars {
+        out = out.replace(&format!("{{{name}}}"), value);
+    }
+    out
+}
+
+fn condition_holds(condition: &str, e: &Explanation, scanned: &Scanned, k: &Knowledge) -> bool {
+    let step = e.step.as_deref().unwrap_or_default();
+    let process = e.process.as_deref().unwrap_or_default();
+    match condition {
+        "" => true,
+        "step_is_install" => [
+            "npm ci",
+            "npm install",
+            "npm i ",
+            "yarn install",
+            "yarn --",
+            "pnpm install",
+        ]
+        .iter()
+        .any(|s| step.contains(s)),
+        "process_is_linker_or_rustc" => {
+            process == "ld"
+                || process.starts_with("rustc")
+                || process.starts_with("cc1")
+                || ["cargo build", "make", "cmake", "ninja"]
+                    .iter()
+                    .any(|s| step.contains(s))
+        }
+        "heroku" => scanned
+            .hits
+            .keys()
+            .any(|&i| k.signatures[i].spec.id.starts_with("heroku")),
+        _ => false,
+    }
+}
+
+fn remedies(e: &Explanation, scanned: &Scanned, k: &Knowledge) -> Vec<Remedy> {
+    let vars = variables(e);
+    k.remedies
+        .iter()
+        .filter(|r| {
+            let by_kind = e.verdict == Verdict::Oom && r.kinds.contains(&e.kind);
+            let by_sub = e
+                .sub_reason
+                .as_ref()
+                .is_some_and(|s| r.sub_reasons.contains(s));
+            let by_verdict = r.verdicts.iter().any(|v| v == e.verdict.as_str());
+            (by_kind || by_sub || by_verdict) && condition_holds(&r.when, e, scanned, k)
+        })
+        .map(|r| Remedy {
+            title: fill(&r.title, &vars),
+            commands: r.commands.iter().map(|c| fill(c, &vars)).collect(),
+            note: fill(&r.note, &vars),
+        })
+        .collect()
+}
