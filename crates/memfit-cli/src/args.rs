@@ -28,6 +28,36 @@ pub enum Commands {
     /// Find the smallest memory limit at which a command still succeeds.
     #[command(after_help = BISECT_EXAMPLES)]
     Bisect(BisectArgs),
+    /// Say why a build or service died, from its log: memory or not, which process, what
+    /// limit, and what to change.
+    #[command(after_help = EXPLAIN_EXAMPLES)]
+    Explain(ExplainArgs),
+}
+
+const EXPLAIN_EXAMPLES: &str = "Examples:
+  memfit explain build.log
+  docker build . 2>&1 | memfit explain -
+  kubectl describe pod web-7d9 | memfit explain -
+  memfit explain --exit-code 137
+  memfit explain --json deploy.log > explanation.json
+
+Exit status: 0 when an explanation was produced (whatever the verdict); 2 for usage and I/O
+errors.";
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// The log to read: a file, or `-` for standard input (any size; read as a stream).
+    #[arg(value_name = "LOG")]
+    pub log: Option<PathBuf>,
+
+    /// The exit status the failure ended with, e.g. --exit-code 137; alone (no log) it
+    /// explains the status and what to check next.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub exit_code: Option<i32>,
+
+    /// Print the explanation as JSON (schema memfit.explain/1) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const RUN_EXAMPLES: &str = "Examples:

@@ -3,6 +3,7 @@
 
 mod args;
 mod bisect_cmd;
+mod explain_cmd;
 mod output;
 mod run_cmd;
 
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Commands::Run(args) => run_cmd::execute(args),
         Commands::Bisect(args) => bisect_cmd::execute(args),
+        Commands::Explain(args) => explain_cmd::execute(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -112,9 +112,13 @@ const KINDS: &[&str] = &[
 pub fn load(text: &str) -> Result<Knowledge, String> {
     let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
     // Multi-line: `^`/`$` mean a line's start and end both in a chunk and on one line.
+    // Unicode off: `\b`, `\s`, `\d` are ASCII, which keeps the lazy DFA from giving up on
+    // non-ASCII log bytes (a Unicode word boundary makes it quit); non-ASCII literals
+    // (Getötet, 已杀死) still match their UTF-8 bytes.
     let compile = |id: &str, pattern: &str| {
         RegexBuilder::new(pattern)
             .multi_line(true)
+            .unicode(false)
             .build()
             .map_err(|e| format!("pattern of `{id}`: {e}"))
     };
@@ -153,6 +157,8 @@ pub fn load(text: &str) -> Result<Knowledge, String> {
             .chain(facts.iter().map(|f| f.spec.pattern.as_str())),
     )
     .multi_line(true)
+    .unicode(false)
+    .dfa_size_limit(32 << 20)
     .build()
     .map_err(|e| e.to_string())?;
     Ok(Knowledge {

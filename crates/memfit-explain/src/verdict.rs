@@ -1,6 +1,6 @@
 //! Weighs the hits into a verdict, fills the facts and renders the remedies.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use memfit_core::ByteSize;
 
@@ -23,10 +23,14 @@ struct Support {
 }
 
 pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) -> Explanation {
-    let mut oom: HashMap<String, Support> = HashMap::new();
-    let mut not_oom: HashMap<String, Support> = HashMap::new();
+    let mut oom: BTreeMap<String, Support> = BTreeMap::new();
+    let mut not_oom: BTreeMap<String, Support> = BTreeMap::new();
     let mut hints: Vec<usize> = Vec::new();
-    for (&index, hits) in &scanned.hits {
+    // In signature order, so that equal evidence always gives the same answer.
+    let mut indices: Vec<usize> = scanned.hits.keys().copied().collect();
+    indices.sort_unstable();
+    for index in indices {
+        let hits = &scanned.hits[&index];
         let spec = &knowledge.signatures[index].spec;
         let (table, key) = match spec.verdict.as_str() {
             "oom" => (&mut oom, spec.kind.clone()),
@@ -41,7 +45,7 @@ pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) 
         support.last_line = support.last_line.max(hits.last_line());
         support.signatures.push(index);
     }
-    let best = |table: &HashMap<String, Support>| -> Option<(String, Support)> {
+    let best = |table: &BTreeMap<String, Support>| -> Option<(String, Support)> {
         table
             .iter()
             .max_by(|a, b| {
@@ -263,6 +267,13 @@ fn variables(e: &Explanation) -> HashMap<&'static str, String> {
         (None, None) => "2G".to_string(),
     };
     vars.insert("limit_arg", limit_arg);
+    // Without a known limit, measure unconstrained: the peak says what the step needs.
+    vars.insert(
+        "limit_flag",
+        e.limit_bytes
+            .map(|bytes| format!("--limit {}M ", (bytes as f64 / MIB).round() as u64))
+            .unwrap_or_default(),
+    );
     vars.insert(
         "go_memlimit",
         match limit_mib {

@@ -1,0 +1,130 @@
+//! `memfit explain`: read a log (file or stdin), render the explanation as text or JSON.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, IsTerminal};
+
+use anyhow::{bail, Context, Result};
+use memfit_core::ByteSize;
+use memfit_explain::{Explanation, Verdict};
+
+use crate::args::ExplainArgs;
+
+pub fn execute(args: ExplainArgs) -> Result<u8> {
+    let (explanation, name) = match (&args.log, args.exit_code) {
+        (Some(path), code) if path.as_os_str() == "-" => {
+            (memfit_explain::explain(io::stdin().lock(), code)?, "standard input".to_string())
+        }
+        (Some(path), code) => {
+            let file = File::open(path).with_context(|| {
+                format!("cannot read {}; give a readable log file, or - for standard input", path.display())
+            })?;
+            if file.metadata().is_ok_and(|m| m.is_dir()) {
+                bail!("{} is a directory; give a log file, or - for standard input", path.display());
+            }
+            let explanation = memfit_explain::explain(file, code)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            (explanation, path.display().to_string())
+        }
+        (None, Some(code)) => (memfit_explain::explain_exit_code(code), format!("exit status {code}")),
+        (None, None) if !io::stdin().is_terminal() => {
+            (memfit_explain::explain(io::stdin().lock(), None)?, "standard input".to_string())
+        }
+        (None, None) => bail!(
+            "nothing to explain; give a log file (memfit explain build.log), - for standard input, or --exit-code N"
+        ),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&explanation)?);
+    } else {
+        print!("{}", render(&explanation, &name));
+    }
+    Ok(0)
+}
+
+/// The explanation for a terminal.
+pub fn render(e: &Explanation, name: &str) -> String {
+    let mut out = String::new();
+    let lines = match e.lines_read {
+        0 => String::new(),
+        1 => " (1 line)".to_string(),
+        n => format!(" ({n} lines)"),
+    };
+    let _ = writeln!(out, "memfit explain: {name}{lines}");
+    let verdict = match e.verdict {
+        Verdict::Oom => format!("OUT OF MEMORY — {}", e.kind),
+        Verdict::NotOom => format!(
+            "NOT MEMORY — {}",
+            e.sub_reason.as_deref().unwrap_or("not-oom")
+        ),
+        Verdict::Uncertain => format!("UNCERTAIN — possibly {}", e.kind),
+    };
+    let _ = writeln!(
+        out,
+        "  verdict    {verdict} (confidence {:.2})",
+        e.confidence
+    );
+    let _ = writeln!(out, "  meaning    {}", e.meaning);
+    let mut facts = Vec::new();
+    if let Some(p) = &e.process {
+        facts.push(format!("process {p}"));
+    }
+    if let Some(pid) = e.pid {
+        facts.push(format!("pid {pid}"));
+    }
+    if let Some(limit) = e.limit_bytes {
+        facts.push(format!("limit {}", ByteSize(limit)));
+    }
+    if let Some(rss) = e.anon_rss_bytes {
+        facts.push(format!("anon-rss {} at the kill", ByteSize(rss)));
+    }
+    if let Some(code) = e.exit_code {
+        facts.push(format!("exit status {code}"));
+    }
+    if let Some(v) = &e.node_version {
+        facts.push(format!("node {v}"));
+    }
+    if !facts.is_empty() {
+        let _ = writeln!(out, "  facts      {}", facts.join(" · "));
+    }
+    if let Some(heap) = e.heap_at_death_mb {
+        let _ = writeln!(
+            out,
+            "  heap       V8 died at {heap:.0} MB ({})",
+            e.heap_ceiling.as_deref().unwrap_or("V8 default")
+        );
+    }
+    if let Some(step) = &e.step {
+        let _ = writeln!(out, "  step       {step}");
+    }
+    if !e.evidence.is_empty() {
+        let _ = writeln!(out, "  evidence");
+        for ev in &e.evidence {
+            let line = if ev.line == 0 {
+                "given".to_string()
+            } else {
+                ev.line.to_string()
+            };
+            let _ = writeln!(out, "    {line:>6}  {}", ev.text.trim());
+        }
+    }
+    if !e.decide_with.is_empty() {
+        let _ = writeln!(out, "  to decide");
+        for d in &e.decide_with {
+            let _ = writeln!(out, "    - {d}");
+        }
+    }
+    if !e.remedies.is_empty() {
+        let _ = writeln!(out, "  what to do");
+        for (i, r) in e.remedies.iter().enumerate() {
+            let _ = writeln!(out, "    {}. {}", i + 1, r.title);
+            for c in &r.commands {
+                let _ = writeln!(out, "       $ {c}");
+            }
+            if !r.note.is_empty() {
+                let _ = writeln!(out, "       {}", r.note);
+            }
+        }
+    }
+    out
+}
