@@ -81,6 +81,9 @@ pub fn render(e: &Explanation, name: &str) -> String {
     if let Some(code) = e.exit_code {
         facts.push(format!("exit status {code}"));
     }
+    if let Some(v) = &e.runtime_version {
+        facts.push(v.clone());
+    }
     if let Some(v) = &e.node_version {
         facts.push(format!("node {v}"));
     }

@@ -58,6 +58,8 @@ pub struct Explanation {
     pub exit_code: Option<i32>,
     pub step: Option<String>,
     pub node_version: Option<String>,
+    /// Another runtime the log names: `python 3.7`, `java 17`, `go 1.21.3`.
+    pub runtime_version: Option<String>,
     pub evidence: Vec<Evidence>,
     /// What would settle an uncertain verdict.
     pub decide_with: Vec<String>,

@@ -336,6 +336,29 @@ mod tests {
     }
 
     #[test]
+    fn limits_from_docker_flags_and_compose() {
+        let limit = |log: &str| {
+            scan(log.as_bytes(), knowledge::get())
+                .unwrap()
+                .facts
+                .get("limit_bytes")
+                .and_then(|f| f.number)
+        };
+        assert_eq!(
+            limit("$ docker run -m 512m node app.js\n"),
+            Some(536870912.0)
+        );
+        assert_eq!(limit("docker run --memory=1g app\n"), Some(1073741824.0));
+        assert_eq!(limit("    mem_limit: 768m\n"), Some(805306368.0));
+        // Requests are not limits.
+        assert_eq!(limit("    Requests:\n      memory:  64Mi\n"), None);
+        assert_eq!(
+            limit("    Limits:\n      memory:  256Mi\n    Requests:\n      memory:  64Mi\n"),
+            Some(268435456.0)
+        );
+    }
+
+    #[test]
     fn a_last_line_without_newline_counts() {
         let scanned = scan("a\nb\nspawn ENOMEM".as_bytes(), knowledge::get()).unwrap();
         assert_eq!(scanned.lines, 3);

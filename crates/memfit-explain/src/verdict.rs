@@ -210,6 +210,7 @@ pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) 
         exit_code,
         step,
         node_version: fact_text("node_version"),
+        runtime_version: fact_text("runtime_version"),
         evidence,
         decide_with: Vec::new(),
         remedies: Vec::new(),
