@@ -174,8 +174,9 @@ fn process_chunk(
                 });
             }
         } else {
+            // Every occurrence on the line: two GC trace entries can share one line.
             let fact = &knowledge.facts[index - knowledge.signatures.len()];
-            if let Some(caps) = fact.regex.captures(line) {
+            for caps in fact.regex.captures_iter(line) {
                 record_fact(fact, &caps, line_no, scanned, state);
             }
         }
