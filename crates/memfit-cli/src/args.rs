@@ -32,6 +32,93 @@ pub enum Commands {
     /// limit, and what to change.
     #[command(after_help = EXPLAIN_EXAMPLES)]
     Explain(ExplainArgs),
+    /// Size a runtime for a container: the heap, what lives beside it, the workers, and the
+    /// exact NODE_OPTIONS / JAVA_TOOL_OPTIONS / GOMEMLIMIT / WEB_CONCURRENCY to set.
+    #[command(after_help = PLAN_EXAMPLES)]
+    Plan(PlanArgs),
+}
+
+const PLAN_EXAMPLES: &str = "Examples:
+  memfit plan --platform render:starter
+  memfit plan --limit 256M --node-version 18 --format dockerfile
+  memfit plan --platform heroku:standard-1x --workers 2 --format env
+  memfit plan --limit 1G --runtime jvm
+  memfit run --json run.json -- node server.js && memfit plan --from run.json
+
+Exit status: 0 when the budget fits; 1 when it cannot (too many workers, a measured peak above
+the limit); 2 for usage and I/O errors.";
+
+/// The runtimes `memfit plan` sizes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuntimeArg {
+    Node,
+    Jvm,
+    Go,
+    Python,
+}
+
+/// Output forms of `memfit plan`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanFormat {
+    /// The budget as a table, then the settings.
+    Table,
+    /// KEY=VALUE lines for a platform's environment settings or a shell's `export`.
+    Env,
+    /// ENV instructions for a Dockerfile.
+    Dockerfile,
+    /// JSON (schema memfit.plan/1).
+    Json,
+}
+
+/// cgroup versions for `--cgroup`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgroupArg {
+    V1,
+    V2,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// The container's memory limit, e.g. --limit 512M.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, conflicts_with = "platform")]
+    pub limit: Option<ByteSize>,
+
+    /// Take the limit (and CPUs) from a plan, e.g. render:starter; `memfit run --platform
+    /// list` prints them all.
+    #[arg(long, value_name = "NAME")]
+    pub platform: Option<String>,
+
+    /// The runtime to size.
+    #[arg(long, value_enum, default_value = "node")]
+    pub runtime: RuntimeArg,
+
+    /// The Node.js version the image runs, e.g. 20, 22.21 or v18.20.8 (default: the `node` on
+    /// PATH, else 24).
+    #[arg(long, value_name = "V")]
+    pub node_version: Option<String>,
+
+    /// The cgroup version of the hosts: v2 on current Kubernetes, Render, Railway and Fly;
+    /// older Node lines ignore v2 limits.
+    #[arg(long, value_enum, default_value = "v2")]
+    pub cgroup: CgroupArg,
+
+    /// Processes of the runtime sharing the limit: cluster/PM2 workers, gunicorn workers,
+    /// e.g. --workers 2 (default 1; for Python, as many as fit).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub workers: Option<u32>,
+
+    /// The measured peak of one worker process, e.g. --worker-size 180M (Python).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub worker_size: Option<ByteSize>,
+
+    /// Size from a `memfit run --json` report: the measured peak + 15% (after an OOM kill,
+    /// × 1.2 first, as Kubernetes' VPA does), and the smallest plan of each provider.
+    #[arg(long, value_name = "RUN_JSON")]
+    pub from: Option<PathBuf>,
+
+    /// Output form.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: PlanFormat,
 }
 
 const EXPLAIN_EXAMPLES: &str = "Examples:
@@ -126,6 +213,12 @@ pub struct LimitArgs {
     /// sampled. E.g. to compare with tools that only sample.
     #[arg(long)]
     pub measure_only: bool,
+
+    /// Let the command see the host's cgroup tree. By default it sees its own cgroup at the
+    /// root of /sys/fs/cgroup, as in a container, so runtimes that read the limit there
+    /// (Node ≤ 20.2, the JVM) size themselves as they would in the container.
+    #[arg(long)]
+    pub host_view: bool,
 }
 
 #[derive(Args, Debug)]

@@ -32,6 +32,7 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
             cpus: args.cpus,
             interval: None,
             measure_only: false,
+            host_view: false,
             stdio: if args.show_output {
                 Stdio::Inherit
             } else {

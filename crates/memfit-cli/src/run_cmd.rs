@@ -102,6 +102,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         cpus: emulation.cpus,
         interval: args.interval,
         measure_only: args.limits.measure_only,
+        host_view: args.limits.host_view,
         stdio: Stdio::Inherit,
         platform: emulation.platform,
         caveats: emulation.caveats,

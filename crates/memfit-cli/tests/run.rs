@@ -451,3 +451,39 @@ fn bad_input_exits_2_with_one_line_that_says_what_to_do() {
     let err = usage_error(&["run"]);
     assert!(err.contains("no command"), "{err}");
 }
+
+/// What the command reads as "its" limit at the root of the cgroup filesystem: the file a
+/// container's runtime reads (Node ≤ 20.2 reads exactly this path on cgroup v1).
+const LIMIT_AT_ROOT: &str = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; grep -m1 -E '(^0::|memory)' /proc/self/cgroup";
+
+#[test]
+fn the_command_sees_its_own_cgroup_at_the_root_as_in_a_container() {
+    if !cgroups_available("the_command_sees_its_own_cgroup_at_the_root_as_in_a_container") {
+        return;
+    }
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let run = run(&["--limit", "300M"], &["sh", "-c", LIMIT_AT_ROOT]);
+    assert_eq!(run.status(), 0, "{}", run.stderr());
+    let out = run.stdout();
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("314572800"), "{out}");
+    // Its own cgroup is the namespace's root, as `docker run` shows it.
+    assert!(lines.next().unwrap().ends_with(":/"), "{out}");
+    assert_eq!(run.report["container_view"], true);
+    // Nothing of the command's mount namespace leaked to the host.
+    let mounts_after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert_eq!(mounts_before, mounts_after);
+
+    // --host-view: the host's tree, where the root is unlimited.
+    let host = run_host_view();
+    assert_eq!(host.report["container_view"], false);
+    let first = host.stdout().lines().next().unwrap_or_default().to_string();
+    assert_ne!(first, "314572800", "{}", host.stdout());
+}
+
+fn run_host_view() -> common::Run {
+    run(
+        &["--limit", "300M", "--host-view"],
+        &["sh", "-c", LIMIT_AT_ROOT],
+    )
+}

@@ -528,6 +528,7 @@ mod tests {
                 cpus: None,
                 interval: None,
                 measure_only: false,
+                host_view: false,
                 stdio: Stdio::Null,
                 platform: None,
                 caveats: vec![],

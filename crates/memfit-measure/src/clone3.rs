@@ -13,6 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::container_view::ViewSetup;
 use crate::run::Stdio;
 
 /// `CLONE_INTO_CGROUP` as the u64 the kernel expects (libc's c_int constant overflows;
@@ -51,6 +52,7 @@ pub fn spawn_into_cgroup(
     cgroup: &Path,
     stdio: Stdio,
     cpu_set: Option<&libc::cpu_set_t>,
+    view: Option<&ViewSetup>,
 ) -> Result<i32, Clone3Error> {
     let path = resolve_program(program).map_err(Clone3Error::Exec)?;
     let path_c = cstring(path.as_os_str()).map_err(Clone3Error::Exec)?;
@@ -115,6 +117,7 @@ pub fn spawn_into_cgroup(
                 &envp,
                 null_fd.as_ref().map(|f| f.as_raw_fd()),
                 cpu_set,
+                view,
                 error_write.as_raw_fd(),
             )
         }
@@ -146,6 +149,7 @@ unsafe fn child_exec(
     envp: &[*const libc::c_char],
     null_fd: Option<i32>,
     cpu_set: Option<&libc::cpu_set_t>,
+    view: Option<&ViewSetup>,
     error_fd: i32,
 ) -> ! {
     let fail = |error_fd: i32| -> ! {
@@ -167,6 +171,9 @@ unsafe fn child_exec(
     libc::sigemptyset(&mut empty);
     libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
     libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    if let Some(view) = view {
+        view.enter();
+    }
     if let Some(set) = cpu_set {
         if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {
             fail(error_fd);
@@ -269,6 +276,7 @@ mod tests {
             &dir,
             Stdio::Null,
             None,
+            None,
         );
         let pid = match result {
             Ok(pid) => pid,
@@ -308,6 +316,7 @@ mod tests {
             &[],
             &mount,
             Stdio::Null,
+            None,
             None,
         )
         .unwrap_err();

@@ -15,6 +15,7 @@
 pub mod bisect;
 pub mod cgroup;
 mod clone3;
+mod container_view;
 pub mod html;
 mod kmsg;
 pub mod procfs;

@@ -34,6 +34,9 @@ pub struct RunReport {
     /// Why no cgroup was used, in measure-only mode.
     pub mode_reason: Option<String>,
     pub cgroup_path: Option<String>,
+    /// Whether the command saw its cgroup as the root of /sys/fs/cgroup, as in a container
+    /// (a private cgroup namespace and mount); false with --host-view or where refused.
+    pub container_view: bool,
     pub limit_bytes: Option<u64>,
     /// Whether the limit was enforced by the kernel (false in measure-only mode).
     pub limit_enforced: bool,

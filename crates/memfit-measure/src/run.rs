@@ -7,10 +7,12 @@ use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cgroup::{self, Hierarchy, OomCounters, RunCgroup, Version};
 use crate::clone3::{self, Clone3Error};
+use crate::container_view::{self, ViewOutcome, ViewSetup};
 use crate::kmsg::KernelLog;
 use crate::procfs;
 use crate::report::*;
@@ -37,6 +39,9 @@ pub struct RunOptions {
     pub interval: Option<Duration>,
     /// Do not use a cgroup even where one is available.
     pub measure_only: bool,
+    /// Let the command see the host's cgroup tree instead of its own cgroup as the root, as
+    /// in a container (see `container_view`).
+    pub host_view: bool,
     pub stdio: Stdio,
     /// `provider:plan` when the limit came from `--platform`.
     pub platform: Option<String>,
@@ -98,6 +103,7 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
     };
 
     let mut caveats = options.caveats.clone();
+    let mut hierarchy_found = None;
     let (cgroup, mode_reason) = if options.measure_only {
         (None, Some("--measure-only was given".to_string()))
     } else {
@@ -113,6 +119,7 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
                         parent: hierarchy.parent.display().to_string(),
                         source,
                     })?;
+                hierarchy_found = Some(hierarchy);
                 (Some(cg), None)
             }
             Err(reason) => (None, Some(reason)),
@@ -152,11 +159,30 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
 
+    // The command sees its cgroup as the root of the cgroup filesystem, as in a container.
+    let view = match (&hierarchy_found, options.host_view) {
+        (Some(hierarchy), false) => match container_view::prepare(hierarchy) {
+            Ok((setup, report)) => Some((Arc::new(setup), report)),
+            Err(error) => {
+                caveats.push(format!("the command sees the host's cgroup tree ({error}): runtimes that read the limit at the root of /sys/fs/cgroup (Node ≤ 20.2) size themselves from the host's RAM"));
+                None
+            }
+        },
+        _ => None,
+    };
+    let view_setup = view.as_ref().map(|(setup, _)| Arc::clone(setup));
+
     let own_usage_before = own_rusage();
     let boot_ms_at_start = procfs::boot_time_ms();
     let started = Instant::now();
-    let spawn_plain =
-        || spawn_with_pre_exec(options, cgroup.as_ref().map(|c| c.procs_fd()), cpu_set);
+    let spawn_plain = || {
+        spawn_with_pre_exec(
+            options,
+            cgroup.as_ref().map(|c| c.procs_fd()),
+            cpu_set,
+            view_setup.clone(),
+        )
+    };
     let main_pid = match cgroup.as_ref().filter(|c| c.version() == Version::V2) {
         // cgroup v2: create the child inside the cgroup (PRODUCT.md decision 4).
         Some(cg) => match clone3::spawn_into_cgroup(
@@ -165,6 +191,7 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
             cg.path(),
             options.stdio,
             cpu_set.as_ref(),
+            view_setup.as_deref(),
         ) {
             Ok(pid) => pid,
             Err(Clone3Error::Exec(source)) => return Err(spawn_error(program, source)),
@@ -174,6 +201,16 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
             }
         },
         None => spawn_plain()?,
+    };
+    let container_view = match &view {
+        Some((_, report)) => match report.outcome() {
+            ViewOutcome::Entered => true,
+            ViewOutcome::Failed(step) => {
+                caveats.push(format!("the command sees the host's cgroup tree ({step} failed): runtimes that read the limit at the root of /sys/fs/cgroup (Node ≤ 20.2) size themselves from the host's RAM"));
+                false
+            }
+        },
+        None => false,
     };
 
     let mut sampler = Sampler::new(
@@ -324,6 +361,7 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
         mode,
         mode_reason,
         cgroup_path,
+        container_view,
         limit_bytes: options.limit,
         limit_enforced: mode != Mode::MeasureOnly && options.limit.is_some(),
         swap_bytes: options.swap,
@@ -378,6 +416,7 @@ fn spawn_with_pre_exec(
     options: &RunOptions,
     procs_fd: Option<i32>,
     cpu_set: Option<libc::cpu_set_t>,
+    view: Option<Arc<ViewSetup>>,
 ) -> Result<i32, RunError> {
     let program = &options.command[0];
     let mut command = Command::new(program);
@@ -398,6 +437,9 @@ fn spawn_with_pre_exec(
                 if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
                     return Err(io::Error::last_os_error());
                 }
+            }
+            if let Some(view) = &view {
+                view.enter();
             }
             if let Some(set) = &cpu_set {
                 if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {

@@ -32,6 +32,10 @@ pub struct Hierarchy {
     pub version: Version,
     /// Directory under which memfit creates its per-run cgroups.
     pub parent: PathBuf,
+    /// Where the hierarchy is mounted, and the mount's super options: what a container's
+    /// own cgroup mount looks like (see `container_view`).
+    pub mount: PathBuf,
+    pub mount_options: String,
 }
 
 impl Hierarchy {
@@ -50,6 +54,8 @@ impl Hierarchy {
         Ok(Hierarchy {
             version: found.version,
             parent,
+            mount: found.mount,
+            mount_options: found.mount_options,
         })
     }
 }

@@ -86,6 +86,8 @@ pub struct FoundHierarchy {
     pub mount: PathBuf,
     /// The process's cgroup relative to the mount (`/` for the root).
     pub own_path: String,
+    /// The mount's super options, e.g. `rw,memory` or `rw,nsdelegate`.
+    pub mount_options: String,
 }
 
 /// Finds the memory controller: a v1 `cgroup` mount with the `memory` option, else a
@@ -115,6 +117,7 @@ pub fn find_memory_hierarchy(
             version: Version::V1,
             mount: PathBuf::from(&mount.mount_point),
             own_path: relative_to_root(&own, &mount.root),
+            mount_options: mount.super_options.clone(),
         });
     }
     let mount = mounts.iter().find(|m| {
@@ -129,6 +132,7 @@ pub fn find_memory_hierarchy(
         version: Version::V2,
         mount: PathBuf::from(&mount.mount_point),
         own_path: relative_to_root(own.trim(), &mount.root),
+        mount_options: mount.super_options.clone(),
     })
 }
 
