@@ -5,6 +5,7 @@ mod args;
 mod bisect_cmd;
 mod explain_cmd;
 mod output;
+mod plan_cmd;
 mod run_cmd;
 
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
         Commands::Run(args) => run_cmd::execute(args),
         Commands::Bisect(args) => bisect_cmd::execute(args),
         Commands::Explain(args) => explain_cmd::execute(args),
+        Commands::Plan(args) => plan_cmd::execute(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

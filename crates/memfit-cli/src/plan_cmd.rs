@@ -1,0 +1,395 @@
+//! `memfit plan`: resolve the limit, the runtime and an optional measured run, compute the
+//! budget (memfit-core) and render it as a table, env lines, Dockerfile ENV or JSON.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use memfit_core::node::{CgroupVersion, NodeVersion};
+use memfit_core::plan::{self, Budget, PlanInput, Runtime, Setting};
+use memfit_core::{platform, ByteSize, MIB};
+use serde_json::{json, Value};
+
+use crate::args::{CgroupArg, PlanArgs, PlanFormat, RuntimeArg};
+use crate::EXIT_FINDINGS;
+
+/// The Node line assumed when neither `--node-version` nor a `node` on PATH says: the Active
+/// LTS line at the time of writing (Node 24, LTS since October 2025).
+const DEFAULT_NODE: NodeVersion = NodeVersion::new(24, u32::MAX, u32::MAX);
+
+/// What a `memfit run --json` report says about the run, as far as planning needs.
+struct Measured {
+    command: String,
+    /// The working-set peak (charged − inactive page cache), as Kubernetes' VPA sizes from;
+    /// the charged watermark when the working set was not sampled.
+    peak: ByteSize,
+    charged: ByteSize,
+    oom_limit: Option<ByteSize>,
+    largest_process: Option<(String, ByteSize)>,
+}
+
+pub fn execute(args: PlanArgs) -> Result<u8> {
+    let runtime = match args.runtime {
+        RuntimeArg::Node => Runtime::Node,
+        RuntimeArg::Jvm => Runtime::Jvm,
+        RuntimeArg::Go => Runtime::Go,
+        RuntimeArg::Python => Runtime::Python,
+    };
+    let cgroup = match args.cgroup {
+        CgroupArg::V1 => CgroupVersion::V1,
+        CgroupArg::V2 => CgroupVersion::V2,
+    };
+    let measured = args.from.as_deref().map(read_run).transpose()?;
+
+    let mut cpus = None;
+    let (limit, limit_source) = if let Some(limit) = args.limit {
+        (Some(limit), "--limit".to_string())
+    } else if let Some(name) = &args.platform {
+        let Some(plan) = platform::find(name) else {
+            bail!(
+                "unknown platform `{name}`; known: {} (memfit run --platform list shows them all)",
+                platform::suggestions(name).join(", ")
+            );
+        };
+        cpus = plan.cpus;
+        (Some(plan.memory), format!("--platform {}", plan.name))
+    } else {
+        (None, String::new())
+    };
+
+    let recommended = measured
+        .as_ref()
+        .map(|m| plan::recommended_limit(m.peak, m.oom_limit));
+    let (limit, limit_source) = match (limit, recommended) {
+        (Some(limit), _) => (limit, limit_source),
+        // memfit's choice: the recommendation rounded up to 64 MiB, a size one can type.
+        (None, Some(rec)) => (rec.round_up(64 * MIB), "the measured run (+15%)".to_string()),
+        (None, None) => bail!(
+            "no limit to plan for: give --limit SIZE (e.g. 512M), --platform NAME (e.g. render:starter) or --from run.json"
+        ),
+    };
+    if limit.bytes() < 6 * MIB {
+        bail!("limit {limit} is too small: a container needs at least 6M (Docker's minimum); e.g. --limit 256M");
+    }
+
+    let (node_version, node_version_source) = match &args.node_version {
+        Some(text) => (text.parse::<NodeVersion>()?, "--node-version".to_string()),
+        None if runtime == Runtime::Node => match node_on_path() {
+            Some(v) => (
+                v,
+                "the node on PATH; pass --node-version for the image's".to_string(),
+            ),
+            None => (
+                DEFAULT_NODE,
+                "assumed: the current LTS line (pass --node-version)".to_string(),
+            ),
+        },
+        None => (DEFAULT_NODE, String::new()),
+    };
+
+    let worker_size = args.worker_size.or_else(|| {
+        measured
+            .as_ref()
+            .and_then(|m| m.largest_process.as_ref().map(|(_, size)| *size))
+            .filter(|_| runtime == Runtime::Python)
+    });
+    let input = PlanInput {
+        limit,
+        runtime,
+        node_version,
+        cgroup,
+        workers: args.workers,
+        cpus,
+        worker_size,
+    };
+    let mut budget = plan::plan(&input);
+    let mut plans = Vec::new();
+    if let (Some(m), Some(rec)) = (&measured, recommended) {
+        plans = platform::smallest_fitting(rec);
+        if rec > limit {
+            budget.problems.push(format!(
+                "The measured run needs {rec} (peak {} + 15%{}), more than the {limit} limit.",
+                m.peak,
+                if m.oom_limit.is_some() {
+                    ", bumped × 1.2 after its OOM kill"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if runtime == Runtime::Node {
+            if let (Some((cmd, size)), Some(heap)) =
+                (&m.largest_process, budget.promised_heap_bytes)
+            {
+                if size.bytes() > heap + memfit_core::node::NATIVE_OVERHEAD.bytes() + 64 * MIB {
+                    budget.notes.push(format!(
+                        "The largest process of the run, `{cmd}`, peaked at {size}: more than this heap cap plus native memory; expect more garbage collection, or a heap error if its live data does not fit."
+                    ));
+                }
+            }
+        }
+    }
+
+    let out = match args.format {
+        PlanFormat::Table => render_table(
+            &budget,
+            &input,
+            &limit_source,
+            &node_version_source,
+            measured.as_ref(),
+            recommended,
+            &plans,
+        ),
+        PlanFormat::Env => render_settings(&budget, ""),
+        PlanFormat::Dockerfile => render_settings(&budget, "ENV "),
+        PlanFormat::Json => {
+            let mut value = json!({
+                "schema": "memfit.plan/1",
+                "memfit_version": env!("CARGO_PKG_VERSION"),
+                "runtime": runtime.name(),
+                "limit": { "bytes": limit.bytes(), "source": limit_source },
+                "cgroup": cgroup,
+                "workers": budget.workers,
+                "lines": budget.lines,
+                "settings": budget.settings,
+                "promised_heap_bytes": budget.promised_heap_bytes,
+                "default_heap_bytes": budget.default_heap_bytes,
+                "notes": budget.notes,
+                "problems": budget.problems,
+                "fits": budget.fits(),
+            });
+            if runtime == Runtime::Node {
+                value["node_version"] = json!(node_version_text(node_version));
+                value["node_version_source"] = json!(node_version_source);
+            }
+            if let (Some(m), Some(rec)) = (&measured, recommended) {
+                value["from_run"] = json!({
+                    "command": m.command,
+                    "peak_bytes": m.peak.bytes(),
+                    "charged_peak_bytes": m.charged.bytes(),
+                    "oom_killed_at_bytes": m.oom_limit.map(|l| l.bytes()),
+                    "recommended_bytes": rec.bytes(),
+                    "plans": plans.iter().map(|p| json!({"name": p.name, "memory_bytes": p.memory.bytes(), "source": p.source})).collect::<Vec<_>>(),
+                });
+            }
+            serde_json::to_string_pretty(&value)? + "\n"
+        }
+    };
+    print!("{out}");
+    Ok(if budget.fits() { 0 } else { EXIT_FINDINGS })
+}
+
+fn node_version_text(v: NodeVersion) -> String {
+    if v == DEFAULT_NODE {
+        "24".to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+/// `node --version` of the node on PATH, if there is one.
+fn node_on_path() -> Option<NodeVersion> {
+    let output = Command::new("node").arg("--version").output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+}
+
+fn read_run(path: &Path) -> Result<Measured> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read {}: give the file `memfit run --json FILE` wrote",
+            path.display()
+        )
+    })?;
+    let value: Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not JSON: give the file `memfit run --json FILE` wrote",
+            path.display()
+        )
+    })?;
+    if value["schema"] != "memfit.run/1" {
+        bail!(
+            "{} is not a memfit run report (schema memfit.run/1): give the file `memfit run --json FILE` wrote",
+            path.display()
+        );
+    }
+    let number = |v: &Value| v.as_u64().unwrap_or(0);
+    let charged = number(&value["peak"]["charged_bytes"]);
+    let working = number(&value["peak"]["working_bytes"]);
+    let peak = if working > 0 { working } else { charged };
+    if peak == 0 {
+        bail!(
+            "{} records no peak: was the run measured? Run it again with memfit run --json",
+            path.display()
+        );
+    }
+    let oom_limit = (value["oom_killed"] == Value::Bool(true))
+        .then(|| value["limit_bytes"].as_u64())
+        .flatten()
+        .map(ByteSize);
+    let largest_process = value["processes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p["command"].as_str().unwrap_or_default().to_string(),
+                ByteSize(number(&p["peak_rss_bytes"])),
+            )
+        })
+        .max_by_key(|(_, size)| *size);
+    let command = value["command"]
+        .as_array()
+        .map(|parts| {
+            parts
+                .iter()
+                .filter_map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    Ok(Measured {
+        command,
+        peak: ByteSize(peak),
+        charged: ByteSize(charged),
+        oom_limit,
+        largest_process,
+    })
+}
+
+/// Quotes a value for a shell, a platform's env editor and a Dockerfile ENV alike: double
+/// quotes when it holds a space.
+fn quoted(value: &str) -> String {
+    if value.contains(' ') {
+        format!("\"{value}\"")
+    } else {
+        value.to_string()
+    }
+}
+
+fn render_settings(budget: &Budget, prefix: &str) -> String {
+    let mut out = String::new();
+    for Setting { name, value } in &budget.settings {
+        let _ = writeln!(out, "{prefix}{name}={}", quoted(value));
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render_table(
+    budget: &Budget,
+    input: &PlanInput,
+    limit_source: &str,
+    node_version_source: &str,
+    measured: Option<&Measured>,
+    recommended: Option<ByteSize>,
+    plans: &[&platform::Platform],
+) -> String {
+    let mut out = String::new();
+    let runtime = match input.runtime {
+        Runtime::Node => format!(
+            "Node {} [{node_version_source}]",
+            node_version_text(input.node_version)
+        ),
+        Runtime::Jvm => "the JVM".to_string(),
+        Runtime::Go => "Go".to_string(),
+        Runtime::Python => "Python (gunicorn/uvicorn workers)".to_string(),
+    };
+    let cgroup = match input.cgroup {
+        CgroupVersion::V1 => "cgroup v1",
+        CgroupVersion::V2 => "cgroup v2",
+    };
+    let _ = writeln!(
+        out,
+        "memfit plan: {runtime} in {} (from {limit_source}, {cgroup})",
+        input.limit
+    );
+    if let (Some(m), Some(rec)) = (measured, recommended) {
+        let _ = writeln!(
+            out,
+            "  measured: `{}` peaked at {} (working set; {} charged){}; needs {rec}",
+            m.command,
+            m.peak,
+            m.charged,
+            m.oom_limit
+                .map(|l| format!(", OOM-killed at {l}"))
+                .unwrap_or_default()
+        );
+        if !plans.is_empty() {
+            let names: Vec<String> = plans
+                .iter()
+                .map(|p| format!("{} ({})", p.name, p.memory))
+                .collect();
+            let _ = writeln!(out, "  smallest plans that fit: {}", names.join(", "));
+        }
+    }
+    if !budget.lines.is_empty() {
+        let workers = budget.workers.unwrap_or(1);
+        let _ = writeln!(out);
+        let width = budget
+            .lines
+            .iter()
+            .map(|l| l.item.len())
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        let mut total = 0u64;
+        for line in &budget.lines {
+            let count = if line.per_worker {
+                u64::from(workers)
+            } else {
+                1
+            };
+            total += line.bytes * count;
+            let each = if line.per_worker && workers > 1 {
+                format!(" × {workers}")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "  {:<width$}  {:>9}{:<5}  {}",
+                line.item,
+                ByteSize(line.bytes).to_string(),
+                each,
+                line.basis
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:>9}       of {}",
+            "total",
+            ByteSize(total).to_string(),
+            input.limit
+        );
+    }
+    if !budget.settings.is_empty() {
+        let _ = writeln!(out, "\nSet (in the image or the platform's environment):");
+        for line in render_settings(budget, "  ").lines() {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    if let Some(heap) = budget.promised_heap_bytes {
+        let what = match input.runtime {
+            Runtime::Node => "v8.getHeapStatistics().heap_size_limit",
+            Runtime::Jvm => "MaxHeapSize (-XX:+PrintFlagsFinal)",
+            Runtime::Go => "the GC's soft limit (debug.SetMemoryLimit(-1))",
+            Runtime::Python => "",
+        };
+        let default = budget
+            .default_heap_bytes
+            .map(|d| format!("; without the setting: {}", ByteSize(d)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "\nExpect {what} = {}{default}.", ByteSize(heap));
+    }
+    for note in &budget.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    for problem in &budget.problems {
+        let _ = writeln!(out, "problem: {problem}");
+    }
+    out
+}
