@@ -1,0 +1,7 @@
+//! `memfit audit`: a project's memory risks before it deploys.
+//!
+//! The audit reads a project (Dockerfiles, package manifests and lockfiles, TypeScript and
+//! Cargo configuration, platform configuration), builds a model of what ships and how it
+//! runs, and checks rules against it. Every rule lives in its own file under `rules/`.
+
+pub mod dockerfile;
