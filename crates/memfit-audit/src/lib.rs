@@ -5,3 +5,10 @@
 //! runs, and checks rules against it. Every rule lives in its own file under `rules/`.
 
 pub mod dockerfile;
+pub mod finding;
+pub mod json;
+pub mod platform;
+pub mod project;
+pub mod runtime;
+pub mod source;
+pub mod yaml;

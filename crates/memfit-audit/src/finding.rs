@@ -1,0 +1,119 @@
+//! What a rule reports: a finding with a span, a message, and where safe a fix.
+
+use serde::Serialize;
+
+use crate::dockerfile::Span;
+use crate::source::FileId;
+
+/// error = likely OOM, warning = real waste, info = a hint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Severity> {
+        match text.to_ascii_lowercase().as_str() {
+            "info" => Some(Severity::Info),
+            "warning" | "warn" => Some(Severity::Warning),
+            "error" => Some(Severity::Error),
+            _ => None,
+        }
+    }
+}
+
+/// A replacement of a byte range of the finding's file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Edit {
+    pub start: usize,
+    pub end: usize,
+    pub replacement: String,
+}
+
+impl Edit {
+    pub fn replace(span: Span, replacement: impl Into<String>) -> Edit {
+        Edit {
+            start: span.start,
+            end: span.end,
+            replacement: replacement.into(),
+        }
+    }
+
+    pub fn insert(at: usize, text: impl Into<String>) -> Edit {
+        Edit {
+            start: at,
+            end: at,
+            replacement: text.into(),
+        }
+    }
+}
+
+/// How to fix a finding. With edits, `memfit fix` applies it; without, it is advice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Fix {
+    pub description: String,
+    /// Edits of the finding's own file, applied together; empty for advice only.
+    pub edits: Vec<Edit>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub file: FileId,
+    pub span: Span,
+    pub message: String,
+    pub fix: Option<Fix>,
+}
+
+impl Finding {
+    pub fn new(
+        rule: &'static str,
+        severity: Severity,
+        file: FileId,
+        span: Span,
+        message: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            rule,
+            severity,
+            file,
+            span,
+            message: message.into(),
+            fix: None,
+        }
+    }
+
+    /// Advice without an automatic edit.
+    pub fn advise(mut self, description: impl Into<String>) -> Finding {
+        self.fix = Some(Fix {
+            description: description.into(),
+            edits: Vec::new(),
+        });
+        self
+    }
+
+    /// A fix `memfit fix` applies.
+    pub fn fix_with(mut self, description: impl Into<String>, edits: Vec<Edit>) -> Finding {
+        self.fix = Some(Fix {
+            description: description.into(),
+            edits,
+        });
+        self
+    }
+
+    pub fn fixable(&self) -> bool {
+        self.fix.as_ref().is_some_and(|f| !f.edits.is_empty())
+    }
+}

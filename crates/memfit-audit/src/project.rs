@@ -1,0 +1,412 @@
+//! Reading a project: which files matter, read once, parsed by kind. A file that cannot be
+//! read or parsed becomes a finding (`unreadable-file`, `malformed-file`); the rest goes on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::dockerfile::{self, Dockerfile, Span};
+use crate::finding::{Finding, Severity};
+use crate::json::{self, JsonNode};
+use crate::source::{FileId, SourceFile};
+use crate::yaml::{self, YamlNode};
+
+/// Directories never entered: dependencies, VCS data, build output.
+pub const SKIPPED_DIRS: &[&str] = &[
+    "node_modules",
+    ".git",
+    "target",
+    "dist",
+    "build",
+    ".next",
+    ".nuxt",
+    ".output",
+    "out",
+    "coverage",
+    ".turbo",
+    ".cache",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".yarn",
+    ".pnpm-store",
+];
+
+/// What a file is to the audit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    Dockerfile,
+    DockerIgnore,
+    PackageJson,
+    PackageLock,
+    PnpmLock,
+    YarnLock,
+    BunLock,
+    Npmrc,
+    NodeVersionFile,
+    TsConfig,
+    CargoToml,
+    FlyToml,
+    RenderYaml,
+    RailwayJson,
+    RailwayToml,
+    Procfile,
+    AppJson,
+    Compose,
+    /// Any other YAML: a Kubernetes manifest when it has containers.
+    Yaml,
+    NextConfig,
+    Prisma,
+    MemfitToml,
+}
+
+/// Classifies a file by its name.
+pub fn classify(name: &str) -> Option<Kind> {
+    let lower = name.to_ascii_lowercase();
+    let kind = match lower.as_str() {
+        "package.json" => Kind::PackageJson,
+        "package-lock.json" | "npm-shrinkwrap.json" => Kind::PackageLock,
+        "pnpm-lock.yaml" => Kind::PnpmLock,
+        "yarn.lock" => Kind::YarnLock,
+        "bun.lock" => Kind::BunLock,
+        ".npmrc" => Kind::Npmrc,
+        ".nvmrc" | ".node-version" => Kind::NodeVersionFile,
+        "cargo.toml" => Kind::CargoToml,
+        "fly.toml" => Kind::FlyToml,
+        "render.yaml" | "render.yml" => Kind::RenderYaml,
+        "railway.json" => Kind::RailwayJson,
+        "railway.toml" => Kind::RailwayToml,
+        "procfile" => Kind::Procfile,
+        "app.json" => Kind::AppJson,
+        "memfit.toml" => Kind::MemfitToml,
+        _ if lower.ends_with(".dockerignore") => Kind::DockerIgnore,
+        _ if lower == "dockerfile"
+            || lower.starts_with("dockerfile.")
+            || lower.starts_with("dockerfile-")
+            || lower.ends_with(".dockerfile")
+            || lower.starts_with("containerfile") =>
+        {
+            Kind::Dockerfile
+        }
+        _ if lower.starts_with("tsconfig") && lower.ends_with(".json") => Kind::TsConfig,
+        _ if (lower.starts_with("docker-compose") || lower.starts_with("compose"))
+            && (lower.ends_with(".yml") || lower.ends_with(".yaml")) =>
+        {
+            Kind::Compose
+        }
+        _ if lower.starts_with("next.config.") => Kind::NextConfig,
+        _ if lower.ends_with(".prisma") => Kind::Prisma,
+        _ if lower.ends_with(".yml") || lower.ends_with(".yaml") => Kind::Yaml,
+        _ => return None,
+    };
+    Some(kind)
+}
+
+/// A parsed file.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    Dockerfile(Dockerfile),
+    Json(JsonNode),
+    Yaml(Vec<YamlNode>),
+    Toml(toml_edit::Document<String>),
+    /// Kept as text (Procfile, .npmrc, .nvmrc, .dockerignore, yarn.lock, next.config, prisma).
+    Text,
+}
+
+/// A file of the project and what it parsed to.
+#[derive(Debug, Clone)]
+pub struct ProjectFile {
+    pub source: SourceFile,
+    pub kind: Kind,
+    pub parsed: Parsed,
+}
+
+/// Everything the rules look at.
+#[derive(Debug, Default)]
+pub struct Project {
+    pub root: PathBuf,
+    pub files: Vec<ProjectFile>,
+    /// Findings about files themselves (unreadable, malformed).
+    pub file_findings: Vec<Finding>,
+}
+
+impl Project {
+    /// Files of one kind, with their ids.
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = (FileId, &ProjectFile)> {
+        self.files
+            .iter()
+            .enumerate()
+            .filter(move |(_, f)| f.kind == kind)
+    }
+
+    pub fn file(&self, id: FileId) -> &ProjectFile {
+        &self.files[id]
+    }
+
+    /// The file at a relative path.
+    pub fn find(&self, path: &str) -> Option<(FileId, &ProjectFile)> {
+        self.files
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.source.display() == path)
+    }
+
+    pub fn dockerfiles(&self) -> impl Iterator<Item = (FileId, &ProjectFile, &Dockerfile)> {
+        self.files
+            .iter()
+            .enumerate()
+            .filter_map(|(id, f)| match &f.parsed {
+                Parsed::Dockerfile(d) => Some((id, f, d)),
+                _ => None,
+            })
+    }
+
+    pub fn json(&self, id: FileId) -> Option<&JsonNode> {
+        match &self.files[id].parsed {
+            Parsed::Json(j) => Some(j),
+            _ => None,
+        }
+    }
+
+    pub fn yaml(&self, id: FileId) -> &[YamlNode] {
+        match &self.files[id].parsed {
+            Parsed::Yaml(docs) => docs,
+            _ => &[],
+        }
+    }
+
+    pub fn toml(&self, id: FileId) -> Option<&toml_edit::Document<String>> {
+        match &self.files[id].parsed {
+            Parsed::Toml(doc) => Some(doc),
+            _ => None,
+        }
+    }
+
+    /// The directory of a file, relative to the root ("" for the root).
+    pub fn dir_of(&self, id: FileId) -> PathBuf {
+        self.files[id]
+            .source
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    /// The root package.json, else the shallowest one.
+    pub fn root_package(&self) -> Option<(FileId, &JsonNode)> {
+        self.of_kind(Kind::PackageJson)
+            .filter_map(|(id, _)| self.json(id).map(|j| (id, j)))
+            .min_by_key(|(id, _)| self.files[*id].source.path.components().count())
+    }
+}
+
+/// Reads a project: the files of [`classify`]'s kinds under `root`, skipping [`SKIPPED_DIRS`]
+/// and what .gitignore ignores.
+pub fn load(root: &Path) -> std::io::Result<Project> {
+    let meta = std::fs::metadata(root)?;
+    if !meta.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is not a directory", root.display()),
+        ));
+    }
+    let found: Mutex<Vec<(PathBuf, Kind)>> = Mutex::new(Vec::new());
+    let walker = ignore::WalkBuilder::new(root)
+        .hidden(false)
+        .git_ignore(true)
+        .git_global(false)
+        .git_exclude(false)
+        .require_git(false)
+        .ignore(false)
+        .parents(false)
+        .filter_entry(|entry| {
+            let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+            !(is_dir
+                && entry.depth() > 0
+                && SKIPPED_DIRS.contains(&entry.file_name().to_string_lossy().as_ref()))
+        })
+        .build_parallel();
+    walker.run(|| {
+        Box::new(|entry| {
+            if let Ok(entry) = entry {
+                if entry.file_type().is_some_and(|t| t.is_file()) {
+                    if let Some(kind) = classify(&entry.file_name().to_string_lossy()) {
+                        found
+                            .lock()
+                            .expect("no panics while held")
+                            .push((entry.into_path(), kind));
+                    }
+                }
+            }
+            ignore::WalkState::Continue
+        })
+    });
+    let mut found = found.into_inner().expect("no panics while held");
+    found.sort();
+
+    let loaded: Vec<Result<Option<ProjectFile>, Finding>> = found
+        .par_iter()
+        .map(|(path, kind)| load_file(root, path, *kind))
+        .collect();
+    let mut project = Project {
+        root: root.to_path_buf(),
+        ..Project::default()
+    };
+    for (result, (path, kind)) in loaded.into_iter().zip(&found) {
+        match result {
+            Ok(Some(file)) => {
+                let id = project.files.len();
+                let problems = file_problems(id, &file);
+                project.files.push(file);
+                project.file_findings.extend(problems);
+            }
+            Ok(None) => {}
+            Err(mut finding) => {
+                // An unreadable file is still a file of the project: its finding has a place.
+                let id = project.files.len();
+                project.files.push(ProjectFile {
+                    source: SourceFile::new(relative(root, path), String::new()),
+                    kind: *kind,
+                    parsed: Parsed::Text,
+                });
+                finding.file = id;
+                project.file_findings.push(finding);
+            }
+        }
+    }
+    Ok(project)
+}
+
+fn is_kubernetes(parsed: &Parsed) -> bool {
+    match parsed {
+        Parsed::Yaml(docs) => docs.iter().any(|d| {
+            let mut nodes = Vec::new();
+            d.walk(&mut nodes);
+            d.get("kind").is_some() && nodes.iter().any(|n| n.get("containers").is_some())
+        }),
+        _ => false,
+    }
+}
+
+fn relative(root: &Path, path: &Path) -> PathBuf {
+    path.strip_prefix(root).unwrap_or(path).to_path_buf()
+}
+
+fn load_file(root: &Path, path: &Path, kind: Kind) -> Result<Option<ProjectFile>, Finding> {
+    let rel = relative(root, path);
+    let bytes = std::fs::read(path).map_err(|e| {
+        Finding::new(
+            "unreadable-file",
+            Severity::Error,
+            0,
+            Span::default(),
+            format!("cannot read {}: {e}", rel.display()),
+        )
+        .advise("make the file readable, or exclude it in .gitignore")
+    })?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+    let source = SourceFile::new(rel, text);
+    let parsed = match kind {
+        Kind::Dockerfile => Parsed::Dockerfile(dockerfile::parse(&source.text)),
+        Kind::PackageJson | Kind::RailwayJson | Kind::AppJson => json::parse(&source.text, false)
+            .map(Parsed::Json)
+            .unwrap_or(Parsed::Text),
+        Kind::TsConfig | Kind::BunLock => json::parse(&source.text, true)
+            .map(Parsed::Json)
+            .unwrap_or(Parsed::Text),
+        Kind::PackageLock => Parsed::Text,
+        Kind::Yaml => {
+            // Only Kubernetes manifests (a `kind` and containers) are of interest.
+            if !(source.text.contains("kind:") && source.text.contains("containers")) {
+                return Ok(None);
+            }
+            match yaml::parse(&source.text) {
+                Ok(docs) => {
+                    let parsed = Parsed::Yaml(docs);
+                    if !is_kubernetes(&parsed) {
+                        return Ok(None);
+                    }
+                    parsed
+                }
+                Err(_) => Parsed::Text,
+            }
+        }
+        Kind::RenderYaml | Kind::Compose | Kind::PnpmLock => yaml::parse(&source.text)
+            .map(Parsed::Yaml)
+            .unwrap_or(Parsed::Text),
+        Kind::CargoToml | Kind::FlyToml | Kind::RailwayToml | Kind::MemfitToml => {
+            toml_edit::Document::parse(source.text.clone())
+                .map(Parsed::Toml)
+                .unwrap_or(Parsed::Text)
+        }
+        _ => Parsed::Text,
+    };
+    Ok(Some(ProjectFile {
+        source,
+        kind,
+        parsed,
+    }))
+}
+
+/// `malformed-file` findings: a structured file that did not parse, or a Dockerfile's
+/// syntax problems.
+fn file_problems(id: FileId, file: &ProjectFile) -> Vec<Finding> {
+    let structured = matches!(
+        file.kind,
+        Kind::PackageJson
+            | Kind::RailwayJson
+            | Kind::AppJson
+            | Kind::TsConfig
+            | Kind::RenderYaml
+            | Kind::Compose
+            | Kind::Yaml
+            | Kind::CargoToml
+            | Kind::FlyToml
+            | Kind::RailwayToml
+            | Kind::MemfitToml
+    );
+    let mut out = Vec::new();
+    if structured && matches!(file.parsed, Parsed::Text) && !file.source.text.trim().is_empty() {
+        let error = match file.kind {
+            Kind::PackageJson | Kind::RailwayJson | Kind::AppJson => {
+                json::parse(&file.source.text, false).err()
+            }
+            Kind::TsConfig => json::parse(&file.source.text, true).err(),
+            Kind::RenderYaml | Kind::Compose | Kind::Yaml => yaml::parse(&file.source.text).err(),
+            _ => toml_edit::Document::parse(file.source.text.clone())
+                .err()
+                .map(|e| e.to_string()),
+        }
+        .unwrap_or_default();
+        let first_line = error.lines().next().unwrap_or("").to_string();
+        out.push(
+            Finding::new(
+                "malformed-file",
+                Severity::Error,
+                id,
+                file.source.line_span(1),
+                format!(
+                    "{} does not parse: {first_line}; memfit skipped it",
+                    file.source.display()
+                ),
+            )
+            .advise("fix the syntax: the tools that read this file will fail on it too"),
+        );
+    }
+    if let Parsed::Dockerfile(d) = &file.parsed {
+        for problem in &d.problems {
+            out.push(Finding::new(
+                "dockerfile-syntax",
+                Severity::Warning,
+                id,
+                problem.span,
+                problem.message.clone(),
+            ));
+        }
+    }
+    out
+}
