@@ -1,5 +1,7 @@
 //! What a rule reports: a finding with a span, a message, and where safe a fix.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
 use crate::dockerfile::Span;
@@ -33,25 +35,31 @@ impl Severity {
     }
 }
 
-/// A replacement of a byte range of the finding's file.
+/// A replacement of a byte range of a file (the finding's own, or another: a
+/// `.dockerignore` to create, a tsconfig to extend). An edit at 0..0 of a file that does not
+/// exist creates it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Edit {
+    /// Relative to the project root.
+    pub path: PathBuf,
     pub start: usize,
     pub end: usize,
     pub replacement: String,
 }
 
 impl Edit {
-    pub fn replace(span: Span, replacement: impl Into<String>) -> Edit {
+    pub fn replace(path: impl Into<PathBuf>, span: Span, replacement: impl Into<String>) -> Edit {
         Edit {
+            path: path.into(),
             start: span.start,
             end: span.end,
             replacement: replacement.into(),
         }
     }
 
-    pub fn insert(at: usize, text: impl Into<String>) -> Edit {
+    pub fn insert(path: impl Into<PathBuf>, at: usize, text: impl Into<String>) -> Edit {
         Edit {
+            path: path.into(),
             start: at,
             end: at,
             replacement: text.into(),
@@ -63,7 +71,7 @@ impl Edit {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Fix {
     pub description: String,
-    /// Edits of the finding's own file, applied together; empty for advice only.
+    /// Edits applied together; empty for advice only.
     pub edits: Vec<Edit>,
 }
 

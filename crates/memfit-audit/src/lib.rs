@@ -4,11 +4,17 @@
 //! Cargo configuration, platform configuration), builds a model of what ships and how it
 //! runs, and checks rules against it. Every rule lives in its own file under `rules/`.
 
+pub mod audit;
+pub mod context;
 pub mod dockerfile;
 pub mod finding;
+pub mod fix;
 pub mod json;
 pub mod platform;
 pub mod project;
+pub mod report;
+pub mod rules;
 pub mod runtime;
 pub mod source;
+pub mod tsconfig;
 pub mod yaml;

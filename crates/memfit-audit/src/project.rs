@@ -59,6 +59,8 @@ pub enum Kind {
     NextConfig,
     Prisma,
     MemfitToml,
+    /// JavaScript and TypeScript sources.
+    Script,
 }
 
 /// Classifies a file by its name.
@@ -98,6 +100,13 @@ pub fn classify(name: &str) -> Option<Kind> {
         _ if lower.starts_with("next.config.") => Kind::NextConfig,
         _ if lower.ends_with(".prisma") => Kind::Prisma,
         _ if lower.ends_with(".yml") || lower.ends_with(".yaml") => Kind::Yaml,
+        _ if !lower.ends_with(".d.ts")
+            && [".js", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".jsx", ".tsx"]
+                .iter()
+                .any(|e| lower.ends_with(e)) =>
+        {
+            Kind::Script
+        }
         _ => return None,
     };
     Some(kind)

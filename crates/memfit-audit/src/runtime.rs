@@ -127,7 +127,7 @@ impl Runtime {
             .iter()
             .filter(|o| o.runtime && o.has_heap_cap())
             .collect();
-        caps.sort_by(|a, b| b.origin.cmp(&a.origin));
+        caps.sort_by_key(|o| std::cmp::Reverse(o.origin));
         caps
     }
 
@@ -445,7 +445,7 @@ pub fn model(project: &Project, platform: &PlatformFacts) -> Runtime {
 
     // The Node version: the shipped image's, else .nvmrc / .node-version / engines.
     if runtime.node_version.is_none() {
-        for (id, file) in project.of_kind(Kind::NodeVersionFile) {
+        if let Some((id, file)) = project.of_kind(Kind::NodeVersionFile).next() {
             let text = file.source.text.trim().to_string();
             runtime.node_version = Some(VersionSource {
                 version: text.parse().ok(),
@@ -454,7 +454,6 @@ pub fn model(project: &Project, platform: &PlatformFacts) -> Runtime {
                 file: id,
                 span: file.source.line_span(1),
             });
-            break;
         }
     }
     if runtime.node_version.is_none() {

@@ -36,6 +36,94 @@ pub enum Commands {
     /// exact NODE_OPTIONS / JAVA_TOOL_OPTIONS / GOMEMLIMIT / WEB_CONCURRENCY to set.
     #[command(after_help = PLAN_EXAMPLES)]
     Plan(PlanArgs),
+    /// Review a project before it deploys: Dockerfiles, package manifests, tsconfig, Cargo
+    /// and platform configs, checked against its memory limit.
+    #[command(after_help = AUDIT_EXAMPLES)]
+    Audit(AuditArgs),
+    /// Apply the audit's safe fixes as minimal edits, and print them as a diff.
+    #[command(after_help = FIX_EXAMPLES)]
+    Fix(FixArgs),
+}
+
+const AUDIT_EXAMPLES: &str = "Examples:
+  memfit audit
+  memfit audit examples/render-api
+  memfit audit --platform fly:shared-cpu-1x --fail-on warning
+  memfit audit --format sarif > memfit.sarif
+  memfit audit --format json | jq '.findings[] | .rule'
+
+Exit status: 0 when no finding reaches --fail-on (default: error); 1 when one does; 2 for
+usage and I/O errors. A file that does not parse is a finding, not an error.";
+
+const FIX_EXAMPLES: &str = "Examples:
+  memfit fix --dry-run
+  memfit fix examples/render-api
+
+Exit status: 0 when the fixes were applied (or would be, with --dry-run); 2 for usage and I/O
+errors.";
+
+/// Output forms of `memfit audit`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditFormat {
+    /// Findings with code frames, the why and the fix.
+    Human,
+    /// JSON (schema memfit.audit/1).
+    Json,
+    /// SARIF 2.1.0, for code-scanning services.
+    Sarif,
+}
+
+/// The lowest severity that makes `memfit audit` exit 1.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Info,
+    None,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProjectLimitArgs {
+    /// The container's memory limit, when the project's configuration does not say it,
+    /// e.g. --limit 512M.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, conflicts_with = "platform")]
+    pub limit: Option<ByteSize>,
+
+    /// Take the limit from a plan, e.g. render:starter (`memfit run --platform list`).
+    #[arg(long, value_name = "NAME")]
+    pub platform: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// The project directory (default: the current one).
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+
+    #[command(flatten)]
+    pub limits: ProjectLimitArgs,
+
+    /// Output form.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: AuditFormat,
+
+    /// Exit 1 when a finding of this severity or above is reported.
+    #[arg(long, value_enum, default_value = "error")]
+    pub fail_on: FailOn,
+}
+
+#[derive(Args, Debug)]
+pub struct FixArgs {
+    /// The project directory (default: the current one).
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+
+    #[command(flatten)]
+    pub limits: ProjectLimitArgs,
+
+    /// Print the diff without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 const PLAN_EXAMPLES: &str = "Examples:

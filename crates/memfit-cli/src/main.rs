@@ -2,6 +2,7 @@
 //! lives here; it calls the engine crates and renders their reports.
 
 mod args;
+mod audit_cmd;
 mod bisect_cmd;
 mod explain_cmd;
 mod output;
@@ -25,6 +26,8 @@ fn main() -> ExitCode {
         Commands::Bisect(args) => bisect_cmd::execute(args),
         Commands::Explain(args) => explain_cmd::execute(args),
         Commands::Plan(args) => plan_cmd::execute(args),
+        Commands::Audit(args) => audit_cmd::audit(args),
+        Commands::Fix(args) => audit_cmd::fix(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

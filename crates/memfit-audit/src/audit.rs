@@ -1,0 +1,280 @@
+//! Running the audit: load the project, apply memfit.toml, run every rule, drop suppressed
+//! findings, sort.
+
+use std::path::Path;
+
+use crate::context::Context;
+use crate::finding::{Finding, Severity};
+use crate::platform::LimitSource;
+use crate::project::{self, Kind, Parsed, Project};
+use crate::rules::{self, RULES};
+
+/// What the caller decides.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--limit` / `--platform`: (bytes, description).
+    pub limit: Option<(u64, String)>,
+}
+
+/// memfit.toml at the project root.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub ignore: Vec<String>,
+    pub severity: Vec<(String, Severity)>,
+    pub limit: Option<(u64, String)>,
+}
+
+/// The audit's result.
+pub struct Report {
+    pub project: Project,
+    pub limit: Option<LimitSource>,
+    pub findings: Vec<Finding>,
+    pub suppressed: usize,
+    /// What the runtime model found, for the summary.
+    pub runtime: RuntimeSummary,
+    pub notes: Vec<String>,
+}
+
+/// The effective configuration, as the summary shows it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RuntimeSummary {
+    pub node_version: Option<String>,
+    pub node_version_source: Option<String>,
+    /// The start command and what it runs, outermost first: (place, command).
+    pub start: Vec<(String, String)>,
+    /// Every runtime heap setting, the winner first: (place, flags).
+    pub heap: Vec<(String, String)>,
+    pub workers: Option<(u32, String)>,
+}
+
+/// Reads memfit.toml, reporting problems as findings.
+fn read_config(project: &Project, findings: &mut Vec<Finding>) -> Config {
+    let mut config = Config::default();
+    let Some((id, file)) = project
+        .of_kind(Kind::MemfitToml)
+        .find(|(id, _)| project.dir_of(*id).as_os_str().is_empty())
+    else {
+        return config;
+    };
+    let Parsed::Toml(doc) = &file.parsed else {
+        return config;
+    };
+    let span_of = |item: &toml_edit::Item| {
+        item.span()
+            .map(|r| crate::dockerfile::Span::new(r.start, r.end))
+            .unwrap_or_default()
+    };
+    let bad = |item: &toml_edit::Item, message: String| {
+        Finding::new(
+            "malformed-file",
+            Severity::Error,
+            id,
+            span_of(item),
+            message,
+        )
+    };
+    if let Some(item) = doc.get("ignore") {
+        match item.as_array() {
+            Some(list) => {
+                for v in list.iter() {
+                    match v.as_str() {
+                        Some(rule) if rules::find(rule).is_some() => {
+                            config.ignore.push(rule.to_string())
+                        }
+                        Some(rule) => findings.push(bad(
+                            item,
+                            format!("memfit.toml: unknown rule `{rule}` in ignore"),
+                        )),
+                        None => findings.push(bad(
+                            item,
+                            "memfit.toml: ignore lists rule ids as strings".into(),
+                        )),
+                    }
+                }
+            }
+            None => findings.push(bad(item, "memfit.toml: ignore = [\"rule-id\", …]".into())),
+        }
+    }
+    if let Some(table) = doc.get("severity").and_then(|s| s.as_table_like()) {
+        for (rule, value) in table.iter() {
+            match (rules::find(rule), value.as_str().and_then(Severity::parse)) {
+                (Some(_), Some(sev)) => config.severity.push((rule.to_string(), sev)),
+                _ => findings.push(bad(value, format!("memfit.toml: [severity] {rule} must name a rule and one of error, warning, info"))),
+            }
+        }
+    }
+    if let Some(item) = doc.get("limit") {
+        match item.as_str().map(memfit_core::ByteSize::parse) {
+            Some(Ok(size)) => {
+                config.limit = Some((
+                    size.bytes(),
+                    format!(
+                        "memfit.toml limit = \"{}\"",
+                        item.as_str().unwrap_or_default()
+                    ),
+                ))
+            }
+            _ => findings.push(bad(
+                item,
+                "memfit.toml: limit must be a size such as \"512M\"".into(),
+            )),
+        }
+    } else if let Some(item) = doc.get("platform") {
+        match item.as_str().and_then(memfit_core::platform::find) {
+            Some(plan) => {
+                config.limit = Some((
+                    plan.memory.bytes(),
+                    format!("memfit.toml platform = \"{}\" ({})", plan.name, plan.memory),
+                ))
+            }
+            None => findings.push(bad(
+                item,
+                "memfit.toml: unknown platform (memfit run --platform list shows them)".into(),
+            )),
+        }
+    }
+    config
+}
+
+/// Whether a `memfit ignore=` comment suppresses this finding.
+fn suppressed(project: &Project, finding: &Finding) -> bool {
+    let file = project.file(finding.file);
+    let names = |comment: &str| -> Vec<String> {
+        let text = comment.trim();
+        let rest = text
+            .strip_prefix("memfit ignore=")
+            .or_else(|| text.strip_prefix("memfit-ignore "))
+            .or_else(|| text.strip_prefix("memfit-ignore="))
+            .unwrap_or_default();
+        rest.split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let matches = |comment: &str| {
+        let n = names(comment);
+        n.iter().any(|r| r == finding.rule || r == "all")
+    };
+    if let Parsed::Dockerfile(docker) = &file.parsed {
+        // Comment lines directly above the instruction that holds the finding.
+        let Some(instruction) = docker.instructions.iter().find(|i| {
+            i.span.start <= finding.span.start && finding.span.start <= i.span.end.max(i.span.start)
+        }) else {
+            return false;
+        };
+        let (line, _) = file.source.line_col(instruction.span.start);
+        let mut l = line;
+        while l > 1 {
+            l -= 1;
+            let span = file.source.line_span(l);
+            let text = file.source.text[span.start..span.end].trim();
+            let Some(comment) = text.strip_prefix('#') else {
+                break;
+            };
+            if matches(comment) {
+                return true;
+            }
+        }
+        return false;
+    }
+    let (line, _) = file.source.line_col(finding.span.start);
+    for l in [line.saturating_sub(1), line] {
+        if l == 0 {
+            continue;
+        }
+        let span = file.source.line_span(l);
+        let text = &file.source.text[span.start..span.end];
+        for marker in ["#", "//"] {
+            if let Some(pos) = text.find(marker) {
+                if matches(&text[pos + marker.len()..]) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Audits the project at `root`.
+pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
+    let project = project::load(root)?;
+    let mut findings = project.file_findings.clone();
+    let config = read_config(&project, &mut findings);
+    let limit_override =
+        options
+            .limit
+            .clone()
+            .or(config.limit.clone())
+            .map(|(bytes, description)| LimitSource {
+                bytes,
+                description,
+                file: None,
+                span: Default::default(),
+            });
+    let (limit, runtime, notes, mut rule_findings) = {
+        let ctx = Context::new(&project, limit_override);
+        let mut out = Vec::new();
+        for rule in RULES {
+            let before = out.len();
+            (rule.check)(&ctx, &mut out);
+            debug_assert!(
+                out[before..].iter().all(|f: &Finding| f.rule == rule.id),
+                "{} reported another id",
+                rule.id
+            );
+        }
+        let summary = summarize(&ctx);
+        let mut notes = ctx.platform.notes.clone();
+        if ctx.limit.is_none() && ctx.runtime.is_node {
+            notes.push("no memory limit found (fly.toml, render.yaml, app.json, compose, Kubernetes): pass --limit or --platform, or set limit in memfit.toml, for the heap rules".to_string());
+        }
+        (ctx.limit.clone(), summary, notes, out)
+    };
+    findings.append(&mut rule_findings);
+    let before = findings.len();
+    findings.retain(|f| !config.ignore.iter().any(|r| r == f.rule) && !suppressed(&project, f));
+    let suppressed = before - findings.len();
+    for f in &mut findings {
+        if let Some((_, sev)) = config.severity.iter().find(|(r, _)| r == f.rule) {
+            f.severity = *sev;
+        }
+    }
+    findings.sort_by(|a, b| {
+        let pa = project.file(a.file).source.display();
+        let pb = project.file(b.file).source.display();
+        (pa, a.span.start, a.rule).cmp(&(pb, b.span.start, b.rule))
+    });
+    findings.dedup_by(|a, b| {
+        a.rule == b.rule && a.file == b.file && a.span == b.span && a.message == b.message
+    });
+    Ok(Report {
+        project,
+        limit,
+        findings,
+        suppressed,
+        runtime,
+        notes,
+    })
+}
+
+fn summarize(ctx: &Context) -> RuntimeSummary {
+    let runtime = &ctx.runtime;
+    RuntimeSummary {
+        node_version: runtime.node_version.as_ref().map(|v| v.text.clone()),
+        node_version_source: runtime.node_version.as_ref().map(|v| v.place.clone()),
+        start: runtime
+            .start
+            .iter()
+            .map(|s| (s.place.clone(), s.command.clone()))
+            .collect(),
+        heap: runtime
+            .heap_settings()
+            .iter()
+            .map(|o| (o.place.clone(), o.text.clone()))
+            .collect(),
+        workers: runtime.workers.as_ref().map(|w| (w.0, w.1.clone())),
+    }
+}

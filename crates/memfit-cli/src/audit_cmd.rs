@@ -1,0 +1,198 @@
+//! `memfit audit` and `memfit fix`: run the audit (memfit-audit) and render it.
+
+use std::fmt::Write as _;
+
+use anyhow::{bail, Context as _, Result};
+use memfit_audit::audit::{self, Options, Report};
+use memfit_audit::finding::{Finding, Severity};
+use memfit_audit::{fix, report};
+use memfit_core::{platform, ByteSize};
+
+use crate::args::{AuditArgs, AuditFormat, FailOn, FixArgs, ProjectLimitArgs};
+use crate::EXIT_FINDINGS;
+
+fn options(limits: &ProjectLimitArgs) -> Result<Options> {
+    let limit = match (&limits.limit, &limits.platform) {
+        (Some(size), _) => Some((size.bytes(), format!("--limit {size}"))),
+        (None, Some(name)) => {
+            let Some(plan) = platform::find(name) else {
+                bail!(
+                    "unknown platform `{name}`; known: {} (memfit run --platform list shows them all)",
+                    platform::suggestions(name).join(", ")
+                );
+            };
+            Some((
+                plan.memory.bytes(),
+                format!("--platform {} ({})", plan.name, plan.memory),
+            ))
+        }
+        _ => None,
+    };
+    Ok(Options { limit })
+}
+
+fn load(dir: &std::path::Path, limits: &ProjectLimitArgs) -> Result<Report> {
+    let options = options(limits)?;
+    if !dir.exists() {
+        bail!(
+            "{} does not exist: give the project's directory, e.g. memfit audit .",
+            dir.display()
+        );
+    }
+    audit::run(dir, &options).with_context(|| format!("cannot audit {}", dir.display()))
+}
+
+pub fn audit(args: AuditArgs) -> Result<u8> {
+    let report = load(&args.dir, &args.limits)?;
+    let text = match args.format {
+        AuditFormat::Human => human(&report),
+        AuditFormat::Json => serde_json::to_string_pretty(&report::to_json(&report))? + "\n",
+        AuditFormat::Sarif => serde_json::to_string_pretty(&report::to_sarif(&report))? + "\n",
+    };
+    print!("{text}");
+    let threshold = match args.fail_on {
+        FailOn::Error => Some(Severity::Error),
+        FailOn::Warning => Some(Severity::Warning),
+        FailOn::Info => Some(Severity::Info),
+        FailOn::None => None,
+    };
+    let failing = threshold.is_some_and(|t| report.findings.iter().any(|f| f.severity >= t));
+    Ok(if failing { EXIT_FINDINGS } else { 0 })
+}
+
+pub fn fix(args: FixArgs) -> Result<u8> {
+    let report = load(&args.dir, &args.limits)?;
+    let changes = fix::plan(&report);
+    let fixable = report.findings.iter().filter(|f| f.fixable()).count();
+    for change in &changes {
+        print!("{}", change.diff());
+    }
+    if !args.dry_run {
+        for change in &changes {
+            fix::apply(&args.dir, change).with_context(|| {
+                format!("cannot write {}", args.dir.join(&change.path).display())
+            })?;
+        }
+    }
+    let manual = report.findings.len() - fixable;
+    let verb = if args.dry_run {
+        "would change"
+    } else {
+        "changed"
+    };
+    eprintln!(
+        "memfit fix: {verb} {} file(s) for {fixable} finding(s); {manual} finding(s) need a change by hand (memfit audit shows them)",
+        changes.len()
+    );
+    Ok(0)
+}
+
+fn frame(out: &mut String, report: &Report, finding: &Finding) {
+    let source = &report.project.file(finding.file).source;
+    let (line, column, end_line, end_column) = report::position(report, finding);
+    let _ = writeln!(
+        out,
+        "{}:{line}:{column}: {}[{}] {}",
+        source.display(),
+        finding.severity.as_str(),
+        finding.rule,
+        finding.message
+    );
+    if !source.text.is_empty() {
+        let width = end_line.max(line).to_string().len();
+        let _ = writeln!(out, "{:width$} |", "");
+        // At most three lines of the span.
+        for l in line..=end_line.min(line + 2) {
+            let span = source.line_span(l);
+            let text = &source.text[span.start..span.end];
+            let _ = writeln!(out, "{l:>width$} | {}", text.replace('\t', "    "));
+            let chars = text.chars().count();
+            let (from, to) = match (l == line, l == end_line) {
+                (true, true) => (column, end_column.max(column + 1)),
+                (true, false) => (column, chars + 1),
+                (false, true) => (1, end_column),
+                (false, false) => (1, chars + 1),
+            };
+            if to > from {
+                let _ = writeln!(
+                    out,
+                    "{:width$} | {}{}",
+                    "",
+                    " ".repeat(from - 1),
+                    "^".repeat(to - from)
+                );
+            }
+        }
+        if end_line > line + 2 {
+            let _ = writeln!(out, "{:width$} | …", "");
+        }
+    }
+    if let Some(fix) = &finding.fix {
+        let label = if fix.edits.is_empty() {
+            "help"
+        } else {
+            "fix (memfit fix)"
+        };
+        let _ = writeln!(out, "  = {label}: {}", fix.description);
+    }
+    let _ = writeln!(out);
+}
+
+fn human(report: &Report) -> String {
+    let mut out = String::new();
+    for finding in &report.findings {
+        frame(&mut out, report, finding);
+    }
+    let r = &report.runtime;
+    let _ = writeln!(out, "memfit audit: {}", report.project.root.display());
+    let limit = match &report.limit {
+        Some(l) => format!("{} ({})", ByteSize(l.bytes), l.description),
+        None => "unknown".to_string(),
+    };
+    let _ = writeln!(out, "  limit     {limit}");
+    if let Some(v) = &r.node_version {
+        let _ = writeln!(
+            out,
+            "  node      {v} ({})",
+            r.node_version_source.as_deref().unwrap_or_default()
+        );
+    }
+    if !r.start.is_empty() {
+        let chain: Vec<String> = r
+            .start
+            .iter()
+            .map(|(place, cmd)| format!("{cmd}  [{place}]"))
+            .collect();
+        let _ = writeln!(out, "  start     {}", chain.join("\n         → "));
+    }
+    match r.heap.split_first() {
+        Some(((place, flags), rest)) => {
+            let _ = writeln!(out, "  heap      {flags}  [{place}] wins");
+            for (p, f) in rest {
+                let _ = writeln!(out, "            {f}  [{p}] overridden");
+            }
+        }
+        None if r.node_version.is_some() || !r.start.is_empty() => {
+            let _ = writeln!(
+                out,
+                "  heap      no cap set anywhere (Node's default applies)"
+            );
+        }
+        None => {}
+    }
+    if let Some((n, place)) = &r.workers {
+        let _ = writeln!(out, "  workers   {n} ({place})");
+    }
+    for note in &report.notes {
+        let _ = writeln!(out, "  note      {note}");
+    }
+    let (errors, warnings, infos) = report::counts(report);
+    let fixable = report.findings.iter().filter(|f| f.fixable()).count();
+    let _ = writeln!(
+        out,
+        "  result    {errors} error(s), {warnings} warning(s), {infos} info · {fixable} fixable with `memfit fix` · {} suppressed · {} files read",
+        report.suppressed,
+        report.project.files.len()
+    );
+    out
+}
