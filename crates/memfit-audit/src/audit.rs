@@ -45,6 +45,8 @@ pub struct RuntimeSummary {
     /// Every runtime heap setting, the winner first: (place, flags).
     pub heap: Vec<(String, String)>,
     pub workers: Option<(u32, String)>,
+    /// Whether the service runs Node.
+    pub is_node: bool,
 }
 
 /// Reads memfit.toml, reporting problems as findings.
@@ -276,5 +278,6 @@ fn summarize(ctx: &Context) -> RuntimeSummary {
             .map(|o| (o.place.clone(), o.text.clone()))
             .collect(),
         workers: runtime.workers.as_ref().map(|w| (w.0, w.1.clone())),
+        is_node: runtime.is_node,
     }
 }

@@ -419,3 +419,41 @@ fn file_problems(id: FileId, file: &ProjectFile) -> Vec<Finding> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_by_name() {
+        assert_eq!(classify("Dockerfile"), Some(Kind::Dockerfile));
+        assert_eq!(classify("Dockerfile.prod"), Some(Kind::Dockerfile));
+        assert_eq!(classify("api.Dockerfile"), Some(Kind::Dockerfile));
+        assert_eq!(classify("Containerfile"), Some(Kind::Dockerfile));
+        assert_eq!(
+            classify("Dockerfile.dockerignore"),
+            Some(Kind::DockerIgnore)
+        );
+        assert_eq!(classify("tsconfig.build.json"), Some(Kind::TsConfig));
+        assert_eq!(classify("docker-compose.prod.yml"), Some(Kind::Compose));
+        assert_eq!(classify("index.d.ts"), None);
+        assert_eq!(classify("server.mts"), Some(Kind::Script));
+        assert_eq!(classify("README.md"), None);
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_is_an_unreadable_file_finding() {
+        // Root reads any file whatever its mode; a directory where a file is expected fails
+        // the same way for every user.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("package.json");
+        std::fs::create_dir(&path).unwrap();
+        let finding = load_file(dir.path(), &path, Kind::PackageJson).unwrap_err();
+        assert_eq!(finding.rule, "unreadable-file");
+        assert!(
+            finding.message.contains("cannot read package.json"),
+            "{}",
+            finding.message
+        );
+    }
+}

@@ -233,7 +233,7 @@ pub fn node_version_of_image(image: &str) -> Option<(Option<NodeVersion>, String
     let base = name.rsplit('/').next().unwrap_or(name);
     if base == "node" {
         let version = tag.split('-').next().unwrap_or(tag);
-        return Some((version.parse().ok(), tag.to_string()));
+        return Some((version.parse().ok(), version.to_string()));
     }
     if let Some(rest) = base.strip_prefix("nodejs") {
         let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();

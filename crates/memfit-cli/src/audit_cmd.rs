@@ -172,7 +172,7 @@ fn human(report: &Report) -> String {
                 let _ = writeln!(out, "            {f}  [{p}] overridden");
             }
         }
-        None if r.node_version.is_some() || !r.start.is_empty() => {
+        None if r.is_node => {
             let _ = writeln!(
                 out,
                 "  heap      no cap set anywhere (Node's default applies)"

@@ -128,14 +128,38 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
                 let Some(from) = instruction.flag("from") else {
                     continue;
                 };
-                if !instruction.args().contains("node_modules") {
-                    continue;
-                }
                 let crate::dockerfile::StageRef::Stage(source) =
                     view.docker.resolve(&view.stages, from)
                 else {
                     continue;
                 };
+                // The directory the source stage installed into: its last WORKDIR.
+                let workdir = view
+                    .docker
+                    .stage_instructions(&view.stages[source])
+                    .iter()
+                    .rev()
+                    .find(|i| i.keyword == "WORKDIR")
+                    .map(|i| i.args().trim().trim_end_matches('/').to_string());
+                let words: Vec<String> = match &instruction.exec {
+                    Some(w) => w.clone(),
+                    None => instruction
+                        .args()
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect(),
+                };
+                let sources = &words[..words.len().saturating_sub(1)];
+                let copies_modules = sources.iter().any(|s| {
+                    let s = s.trim_end_matches('/');
+                    s.contains("node_modules")
+                        || workdir
+                            .as_deref()
+                            .is_some_and(|w| !w.is_empty() && (s == w || s == format!("{w}/.")))
+                });
+                if !copies_modules {
+                    continue;
+                }
                 let source_commands = view.stage_commands(source);
                 let full = source_commands
                     .iter()

@@ -92,7 +92,11 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
                         RULE.severity,
                         step.file,
                         step.span,
-                        format!("the service starts `{tool}` in production ({}{via}): a development runner keeps the compiler, watchers and sources in memory (ts-node: 109.7 MB vs 3.4 MB for `node dist`)", step.place),
+                        format!("the service starts `{tool}` in production ({}{via}): {}", step.place, if tool.contains("ts-node") || tool.contains("tsx") {
+                            "a TypeScript runner keeps the compiler and every source in memory (ts-node: 109.7 MB vs 3.4 MB for `node dist`, TypeStrong/ts-node#104)"
+                        } else {
+                            "a development server keeps compilers, file watchers, source maps and hot-reload state in memory"
+                        }),
                     )
                     .advise("compile in the build stage (tsc or the framework's build) and start the compiled output with node"),
                 );

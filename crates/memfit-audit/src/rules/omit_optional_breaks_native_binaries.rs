@@ -54,11 +54,12 @@ fn native_packages(ctx: &Context) -> Vec<String> {
         };
         for section in ["dependencies", "devDependencies", "optionalDependencies"] {
             for (name, _, _) in pkg.get(section).map(|s| s.entries()).unwrap_or_default() {
-                if NATIVE.iter().any(|n| name == n || name.starts_with(n))
-                    || name == "next"
-                    || name == "vite"
-                {
+                if NATIVE.iter().any(|n| name == n || name.starts_with(n)) {
                     found.push(name.clone());
+                } else if name == "next" {
+                    found.push("next (@next/swc-*)".to_string());
+                } else if name == "vite" {
+                    found.push("vite (esbuild, @rollup/rollup-*)".to_string());
                 }
             }
         }
