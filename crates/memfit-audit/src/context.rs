@@ -14,6 +14,7 @@ pub struct Context<'a> {
     pub runtime: Runtime,
     /// The container limit and where it comes from.
     pub limit: Option<LimitSource>,
+    pub lockfiles: Vec<crate::lockfile::Lockfile>,
 }
 
 /// A Dockerfile, its stages, and which of them ship.
@@ -151,6 +152,7 @@ impl<'a> Context<'a> {
             platform,
             runtime,
             limit,
+            lockfiles: crate::lockfile::read(project),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod dockerfile;
 pub mod finding;
 pub mod fix;
 pub mod json;
+pub mod lockfile;
 pub mod platform;
 pub mod project;
 pub mod report;

@@ -627,6 +627,9 @@ fn node_modules_git_and_gitignored_files_are_not_read() {
 fn every_rule_fires_on_the_example_projects() {
     let sink = project(&[
         ("package.json", r#"{"name":"sink","scripts":{"start":"node server.js"},"dependencies":{"express":"^4"}}"#),
+        ("svc/package.json", r#"{"name":"svc","dependencies":{"bcrypt":"^5"}}"#),
+        ("svc/package-lock.json", r#"{"lockfileVersion":3,"packages":{"node_modules/bcrypt":{"version":"5.1.1","hasInstallScript":true}}}"#),
+        ("svc/Dockerfile", "FROM node:22-slim\nRUN npm ci --ignore-scripts\n"),
         ("Procfile", "web: npx tsx src/server.ts\n"),
         ("tsconfig.json", "{ \"compilerOptions\": "),
         ("fly.toml", "app = \"sink\"\n[env]\n  WEB_CONCURRENCY = \"4\"\n[[vm]]\n  memory = \"512mb\"\n"),
@@ -673,4 +676,42 @@ fn every_rule_fires_on_the_example_projects() {
         missing.is_empty(),
         "rules no example exercises: {missing:?}"
     );
+}
+
+#[test]
+fn ignore_scripts_with_native_modules_in_the_lockfile() {
+    let lock = r#"{"name":"a","lockfileVersion":3,"packages":{"":{"name":"a"},
+        "node_modules/bcrypt":{"version":"5.1.1","hasInstallScript":true},
+        "node_modules/esbuild":{"version":"0.24.0","dev":true,"hasInstallScript":true},
+        "node_modules/express":{"version":"4.21.2"}}}"#;
+    let dockerfile = "FROM node:22-slim\nWORKDIR /app\nCOPY package.json package-lock.json ./\nRUN npm ci --omit=dev --ignore-scripts\nCMD [\"node\", \"server.js\"]\n";
+    let dir = project(&[
+        (
+            "package.json",
+            r#"{"name":"a","dependencies":{"bcrypt":"^5","express":"^4"},"devDependencies":{"esbuild":"^0.24"}}"#,
+        ),
+        ("package-lock.json", lock),
+        ("Dockerfile", dockerfile),
+    ]);
+    let (_, report) = audit(dir.path(), &[]);
+    let found: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "ignore-scripts-breaks-native-modules")
+        .collect();
+    assert_eq!(found.len(), 1, "{}", report["findings"]);
+    let message = found[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("bcrypt") && !message.contains("esbuild"),
+        "{message}"
+    );
+    // Rebuilt in the same stage: nothing to say.
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        dockerfile.replace("--ignore-scripts", "--ignore-scripts && npm rebuild bcrypt"),
+    )
+    .unwrap();
+    let (_, report) = audit(dir.path(), &[]);
+    assert!(!rules(&report).contains(&"ignore-scripts-breaks-native-modules".to_string()));
 }

@@ -568,12 +568,16 @@ impl Sampler {
                 let started_ms = (starttime * 1000 / self.ticks_per_second.max(1))
                     .saturating_sub(self.boot_ms_at_start)
                     .min(now_ms);
-                let command =
-                    procfs::read_cmdline(pid).unwrap_or_else(|| format!("[{}]", status.name));
-                let maybe_before_exec = self
-                    .live
-                    .get(&status.ppid)
-                    .is_some_and(|parent| parent.command == command);
+                let cmdline = procfs::read_cmdline(pid);
+                // An empty command line: the process is in the middle of exec (or a kernel
+                // thread); it is read again on the next samples.
+                let unknown = cmdline.is_none();
+                let command = cmdline.unwrap_or_else(|| format!("[{}]", status.name));
+                let maybe_before_exec = unknown
+                    || self
+                        .live
+                        .get(&status.ppid)
+                        .is_some_and(|parent| parent.command == command);
                 self.live.insert(
                     pid,
                     Tracked {

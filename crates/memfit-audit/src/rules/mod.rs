@@ -23,6 +23,7 @@ mod file_problems;
 mod heap_flag_conflict;
 mod heap_over_limit;
 mod heap_unset_small_limit;
+mod ignore_scripts_breaks_native_modules;
 mod missing_lockfile;
 mod next_without_standalone;
 mod node_flag_folklore;
@@ -64,6 +65,7 @@ pub const RULES: &[Rule] = &[
     copy_context_without_dockerignore::RULE,
     copy_whole_stage_filesystem::RULE,
     omit_optional_breaks_native_binaries::RULE,
+    ignore_scripts_breaks_native_modules::RULE,
     missing_lockfile::RULE,
     tooling_in_dependencies::RULE,
     tsc_without_skiplibcheck::RULE,

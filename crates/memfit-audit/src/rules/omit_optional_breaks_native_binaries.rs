@@ -64,6 +64,20 @@ fn native_packages(ctx: &Context) -> Vec<String> {
             }
         }
     }
+    // Pulled in further down the tree (vite → esbuild, rollup).
+    for lock in &ctx.lockfiles {
+        for package in &lock.packages {
+            let name = package.name.as_str();
+            if !package.dev
+                && (name == "esbuild"
+                    || name == "sharp"
+                    || name == "lightningcss"
+                    || name == "@swc/core")
+            {
+                found.push(name.to_string());
+            }
+        }
+    }
     found.sort();
     found.dedup();
     found
