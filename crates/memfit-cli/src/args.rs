@@ -43,6 +43,22 @@ pub enum Commands {
     /// Apply the audit's safe fixes as minimal edits, and print them as a diff.
     #[command(after_help = FIX_EXAMPLES)]
     Fix(FixArgs),
+    /// Run a service as PID 1 under its memory limit: forward signals, reap zombies, and
+    /// restart it gracefully before the kernel's OOM killer acts (`memfit guard --help`).
+    #[command(disable_help_flag = true)]
+    Guard(GuardArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GuardArgs {
+    /// Options and the command, e.g. --warn 80% --critical 92% -- node server.js (see
+    /// memfit guard --help).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<OsString>,
 }
 
 const AUDIT_EXAMPLES: &str = "Examples:

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Commands::Plan(args) => plan_cmd::execute(args),
         Commands::Audit(args) => audit_cmd::audit(args),
         Commands::Fix(args) => audit_cmd::fix(args),
+        Commands::Guard(args) => Ok(memfit_guard::main_with(&args.args).clamp(0, 255) as u8),
     };
     match result {
         Ok(code) => ExitCode::from(code),
