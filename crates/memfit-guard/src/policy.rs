@@ -98,6 +98,9 @@ impl Policy {
         self.last = None;
         self.rate = 0.0;
         self.history.clear();
+        // The cooldown is per child: a new process is judged afresh (--max-restarts bounds loops).
+        self.last_warn_action = None;
+        self.last_critical_action = None;
     }
 
     /// The reading at or just before `t`.
