@@ -712,3 +712,75 @@ fn a_forking_tree_is_counted_whole_and_its_largest_processes_named() {
     // The cgroup counts the whole tree; the top list names the children.
     assert!(warn.matches("alloc 60M").count() >= 2, "{warn}");
 }
+
+#[test]
+fn warn_hooks_run_and_a_heap_snapshot_is_only_asked_for_when_it_fits() {
+    if !cgroups_available("warn_hooks_run_and_a_heap_snapshot_is_only_asked_for_when_it_fits") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hook.txt");
+    let hook = format!(
+        "exec:echo \"$MEMFIT_GUARD_LEVEL $MEMFIT_GUARD_LIMIT_BYTES\" > {}",
+        out.display()
+    );
+    let g = Guarded::start(
+        Some(&["--limit", "400M"]),
+        &[
+            "--no-listen",
+            "--warn",
+            "30%",
+            "--critical",
+            "95%",
+            "--sustain",
+            "200ms",
+            "--startup-grace",
+            "0s",
+            "--on-warn",
+            &hook,
+        ],
+        &[workload(), "alloc", "200M", "1500"],
+        &[],
+    );
+    let (code, log, _) = g.finish(Duration::from_secs(30));
+    assert_eq!(code, 0, "{log:?}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap().trim(),
+        format!("warn {}", 400 * MIB)
+    );
+
+    if !node_available() {
+        return;
+    }
+    // A Node service that takes heap snapshots on SIGUSR2: at the warning, 2 × its size does not
+    // fit in what is left of 200 MiB, so the guard does not ask.
+    let leak = leak_js();
+    let g = Guarded::start(
+        Some(&["--limit", "200M"]),
+        &[
+            "--no-listen",
+            "--warn",
+            "50%",
+            "--on-warn",
+            "signal:USR2",
+            "--on-critical",
+            "log",
+        ],
+        &[
+            "node",
+            "--heapsnapshot-signal=SIGUSR2",
+            leak.to_str().unwrap(),
+        ],
+        &[("MB_PER_S", "20")],
+    );
+    assert!(
+        g.wait_for(
+            "not sending SIGUSR2 for a heap snapshot",
+            Duration::from_secs(30)
+        ),
+        "{:?}",
+        g.log()
+    );
+    g.signal(libc::SIGTERM);
+    let _ = g.finish(Duration::from_secs(30));
+}
