@@ -202,7 +202,16 @@ fn suppressed(project: &Project, finding: &Finding) -> bool {
 
 /// Audits the project at `root`.
 pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
+    let timing = std::env::var_os("MEMFIT_AUDIT_TIMING").is_some();
+    let started = std::time::Instant::now();
     let project = project::load(root)?;
+    if timing {
+        eprintln!(
+            "memfit audit: load {:?} ({} files)",
+            started.elapsed(),
+            project.files.len()
+        );
+    }
     let mut findings = project.file_findings.clone();
     let config = read_config(&project, &mut findings);
     let limit_override =
@@ -218,10 +227,21 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
             });
     let (limit, runtime, notes, mut rule_findings) = {
         let ctx = Context::new(&project, limit_override);
+        if timing {
+            eprintln!("memfit audit: model and sources {:?}", started.elapsed());
+        }
         let mut out = Vec::new();
         for rule in RULES {
             let before = out.len();
+            let rule_started = std::time::Instant::now();
             (rule.check)(&ctx, &mut out);
+            if timing && rule_started.elapsed() > std::time::Duration::from_millis(2) {
+                eprintln!(
+                    "memfit audit: rule {} {:?}",
+                    rule.id,
+                    rule_started.elapsed()
+                );
+            }
             debug_assert!(
                 out[before..].iter().all(|f: &Finding| f.rule == rule.id),
                 "{} reported another id",

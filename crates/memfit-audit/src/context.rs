@@ -15,6 +15,8 @@ pub struct Context<'a> {
     /// The container limit and where it comes from.
     pub limit: Option<LimitSource>,
     pub lockfiles: Vec<crate::lockfile::Lockfile>,
+    /// Facts of every JS/TS source, analysed in parallel: (file, facts, library code?).
+    pub js: Vec<(FileId, crate::js::JsFacts, bool)>,
 }
 
 /// A Dockerfile, its stages, and which of them ship.
@@ -153,6 +155,7 @@ impl<'a> Context<'a> {
             runtime,
             limit,
             lockfiles: crate::lockfile::read(project),
+            js: analyze_sources(project),
         }
     }
 
@@ -231,5 +234,50 @@ impl<'a> Context<'a> {
             }
         }
         out
+    }
+}
+
+/// Analyses every JS/TS source in parallel.
+fn analyze_sources(project: &Project) -> Vec<(FileId, crate::js::JsFacts, bool)> {
+    use rayon::prelude::*;
+    let packages: std::collections::HashMap<std::path::PathBuf, FileId> = project
+        .of_kind(crate::project::Kind::PackageJson)
+        .map(|(id, _)| (project.dir_of(id), id))
+        .collect();
+    let ids: Vec<FileId> = project
+        .of_kind(crate::project::Kind::Script)
+        .map(|(id, _)| id)
+        .collect();
+    ids.par_iter()
+        .map(|&id| {
+            let file = project.file(id);
+            let facts = crate::js::analyze(&file.source.path, &file.source.text);
+            (id, facts, is_library(project, &packages, id))
+        })
+        .collect()
+}
+
+/// Library code: the nearest package.json above the file has no `start` script and declares
+/// an entry point (`main`, `exports`, `module`): a package meant to be imported.
+fn is_library(
+    project: &Project,
+    packages: &std::collections::HashMap<std::path::PathBuf, FileId>,
+    id: FileId,
+) -> bool {
+    let mut dir = project.dir_of(id);
+    loop {
+        if let Some(&pkg_id) = packages.get(&dir) {
+            let Some(pkg) = project.json(pkg_id) else {
+                return false;
+            };
+            let starts = pkg.at(&["scripts", "start"]).is_some();
+            let entry = ["main", "exports", "module"]
+                .iter()
+                .any(|k| pkg.get(k).is_some());
+            return !starts && entry;
+        }
+        if !dir.pop() {
+            return false;
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod context;
 pub mod dockerfile;
 pub mod finding;
 pub mod fix;
+pub mod js;
 pub mod json;
 pub mod lockfile;
 pub mod platform;

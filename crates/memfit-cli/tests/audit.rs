@@ -630,6 +630,9 @@ fn every_rule_fires_on_the_example_projects() {
         ("svc/package.json", r#"{"name":"svc","dependencies":{"bcrypt":"^5"}}"#),
         ("svc/package-lock.json", r#"{"lockfileVersion":3,"packages":{"node_modules/bcrypt":{"version":"5.1.1","hasInstallScript":true}}}"#),
         ("svc/Dockerfile", "FROM node:22-slim\nRUN npm ci --ignore-scripts\n"),
+        ("svc/db.mjs", "import { PrismaClient } from '@prisma/client';\nexport function route(app) {\n  app.get('/users', async (req, res) => res.json(await new PrismaClient().user.findMany()));\n}\n"),
+        ("lib/package.json", r#"{"name":"lib","main":"index.js"}"#),
+        ("lib/index.js", "const sweep = setInterval(() => {}, 60000);\nmodule.exports = {};\n"),
         ("Procfile", "web: npx tsx src/server.ts\n"),
         ("tsconfig.json", "{ \"compilerOptions\": "),
         ("fly.toml", "app = \"sink\"\n[env]\n  WEB_CONCURRENCY = \"4\"\n[[vm]]\n  memory = \"512mb\"\n"),
@@ -645,6 +648,7 @@ fn every_rule_fires_on_the_example_projects() {
         fixture("fly-node18"),
         fixture("nextjs-app"),
         fixture("railway-rust"),
+        repo().join("examples/leaky-service"),
         sink.path().to_path_buf(),
     ];
     for dir in &dirs {

@@ -15,6 +15,7 @@ use crate::runtime::NodeOptions;
 mod build_tools_in_runtime_image;
 mod cargo_fat_lto_small_builder;
 mod cargo_unbounded_jobs_small_builder;
+mod client_per_request;
 mod copy_context_without_dockerignore;
 mod copy_whole_stage_filesystem;
 mod dev_dependencies_in_image;
@@ -24,6 +25,8 @@ mod heap_flag_conflict;
 mod heap_over_limit;
 mod heap_unset_small_limit;
 mod ignore_scripts_breaks_native_modules;
+mod interval_never_cleared;
+mod listener_per_call;
 mod missing_lockfile;
 mod next_without_standalone;
 mod node_flag_folklore;
@@ -32,9 +35,12 @@ mod omit_optional_breaks_native_binaries;
 mod package_cache_left_in_image;
 mod prisma_extra_engines;
 mod single_stage_build;
+mod timer_keeps_process_alive;
 mod tooling_in_dependencies;
 mod tsc_without_skiplibcheck;
 mod tsconfig_broad_include;
+mod unbounded_buffer;
+mod unbounded_module_cache;
 mod workers_times_heap_over_limit;
 
 /// A rule: its identity, its documentation and its check.
@@ -74,6 +80,12 @@ pub const RULES: &[Rule] = &[
     cargo_fat_lto_small_builder::RULE,
     cargo_unbounded_jobs_small_builder::RULE,
     next_without_standalone::RULE,
+    interval_never_cleared::RULE,
+    listener_per_call::RULE,
+    unbounded_module_cache::RULE,
+    unbounded_buffer::RULE,
+    client_per_request::RULE,
+    timer_keeps_process_alive::RULE,
     file_problems::MALFORMED,
     file_problems::UNREADABLE,
     file_problems::DOCKERFILE_SYNTAX,

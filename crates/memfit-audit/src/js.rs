@@ -1,0 +1,1137 @@
+//! JavaScript and TypeScript sources: one pass over the AST (oxc_parser, oxc_semantic for
+//! scopes and references) collects the facts the source rules need — timers and what clears
+//! them, listeners and what removes them, module-level collections and what bounds them,
+//! request-driven buffers and clients — and which functions run repeatedly (per request,
+//! per event, per connection). The rules (`rules/interval_never_cleared.rs` …) read the facts.
+//!
+//! Precision comes before recall: whatever cannot be decided (a timer handle passed on, an
+//! emitter whose lifetime is unknown, a listener registered under a condition) is left alone.
+
+use oxc_allocator::Allocator;
+use oxc_ast::ast::*;
+use oxc_ast_visit::{walk, Visit};
+use oxc_parser::Parser;
+use oxc_semantic::{Scoping, SemanticBuilder, SymbolId};
+use oxc_span::{GetSpan, SourceType};
+use oxc_syntax::scope::ScopeFlags;
+
+use crate::dockerfile::Span as ByteSpan;
+
+fn span(s: oxc_span::Span) -> ByteSpan {
+    ByteSpan::new(s.start as usize, s.end as usize)
+}
+
+/// What holds a timer or names a handler: a variable, or a property (`this.timer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handle {
+    Symbol(SymbolId),
+    Member(String),
+    /// The value is not kept anywhere.
+    Discarded,
+    /// Kept somewhere memfit cannot follow (an argument, an array, a return value).
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct Timer {
+    pub span: ByteSpan,
+    pub interval: bool,
+    pub handle: Handle,
+    pub unref_chained: bool,
+    pub func: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub span: ByteSpan,
+    /// The emitter as written (`process`, `server`, `db.pool`).
+    pub emitter: String,
+    pub long_lived: bool,
+    pub event: Option<String>,
+    pub handler: Handle,
+    pub inline_handler: bool,
+    pub once_option: bool,
+    pub conditional: bool,
+    pub func: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Removal {
+    pub emitter: String,
+    pub event: Option<String>,
+    pub handler: Handle,
+    pub all: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Collection {
+    pub symbol: SymbolId,
+    pub name: String,
+    pub span: ByteSpan,
+    pub kind: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub symbol: SymbolId,
+    pub span: ByteSpan,
+    pub literal_key: bool,
+    pub func: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub span: ByteSpan,
+    pub what: String,
+    pub func: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FunctionInfo {
+    pub parent: Option<usize>,
+    /// A callback of something that calls it repeatedly (`app.get`, `.on`, `setInterval`…).
+    pub inline_repeated: Option<String>,
+    pub symbol: Option<SymbolId>,
+    /// Parameters named like a request handler's (`req, res`, `request, reply`, `ctx, next`).
+    pub request_params: bool,
+    pub span: ByteSpan,
+}
+
+/// Everything one file tells the source rules.
+#[derive(Debug, Clone, Default)]
+pub struct JsFacts {
+    pub parsed: bool,
+    pub functions: Vec<FunctionInfo>,
+    /// Functions passed by name to something that calls them repeatedly, and why.
+    pub repeated_symbols: Vec<(SymbolId, String)>,
+    pub timers: Vec<Timer>,
+    pub cleared: Vec<Handle>,
+    pub unrefd: Vec<Handle>,
+    /// Symbols that are used in a way memfit cannot follow (passed, returned, stored).
+    pub escaped: Vec<SymbolId>,
+    pub listeners: Vec<Listener>,
+    pub removals: Vec<Removal>,
+    pub collections: Vec<Collection>,
+    pub writes: Vec<Write>,
+    pub bounded: Vec<SymbolId>,
+    pub data_buffers: Vec<Found>,
+    pub body_limits: Vec<(ByteSpan, u64, String)>,
+    pub read_file_sync: Vec<Found>,
+    pub clients: Vec<Found>,
+    /// Modules the file imports or requires.
+    pub imports: Vec<String>,
+}
+
+impl JsFacts {
+    /// Why a function runs repeatedly, if it does (itself or an enclosing function).
+    pub fn repeated(&self, func: Option<usize>) -> Option<String> {
+        let mut current = func;
+        let mut depth = 0;
+        while let Some(i) = current {
+            let f = &self.functions[i];
+            if let Some(why) = &f.inline_repeated {
+                return Some(why.clone());
+            }
+            if f.request_params {
+                return Some("a request handler".to_string());
+            }
+            if let Some(sym) = f.symbol {
+                if let Some((_, why)) = self.repeated_symbols.iter().find(|(s, _)| *s == sym) {
+                    return Some(why.clone());
+                }
+            }
+            current = f.parent;
+            depth += 1;
+            if depth > 64 {
+                break;
+            }
+        }
+        None
+    }
+
+    pub fn imports_any(&self, names: &[&str]) -> bool {
+        self.imports.iter().any(|i| {
+            names
+                .iter()
+                .any(|n| i == n || i.starts_with(&format!("{n}/")))
+        })
+    }
+}
+
+/// Events that fire once per emitter: their callbacks run as often as the code around them.
+const ONCE_EVENTS: &[&str] = &[
+    "end",
+    "close",
+    "finish",
+    "error",
+    "response",
+    "open",
+    "ready",
+    "listening",
+    "exit",
+    "connect",
+    "upgrade",
+    "timeout",
+];
+
+/// How often the callbacks passed to this call run: `Some(why)` when repeatedly.
+fn callback_repetition(call: &CallExpression<'_>) -> Option<&'static str> {
+    let (name, member) = match call.callee.get_inner_expression() {
+        Expression::StaticMemberExpression(m) => (m.property.name.as_str(), true),
+        Expression::Identifier(id) => (id.name.as_str(), false),
+        _ => return None,
+    };
+    if !member {
+        return match name {
+            "setInterval" => Some("an interval callback"),
+            "createServer" => Some("a request handler"),
+            _ => None,
+        };
+    }
+    let why = repeated_caller(name)?;
+    let first = call
+        .arguments
+        .first()
+        .and_then(|a| a.as_expression())
+        .map(|e| e.get_inner_expression());
+    match why {
+        // A route needs a route first: `app.get('/users', fn)`, not `http.get(url, fn)`.
+        "a route handler" => match first {
+            Some(e) => {
+                let path = literal_string(e);
+                let route = path.is_some_and(|p| p.starts_with('/') || p == "*")
+                    || matches!(
+                        e,
+                        Expression::RegExpLiteral(_) | Expression::ArrayExpression(_)
+                    )
+                    || (name == "use" && call.arguments.len() == 1);
+                route.then_some(why)
+            }
+            None => None,
+        },
+        "an event handler" => match first.and_then(literal_string) {
+            Some(event) if ONCE_EVENTS.contains(&event) => None,
+            _ => Some(why),
+        },
+        _ => Some(why),
+    }
+}
+
+/// Methods that call their function argument repeatedly, and how to say it.
+fn repeated_caller(method: &str) -> Option<&'static str> {
+    Some(match method {
+        "on" | "addListener" | "addEventListener" | "prependListener" => "an event handler",
+        "get" | "post" | "put" | "patch" | "delete" | "all" | "use" | "head" | "options"
+        | "route" | "handle" => "a route handler",
+        "addHook" => "a per-request hook",
+        "createServer" => "a request handler",
+        _ => return None,
+    })
+}
+
+fn literal_string<'a>(e: &'a Expression<'a>) -> Option<&'a str> {
+    match e.get_inner_expression() {
+        Expression::StringLiteral(s) => Some(s.value.as_str()),
+        Expression::TemplateLiteral(t) if t.expressions.is_empty() => {
+            t.quasis.first().map(|q| q.value.raw.as_str())
+        }
+        _ => None,
+    }
+}
+
+/// Parses a size like body-parser's `limit`: a number of bytes or `50mb`.
+pub fn parse_limit(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let value: f64 = t[..split].parse().ok()?;
+    let scale = match t[split..].trim() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1024.0,
+        "mb" | "m" => 1024.0 * 1024.0,
+        "gb" | "g" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((value * scale) as u64)
+}
+
+struct Collector<'s> {
+    source: &'s str,
+    scoping: &'s Scoping,
+    facts: JsFacts,
+    stack: Vec<usize>,
+    /// Set while visiting a callback argument of a repeated caller.
+    pending_repeated: Option<String>,
+    /// Set while visiting the initializer of `const NAME = …`.
+    pending_symbol: Option<SymbolId>,
+    /// Identifier spans already accounted for (clear/unref arguments, declarations).
+    accounted: Vec<(u32, u32)>,
+    /// (symbol, span) of every resolved reference.
+    references: Vec<(SymbolId, u32, u32)>,
+    /// Depth of if/conditional nesting inside the current function.
+    conditional: Vec<u32>,
+    /// The call that is a statement of its own: its value is discarded.
+    statement_call: Option<(u32, u32)>,
+}
+
+impl<'s> Collector<'s> {
+    fn func(&self) -> Option<usize> {
+        self.stack.last().copied()
+    }
+
+    fn text(&self, s: oxc_span::Span) -> &'s str {
+        self.source
+            .get(s.start as usize..s.end as usize)
+            .unwrap_or("")
+    }
+
+    fn symbol_of(&self, id: &IdentifierReference) -> Option<SymbolId> {
+        let reference = id.reference_id.get()?;
+        self.scoping.get_reference(reference).symbol_id()
+    }
+
+    fn is_root(&self, symbol: SymbolId) -> bool {
+        self.scoping.symbol_scope_id(symbol) == self.scoping.root_scope_id()
+    }
+
+    fn is_global(&self, id: &IdentifierReference, name: &str) -> bool {
+        id.name.as_str() == name && self.symbol_of(id).is_none()
+    }
+
+    /// A handle expression: a variable or a member.
+    fn handle_of(&self, e: &Expression) -> Handle {
+        match e.get_inner_expression() {
+            Expression::Identifier(id) => match self.symbol_of(id) {
+                Some(s) => Handle::Symbol(s),
+                None => Handle::Unknown,
+            },
+            Expression::StaticMemberExpression(m) => Handle::Member(m.property.name.to_string()),
+            _ => Handle::Unknown,
+        }
+    }
+
+    fn account(&mut self, e: &Expression) {
+        if let Expression::Identifier(id) = e.get_inner_expression() {
+            self.accounted.push((id.span.start, id.span.end));
+        }
+    }
+
+    fn new_function(
+        &mut self,
+        s: oxc_span::Span,
+        params: &FormalParameters,
+        symbol: Option<SymbolId>,
+    ) {
+        let names: Vec<String> = params
+            .items
+            .iter()
+            .filter_map(|p| match &p.pattern {
+                BindingPattern::BindingIdentifier(b) => Some(b.name.to_string()),
+                _ => None,
+            })
+            .collect();
+        let first_two: Vec<&str> = names.iter().take(2).map(String::as_str).collect();
+        let request_params = matches!(
+            first_two.as_slice(),
+            ["req", "res"]
+                | ["request", "response"]
+                | ["request", "reply"]
+                | ["req", "reply"]
+                | ["ctx", "next"]
+        );
+        let info = FunctionInfo {
+            parent: self.func(),
+            inline_repeated: self.pending_repeated.take(),
+            symbol: symbol.or_else(|| self.pending_symbol.take()),
+            request_params,
+            span: span(s),
+        };
+        self.facts.functions.push(info);
+        self.stack.push(self.facts.functions.len() - 1);
+        self.conditional.push(0);
+    }
+
+    fn end_function(&mut self) {
+        self.stack.pop();
+        self.conditional.pop();
+    }
+
+    fn in_conditional(&self) -> bool {
+        self.conditional.last().is_some_and(|d| *d > 0)
+    }
+
+    fn on_call(&mut self, call: &CallExpression<'_>, parent_kept: Option<Handle>) {
+        let callee = call.callee.get_inner_expression();
+        // Plain calls: timers, clears, require, knex/createClient…
+        if let Expression::Identifier(id) = callee {
+            let name = id.name.as_str();
+            let global = self.symbol_of(id).is_none();
+            match name {
+                "setInterval" | "setTimeout" if global => {
+                    let handle = parent_kept.unwrap_or_else(|| self.default_handle(call));
+                    self.facts.timers.push(Timer {
+                        span: span(call.span),
+                        interval: name == "setInterval",
+                        handle,
+                        unref_chained: false,
+                        func: self.func(),
+                    });
+                }
+                "clearInterval" | "clearTimeout" if global => {
+                    if let Some(arg) = call.arguments.first().and_then(|a| a.as_expression()) {
+                        let h = self.handle_of(arg);
+                        self.account(arg);
+                        self.facts.cleared.push(h);
+                    }
+                }
+                "require" if global => {
+                    if let Some(m) = call
+                        .arguments
+                        .first()
+                        .and_then(|a| a.as_expression())
+                        .and_then(literal_string)
+                    {
+                        self.facts.imports.push(m.to_string());
+                    }
+                }
+                "createClient" | "knex" | "createPool" | "createConnection"
+                    if self.func().is_some()
+                        && match name {
+                            "createClient" => self.facts.imports_any(&["redis", "@redis/client"]),
+                            "knex" => self.facts.imports_any(&["knex"]),
+                            _ => self.facts.imports_any(&["mysql", "mysql2"]),
+                        } =>
+                {
+                    self.facts.clients.push(Found {
+                        span: span(call.span),
+                        what: format!("{name}()"),
+                        func: self.func(),
+                    });
+                }
+                "readFileSync" => self.read_file_sync(call),
+                _ => {}
+            }
+            if let Some(why) = callback_repetition(call) {
+                self.mark_callbacks(call, why);
+            }
+            return;
+        }
+        let Expression::StaticMemberExpression(member) = callee else {
+            return;
+        };
+        let method = member.property.name.as_str();
+        let object = member.object.get_inner_expression();
+        let object_text = self.text(object.span()).to_string();
+        match method {
+            "unref" | "close" | "ref" | "refresh" | "hasRef" => {
+                // timer.unref() / this.timer.unref(); setInterval(...).unref() is handled by
+                // the caller, which sees the inner call.
+                let h = self.handle_of(object);
+                self.account(object);
+                if method == "unref" || method == "close" {
+                    self.facts.unrefd.push(h);
+                }
+            }
+            "setInterval" | "setTimeout"
+                if matches!(
+                    object_text.as_str(),
+                    "global" | "globalThis" | "window" | "timers"
+                ) =>
+            {
+                let handle = parent_kept.unwrap_or_else(|| self.default_handle(call));
+                self.facts.timers.push(Timer {
+                    span: span(call.span),
+                    interval: method == "setInterval",
+                    handle,
+                    unref_chained: false,
+                    func: self.func(),
+                });
+            }
+            "on" | "addListener" | "addEventListener" | "prependListener" => {
+                self.listener(call, member, object, &object_text)
+            }
+            "off" | "removeListener" | "removeEventListener" | "removeAllListeners" => {
+                let event = call
+                    .arguments
+                    .first()
+                    .and_then(|a| a.as_expression())
+                    .and_then(literal_string)
+                    .map(str::to_string);
+                let handler = call
+                    .arguments
+                    .get(1)
+                    .and_then(|a| a.as_expression())
+                    .map_or(Handle::Unknown, |h| self.handle_of(h));
+                self.facts.removals.push(Removal {
+                    emitter: object_text.clone(),
+                    event,
+                    handler,
+                    all: method == "removeAllListeners",
+                });
+            }
+            "set" | "add" | "push" | "unshift" => {
+                if let Expression::Identifier(id) = object {
+                    if let Some(sym) = self.symbol_of(id) {
+                        let literal_key = method == "set"
+                            && call
+                                .arguments
+                                .first()
+                                .and_then(|a| a.as_expression())
+                                .is_some_and(|k| {
+                                    literal_string(k).is_some()
+                                        || matches!(k, Expression::NumericLiteral(_))
+                                });
+                        self.facts.writes.push(Write {
+                            symbol: sym,
+                            span: span(call.span),
+                            literal_key,
+                            func: self.func(),
+                        });
+                        self.accounted.push((id.span.start, id.span.end));
+                    }
+                }
+            }
+            "delete" | "clear" | "splice" | "shift" | "pop" | "evict" | "prune" => {
+                if let Expression::Identifier(id) = object {
+                    if let Some(sym) = self.symbol_of(id) {
+                        self.facts.bounded.push(sym);
+                    }
+                }
+            }
+            "json" | "urlencoded" | "raw" | "text"
+                if matches!(
+                    object_text.as_str(),
+                    "express" | "bodyParser" | "bodyparser"
+                ) =>
+            {
+                self.body_limit(call)
+            }
+            "connect" | "createConnection"
+                if object_text == "mongoose" && self.func().is_some() =>
+            {
+                self.facts.clients.push(Found {
+                    span: span(call.span),
+                    what: format!("mongoose.{method}()"),
+                    func: self.func(),
+                });
+            }
+            "createPool" | "createConnection" | "createClient"
+                if self.func().is_some()
+                    && matches!(object_text.as_str(), "mysql" | "mysql2" | "redis") =>
+            {
+                self.facts.clients.push(Found {
+                    span: span(call.span),
+                    what: format!("{object_text}.{method}()"),
+                    func: self.func(),
+                });
+            }
+            "readFileSync" if object_text == "fs" => self.read_file_sync(call),
+            _ => {}
+        }
+        if let Some(why) = callback_repetition(call) {
+            self.mark_callbacks(call, why);
+        }
+    }
+
+    /// A call not kept by its parent: discarded when it is a statement of its own,
+    /// else used some way memfit does not follow.
+    fn default_handle(&self, call: &CallExpression<'_>) -> Handle {
+        if self.statement_call == Some((call.span.start, call.span.end)) {
+            Handle::Discarded
+        } else {
+            Handle::Unknown
+        }
+    }
+
+    fn mark_callbacks(&mut self, call: &CallExpression<'_>, why: &str) {
+        for arg in &call.arguments {
+            if let Some(Expression::Identifier(id)) =
+                arg.as_expression().map(|e| e.get_inner_expression())
+            {
+                if let Some(sym) = self.symbol_of(id) {
+                    self.facts.repeated_symbols.push((sym, why.to_string()));
+                }
+            }
+        }
+    }
+
+    fn listener(
+        &mut self,
+        call: &CallExpression<'_>,
+        member: &StaticMemberExpression<'_>,
+        object: &Expression<'_>,
+        object_text: &str,
+    ) {
+        let long_lived = match object {
+            Expression::Identifier(id) => {
+                ["process", "window", "document"]
+                    .iter()
+                    .any(|g| self.is_global(id, g))
+                    || self.symbol_of(id).is_some_and(|s| self.is_root(s))
+            }
+            Expression::StaticMemberExpression(m) => match m.object.get_inner_expression() {
+                Expression::Identifier(id) => {
+                    self.symbol_of(id).is_some_and(|s| self.is_root(s))
+                        || self.is_global(id, "process")
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        let event = call
+            .arguments
+            .first()
+            .and_then(|a| a.as_expression())
+            .and_then(literal_string)
+            .map(str::to_string);
+        let handler_expr = call.arguments.get(1).and_then(|a| a.as_expression());
+        let inline_handler = handler_expr.is_some_and(|h| {
+            matches!(
+                h.get_inner_expression(),
+                Expression::ArrowFunctionExpression(_) | Expression::FunctionExpression(_)
+            )
+        });
+        let handler = handler_expr.map_or(Handle::Unknown, |h| self.handle_of(h));
+        let once_option = call.arguments.get(2).is_some_and(|o| {
+            let t = self.text(o.span());
+            t.contains("once") || t.contains("signal")
+        });
+        let _ = member;
+        self.facts.listeners.push(Listener {
+            span: span(call.span),
+            emitter: object_text.to_string(),
+            long_lived,
+            event: event.clone(),
+            handler,
+            inline_handler,
+            once_option,
+            conditional: self.in_conditional(),
+            func: self.func(),
+        });
+        // Chunks of a request body kept in a 'data' handler with no byte cap.
+        let request_stream = matches!(
+            object_text,
+            "req" | "request" | "req.raw" | "request.raw" | "ctx.req" | "stream" | "upload"
+        );
+        if event.as_deref() == Some("data") && request_stream {
+            if let Some(h) = handler_expr {
+                self.data_handler(h);
+            }
+        }
+    }
+
+    fn data_handler(&mut self, handler: &Expression<'_>) {
+        let (params, body_span) = match handler.get_inner_expression() {
+            Expression::ArrowFunctionExpression(f) => (&f.params, f.body.span()),
+            Expression::FunctionExpression(f) => match &f.body {
+                Some(b) => (&f.params, b.span),
+                None => return,
+            },
+            _ => return,
+        };
+        let Some(BindingPattern::BindingIdentifier(p)) = params.items.first().map(|p| &p.pattern)
+        else {
+            return;
+        };
+        let name = p.name.as_str();
+        let body = self.text(body_span);
+        let keeps = body.contains(&format!(".push({name})"))
+            || body.contains(&format!("+= {name}"))
+            || body.contains(&format!("+={name}"));
+        let capped = [
+            "length",
+            "byteLength",
+            "size",
+            "limit",
+            "max",
+            "destroy",
+            "abort",
+            "pause",
+        ]
+        .iter()
+        .any(|w| body.contains(w));
+        if keeps && !capped {
+            self.facts.data_buffers.push(Found {
+                span: span(handler.span()),
+                what: name.to_string(),
+                func: self.func(),
+            });
+        }
+    }
+
+    fn body_limit(&mut self, call: &CallExpression<'_>) {
+        let Some(Expression::ObjectExpression(options)) = call
+            .arguments
+            .first()
+            .and_then(|a| a.as_expression())
+            .map(|e| e.get_inner_expression())
+        else {
+            return;
+        };
+        for property in &options.properties {
+            let ObjectPropertyKind::ObjectProperty(p) = property else {
+                continue;
+            };
+            if p.key.static_name().is_some_and(|k| k == "limit") {
+                let value = match p.value.get_inner_expression() {
+                    Expression::StringLiteral(s) => parse_limit(s.value.as_str()),
+                    Expression::NumericLiteral(n) => Some(n.value as u64),
+                    _ => None,
+                };
+                if let Some(bytes) = value {
+                    let text = self.text(p.value.span()).to_string();
+                    self.facts.body_limits.push((span(call.span), bytes, text));
+                }
+            }
+        }
+    }
+
+    fn read_file_sync(&mut self, call: &CallExpression<'_>) {
+        if let Some(arg) = call.arguments.first() {
+            let t = self.text(arg.span());
+            if ["req.", "request.", "params", "query", "body"]
+                .iter()
+                .any(|w| t.contains(w))
+            {
+                self.facts.read_file_sync.push(Found {
+                    span: span(call.span),
+                    what: t.to_string(),
+                    func: self.func(),
+                });
+            }
+        }
+    }
+}
+
+impl<'a> Visit<'a> for Collector<'_> {
+    fn visit_program(&mut self, it: &Program<'a>) {
+        walk::walk_program(self, it);
+    }
+
+    fn visit_expression_statement(&mut self, it: &ExpressionStatement<'a>) {
+        let inner = it.expression.get_inner_expression();
+        let call = match inner {
+            Expression::CallExpression(c) => match c.callee.get_inner_expression() {
+                // setInterval(...).unref(); as a statement: the inner call is the timer.
+                Expression::StaticMemberExpression(m) if m.property.name == "unref" => {
+                    match m.object.get_inner_expression() {
+                        Expression::CallExpression(inner) => Some(inner.span),
+                        _ => Some(c.span),
+                    }
+                }
+                _ => Some(c.span),
+            },
+            _ => None,
+        };
+        let saved = self.statement_call;
+        self.statement_call = call.map(|s| (s.start, s.end));
+        walk::walk_expression_statement(self, it);
+        self.statement_call = saved;
+    }
+
+    fn visit_import_declaration(&mut self, it: &ImportDeclaration<'a>) {
+        self.facts.imports.push(it.source.value.to_string());
+        walk::walk_import_declaration(self, it);
+    }
+
+    fn visit_function(&mut self, it: &Function<'a>, flags: ScopeFlags) {
+        let symbol = it.id.as_ref().and_then(|id| id.symbol_id.get());
+        self.new_function(it.span, &it.params, symbol);
+        walk::walk_function(self, it, flags);
+        self.end_function();
+    }
+
+    fn visit_arrow_function_expression(&mut self, it: &ArrowFunctionExpression<'a>) {
+        self.new_function(it.span, &it.params, None);
+        walk::walk_arrow_function_expression(self, it);
+        self.end_function();
+    }
+
+    fn visit_if_statement(&mut self, it: &IfStatement<'a>) {
+        self.visit_expression(&it.test);
+        if let Some(d) = self.conditional.last_mut() {
+            *d += 1;
+        }
+        self.visit_statement(&it.consequent);
+        if let Some(alt) = &it.alternate {
+            self.visit_statement(alt);
+        }
+        if let Some(d) = self.conditional.last_mut() {
+            *d -= 1;
+        }
+    }
+
+    fn visit_variable_declarator(&mut self, it: &VariableDeclarator<'a>) {
+        let symbol = match &it.id {
+            BindingPattern::BindingIdentifier(b) => b.symbol_id.get(),
+            _ => None,
+        };
+        if let (Some(sym), Some(init)) = (symbol, &it.init) {
+            let inner = init.get_inner_expression();
+            // Module-level collections.
+            if self.stack.is_empty() && self.is_root(sym) {
+                let kind = match inner {
+                    Expression::NewExpression(n) => match n.callee.get_inner_expression() {
+                        Expression::Identifier(c) if c.name == "Map" => Some("Map"),
+                        Expression::Identifier(c) if c.name == "Set" => Some("Set"),
+                        _ => None,
+                    },
+                    Expression::ArrayExpression(a) if a.elements.is_empty() => Some("array"),
+                    Expression::ObjectExpression(o) if o.properties.is_empty() => Some("object"),
+                    _ => None,
+                };
+                if let Some(kind) = kind {
+                    let name = match &it.id {
+                        BindingPattern::BindingIdentifier(b) => b.name.to_string(),
+                        _ => String::new(),
+                    };
+                    self.facts.collections.push(Collection {
+                        symbol: sym,
+                        name,
+                        span: span(it.span),
+                        kind,
+                    });
+                }
+            }
+            match inner {
+                Expression::CallExpression(call) if matches!(call.callee.get_inner_expression(), Expression::StaticMemberExpression(m) if m.property.name == "unref") =>
+                {
+                    self.visit_call_expression(call);
+                    return;
+                }
+                Expression::CallExpression(call) => {
+                    self.on_call(call, Some(Handle::Symbol(sym)));
+                    // Visit the rest without recording the call again.
+                    self.visit_expression(&call.callee);
+                    self.visit_call_arguments(call);
+                    return;
+                }
+                Expression::ArrowFunctionExpression(_) | Expression::FunctionExpression(_) => {
+                    self.pending_symbol = Some(sym);
+                }
+                _ => {}
+            }
+        }
+        walk::walk_variable_declarator(self, it);
+        self.pending_symbol = None;
+    }
+
+    fn visit_assignment_expression(&mut self, it: &AssignmentExpression<'a>) {
+        let target: Option<Handle> = match &it.left {
+            AssignmentTarget::StaticMemberExpression(m) => {
+                Some(Handle::Member(m.property.name.to_string()))
+            }
+            AssignmentTarget::AssignmentTargetIdentifier(id) => {
+                self.symbol_of(id).map(Handle::Symbol)
+            }
+            _ => None,
+        };
+        // obj[key] = value on a module-level object or array.
+        if let AssignmentTarget::ComputedMemberExpression(m) = &it.left {
+            if let Expression::Identifier(id) = m.object.get_inner_expression() {
+                if let Some(sym) = self.symbol_of(id) {
+                    let literal_key = literal_string(&m.expression).is_some()
+                        || matches!(m.expression, Expression::NumericLiteral(_));
+                    self.facts.writes.push(Write {
+                        symbol: sym,
+                        span: span(it.span),
+                        literal_key,
+                        func: self.func(),
+                    });
+                    self.accounted.push((id.span.start, id.span.end));
+                }
+            }
+        }
+        // Reassigning a collection (`cache = new Map()`) or its length bounds it.
+        if let Some(Handle::Symbol(sym)) = &target {
+            self.facts.bounded.push(*sym);
+        }
+        if let AssignmentTarget::StaticMemberExpression(m) = &it.left {
+            if m.property.name == "length" {
+                if let Expression::Identifier(id) = m.object.get_inner_expression() {
+                    if let Some(sym) = self.symbol_of(id) {
+                        self.facts.bounded.push(sym);
+                    }
+                }
+            }
+        }
+        if let (Some(handle), Expression::CallExpression(call)) =
+            (target, it.right.get_inner_expression())
+        {
+            self.on_call(call, Some(handle));
+            self.visit_assignment_target(&it.left);
+            self.visit_expression(&call.callee);
+            self.visit_call_arguments(call);
+            return;
+        }
+        walk::walk_assignment_expression(self, it);
+    }
+
+    fn visit_call_expression(&mut self, it: &CallExpression<'a>) {
+        // setInterval(...).unref(): the timer is unref'd where it is made.
+        if let Expression::StaticMemberExpression(m) = it.callee.get_inner_expression() {
+            if m.property.name == "unref" {
+                if let Expression::CallExpression(inner) = m.object.get_inner_expression() {
+                    self.on_call(inner, Some(Handle::Unknown));
+                    if let Some(t) = self.facts.timers.last_mut() {
+                        if t.span == span(inner.span) {
+                            t.unref_chained = true;
+                        }
+                    }
+                    self.visit_expression(&inner.callee);
+                    self.visit_call_arguments(inner);
+                    return;
+                }
+            }
+        }
+        // A call whose value is returned, passed or stored is handled by its parent; here
+        // the value is used some other way (an argument, a return): not followable.
+        self.on_call(it, None);
+        self.visit_expression(&it.callee);
+        self.visit_call_arguments(it);
+    }
+
+    fn visit_new_expression(&mut self, it: &NewExpression<'a>) {
+        if self.func().is_some() {
+            let name = match it.callee.get_inner_expression() {
+                Expression::Identifier(id) => Some(id.name.to_string()),
+                Expression::StaticMemberExpression(m) => Some(m.property.name.to_string()),
+                _ => None,
+            };
+            if let Some(name) = name {
+                let client = match name.as_str() {
+                    "PrismaClient" | "MongoClient" | "Sequelize" => true,
+                    "Pool" | "Client" => {
+                        self.facts
+                            .imports_any(&["pg", "mysql2", "@neondatabase/serverless"])
+                            || self.text(it.callee.span()).starts_with("pg.")
+                    }
+                    "Redis" | "IORedis" | "Cluster" => {
+                        self.facts.imports_any(&["ioredis", "redis"])
+                    }
+                    _ => false,
+                };
+                if client {
+                    self.facts.clients.push(Found {
+                        span: span(it.span),
+                        what: format!("new {name}()"),
+                        func: self.func(),
+                    });
+                }
+            }
+        }
+        walk::walk_new_expression(self, it);
+    }
+
+    fn visit_unary_expression(&mut self, it: &UnaryExpression<'a>) {
+        // delete cache[key]
+        if it.operator == UnaryOperator::Delete {
+            if let Some(member) = it.argument.as_member_expression() {
+                if let Expression::Identifier(id) = member.object().get_inner_expression() {
+                    if let Some(sym) = self.symbol_of(id) {
+                        self.facts.bounded.push(sym);
+                    }
+                }
+            }
+        }
+        walk::walk_unary_expression(self, it);
+    }
+
+    fn visit_binary_expression(&mut self, it: &BinaryExpression<'a>) {
+        // cache.size > N, list.length >= MAX: a bound.
+        if it.operator.is_compare() {
+            for side in [&it.left, &it.right] {
+                if let Expression::StaticMemberExpression(m) = side.get_inner_expression() {
+                    if m.property.name == "size" || m.property.name == "length" {
+                        if let Expression::Identifier(id) = m.object.get_inner_expression() {
+                            if let Some(sym) = self.symbol_of(id) {
+                                self.facts.bounded.push(sym);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        walk::walk_binary_expression(self, it);
+    }
+
+    fn visit_return_statement(&mut self, it: &ReturnStatement<'a>) {
+        if let Some(arg) = &it.argument {
+            if let Expression::CallExpression(call) = arg.get_inner_expression() {
+                self.on_call(call, Some(Handle::Unknown));
+                self.visit_expression(&call.callee);
+                self.visit_call_arguments(call);
+                return;
+            }
+        }
+        walk::walk_return_statement(self, it);
+    }
+
+    fn visit_identifier_reference(&mut self, it: &IdentifierReference<'a>) {
+        if let Some(sym) = self.symbol_of(it) {
+            self.references.push((sym, it.span.start, it.span.end));
+        }
+    }
+}
+
+impl<'a> Collector<'_> {
+    fn visit_call_arguments(&mut self, call: &CallExpression<'a>) {
+        let why = match call.callee.get_inner_expression() {
+            Expression::StaticMemberExpression(m) => repeated_caller(m.property.name.as_str()),
+            Expression::Identifier(id) if id.name == "setInterval" => Some("an interval callback"),
+            Expression::Identifier(id) => {
+                repeated_caller(id.name.as_str()).filter(|_| id.name == "createServer")
+            }
+            _ => None,
+        };
+        for arg in &call.arguments {
+            let is_fn = arg.as_expression().is_some_and(|e| {
+                matches!(
+                    e.get_inner_expression(),
+                    Expression::ArrowFunctionExpression(_) | Expression::FunctionExpression(_)
+                )
+            });
+            if is_fn {
+                self.pending_repeated = why.map(str::to_string);
+            }
+            self.visit_argument(arg);
+            self.pending_repeated = None;
+        }
+    }
+}
+
+/// Whether a file can give any source rule something to report; most files of a large tree
+/// cannot, and are not parsed at all. Every rule needs a timer, or a function that runs
+/// repeatedly (an event, route or request handler) together with what it reports.
+pub fn worth_parsing(source: &str) -> bool {
+    if source.contains("setInterval") {
+        return true;
+    }
+    const REPEATED: &[&str] = &[
+        ".on(",
+        ".get('",
+        ".get(\"",
+        ".get(`",
+        ".post(",
+        ".put(",
+        ".patch(",
+        ".all(",
+        ".use(",
+        ".route(",
+        "addHook",
+        "createServer",
+        "addListener",
+        "addEventListener",
+        "prependListener",
+        "(req",
+        "(request",
+        "(ctx",
+    ];
+    // What the rules report, besides timers.
+    const TRIGGERS: &[&str] = &[
+        // listener-per-call
+        "process.on(",
+        "addListener(",
+        "addEventListener(",
+        "prependListener(",
+        // unbounded-module-cache
+        "= new Map",
+        "= new Set",
+        "= []",
+        "= {}",
+        // unbounded-buffer
+        "'data'",
+        "\"data\"",
+        "limit:",
+        "readFileSync",
+        // client-per-request
+        "PrismaClient",
+        "MongoClient",
+        "new Pool",
+        "new Client(",
+        "createClient",
+        "mongoose.connect",
+        "mongoose.createConnection",
+        "knex(",
+        "Sequelize(",
+        "createPool(",
+        "createConnection(",
+        "new Redis(",
+    ];
+    if !REPEATED.iter().any(|t| source.contains(t)) {
+        return false;
+    }
+    // A listener on a module-level emitter needs the emitter's `.on(` and a module binding:
+    // any `.on(` with a `const`/`let` at the start of a line.
+    let module_emitter = source.contains(".on(")
+        && (source.contains("\nconst ") || source.contains("\nlet ") || source.contains("\nvar "));
+    module_emitter || TRIGGERS.iter().any(|t| source.contains(t))
+}
+
+/// Parses and analyses one file; empty facts when it does not parse.
+pub fn analyze(path: &std::path::Path, source: &str) -> JsFacts {
+    if !worth_parsing(source) {
+        return JsFacts {
+            parsed: true,
+            ..JsFacts::default()
+        };
+    }
+    let allocator = Allocator::default();
+    let source_type = SourceType::from_path(path).unwrap_or_default();
+    let parsed = Parser::new(&allocator, source, source_type).parse();
+    if parsed.panicked || !parsed.diagnostics.is_empty() {
+        return JsFacts::default();
+    }
+    let semantic = SemanticBuilder::new()
+        .with_build_nodes(false)
+        .build(&parsed.program)
+        .semantic;
+    let scoping = semantic.scoping();
+    let mut collector = Collector {
+        source,
+        scoping,
+        facts: JsFacts {
+            parsed: true,
+            ..JsFacts::default()
+        },
+        stack: Vec::new(),
+        pending_repeated: None,
+        pending_symbol: None,
+        accounted: Vec::new(),
+        references: Vec::new(),
+        conditional: Vec::new(),
+        statement_call: None,
+    };
+    // Imports first, so `new Pool()` knows where Pool comes from.
+    for stmt in &parsed.program.body {
+        if let Statement::ImportDeclaration(i) = stmt {
+            collector.facts.imports.push(i.source.value.to_string());
+        }
+    }
+    collector.visit_program(&parsed.program);
+    // A symbol referenced other than where memfit accounted for it (and other than its
+    // declaration) escapes.
+    let accounted: std::collections::HashSet<(u32, u32)> =
+        collector.accounted.iter().copied().collect();
+    // Only the symbols a rule asks about (timer handles) need the check.
+    let handles: std::collections::HashSet<SymbolId> = collector
+        .facts
+        .timers
+        .iter()
+        .filter_map(|t| match t.handle {
+            Handle::Symbol(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let mut escaped = Vec::new();
+    for (sym, start, end) in &collector.references {
+        if handles.contains(sym) && !accounted.contains(&(*start, *end)) {
+            escaped.push(*sym);
+        }
+    }
+    escaped.sort_unstable();
+    escaped.dedup();
+    collector.facts.escaped = escaped;
+    collector.facts
+}

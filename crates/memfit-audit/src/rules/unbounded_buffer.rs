@@ -1,0 +1,77 @@
+use super::Rule;
+use crate::context::Context;
+use crate::finding::{Finding, Severity};
+
+pub const RULE: Rule = Rule {
+    id: "unbounded-buffer",
+    severity: Severity::Warning,
+    summary: "A request body or stream collected in memory with no byte cap",
+    doc: r#"## What it does
+Finds
+- a `'data'` handler, in a function that runs per request or per event, that keeps every
+  chunk (`chunks.push(chunk)`, `body += chunk`) with no byte count, limit or `destroy()` in
+  sight;
+- `express.json()` / `express.urlencoded()` / `bodyParser.*()` with a `limit` of 10 MB or more
+  (the default, 100kb, is fine: no finding when no limit is given);
+- `fs.readFileSync` of a path taken from the request inside a request handler.
+
+## Why is this bad?
+One large or slow request, or many at once, holds its whole body in memory: a 512 MB
+container is one upload away from the OOM killer. A `readFileSync` of a request-chosen file
+loads whatever size it is, and blocks the event loop while it does.
+
+## Example
+```js
+req.on("data", (chunk) => chunks.push(chunk));
+app.use(express.json({ limit: "200mb" }));
+```
+
+## Use instead
+```js
+let size = 0;
+req.on("data", (chunk) => {
+  size += chunk.length;
+  if (size > 1_000_000) return req.destroy();
+  chunks.push(chunk);
+});
+app.use(express.json({ limit: "1mb" }));
+```
+"#,
+    check,
+};
+
+/// 10 MiB: a hundred times body-parser's default of 100kb.
+const LARGE_LIMIT: u64 = 10 * 1024 * 1024;
+
+fn check(ctx: &Context, out: &mut Vec<Finding>) {
+    for (file, facts, _) in &ctx.js {
+        for b in &facts.data_buffers {
+            // A stream read per request or per event (a request body, an upload); a client
+            // reading a response once, or a test, is not a service's memory risk.
+            let Some(why) = facts.repeated(b.func) else {
+                continue;
+            };
+            let _ = why;
+            out.push(
+                Finding::new(RULE.id, RULE.severity, *file, b.span, format!("every 'data' chunk (`{}`) is kept with no byte cap: one large request holds all of it in memory", b.what))
+                    .advise("count the bytes and destroy the stream past a limit, or stream the data onward instead of collecting it"),
+            );
+        }
+        for (span, bytes, text) in &facts.body_limits {
+            if *bytes >= LARGE_LIMIT {
+                out.push(
+                    Finding::new(RULE.id, RULE.severity, *file, *span, format!("body limit {text} ({} MiB): every request may hold that much in memory; the default (100kb) is safer", bytes / (1024 * 1024)))
+                        .advise("keep the default, or the largest body the API really takes (uploads belong in a streaming handler)"),
+                );
+            }
+        }
+        for r in &facts.read_file_sync {
+            if let Some(why) = facts.repeated(r.func) {
+                out.push(
+                    Finding::new(RULE.id, RULE.severity, *file, r.span, format!("readFileSync of a request-driven path ({}) in {why}: the whole file is loaded per request, and the event loop waits", r.what))
+                        .advise("stream it (fs.createReadStream(path).pipe(res)) after checking the path"),
+                );
+            }
+        }
+    }
+}
