@@ -2,6 +2,7 @@
 """memfit's JS/TS source rules on large real open-source Node code, and ESLint running the
 equivalent rules on the same files, side by side.
 
+0. Runs the labelled corpus bench/js_leak_corpus (no network): recall and precision.
 1. Installs (or reuses) express, fastify, socket.io, bull, mongoose, @nestjs/core and next
    from the npm registry into WORK (default /tmp/jsbench), copies each package's own sources
    (next: dist/server only) into a project tree the audit reads (it skips node_modules), and
@@ -34,7 +35,17 @@ PACKAGES = {
     "mongoose": "node_modules/mongoose",
     "@nestjs/core": "node_modules/@nestjs/core",
     "next (dist/server)": "node_modules/next/dist/server",
+    # Applications, not frameworks: where a service's own leaks live.
+    "node-red runtime": "node_modules/@node-red/runtime",
+    "node-red nodes": "node_modules/@node-red/nodes",
+    "node-red editor-api": "node_modules/@node-red/editor-api",
+    "node-red registry": "node_modules/@node-red/registry",
+    "node-red util": "node_modules/@node-red/util",
+    "json-server": "node_modules/json-server",
+    "http-server": "node_modules/http-server",
 }
+INSTALL = ["express", "fastify", "socket.io", "bull", "mongoose", "@nestjs/core", "@nestjs/common", "rxjs",
+           "reflect-metadata", "next", "react", "react-dom", "eslint@9", "node-red", "json-server", "http-server"]
 SOURCE_EXT = (".js", ".mjs", ".cjs", ".ts", ".mts", ".cts")
 
 # The same shapes as memfit's rules, as far as selectors can say them (no scopes, no
@@ -81,17 +92,51 @@ def copy_sources(src, dst):
     return files, lines
 
 
+SOURCE_RULES = {"interval-never-cleared", "listener-per-call", "unbounded-module-cache", "unbounded-buffer", "client-per-request", "timer-keeps-process-alive"}
+
+
+def corpus():
+    """Recall and precision on bench/js_leak_corpus: leak shapes from real reports (URL in each
+    file) and their fixes, each labelled with the rules it must trigger (`// expect:`)."""
+    import glob
+    import re
+    root = os.path.join(ROOT, "bench", "js_leak_corpus")
+    out = subprocess.run([MEMFIT, "audit", root, "--format", "json", "--fail-on", "none"], stdout=subprocess.PIPE, check=True)
+    got = {}
+    for f in json.loads(out.stdout)["findings"]:
+        if f["rule"] in SOURCE_RULES:
+            got.setdefault(os.path.basename(f["file"]), set()).add(f["rule"])
+    tp = fn = fp = 0
+    print("## Labelled corpus (bench/js_leak_corpus)\n")
+    print("| file | expected | found | |")
+    print("|---|---|---|---|")
+    for path in sorted(glob.glob(os.path.join(root, "*.*s"))):
+        name = os.path.basename(path)
+        with open(path) as fh:
+            label = re.search(r"expect: (.*)", fh.read()).group(1).strip()
+        expected = set() if label == "none" else {r.strip() for r in label.split(",")}
+        found = got.get(name, set())
+        tp += len(expected & found)
+        fn += len(expected - found)
+        fp += len(found - expected)
+        mark = "ok" if expected == found else "MISS" if expected - found else "EXTRA"
+        print(f"| {name} | {', '.join(sorted(expected)) or '-'} | {', '.join(sorted(found)) or '-'} | {mark} |")
+    print(f"\nrecall {tp}/{tp + fn} = {tp / max(tp + fn, 1):.0%}, precision {tp}/{tp + fp} = {tp / max(tp + fp, 1):.0%}\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default="/tmp/jsbench")
     args = ap.parse_args()
+    corpus()
     work = args.work
-    if not os.path.exists(os.path.join(work, "node_modules", "express")):
-        os.makedirs(work, exist_ok=True)
+    os.makedirs(work, exist_ok=True)
+    if not os.path.exists(os.path.join(work, "package.json")):
         with open(os.path.join(work, "package.json"), "w") as f:
             f.write('{"name":"jsbench","private":true}')
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", "express", "fastify", "socket.io", "bull", "mongoose",
-                        "@nestjs/core", "@nestjs/common", "rxjs", "reflect-metadata", "next", "react", "react-dom", "eslint@9"], cwd=work, check=True)
+    missing = [p for p in INSTALL if not os.path.exists(os.path.join(work, "node_modules", p.rsplit("@", 1)[0] if p.count("@") > p.startswith("@") else p))]
+    if missing:
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", *missing], cwd=work, check=True)
     tree = os.path.join(work, "tree")
     shutil.rmtree(tree, ignore_errors=True)
     print("| package | files | lines | findings | per 1000 lines |")
@@ -107,8 +152,7 @@ def main():
                 f.write('{"name":"next-server","main":"next-server.js"}')
         out = subprocess.run([MEMFIT, "audit", dst, "--format", "json", "--fail-on", "none"], stdout=subprocess.PIPE, check=True)
         report = json.loads(out.stdout)
-        source_rules = {"interval-never-cleared", "listener-per-call", "unbounded-module-cache", "unbounded-buffer", "client-per-request", "timer-keeps-process-alive"}
-        found = [f for f in report["findings"] if f["rule"] in source_rules]
+        found = [f for f in report["findings"] if f["rule"] in SOURCE_RULES]
         for f in found:
             all_findings.append((name, f))
         total_files += files

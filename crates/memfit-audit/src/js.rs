@@ -114,7 +114,9 @@ pub struct JsFacts {
     pub collections: Vec<Collection>,
     pub writes: Vec<Write>,
     pub bounded: Vec<SymbolId>,
-    pub data_buffers: Vec<Found>,
+    /// 'data' handlers that keep every chunk; `true` when the stream is a `req`/`request`
+    /// parameter of an enclosing function (a body reader: it runs once per request).
+    pub data_buffers: Vec<(Found, bool)>,
     pub body_limits: Vec<(ByteSpan, u64, String)>,
     pub read_file_sync: Vec<Found>,
     pub clients: Vec<Found>,
@@ -174,6 +176,19 @@ const ONCE_EVENTS: &[&str] = &[
     "timeout",
 ];
 
+/// Words of lifecycle events an application emits a bounded number of times: a plugin or
+/// node type registered, a configuration loaded (node-red's `registry:plugin-added`). What
+/// their handlers add to a module map is a registry, not a leak.
+const LIFECYCLE_WORDS: &[&str] = &[
+    "added", "removed", "register", "plugin", "install", "loaded", "ready", "init", "start",
+    "stop", "shutdown", "config", "settings",
+];
+
+fn lifecycle_event(event: &str) -> bool {
+    let e = event.to_ascii_lowercase();
+    LIFECYCLE_WORDS.iter().any(|w| e.contains(w))
+}
+
 /// How often the callbacks passed to this call run: `Some(why)` when repeatedly.
 fn callback_repetition(call: &CallExpression<'_>) -> Option<&'static str> {
     let (name, member) = match call.callee.get_inner_expression() {
@@ -210,7 +225,7 @@ fn callback_repetition(call: &CallExpression<'_>) -> Option<&'static str> {
             None => None,
         },
         "an event handler" => match first.and_then(literal_string) {
-            Some(event) if ONCE_EVENTS.contains(&event) => None,
+            Some(event) if ONCE_EVENTS.contains(&event) || lifecycle_event(event) => None,
             _ => Some(why),
         },
         _ => Some(why),
@@ -273,6 +288,8 @@ struct Collector<'s> {
     conditional: Vec<u32>,
     /// The call that is a statement of its own: its value is discarded.
     statement_call: Option<(u32, u32)>,
+    /// Symbols of function parameters named `req` or `request`.
+    request_param_symbols: Vec<SymbolId>,
 }
 
 impl<'s> Collector<'s> {
@@ -331,6 +348,15 @@ impl<'s> Collector<'s> {
                 _ => None,
             })
             .collect();
+        for p in &params.items {
+            if let BindingPattern::BindingIdentifier(b) = &p.pattern {
+                if matches!(b.name.as_str(), "req" | "request") {
+                    if let Some(sym) = b.symbol_id.get() {
+                        self.request_param_symbols.push(sym);
+                    }
+                }
+            }
+        }
         let first_two: Vec<&str> = names.iter().take(2).map(String::as_str).collect();
         let request_params = matches!(
             first_two.as_slice(),
@@ -615,13 +641,20 @@ impl<'s> Collector<'s> {
             "req" | "request" | "req.raw" | "request.raw" | "ctx.req" | "stream" | "upload"
         );
         if event.as_deref() == Some("data") && request_stream {
+            // `function readBody(req) { req.on('data', …) }`: a request handed to a helper.
+            let body_reader = match object {
+                Expression::Identifier(id) => self
+                    .symbol_of(id)
+                    .is_some_and(|s| self.request_param_symbols.contains(&s)),
+                _ => false,
+            };
             if let Some(h) = handler_expr {
-                self.data_handler(h);
+                self.data_handler(h, body_reader);
             }
         }
     }
 
-    fn data_handler(&mut self, handler: &Expression<'_>) {
+    fn data_handler(&mut self, handler: &Expression<'_>, body_reader: bool) {
         let (params, body_span) = match handler.get_inner_expression() {
             Expression::ArrowFunctionExpression(f) => (&f.params, f.body.span()),
             Expression::FunctionExpression(f) => match &f.body {
@@ -652,11 +685,14 @@ impl<'s> Collector<'s> {
         .iter()
         .any(|w| body.contains(w));
         if keeps && !capped {
-            self.facts.data_buffers.push(Found {
-                span: span(handler.span()),
-                what: name.to_string(),
-                func: self.func(),
-            });
+            self.facts.data_buffers.push((
+                Found {
+                    span: span(handler.span()),
+                    what: name.to_string(),
+                    func: self.func(),
+                },
+                body_reader,
+            ));
         }
     }
 
@@ -1102,6 +1138,7 @@ pub fn analyze(path: &std::path::Path, source: &str) -> JsFacts {
         references: Vec::new(),
         conditional: Vec::new(),
         statement_call: None,
+        request_param_symbols: Vec::new(),
     };
     // Imports first, so `new Pool()` knows where Pool comes from.
     for stmt in &parsed.program.body {

@@ -215,7 +215,7 @@ pub fn to_sarif(report: &Report) -> Value {
 
 /// `docs/rules.md`, generated from the rules' own documentation.
 pub fn rules_markdown() -> String {
-    let mut out = String::from("# memfit audit rules\n\nGenerated from the rules' own documentation (`crates/memfit-audit/src/rules/`); `cargo test -p memfit-audit --test rule_docs` checks it is current.\n\nSeverity: error = likely OOM, warning = real waste, info = a hint. Suppress one with `# memfit ignore=<id> <reason>` on the line before a Dockerfile instruction or a TOML/YAML line, or in `memfit.toml` (`ignore = [\"<id>\"]`, `[severity]`).\n\n| id | severity | summary |\n|---|---|---|\n");
+    let mut out = String::from("# memfit audit rules\n\nGenerated from the rules' own documentation (`crates/memfit-audit/src/rules/`); `cargo test -p memfit-audit --test rule_docs` checks it is current.\n\nSeverity: error = likely OOM, warning = real waste, info = a hint. Suppress one with `# memfit ignore=<id> <reason>` on the line before a Dockerfile instruction or a TOML/YAML line, `// memfit ignore=<id> <reason>` on or above a JS/TS line, or in `memfit.toml` (`ignore = [\"<id>\"]`, `[severity]`).\n\n| id | severity | summary |\n|---|---|---|\n");
     for r in RULES {
         out.push_str(&format!(
             "| [`{}`](#{}) | {} | {} |\n",

@@ -190,6 +190,24 @@ app.post("/login", (req, res) => {
 }
 
 #[test]
+fn registries_filled_by_lifecycle_events_do_not_fire() {
+    // node-red's runtime/lib/library: plugins registered once each, by id.
+    let src = r#"
+const { events } = require("./util");
+const libraryPlugins = {};
+const sockets = new Set();
+function onPluginAdded(id) { libraryPlugins[id] = { id }; }
+events.on("registry:plugin-added", onPluginAdded);
+events.on("connection", (s) => sockets.add(s));
+"#;
+    // A socket per connection, never removed: that one is a leak.
+    assert_eq!(
+        findings("server.js", src, false),
+        vec![("unbounded-module-cache".into(), 4)]
+    );
+}
+
+#[test]
 fn bounded_caches_do_not_fire() {
     let src = r#"
 const express = require("express");
@@ -239,6 +257,32 @@ app.get("/file", (req, res) => {
             ("unbounded-buffer".into(), 9),
             ("unbounded-buffer".into(), 13)
         ]
+    );
+}
+
+#[test]
+fn a_helper_handed_the_request_reads_its_body_per_request() {
+    // juspay/hyperswitch-control-center#4665 and ooples/token-optimizer-mcp#382: the body
+    // is collected in a helper the handler calls, not in the handler itself.
+    let src = r#"
+import http from "node:http";
+const getRequestBody = (req) =>
+  new Promise((resolve) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk.toString()));
+    req.on("end", () => resolve(JSON.parse(body)));
+  });
+function streamToBuffer(stream) {
+  const parts = [];
+  stream.on("data", (p) => parts.push(p));
+  return new Promise((r) => stream.on("end", () => r(Buffer.concat(parts))));
+}
+http.createServer(async (req, res) => res.end(JSON.stringify(await getRequestBody(req)))).listen(8080);
+"#;
+    // The generic stream reader is not flagged: what it reads is not known here.
+    assert_eq!(
+        findings("server.mjs", src, false),
+        vec![("unbounded-buffer".into(), 6)]
     );
 }
 

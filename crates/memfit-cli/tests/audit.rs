@@ -719,3 +719,53 @@ fn ignore_scripts_with_native_modules_in_the_lockfile() {
     let (_, report) = audit(dir.path(), &[]);
     assert!(!rules(&report).contains(&"ignore-scripts-breaks-native-modules".to_string()));
 }
+
+/// bench/js_leak_corpus: leak shapes from real reports and their fixes, each file labelled
+/// with the source rules it must trigger. The bench prints recall and precision on it; here
+/// every label must hold.
+#[test]
+fn the_labelled_leak_corpus_gets_exactly_its_labels() {
+    let dir = repo().join("bench/js_leak_corpus");
+    let (_, report) = audit(&dir, &["--fail-on", "none"]);
+    let source_rules = [
+        "interval-never-cleared",
+        "listener-per-call",
+        "unbounded-module-cache",
+        "unbounded-buffer",
+        "client-per-request",
+        "timer-keeps-process-alive",
+    ];
+    let mut found: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for f in report["findings"].as_array().unwrap() {
+        let rule = f["rule"].as_str().unwrap();
+        if source_rules.contains(&rule) {
+            let file = f["file"].as_str().unwrap().rsplit('/').next().unwrap();
+            found
+                .entry(file.to_string())
+                .or_default()
+                .insert(rule.to_string());
+        }
+    }
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name == "package.json" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let label = text
+            .lines()
+            .find_map(|l| l.strip_prefix("// expect: "))
+            .unwrap_or_else(|| panic!("{name} has no `// expect:` line"));
+        let expected: BTreeSet<String> = if label.trim() == "none" {
+            BTreeSet::new()
+        } else {
+            label.split(',').map(|r| r.trim().to_string()).collect()
+        };
+        let got = found.get(&name).cloned().unwrap_or_default();
+        assert_eq!(got, expected, "{name}");
+        checked += 1;
+    }
+    assert!(checked >= 27, "only {checked} corpus files");
+}

@@ -45,13 +45,13 @@ const LARGE_LIMIT: u64 = 10 * 1024 * 1024;
 
 fn check(ctx: &Context, out: &mut Vec<Finding>) {
     for (file, facts, _) in &ctx.js {
-        for b in &facts.data_buffers {
-            // A stream read per request or per event (a request body, an upload); a client
-            // reading a response once, or a test, is not a service's memory risk.
-            let Some(why) = facts.repeated(b.func) else {
+        for (b, body_reader) in &facts.data_buffers {
+            // A stream read per request or per event (a request body, an upload), or a
+            // helper handed the request; a client reading a response once, or a test, is
+            // not a service's memory risk.
+            if !*body_reader && facts.repeated(b.func).is_none() {
                 continue;
-            };
-            let _ = why;
+            }
             out.push(
                 Finding::new(RULE.id, RULE.severity, *file, b.span, format!("every 'data' chunk (`{}`) is kept with no byte cap: one large request holds all of it in memory", b.what))
                     .advise("count the bytes and destroy the stream past a limit, or stream the data onward instead of collecting it"),
