@@ -13,7 +13,7 @@ use oxc_ast_visit::{walk, Visit};
 use oxc_parser::Parser;
 use oxc_semantic::{Scoping, SemanticBuilder, SymbolId};
 use oxc_span::{GetSpan, SourceType};
-use oxc_syntax::scope::ScopeFlags;
+use oxc_syntax::scope::{ScopeFlags, ScopeId};
 
 use crate::dockerfile::Span as ByteSpan;
 
@@ -53,6 +53,9 @@ pub struct Listener {
     pub once_option: bool,
     pub conditional: bool,
     pub func: Option<usize>,
+    /// The emitter is a local of an enclosing function (index): a socket or client made
+    /// outside the function that adds the listener, and outliving each of its runs.
+    pub outer_from: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +98,9 @@ pub struct FunctionInfo {
     /// Parameters named like a request handler's (`req, res`, `request, reply`, `ctx, next`).
     pub request_params: bool,
     pub span: ByteSpan,
+    pub scope: Option<ScopeId>,
+    /// For an inline event handler: the emitter variable whose events call it.
+    pub repeat_emitter: Option<SymbolId>,
 }
 
 /// Everything one file tells the source rules.
@@ -119,7 +125,11 @@ pub struct JsFacts {
     pub data_buffers: Vec<(Found, bool)>,
     pub body_limits: Vec<(ByteSpan, u64, String)>,
     pub read_file_sync: Vec<Found>,
-    pub clients: Vec<Found>,
+    /// Clients made in a function; `true` when made lazily into a variable or property
+    /// that outlives the call (`if (!pool) pool = new Pool()`, `client ??= createClient()`).
+    pub clients: Vec<(Found, bool)>,
+    /// Calls of functions declared in the file: (calling function, callee).
+    pub calls: Vec<(Option<usize>, SymbolId)>,
     /// Modules the file imports or requires.
     pub imports: Vec<String>,
 }
@@ -127,9 +137,17 @@ pub struct JsFacts {
 impl JsFacts {
     /// Why a function runs repeatedly, if it does (itself or an enclosing function).
     pub fn repeated(&self, func: Option<usize>) -> Option<String> {
+        self.repeated_below(func, None)
+    }
+
+    /// Like `repeated`, counting only the functions below `stop` (an enclosing function).
+    pub fn repeated_below(&self, func: Option<usize>, stop: Option<usize>) -> Option<String> {
         let mut current = func;
         let mut depth = 0;
         while let Some(i) = current {
+            if Some(i) == stop {
+                break;
+            }
             let f = &self.functions[i];
             if let Some(why) = &f.inline_repeated {
                 return Some(why.clone());
@@ -278,6 +296,15 @@ struct Collector<'s> {
     stack: Vec<usize>,
     /// Set while visiting a callback argument of a repeated caller.
     pending_repeated: Option<String>,
+    /// The emitter of `pending_repeated`, when it is a variable.
+    pending_emitter: Option<SymbolId>,
+    /// Inside `a ?? b`, `a || b`, `c ? a : b`, `x ||= …`, or an assignment to a variable or
+    /// property that outlives the call: what is made here is made lazily, once.
+    lazy: u32,
+    /// `lazy` of the enclosing functions: it does not reach into a function's body.
+    lazy_saved: Vec<u32>,
+    /// Symbols of every function parameter.
+    param_symbols: Vec<SymbolId>,
     /// Set while visiting the initializer of `const NAME = …`.
     pending_symbol: Option<SymbolId>,
     /// Identifier spans already accounted for (clear/unref arguments, declarations).
@@ -306,6 +333,69 @@ impl<'s> Collector<'s> {
     fn symbol_of(&self, id: &IdentifierReference) -> Option<SymbolId> {
         let reference = id.reference_id.get()?;
         self.scoping.get_reference(reference).symbol_id()
+    }
+
+    /// Whether something between the current function and the enclosing function `k` runs
+    /// repeatedly while `emitter` (declared in `k`) lives. An event handler of an object `k`
+    /// itself creates (`const proxy = new ProxyServer()`; `proxy.on('proxyReq', …)`) fires
+    /// for that object's short life, not for the emitter's: it does not count.
+    fn repeats_within(&self, k: usize, emitter: SymbolId) -> bool {
+        let facts = &self.facts;
+        let mut f = self.func();
+        while let Some(i) = f {
+            if i == k {
+                break;
+            }
+            let info = &facts.functions[i];
+            let repeated = info.inline_repeated.is_some()
+                || info.request_params
+                || info
+                    .symbol
+                    .is_some_and(|s| facts.repeated_symbols.iter().any(|(r, _)| *r == s));
+            if repeated {
+                let per_local_object = info.repeat_emitter.is_some_and(|e| {
+                    e != emitter
+                        && !self.param_symbols.contains(&e)
+                        && facts.functions[k].scope.is_some_and(|ks| {
+                            self.scoping
+                                .scope_ancestors(self.scoping.symbol_scope_id(e))
+                                .any(|a| a == ks)
+                        })
+                });
+                if !per_local_object {
+                    return true;
+                }
+            }
+            f = info.parent;
+        }
+        false
+    }
+
+    fn push_client(&mut self, found: Found) {
+        let lazy = self.lazy > 0;
+        self.facts.clients.push((found, lazy));
+    }
+
+    /// The enclosing function (not the current one) whose body declares `symbol`.
+    fn declaring_function(&self, symbol: SymbolId) -> Option<usize> {
+        let declared = self.scoping.symbol_scope_id(symbol);
+        let within = |f: usize| {
+            self.facts.functions[f]
+                .scope
+                .is_some_and(|fs| self.scoping.scope_ancestors(declared).any(|a| a == fs))
+        };
+        let current = self.func()?;
+        if within(current) {
+            return None;
+        }
+        let mut f = self.facts.functions[current].parent;
+        while let Some(i) = f {
+            if within(i) {
+                return Some(i);
+            }
+            f = self.facts.functions[i].parent;
+        }
+        None
     }
 
     fn is_root(&self, symbol: SymbolId) -> bool {
@@ -339,6 +429,7 @@ impl<'s> Collector<'s> {
         s: oxc_span::Span,
         params: &FormalParameters,
         symbol: Option<SymbolId>,
+        scope: Option<ScopeId>,
     ) {
         let names: Vec<String> = params
             .items
@@ -350,6 +441,9 @@ impl<'s> Collector<'s> {
             .collect();
         for p in &params.items {
             if let BindingPattern::BindingIdentifier(b) = &p.pattern {
+                if let Some(sym) = b.symbol_id.get() {
+                    self.param_symbols.push(sym);
+                }
                 if matches!(b.name.as_str(), "req" | "request") {
                     if let Some(sym) = b.symbol_id.get() {
                         self.request_param_symbols.push(sym);
@@ -367,8 +461,10 @@ impl<'s> Collector<'s> {
                 | ["ctx", "next"]
         );
         let info = FunctionInfo {
+            scope,
             parent: self.func(),
             inline_repeated: self.pending_repeated.take(),
+            repeat_emitter: self.pending_emitter.take(),
             symbol: symbol.or_else(|| self.pending_symbol.take()),
             request_params,
             span: span(s),
@@ -376,11 +472,13 @@ impl<'s> Collector<'s> {
         self.facts.functions.push(info);
         self.stack.push(self.facts.functions.len() - 1);
         self.conditional.push(0);
+        self.lazy_saved.push(std::mem::take(&mut self.lazy));
     }
 
     fn end_function(&mut self) {
         self.stack.pop();
         self.conditional.pop();
+        self.lazy = self.lazy_saved.pop().unwrap_or(0);
     }
 
     fn in_conditional(&self) -> bool {
@@ -389,6 +487,11 @@ impl<'s> Collector<'s> {
 
     fn on_call(&mut self, call: &CallExpression<'_>, parent_kept: Option<Handle>) {
         let callee = call.callee.get_inner_expression();
+        if let Expression::Identifier(id) = callee {
+            if let Some(sym) = self.symbol_of(id) {
+                self.facts.calls.push((self.func(), sym));
+            }
+        }
         // Plain calls: timers, clears, require, knex/createClient…
         if let Expression::Identifier(id) = callee {
             let name = id.name.as_str();
@@ -429,7 +532,7 @@ impl<'s> Collector<'s> {
                             _ => self.facts.imports_any(&["mysql", "mysql2"]),
                         } =>
                 {
-                    self.facts.clients.push(Found {
+                    self.push_client(Found {
                         span: span(call.span),
                         what: format!("{name}()"),
                         func: self.func(),
@@ -536,7 +639,7 @@ impl<'s> Collector<'s> {
             "connect" | "createConnection"
                 if object_text == "mongoose" && self.func().is_some() =>
             {
-                self.facts.clients.push(Found {
+                self.push_client(Found {
                     span: span(call.span),
                     what: format!("mongoose.{method}()"),
                     func: self.func(),
@@ -546,7 +649,7 @@ impl<'s> Collector<'s> {
                 if self.func().is_some()
                     && matches!(object_text.as_str(), "mysql" | "mysql2" | "redis") =>
             {
-                self.facts.clients.push(Found {
+                self.push_client(Found {
                     span: span(call.span),
                     what: format!("{object_text}.{method}()"),
                     func: self.func(),
@@ -619,6 +722,13 @@ impl<'s> Collector<'s> {
             )
         });
         let handler = handler_expr.map_or(Handle::Unknown, |h| self.handle_of(h));
+        let outer_from = match object {
+            Expression::Identifier(id) if !long_lived => self.symbol_of(id).and_then(|s| {
+                let k = self.declaring_function(s)?;
+                self.repeats_within(k, s).then_some(k)
+            }),
+            _ => None,
+        };
         let once_option = call.arguments.get(2).is_some_and(|o| {
             let t = self.text(o.span());
             t.contains("once") || t.contains("signal")
@@ -634,6 +744,7 @@ impl<'s> Collector<'s> {
             once_option,
             conditional: self.in_conditional(),
             func: self.func(),
+            outer_from,
         });
         // Chunks of a request body kept in a 'data' handler with no byte cap.
         let request_stream = matches!(
@@ -773,13 +884,13 @@ impl<'a> Visit<'a> for Collector<'_> {
 
     fn visit_function(&mut self, it: &Function<'a>, flags: ScopeFlags) {
         let symbol = it.id.as_ref().and_then(|id| id.symbol_id.get());
-        self.new_function(it.span, &it.params, symbol);
+        self.new_function(it.span, &it.params, symbol, it.scope_id.get());
         walk::walk_function(self, it, flags);
         self.end_function();
     }
 
     fn visit_arrow_function_expression(&mut self, it: &ArrowFunctionExpression<'a>) {
-        self.new_function(it.span, &it.params, None);
+        self.new_function(it.span, &it.params, None, it.scope_id.get());
         walk::walk_arrow_function_expression(self, it);
         self.end_function();
     }
@@ -853,57 +964,39 @@ impl<'a> Visit<'a> for Collector<'_> {
         self.pending_symbol = None;
     }
 
-    fn visit_assignment_expression(&mut self, it: &AssignmentExpression<'a>) {
-        let target: Option<Handle> = match &it.left {
-            AssignmentTarget::StaticMemberExpression(m) => {
-                Some(Handle::Member(m.property.name.to_string()))
-            }
-            AssignmentTarget::AssignmentTargetIdentifier(id) => {
-                self.symbol_of(id).map(Handle::Symbol)
-            }
-            _ => None,
-        };
-        // obj[key] = value on a module-level object or array.
-        if let AssignmentTarget::ComputedMemberExpression(m) = &it.left {
-            if let Expression::Identifier(id) = m.object.get_inner_expression() {
-                if let Some(sym) = self.symbol_of(id) {
-                    let literal_key = literal_string(&m.expression).is_some()
-                        || matches!(m.expression, Expression::NumericLiteral(_));
-                    self.facts.writes.push(Write {
-                        symbol: sym,
-                        span: span(it.span),
-                        literal_key,
-                        func: self.func(),
-                    });
-                    self.accounted.push((id.span.start, id.span.end));
-                }
-            }
-        }
-        // Reassigning a collection (`cache = new Map()`) or its length bounds it.
-        if let Some(Handle::Symbol(sym)) = &target {
-            self.facts.bounded.push(*sym);
-        }
-        if let AssignmentTarget::StaticMemberExpression(m) = &it.left {
-            if m.property.name == "length" {
-                if let Expression::Identifier(id) = m.object.get_inner_expression() {
-                    if let Some(sym) = self.symbol_of(id) {
-                        self.facts.bounded.push(sym);
-                    }
-                }
-            }
-        }
-        if let (Some(handle), Expression::CallExpression(call)) =
-            (target, it.right.get_inner_expression())
-        {
-            self.on_call(call, Some(handle));
-            self.visit_assignment_target(&it.left);
-            self.visit_expression(&call.callee);
-            self.visit_call_arguments(call);
-            return;
-        }
-        walk::walk_assignment_expression(self, it);
+    fn visit_logical_expression(&mut self, it: &LogicalExpression<'a>) {
+        self.visit_expression(&it.left);
+        self.lazy += 1;
+        self.visit_expression(&it.right);
+        self.lazy -= 1;
     }
 
+    fn visit_conditional_expression(&mut self, it: &ConditionalExpression<'a>) {
+        self.visit_expression(&it.test);
+        self.lazy += 1;
+        self.visit_expression(&it.consequent);
+        self.visit_expression(&it.alternate);
+        self.lazy -= 1;
+    }
+
+    fn visit_assignment_expression(&mut self, it: &AssignmentExpression<'a>) {
+        let outlives = it.operator.is_logical()
+            || match &it.left {
+                AssignmentTarget::AssignmentTargetIdentifier(id) => self
+                    .symbol_of(id)
+                    .is_some_and(|s| self.is_root(s) || self.declaring_function(s).is_some()),
+                AssignmentTarget::StaticMemberExpression(_)
+                | AssignmentTarget::ComputedMemberExpression(_) => true,
+                _ => false,
+            };
+        if outlives {
+            self.lazy += 1;
+        }
+        self.visit_assignment_expression_inner(it);
+        if outlives {
+            self.lazy -= 1;
+        }
+    }
     fn visit_call_expression(&mut self, it: &CallExpression<'a>) {
         // setInterval(...).unref(): the timer is unref'd where it is made.
         if let Expression::StaticMemberExpression(m) = it.callee.get_inner_expression() {
@@ -949,7 +1042,7 @@ impl<'a> Visit<'a> for Collector<'_> {
                     _ => false,
                 };
                 if client {
-                    self.facts.clients.push(Found {
+                    self.push_client(Found {
                         span: span(it.span),
                         what: format!("new {name}()"),
                         func: self.func(),
@@ -1012,13 +1105,67 @@ impl<'a> Visit<'a> for Collector<'_> {
 }
 
 impl<'a> Collector<'_> {
-    fn visit_call_arguments(&mut self, call: &CallExpression<'a>) {
-        let why = match call.callee.get_inner_expression() {
-            Expression::StaticMemberExpression(m) => repeated_caller(m.property.name.as_str()),
-            Expression::Identifier(id) if id.name == "setInterval" => Some("an interval callback"),
-            Expression::Identifier(id) => {
-                repeated_caller(id.name.as_str()).filter(|_| id.name == "createServer")
+    fn visit_assignment_expression_inner(&mut self, it: &AssignmentExpression<'a>) {
+        let target: Option<Handle> = match &it.left {
+            AssignmentTarget::StaticMemberExpression(m) => {
+                Some(Handle::Member(m.property.name.to_string()))
             }
+            AssignmentTarget::AssignmentTargetIdentifier(id) => {
+                self.symbol_of(id).map(Handle::Symbol)
+            }
+            _ => None,
+        };
+        // obj[key] = value on a module-level object or array.
+        if let AssignmentTarget::ComputedMemberExpression(m) = &it.left {
+            if let Expression::Identifier(id) = m.object.get_inner_expression() {
+                if let Some(sym) = self.symbol_of(id) {
+                    let literal_key = literal_string(&m.expression).is_some()
+                        || matches!(m.expression, Expression::NumericLiteral(_));
+                    self.facts.writes.push(Write {
+                        symbol: sym,
+                        span: span(it.span),
+                        literal_key,
+                        func: self.func(),
+                    });
+                    self.accounted.push((id.span.start, id.span.end));
+                }
+            }
+        }
+        // Reassigning a collection (`cache = new Map()`) or its length bounds it.
+        if let Some(Handle::Symbol(sym)) = &target {
+            self.facts.bounded.push(*sym);
+        }
+        if let AssignmentTarget::StaticMemberExpression(m) = &it.left {
+            if m.property.name == "length" {
+                if let Expression::Identifier(id) = m.object.get_inner_expression() {
+                    if let Some(sym) = self.symbol_of(id) {
+                        self.facts.bounded.push(sym);
+                    }
+                }
+            }
+        }
+        if let (Some(handle), Expression::CallExpression(call)) =
+            (target, it.right.get_inner_expression())
+        {
+            self.on_call(call, Some(handle));
+            self.visit_assignment_target(&it.left);
+            self.visit_expression(&call.callee);
+            self.visit_call_arguments(call);
+            return;
+        }
+        walk::walk_assignment_expression(self, it);
+    }
+
+    fn visit_call_arguments(&mut self, call: &CallExpression<'a>) {
+        // The same judgement as for named callbacks: a route needs a path, once-events and
+        // lifecycle events do not repeat.
+        let why = callback_repetition(call);
+        // The emitter whose events repeat the callback: `proxy` in `proxy.on('proxyReq', …)`.
+        let emitter = match call.callee.get_inner_expression() {
+            Expression::StaticMemberExpression(m) => match m.object.get_inner_expression() {
+                Expression::Identifier(id) => self.symbol_of(id),
+                _ => None,
+            },
             _ => None,
         };
         for arg in &call.arguments {
@@ -1030,9 +1177,11 @@ impl<'a> Collector<'_> {
             });
             if is_fn {
                 self.pending_repeated = why.map(str::to_string);
+                self.pending_emitter = emitter;
             }
             self.visit_argument(arg);
             self.pending_repeated = None;
+            self.pending_emitter = None;
         }
     }
 }
@@ -1133,6 +1282,10 @@ pub fn analyze(path: &std::path::Path, source: &str) -> JsFacts {
         },
         stack: Vec::new(),
         pending_repeated: None,
+        pending_emitter: None,
+        param_symbols: Vec::new(),
+        lazy: 0,
+        lazy_saved: Vec::new(),
         pending_symbol: None,
         accounted: Vec::new(),
         references: Vec::new(),
@@ -1147,6 +1300,34 @@ pub fn analyze(path: &std::path::Path, source: &str) -> JsFacts {
         }
     }
     collector.visit_program(&parsed.program);
+    // A function the file calls from a function that runs repeatedly runs repeatedly too
+    // (`app.get('/u', (req, res) => getUsers())`), to a fixed point.
+    loop {
+        let facts = &collector.facts;
+        let new: Vec<(SymbolId, String)> = facts
+            .calls
+            .iter()
+            .filter(|(_, callee)| !facts.repeated_symbols.iter().any(|(s, _)| s == callee))
+            .filter_map(|(caller, callee)| {
+                let why = facts.repeated(*caller)?;
+                let why = why.strip_prefix("a function called from ").unwrap_or(&why);
+                Some((*callee, format!("a function called from {why}")))
+            })
+            .collect();
+        if new.is_empty() {
+            break;
+        }
+        for (sym, why) in new {
+            if !collector
+                .facts
+                .repeated_symbols
+                .iter()
+                .any(|(s, _)| *s == sym)
+            {
+                collector.facts.repeated_symbols.push((sym, why));
+            }
+        }
+    }
     // A symbol referenced other than where memfit accounted for it (and other than its
     // declaration) escapes.
     let accounted: std::collections::HashSet<(u32, u32)> =

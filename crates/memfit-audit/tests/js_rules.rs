@@ -118,6 +118,34 @@ server.listen(3000);
 }
 
 #[test]
+fn a_socket_made_outside_the_function_that_adds_listeners() {
+    let src = r#"
+const { Server } = require("socket.io");
+const io = new Server(3000);
+io.on("connection", (socket) => {
+  socket.on("ping", () => socket.emit("pong"));            // per connection: fine
+  socket.on("subscribe", (room) => {
+    socket.on("disconnect", () => console.log(room));      // one more per subscribe
+  });
+});
+function proxyRequest(req, res, ProxyServer) {
+  const proxy = new ProxyServer({ target: req.url });      // per call, one request each
+  proxy.on("proxyReq", (p) => {
+    res.on("close", () => p.destroy());
+  });
+  req.on("end", () => {
+    res.on("close", () => {});                             // 'end' fires once
+  });
+}
+module.exports = proxyRequest;
+"#;
+    assert_eq!(
+        findings("server.js", src, false),
+        vec![("listener-per-call".into(), 7)]
+    );
+}
+
+#[test]
 fn listener_near_misses() {
     let src = r#"
 const http = require("http");
@@ -333,6 +361,32 @@ app.get("/users", async (req, res) => {
             ("client-per-request".into(), 11),
             ("client-per-request".into(), 12)
         ]
+    );
+}
+
+#[test]
+fn a_helper_called_per_request_makes_a_client_but_lazy_singletons_do_not_fire() {
+    let src = r#"
+const express = require("express");
+const { PrismaClient } = require("@prisma/client");
+const app = express();
+async function getUsers() {
+  const prisma = new PrismaClient();
+  return prisma.user.findMany();
+}
+let cached;
+function db() {
+  if (!cached) cached = new PrismaClient();
+  return cached;
+}
+function lazy() { return (cached ||= new PrismaClient()); }
+const viaGlobal = () => globalThis.prisma ?? (globalThis.prisma = new PrismaClient());
+app.get("/users", async (req, res) => res.json(await getUsers()));
+app.get("/n", async (req, res) => res.json((await db().user.count()) + (await lazy().user.count()) + (await viaGlobal().user.count())));
+"#;
+    assert_eq!(
+        findings("server.js", src, false),
+        vec![("client-per-request".into(), 6)]
     );
 }
 

@@ -10,7 +10,9 @@ pub const RULE: Rule = Rule {
 Finds `new PrismaClient()`, `new Pool()` / `new Client()` (pg, mysql2), `new MongoClient()`,
 `mongoose.connect()` / `createConnection()`, Redis `createClient()` / `new Redis()`,
 `new Sequelize()`, `knex()` and `mysql.createPool()` inside a function that runs per request
-or per event.
+or per event, or in a function of the same file that such a function calls. A client made
+lazily into a variable or property that outlives the call (`if (!pool) pool = new Pool()`,
+`globalThis.prisma ??= new PrismaClient()`) is made once and does not count.
 
 ## Why is this bad?
 Each of these opens a connection pool with its own buffers, prepared statements and (for
@@ -36,7 +38,11 @@ app.get("/users", async (req, res) => res.json(await prisma.user.findMany()));
 
 fn check(ctx: &Context, out: &mut Vec<Finding>) {
     for (file, facts, _) in &ctx.js {
-        for c in &facts.clients {
+        for (c, lazy) in &facts.clients {
+            // `if (!pool) pool = new Pool()`, `client ??= createClient()`: made once, kept.
+            if *lazy {
+                continue;
+            }
             if let Some(why) = facts.repeated(c.func) {
                 out.push(
                     Finding::new(RULE.id, RULE.severity, *file, c.span, format!("`{}` inside {why}: a new connection pool every time it runs", c.what))

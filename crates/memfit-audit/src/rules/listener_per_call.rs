@@ -42,10 +42,13 @@ app.post("/jobs", (req, res) => { queue.add({ user: req.user }); res.sendStatus(
 fn check(ctx: &Context, out: &mut Vec<Finding>) {
     for (file, facts, _) in &ctx.js {
         for l in &facts.listeners {
-            if !l.long_lived || l.once_option || l.conditional {
+            if !(l.long_lived || l.outer_from.is_some()) || l.once_option || l.conditional {
                 continue;
             }
-            let Some(why) = facts.repeated(l.func) else {
+            // A local of an enclosing function (a connection's socket) counts when something
+            // between it and the listener runs repeatedly (each message on that socket).
+            let stop = if l.long_lived { None } else { l.outer_from };
+            let Some(why) = facts.repeated_below(l.func, stop) else {
                 continue;
             };
             let removed = facts.removals.iter().any(|r| {

@@ -128,7 +128,10 @@ fn dispatch(args: &[String]) -> Result<u8, String> {
                     let second = libc::fork();
                     if second == 0 {
                         let block = touch(bytes);
-                        let _ = std::fs::write(&pidfile, std::process::id().to_string());
+                        // Written whole, then renamed: a reader never sees an empty file.
+                        let partial = format!("{pidfile}.partial");
+                        let _ = std::fs::write(&partial, std::process::id().to_string());
+                        let _ = std::fs::rename(&partial, &pidfile);
                         sleep_ms(hold);
                         drop(block);
                         libc::_exit(0);
@@ -140,7 +143,7 @@ fn dispatch(args: &[String]) -> Result<u8, String> {
             }
             // Give the grandchild time to allocate before the parent exits.
             for _ in 0..500 {
-                if std::fs::metadata(&pidfile).is_ok() {
+                if std::fs::metadata(&pidfile).is_ok_and(|m| m.len() > 0) {
                     break;
                 }
                 sleep_ms(2);
