@@ -140,6 +140,23 @@ impl JsFacts {
         self.repeated_below(func, None)
     }
 
+    /// Why function `i` itself runs repeatedly: a callback of a repeated caller, a request
+    /// handler's parameters, or a named function registered or called as one.
+    pub fn own_repetition(&self, i: usize) -> Option<&str> {
+        let f = &self.functions[i];
+        if let Some(why) = &f.inline_repeated {
+            return Some(why);
+        }
+        if f.request_params {
+            return Some("a request handler");
+        }
+        let sym = f.symbol?;
+        self.repeated_symbols
+            .iter()
+            .find(|(s, _)| *s == sym)
+            .map(|(_, why)| why.as_str())
+    }
+
     /// Like `repeated`, counting only the functions below `stop` (an enclosing function).
     pub fn repeated_below(&self, func: Option<usize>, stop: Option<usize>) -> Option<String> {
         let mut current = func;
@@ -148,19 +165,10 @@ impl JsFacts {
             if Some(i) == stop {
                 break;
             }
-            let f = &self.functions[i];
-            if let Some(why) = &f.inline_repeated {
-                return Some(why.clone());
+            if let Some(why) = self.own_repetition(i) {
+                return Some(why.to_string());
             }
-            if f.request_params {
-                return Some("a request handler".to_string());
-            }
-            if let Some(sym) = f.symbol {
-                if let Some((_, why)) = self.repeated_symbols.iter().find(|(s, _)| *s == sym) {
-                    return Some(why.clone());
-                }
-            }
-            current = f.parent;
+            current = self.functions[i].parent;
             depth += 1;
             if depth > 64 {
                 break;
@@ -304,7 +312,7 @@ struct Collector<'s> {
     /// `lazy` of the enclosing functions: it does not reach into a function's body.
     lazy_saved: Vec<u32>,
     /// Symbols of every function parameter.
-    param_symbols: Vec<SymbolId>,
+    param_symbols: std::collections::HashSet<SymbolId>,
     /// Set while visiting the initializer of `const NAME = …`.
     pending_symbol: Option<SymbolId>,
     /// Identifier spans already accounted for (clear/unref arguments, declarations).
@@ -315,8 +323,6 @@ struct Collector<'s> {
     conditional: Vec<u32>,
     /// The call that is a statement of its own: its value is discarded.
     statement_call: Option<(u32, u32)>,
-    /// Symbols of function parameters named `req` or `request`.
-    request_param_symbols: Vec<SymbolId>,
 }
 
 impl<'s> Collector<'s> {
@@ -347,12 +353,7 @@ impl<'s> Collector<'s> {
                 break;
             }
             let info = &facts.functions[i];
-            let repeated = info.inline_repeated.is_some()
-                || info.request_params
-                || info
-                    .symbol
-                    .is_some_and(|s| facts.repeated_symbols.iter().any(|(r, _)| *r == s));
-            if repeated {
+            if facts.own_repetition(i).is_some() {
                 let per_local_object = info.repeat_emitter.is_some_and(|e| {
                     e != emitter
                         && !self.param_symbols.contains(&e)
@@ -442,12 +443,7 @@ impl<'s> Collector<'s> {
         for p in &params.items {
             if let BindingPattern::BindingIdentifier(b) = &p.pattern {
                 if let Some(sym) = b.symbol_id.get() {
-                    self.param_symbols.push(sym);
-                }
-                if matches!(b.name.as_str(), "req" | "request") {
-                    if let Some(sym) = b.symbol_id.get() {
-                        self.request_param_symbols.push(sym);
-                    }
+                    self.param_symbols.insert(sym);
                 }
             }
         }
@@ -754,9 +750,9 @@ impl<'s> Collector<'s> {
         if event.as_deref() == Some("data") && request_stream {
             // `function readBody(req) { req.on('data', …) }`: a request handed to a helper.
             let body_reader = match object {
-                Expression::Identifier(id) => self
+                Expression::Identifier(id) if matches!(object_text, "req" | "request") => self
                     .symbol_of(id)
-                    .is_some_and(|s| self.request_param_symbols.contains(&s)),
+                    .is_some_and(|s| self.param_symbols.contains(&s)),
                 _ => false,
             };
             if let Some(h) = handler_expr {
@@ -1283,7 +1279,7 @@ pub fn analyze(path: &std::path::Path, source: &str) -> JsFacts {
         stack: Vec::new(),
         pending_repeated: None,
         pending_emitter: None,
-        param_symbols: Vec::new(),
+        param_symbols: Default::default(),
         lazy: 0,
         lazy_saved: Vec::new(),
         pending_symbol: None,
@@ -1291,7 +1287,6 @@ pub fn analyze(path: &std::path::Path, source: &str) -> JsFacts {
         references: Vec::new(),
         conditional: Vec::new(),
         statement_call: None,
-        request_param_symbols: Vec::new(),
     };
     // Imports first, so `new Pool()` knows where Pool comes from.
     for stmt in &parsed.program.body {
