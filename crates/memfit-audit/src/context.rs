@@ -248,13 +248,38 @@ fn analyze_sources(project: &Project) -> Vec<(FileId, crate::js::JsFacts, bool)>
         .of_kind(crate::project::Kind::Script)
         .map(|(id, _)| id)
         .collect();
-    ids.par_iter()
+    let mut out: Vec<(FileId, crate::js::JsFacts, bool)> = ids
+        .par_iter()
         .map(|&id| {
             let file = project.file(id);
             let facts = crate::js::analyze(&file.source.path, &file.source.text);
             (id, facts, is_library(project, &packages, id))
         })
-        .collect()
+        .collect();
+    // Files the prefilter skipped may call a client factory another file exports
+    // (`import { db } from './db'`): parse those that name one.
+    let mut names: Vec<String> = Vec::new();
+    for (id, facts, _) in &out {
+        for f in &facts.factories {
+            if f.export == "default" {
+                // Called under any local name: look for the module's file stem.
+                if let Some(stem) = project.file(*id).source.path.file_stem() {
+                    names.push(stem.to_string_lossy().into_owned());
+                }
+            } else {
+                names.push(format!("{}(", f.export));
+            }
+        }
+    }
+    if !names.is_empty() {
+        out.par_iter_mut().for_each(|(id, facts, _)| {
+            let file = project.file(*id);
+            if facts.skipped && names.iter().any(|n| file.source.text.contains(n.as_str())) {
+                *facts = crate::js::analyze_all(&file.source.path, &file.source.text);
+            }
+        });
+    }
+    out
 }
 
 /// Library code: the nearest package.json above the file has no `start` script and declares

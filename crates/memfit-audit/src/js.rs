@@ -132,6 +132,40 @@ pub struct JsFacts {
     pub calls: Vec<(Option<usize>, SymbolId)>,
     /// Modules the file imports or requires.
     pub imports: Vec<String>,
+    /// Exported functions that make a client every time they run (`export const db = () =>
+    /// new PrismaClient()`): what another file calling them per request makes per request.
+    pub factories: Vec<Factory>,
+    /// Calls of functions imported from a relative module (`import { db } from './db'`).
+    pub imported_calls: Vec<ImportedCall>,
+    /// The text prefilter found nothing a rule could report: not parsed.
+    pub skipped: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Factory {
+    /// The export name (`default` for `module.exports = fn` / `export default`).
+    pub export: String,
+    /// The function's own name, for messages.
+    pub function: String,
+    /// Index into `clients`.
+    pub client: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportedCall {
+    /// As written: `./db`, `../lib/prisma`.
+    pub specifier: String,
+    /// The imported name; `default` for a default import or a called module object.
+    pub name: String,
+    pub func: Option<usize>,
+    pub span: ByteSpan,
+}
+
+/// How a local name is bound to a relative module.
+#[derive(Debug, Clone)]
+enum ImportBinding {
+    Named(String, String),
+    Namespace(String),
 }
 
 impl JsFacts {
@@ -309,6 +343,8 @@ struct Collector<'s> {
     /// Inside `a ?? b`, `a || b`, `c ? a : b`, `x ||= …`, or an assignment to a variable or
     /// property that outlives the call: what is made here is made lazily, once.
     lazy: u32,
+    /// Local names bound to relative modules (imports and top-level requires).
+    import_bindings: std::collections::HashMap<SymbolId, ImportBinding>,
     /// `lazy` of the enclosing functions: it does not reach into a function's body.
     lazy_saved: Vec<u32>,
     /// Symbols of every function parameter.
@@ -370,6 +406,232 @@ impl<'s> Collector<'s> {
             f = info.parent;
         }
         false
+    }
+
+    /// `db()` with `import { db } from './db'`, `lib.db()` with `const lib = require('./lib')`.
+    fn imported_call(&mut self, call: &CallExpression<'_>) {
+        let binding_of = |id: &IdentifierReference| {
+            self.symbol_of(id)
+                .and_then(|s| self.import_bindings.get(&s))
+                .cloned()
+        };
+        let target = match call.callee.get_inner_expression() {
+            Expression::Identifier(id) => match binding_of(id) {
+                Some(ImportBinding::Named(spec, name)) => Some((spec, name)),
+                Some(ImportBinding::Namespace(spec)) => Some((spec, "default".to_string())),
+                None => None,
+            },
+            Expression::StaticMemberExpression(m) => match m.object.get_inner_expression() {
+                Expression::Identifier(id) => match binding_of(id) {
+                    Some(ImportBinding::Namespace(spec)) => {
+                        Some((spec, m.property.name.to_string()))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((specifier, name)) = target {
+            self.facts.imported_calls.push(ImportedCall {
+                specifier,
+                name,
+                func: self.func(),
+                span: span(call.span),
+            });
+        }
+    }
+
+    /// Imports and top-level requires of relative modules, before the walk.
+    fn collect_import_bindings(&mut self, program: &Program<'_>) {
+        for stmt in &program.body {
+            match stmt {
+                Statement::ImportDeclaration(i) => {
+                    let spec = i.source.value.to_string();
+                    if !spec.starts_with('.') {
+                        continue;
+                    }
+                    for sp in i.specifiers.iter().flatten() {
+                        let (local, binding) = match sp {
+                            ImportDeclarationSpecifier::ImportSpecifier(s) => (
+                                &s.local,
+                                ImportBinding::Named(spec.clone(), s.imported.name().to_string()),
+                            ),
+                            ImportDeclarationSpecifier::ImportDefaultSpecifier(s) => (
+                                &s.local,
+                                ImportBinding::Named(spec.clone(), "default".to_string()),
+                            ),
+                            ImportDeclarationSpecifier::ImportNamespaceSpecifier(s) => {
+                                (&s.local, ImportBinding::Namespace(spec.clone()))
+                            }
+                        };
+                        if let Some(sym) = local.symbol_id.get() {
+                            self.import_bindings.insert(sym, binding);
+                        }
+                    }
+                }
+                Statement::VariableDeclaration(v) => {
+                    for d in &v.declarations {
+                        let Some(Expression::CallExpression(call)) =
+                            d.init.as_ref().map(|e| e.get_inner_expression())
+                        else {
+                            continue;
+                        };
+                        let is_require = matches!(call.callee.get_inner_expression(), Expression::Identifier(c) if c.name == "require");
+                        let spec = call
+                            .arguments
+                            .first()
+                            .and_then(|a| a.as_expression())
+                            .and_then(literal_string);
+                        let (true, Some(spec)) = (is_require, spec) else {
+                            continue;
+                        };
+                        if !spec.starts_with('.') {
+                            continue;
+                        }
+                        match &d.id {
+                            BindingPattern::BindingIdentifier(b) => {
+                                if let Some(sym) = b.symbol_id.get() {
+                                    self.import_bindings
+                                        .insert(sym, ImportBinding::Namespace(spec.to_string()));
+                                }
+                            }
+                            BindingPattern::ObjectPattern(o) => {
+                                for p in &o.properties {
+                                    let (Some(key), BindingPattern::BindingIdentifier(b)) =
+                                        (p.key.static_name(), &p.value)
+                                    else {
+                                        continue;
+                                    };
+                                    if let Some(sym) = b.symbol_id.get() {
+                                        self.import_bindings.insert(
+                                            sym,
+                                            ImportBinding::Named(spec.to_string(), key.to_string()),
+                                        );
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Exported functions that make a client unconditionally in their own body.
+    fn collect_factories(&mut self, program: &Program<'_>) {
+        let by_span =
+            |s: oxc_span::Span| self.facts.functions.iter().position(|f| f.span == span(s));
+        let by_symbol = |sym: Option<SymbolId>| {
+            sym.and_then(|sym| {
+                self.facts
+                    .functions
+                    .iter()
+                    .position(|f| f.symbol == Some(sym))
+            })
+        };
+        let function_of = |e: &Expression<'_>| match e.get_inner_expression() {
+            Expression::ArrowFunctionExpression(f) => by_span(f.span),
+            Expression::FunctionExpression(f) => by_span(f.span),
+            Expression::Identifier(id) => by_symbol(self.symbol_of(id)),
+            _ => None,
+        };
+        let mut exports: Vec<(String, usize)> = Vec::new();
+        for stmt in &program.body {
+            match stmt {
+                Statement::ExportDeclaration(e) => match &e.declaration {
+                    Declaration::FunctionDeclaration(f) => {
+                        if let (Some(id), Some(i)) = (&f.id, by_span(f.span)) {
+                            exports.push((id.name.to_string(), i));
+                        }
+                    }
+                    Declaration::VariableDeclaration(v) => {
+                        for d in &v.declarations {
+                            if let (BindingPattern::BindingIdentifier(b), Some(init)) =
+                                (&d.id, &d.init)
+                            {
+                                if let Some(i) = function_of(init) {
+                                    exports.push((b.name.to_string(), i));
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
+                },
+                Statement::ExportNamedDeclaration(e) => {
+                    for sp in &e.specifiers {
+                        if let ModuleExportName::IdentifierReference(id) = &sp.local {
+                            if let Some(i) = by_symbol(self.symbol_of(id)) {
+                                exports.push((sp.exported.name().to_string(), i));
+                            }
+                        }
+                    }
+                }
+                Statement::ExportDefaultDeclaration(e) => {
+                    let i = match &e.declaration {
+                        ExportDefaultDeclarationKind::FunctionDeclaration(f) => by_span(f.span),
+                        ExportDefaultDeclarationKind::ArrowFunctionExpression(f) => by_span(f.span),
+                        ExportDefaultDeclarationKind::Identifier(id) => {
+                            by_symbol(self.symbol_of(id))
+                        }
+                        _ => None,
+                    };
+                    if let Some(i) = i {
+                        exports.push(("default".to_string(), i));
+                    }
+                }
+                Statement::ExpressionStatement(es) => {
+                    let Expression::AssignmentExpression(a) = es.expression.get_inner_expression()
+                    else {
+                        continue;
+                    };
+                    let AssignmentTarget::StaticMemberExpression(m) = &a.left else {
+                        continue;
+                    };
+                    let object = self.text(m.object.span());
+                    let name = m.property.name.to_string();
+                    if object == "module" && name == "exports" {
+                        if let Expression::ObjectExpression(o) = a.right.get_inner_expression() {
+                            for p in &o.properties {
+                                if let ObjectPropertyKind::ObjectProperty(p) = p {
+                                    if let (Some(key), Some(i)) =
+                                        (p.key.static_name(), function_of(&p.value))
+                                    {
+                                        exports.push((key.to_string(), i));
+                                    }
+                                }
+                            }
+                        } else if let Some(i) = function_of(&a.right) {
+                            exports.push(("default".to_string(), i));
+                        }
+                    } else if object == "exports" || object == "module.exports" {
+                        if let Some(i) = function_of(&a.right) {
+                            exports.push((name, i));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut factories = Vec::new();
+        for (export, i) in exports {
+            let function = self.facts.functions[i]
+                .symbol
+                .map(|s| self.scoping.symbol_name(s).to_string())
+                .unwrap_or_else(|| export.clone());
+            for (c, (found, lazy)) in self.facts.clients.iter().enumerate() {
+                if found.func == Some(i) && !lazy {
+                    factories.push(Factory {
+                        export: export.clone(),
+                        function: function.clone(),
+                        client: c,
+                    });
+                }
+            }
+        }
+        self.facts.factories = factories;
     }
 
     fn push_client(&mut self, found: Found) {
@@ -488,6 +750,7 @@ impl<'s> Collector<'s> {
                 self.facts.calls.push((self.func(), sym));
             }
         }
+        self.imported_call(call);
         // Plain calls: timers, clears, require, knex/createClient…
         if let Expression::Identifier(id) = callee {
             let name = id.name.as_str();
@@ -1189,6 +1452,10 @@ pub fn worth_parsing(source: &str) -> bool {
     if source.contains("setInterval") {
         return true;
     }
+    // A module that exports a client factory: its callers may run it per request.
+    if source.contains("export") && CLIENT_TRIGGERS.iter().any(|t| source.contains(t)) {
+        return true;
+    }
     const REPEATED: &[&str] = &[
         ".on(",
         ".get('",
@@ -1226,19 +1493,6 @@ pub fn worth_parsing(source: &str) -> bool {
         "\"data\"",
         "limit:",
         "readFileSync",
-        // client-per-request
-        "PrismaClient",
-        "MongoClient",
-        "new Pool",
-        "new Client(",
-        "createClient",
-        "mongoose.connect",
-        "mongoose.createConnection",
-        "knex(",
-        "Sequelize(",
-        "createPool(",
-        "createConnection(",
-        "new Redis(",
     ];
     if !REPEATED.iter().any(|t| source.contains(t)) {
         return false;
@@ -1247,17 +1501,41 @@ pub fn worth_parsing(source: &str) -> bool {
     // any `.on(` with a `const`/`let` at the start of a line.
     let module_emitter = source.contains(".on(")
         && (source.contains("\nconst ") || source.contains("\nlet ") || source.contains("\nvar "));
-    module_emitter || TRIGGERS.iter().any(|t| source.contains(t))
+    module_emitter
+        || TRIGGERS.iter().any(|t| source.contains(t))
+        || CLIENT_TRIGGERS.iter().any(|t| source.contains(t))
 }
+
+/// What client-per-request reports.
+const CLIENT_TRIGGERS: &[&str] = &[
+    "PrismaClient",
+    "MongoClient",
+    "new Pool",
+    "new Client(",
+    "createClient",
+    "mongoose.connect",
+    "mongoose.createConnection",
+    "knex(",
+    "Sequelize(",
+    "createPool(",
+    "createConnection(",
+    "new Redis(",
+];
 
 /// Parses and analyses one file; empty facts when it does not parse.
 pub fn analyze(path: &std::path::Path, source: &str) -> JsFacts {
     if !worth_parsing(source) {
         return JsFacts {
             parsed: true,
+            skipped: true,
             ..JsFacts::default()
         };
     }
+    analyze_all(path, source)
+}
+
+/// `analyze` without the prefilter: for a file that calls a client factory of another file.
+pub fn analyze_all(path: &std::path::Path, source: &str) -> JsFacts {
     let allocator = Allocator::default();
     let source_type = SourceType::from_path(path).unwrap_or_default();
     let parsed = Parser::new(&allocator, source, source_type).parse();
@@ -1282,6 +1560,7 @@ pub fn analyze(path: &std::path::Path, source: &str) -> JsFacts {
         param_symbols: Default::default(),
         lazy: 0,
         lazy_saved: Vec::new(),
+        import_bindings: Default::default(),
         pending_symbol: None,
         accounted: Vec::new(),
         references: Vec::new(),
@@ -1294,7 +1573,9 @@ pub fn analyze(path: &std::path::Path, source: &str) -> JsFacts {
             collector.facts.imports.push(i.source.value.to_string());
         }
     }
+    collector.collect_import_bindings(&parsed.program);
     collector.visit_program(&parsed.program);
+    collector.collect_factories(&parsed.program);
     // A function the file calls from a function that runs repeatedly runs repeatedly too
     // (`app.get('/u', (req, res) => getUsers())`), to a fixed point.
     loop {

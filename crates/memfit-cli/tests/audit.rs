@@ -769,3 +769,48 @@ fn the_labelled_leak_corpus_gets_exactly_its_labels() {
     }
     assert!(checked >= 27, "only {checked} corpus files");
 }
+
+/// A client factory in one module, called per request from another (prisma#2695's shape across
+/// files): reported where the client is made, naming the caller; a cached factory and a call at
+/// module scope are not.
+#[test]
+fn a_client_factory_called_per_request_from_another_file() {
+    let dir = project(&[
+        ("package.json", r#"{"name":"svc","scripts":{"start":"node server.js"}}"#),
+        (
+            "lib/db.ts",
+            "import { PrismaClient } from \"@prisma/client\";\nexport const getDb = () => new PrismaClient();\nlet cached: PrismaClient | undefined;\nexport function shared() {\n  return (cached ??= new PrismaClient());\n}\n",
+        ),
+        (
+            "lib/pool.js",
+            "const { Pool } = require(\"pg\");\nmodule.exports = function makePool() {\n  return new Pool({ connectionString: process.env.DATABASE_URL });\n};\n",
+        ),
+        (
+            "routes/users.ts",
+            "import express from \"express\";\nimport { getDb, shared } from \"../lib/db\";\nexport const router = express.Router();\nconst once = getDb();\nrouter.get(\"/users\", async (req, res) => res.json(await getDb().user.findMany()));\nrouter.get(\"/n\", async (req, res) => res.json((await shared().user.count()) + (await once.user.count())));\n",
+        ),
+        (
+            "server.js",
+            "const express = require(\"express\");\nconst makePool = require(\"./lib/pool\");\nconst app = express();\napp.get(\"/rows\", async (req, res) => res.json((await makePool().query(\"select 1\")).rows));\napp.listen(3000);\n",
+        ),
+    ]);
+    let (_, report) = audit(dir.path(), &["--fail-on", "none"]);
+    let found: Vec<(String, u64, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "client-per-request")
+        .map(|f| {
+            (
+                f["file"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+                f["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!((found[0].0.as_str(), found[0].1), ("lib/db.ts", 2));
+    assert!(found[0].2.contains("routes/users.ts:5"), "{}", found[0].2);
+    assert_eq!((found[1].0.as_str(), found[1].1), ("lib/pool.js", 3));
+    assert!(found[1].2.contains("server.js:4"), "{}", found[1].2);
+}
