@@ -7,6 +7,8 @@ use crate::platform::{self, LimitSource, PlatformFacts};
 use crate::project::{Project, ProjectFile};
 use crate::runtime::{self, Runtime};
 use crate::source::FileId;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 pub struct Context<'a> {
     pub project: &'a Project,
@@ -256,29 +258,7 @@ fn analyze_sources(project: &Project) -> Vec<(FileId, crate::js::JsFacts, bool)>
             (id, facts, is_library(project, &packages, id))
         })
         .collect();
-    // Files the prefilter skipped may call a client factory another file exports
-    // (`import { db } from './db'`): parse those that name one.
-    let mut names: Vec<String> = Vec::new();
-    for (id, facts, _) in &out {
-        for f in &facts.factories {
-            if f.export == "default" {
-                // Called under any local name: look for the module's file stem.
-                if let Some(stem) = project.file(*id).source.path.file_stem() {
-                    names.push(stem.to_string_lossy().into_owned());
-                }
-            } else {
-                names.push(format!("{}(", f.export));
-            }
-        }
-    }
-    if !names.is_empty() {
-        out.par_iter_mut().for_each(|(id, facts, _)| {
-            let file = project.file(*id);
-            if facts.skipped && names.iter().any(|n| file.source.text.contains(n.as_str())) {
-                *facts = crate::js::analyze_all(&file.source.path, &file.source.text);
-            }
-        });
-    }
+    link_modules(project, &mut out);
     out
 }
 
@@ -305,4 +285,106 @@ fn is_library(
             return false;
         }
     }
+}
+
+/// Follows calls across modules. A file the prefilter skipped is parsed when it names a
+/// function another file exports; then a function that a module calls from a repeated
+/// function (`import { subscribe } from './bus'` called in a route) is repeated in its own
+/// file too, to a fixed point, so every source rule sees it.
+fn link_modules(project: &Project, out: &mut [(FileId, crate::js::JsFacts, bool)]) {
+    use rayon::prelude::*;
+    let mut names: Vec<String> = Vec::new();
+    for (id, facts, _) in out.iter() {
+        for (export, _) in &facts.exports {
+            if export == "default" {
+                // Called under any local name: look for the module's file stem.
+                if let Some(stem) = project.file(*id).source.path.file_stem() {
+                    names.push(stem.to_string_lossy().into_owned());
+                }
+            } else {
+                names.push(format!("{export}("));
+            }
+        }
+    }
+    if names.is_empty() {
+        return;
+    }
+    names.sort();
+    names.dedup();
+    out.par_iter_mut().for_each(|(id, facts, _)| {
+        let file = project.file(*id);
+        if facts.skipped && names.iter().any(|n| file.source.text.contains(n.as_str())) {
+            *facts = crate::js::analyze_all(&file.source.path, &file.source.text);
+        }
+    });
+    let files: HashMap<PathBuf, usize> = out
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _, _))| (project.file(*id).source.path.clone(), i))
+        .collect();
+    for _ in 0..8 {
+        let mut updates: Vec<(usize, usize, String)> = Vec::new();
+        for (caller_id, facts, _) in out.iter() {
+            let caller = &project.file(*caller_id).source;
+            for call in &facts.imported_calls {
+                let Some(why) = facts.repeated(call.func) else {
+                    continue;
+                };
+                let Some(target) = resolve(&caller.path, &call.specifier, &files) else {
+                    continue;
+                };
+                let base = why.rsplit(" calls from ").next().unwrap_or(&why);
+                let (line, _) = caller.line_col(call.span.start);
+                for (export, i) in &out[target].1.exports {
+                    let known = out[target].1.external_repeated.iter().any(|(j, _)| j == i)
+                        || updates.iter().any(|(t, j, _)| *t == target && j == i);
+                    if *export == call.name && !known {
+                        updates.push((
+                            target,
+                            *i,
+                            format!("a function {}:{line} calls from {base}", caller.display()),
+                        ));
+                    }
+                }
+            }
+        }
+        if updates.is_empty() {
+            break;
+        }
+        for (target, i, why) in updates {
+            out[target].1.external_repeated.push((i, why));
+        }
+    }
+}
+
+/// The file a relative import names: `./db` → `db.ts`, `db.js`, `db/index.js`…
+fn resolve(from: &Path, specifier: &str, files: &HashMap<PathBuf, usize>) -> Option<usize> {
+    let mut path = from.parent().unwrap_or(Path::new("")).to_path_buf();
+    for part in specifier.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                path.pop();
+            }
+            p => path.push(p),
+        }
+    }
+    const EXT: &[&str] = &["ts", "tsx", "js", "mjs", "cjs", "mts", "cts", "jsx"];
+    let mut candidates = vec![path.clone()];
+    // `./db.js` in TypeScript sources names `db.ts`.
+    if let Some(stem) = path.file_stem() {
+        if path.extension().is_some() {
+            candidates.extend(
+                EXT.iter()
+                    .map(|e| path.with_file_name(stem).with_extension(e)),
+            );
+        }
+    }
+    candidates.extend(EXT.iter().map(|e| {
+        let mut p = path.clone().into_os_string();
+        p.push(format!(".{e}"));
+        PathBuf::from(p)
+    }));
+    candidates.extend(EXT.iter().map(|e| path.join(format!("index.{e}"))));
+    candidates.iter().find_map(|c| files.get(c).copied())
 }

@@ -132,23 +132,16 @@ pub struct JsFacts {
     pub calls: Vec<(Option<usize>, SymbolId)>,
     /// Modules the file imports or requires.
     pub imports: Vec<String>,
-    /// Exported functions that make a client every time they run (`export const db = () =>
-    /// new PrismaClient()`): what another file calling them per request makes per request.
-    pub factories: Vec<Factory>,
+    /// Exported functions: (export name, function index); `default` for `module.exports = fn`
+    /// and `export default`.
+    pub exports: Vec<(String, usize)>,
+    /// Functions another module calls from a function that runs repeatedly, and why
+    /// (set by the project-wide pass in `context`).
+    pub external_repeated: Vec<(usize, String)>,
     /// Calls of functions imported from a relative module (`import { db } from './db'`).
     pub imported_calls: Vec<ImportedCall>,
     /// The text prefilter found nothing a rule could report: not parsed.
     pub skipped: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct Factory {
-    /// The export name (`default` for `module.exports = fn` / `export default`).
-    pub export: String,
-    /// The function's own name, for messages.
-    pub function: String,
-    /// Index into `clients`.
-    pub client: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -183,6 +176,9 @@ impl JsFacts {
         }
         if f.request_params {
             return Some("a request handler");
+        }
+        if let Some((_, why)) = self.external_repeated.iter().find(|(j, _)| *j == i) {
+            return Some(why);
         }
         let sym = f.symbol?;
         self.repeated_symbols
@@ -520,8 +516,8 @@ impl<'s> Collector<'s> {
         }
     }
 
-    /// Exported functions that make a client unconditionally in their own body.
-    fn collect_factories(&mut self, program: &Program<'_>) {
+    /// Exported functions, by export name.
+    fn collect_exports(&mut self, program: &Program<'_>) {
         let by_span =
             |s: oxc_span::Span| self.facts.functions.iter().position(|f| f.span == span(s));
         let by_symbol = |sym: Option<SymbolId>| {
@@ -615,23 +611,7 @@ impl<'s> Collector<'s> {
                 _ => {}
             }
         }
-        let mut factories = Vec::new();
-        for (export, i) in exports {
-            let function = self.facts.functions[i]
-                .symbol
-                .map(|s| self.scoping.symbol_name(s).to_string())
-                .unwrap_or_else(|| export.clone());
-            for (c, (found, lazy)) in self.facts.clients.iter().enumerate() {
-                if found.func == Some(i) && !lazy {
-                    factories.push(Factory {
-                        export: export.clone(),
-                        function: function.clone(),
-                        client: c,
-                    });
-                }
-            }
-        }
-        self.facts.factories = factories;
+        self.facts.exports = exports;
     }
 
     fn push_client(&mut self, found: Found) {
@@ -1452,8 +1432,14 @@ pub fn worth_parsing(source: &str) -> bool {
     if source.contains("setInterval") {
         return true;
     }
-    // A module that exports a client factory: its callers may run it per request.
-    if source.contains("export") && CLIENT_TRIGGERS.iter().any(|t| source.contains(t)) {
+    // A module that exports what leaks when called per request (a client factory, a
+    // `subscribe` that adds a listener, a `remember` that fills a module Map): its callers in
+    // other modules may run it per request (`context::link_modules`).
+    const EXPORTED_TRIGGERS: &[&str] = &["= new Map", "= new Set", ".on(", "addListener("];
+    if source.contains("export")
+        && (CLIENT_TRIGGERS.iter().any(|t| source.contains(t))
+            || EXPORTED_TRIGGERS.iter().any(|t| source.contains(t)))
+    {
         return true;
     }
     const REPEATED: &[&str] = &[
@@ -1534,7 +1520,7 @@ pub fn analyze(path: &std::path::Path, source: &str) -> JsFacts {
     analyze_all(path, source)
 }
 
-/// `analyze` without the prefilter: for a file that calls a client factory of another file.
+/// `analyze` without the prefilter: for a file that calls a function another file exports.
 pub fn analyze_all(path: &std::path::Path, source: &str) -> JsFacts {
     let allocator = Allocator::default();
     let source_type = SourceType::from_path(path).unwrap_or_default();
@@ -1575,7 +1561,7 @@ pub fn analyze_all(path: &std::path::Path, source: &str) -> JsFacts {
     }
     collector.collect_import_bindings(&parsed.program);
     collector.visit_program(&parsed.program);
-    collector.collect_factories(&parsed.program);
+    collector.collect_exports(&parsed.program);
     // A function the file calls from a function that runs repeatedly runs repeatedly too
     // (`app.get('/u', (req, res) => getUsers())`), to a fixed point.
     loop {

@@ -814,3 +814,50 @@ fn a_client_factory_called_per_request_from_another_file() {
     assert_eq!((found[1].0.as_str(), found[1].1), ("lib/pool.js", 3));
     assert!(found[1].2.contains("server.js:4"), "{}", found[1].2);
 }
+
+/// A helper module whose functions leak when they run per request (`subscribe` adds a listener
+/// to the module's bus, `remember` fills a module Map, `poll` starts an interval): each is
+/// reported in the helper, naming the route that calls it; `setup()` at module scope is not.
+#[test]
+fn helpers_in_another_module_called_per_request() {
+    let dir = project(&[
+        ("package.json", r#"{"name":"svc","scripts":{"start":"node server.js"}}"#),
+        (
+            "lib/bus.js",
+            "const { EventEmitter } = require(\"events\");\nconst bus = new EventEmitter();\nconst seen = new Map();\nfunction subscribe(cb) { bus.on(\"price\", cb); }\nfunction remember(k, v) { seen.set(k, v); }\nfunction poll(fn) { setInterval(fn, 1000); }\nfunction setup() { bus.on(\"ready\", () => {}); }\nmodule.exports = { subscribe, remember, poll, setup, bus };\n",
+        ),
+        (
+            "server.js",
+            "const express = require(\"express\");\nconst { subscribe, remember, poll, setup } = require(\"./lib/bus\");\nconst app = express();\nsetup();\napp.get(\"/q\", (req, res) => {\n  subscribe((p) => res.write(String(p)));\n  remember(req.url, Date.now());\n  poll(() => {});\n  res.end();\n});\napp.listen(3000);\n",
+        ),
+    ]);
+    let (_, report) = audit(dir.path(), &["--fail-on", "none"]);
+    let found: Vec<(String, String, u64, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["file"] == "lib/bus.js" || f["file"] == "server.js")
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["file"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+                f["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let got: Vec<(&str, &str, u64)> = found
+        .iter()
+        .map(|(r, f, l, _)| (r.as_str(), f.as_str(), *l))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("unbounded-module-cache", "lib/bus.js", 3),
+            ("listener-per-call", "lib/bus.js", 4),
+            ("interval-never-cleared", "lib/bus.js", 6),
+        ],
+        "{found:?}"
+    );
+    assert!(found[1].3.contains("server.js:6"), "{}", found[1].3);
+}
