@@ -228,7 +228,17 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
     let (limit, runtime, notes, mut rule_findings) = {
         let ctx = Context::new(&project, limit_override);
         if timing {
-            eprintln!("memfit audit: model and sources {:?}", started.elapsed());
+            let parsed = ctx.js.iter().filter(|(_, f, _)| !f.skipped).count();
+            let linked: usize = ctx
+                .js
+                .iter()
+                .map(|(_, f, _)| f.external_repeated.len())
+                .sum();
+            eprintln!(
+                "memfit audit: model and sources {:?} ({parsed} of {} sources parsed, {linked} functions repeated from other modules)",
+                started.elapsed(),
+                ctx.js.len()
+            );
         }
         let mut out = Vec::new();
         for rule in RULES {
