@@ -511,6 +511,7 @@ fn sarif_output_validates_against_the_official_schema() {
         repo().join("examples/render-api"),
         fixture("fly-node18"),
         repo().join("examples/clean-service"),
+        repo().join("examples/leaky-service"),
     ] {
         let output = memfit()
             .arg("audit")
