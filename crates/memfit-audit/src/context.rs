@@ -322,6 +322,7 @@ fn link_modules(project: &Project, out: &mut [(FileId, crate::js::JsFacts, bool)
         .enumerate()
         .map(|(i, (id, _, _))| (project.file(*id).source.path.clone(), i))
         .collect();
+    let aliases = aliases(project);
     for _ in 0..8 {
         let mut updates: Vec<(usize, usize, String)> = Vec::new();
         for (caller_id, facts, _) in out.iter() {
@@ -330,7 +331,7 @@ fn link_modules(project: &Project, out: &mut [(FileId, crate::js::JsFacts, bool)
                 let Some(why) = facts.repeated(call.func) else {
                     continue;
                 };
-                let Some(target) = resolve(&caller.path, &call.specifier, &files) else {
+                let Some(target) = resolve(&caller.path, &call.specifier, &files, &aliases) else {
                     continue;
                 };
                 let base = why.rsplit(" calls from ").next().unwrap_or(&why);
@@ -357,10 +358,52 @@ fn link_modules(project: &Project, out: &mut [(FileId, crate::js::JsFacts, bool)
     }
 }
 
-/// The file a relative import names: `./db` → `db.ts`, `db.js`, `db/index.js`…
-fn resolve(from: &Path, specifier: &str, files: &HashMap<PathBuf, usize>) -> Option<usize> {
-    let mut path = from.parent().unwrap_or(Path::new("")).to_path_buf();
-    for part in specifier.split('/') {
+/// A `compilerOptions.paths` entry of a tsconfig: `"@/*": ["./src/*"]`, for the sources
+/// under the config's directory.
+struct Alias {
+    scope: PathBuf,
+    pattern: String,
+    targets: Vec<PathBuf>,
+}
+
+/// The path aliases of every tsconfig of the project (`paths`, from `baseUrl` when set, else
+/// from the config's directory; both read along the `extends` chain).
+fn aliases(project: &Project) -> Vec<Alias> {
+    let mut out = Vec::new();
+    for (_, file) in project.of_kind(crate::project::Kind::TsConfig) {
+        let config = &file.source.path;
+        let dir = config.parent().unwrap_or(Path::new("")).to_path_buf();
+        let Some(chain) = crate::tsconfig::chain(project, config) else {
+            continue;
+        };
+        let Some(paths) = crate::tsconfig::compiler_option(&chain, "paths") else {
+            continue;
+        };
+        let base =
+            match crate::tsconfig::compiler_option(&chain, "baseUrl").and_then(|b| b.as_str()) {
+                Some(b) => join(&dir, b),
+                None => dir.clone(),
+            };
+        for (pattern, _, targets) in paths.entries() {
+            out.push(Alias {
+                scope: dir.clone(),
+                pattern: pattern.clone(),
+                targets: targets
+                    .items()
+                    .iter()
+                    .filter_map(|t| t.as_str())
+                    .map(|t| base.join(t))
+                    .collect(),
+            });
+        }
+    }
+    out
+}
+
+/// `dir` joined with a `/`-separated relative path, `.` and `..` applied.
+fn join(dir: &Path, relative: &str) -> PathBuf {
+    let mut path = dir.to_path_buf();
+    for part in relative.split('/') {
         match part {
             "" | "." => {}
             ".." => {
@@ -369,8 +412,45 @@ fn resolve(from: &Path, specifier: &str, files: &HashMap<PathBuf, usize>) -> Opt
             p => path.push(p),
         }
     }
+    path
+}
+
+/// The file an import names: relative (`./db`, `../lib/prisma.js`) or through a tsconfig path
+/// alias (`@/lib/db`); tries the TypeScript and JavaScript extensions and `index.*`.
+fn resolve(
+    from: &Path,
+    specifier: &str,
+    files: &HashMap<PathBuf, usize>,
+    aliases: &[Alias],
+) -> Option<usize> {
+    if specifier.starts_with('.') {
+        return find_module(
+            &join(from.parent().unwrap_or(Path::new("")), specifier),
+            files,
+        );
+    }
+    for alias in aliases.iter().filter(|a| from.starts_with(&a.scope)) {
+        let rest = match alias.pattern.strip_suffix('*') {
+            Some(prefix) => match specifier.strip_prefix(prefix) {
+                Some(rest) => rest,
+                None => continue,
+            },
+            None if alias.pattern == specifier => "",
+            None => continue,
+        };
+        for target in &alias.targets {
+            let target = target.to_string_lossy().replace('*', rest);
+            if let Some(found) = find_module(&join(Path::new(""), &target), files) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+fn find_module(path: &Path, files: &HashMap<PathBuf, usize>) -> Option<usize> {
     const EXT: &[&str] = &["ts", "tsx", "js", "mjs", "cjs", "mts", "cts", "jsx"];
-    let mut candidates = vec![path.clone()];
+    let mut candidates = vec![path.to_path_buf()];
     // `./db.js` in TypeScript sources names `db.ts`.
     if let Some(stem) = path.file_stem() {
         if path.extension().is_some() {
@@ -381,7 +461,7 @@ fn resolve(from: &Path, specifier: &str, files: &HashMap<PathBuf, usize>) -> Opt
         }
     }
     candidates.extend(EXT.iter().map(|e| {
-        let mut p = path.clone().into_os_string();
+        let mut p = path.to_path_buf().into_os_string();
         p.push(format!(".{e}"));
         PathBuf::from(p)
     }));

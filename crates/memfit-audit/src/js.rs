@@ -138,7 +138,7 @@ pub struct JsFacts {
     /// Functions another module calls from a function that runs repeatedly, and why
     /// (set by the project-wide pass in `context`).
     pub external_repeated: Vec<(usize, String)>,
-    /// Calls of functions imported from a relative module (`import { db } from './db'`).
+    /// Calls of imported functions (`import { db } from './db'`, `from '@/lib/db'`).
     pub imported_calls: Vec<ImportedCall>,
     /// The text prefilter found nothing a rule could report: not parsed.
     pub skipped: bool,
@@ -339,7 +339,7 @@ struct Collector<'s> {
     /// Inside `a ?? b`, `a || b`, `c ? a : b`, `x ||= …`, or an assignment to a variable or
     /// property that outlives the call: what is made here is made lazily, once.
     lazy: u32,
-    /// Local names bound to relative modules (imports and top-level requires).
+    /// Local names bound to imported modules (imports and top-level requires).
     import_bindings: std::collections::HashMap<SymbolId, ImportBinding>,
     /// `lazy` of the enclosing functions: it does not reach into a function's body.
     lazy_saved: Vec<u32>,
@@ -438,15 +438,13 @@ impl<'s> Collector<'s> {
         }
     }
 
-    /// Imports and top-level requires of relative modules, before the walk.
+    /// Imports and top-level requires, before the walk.
     fn collect_import_bindings(&mut self, program: &Program<'_>) {
         for stmt in &program.body {
             match stmt {
                 Statement::ImportDeclaration(i) => {
+                    // Relative, or a tsconfig alias (`@/lib/db`): resolved project-wide.
                     let spec = i.source.value.to_string();
-                    if !spec.starts_with('.') {
-                        continue;
-                    }
                     for sp in i.specifiers.iter().flatten() {
                         let (local, binding) = match sp {
                             ImportDeclarationSpecifier::ImportSpecifier(s) => (
@@ -482,9 +480,6 @@ impl<'s> Collector<'s> {
                         let (true, Some(spec)) = (is_require, spec) else {
                             continue;
                         };
-                        if !spec.starts_with('.') {
-                            continue;
-                        }
                         match &d.id {
                             BindingPattern::BindingIdentifier(b) => {
                                 if let Some(sym) = b.symbol_id.get() {
@@ -1562,6 +1557,20 @@ pub fn analyze_all(path: &std::path::Path, source: &str) -> JsFacts {
     collector.collect_import_bindings(&parsed.program);
     collector.visit_program(&parsed.program);
     collector.collect_exports(&parsed.program);
+    // Next.js App Router: `export async function GET(request)` in `route.ts` runs per request.
+    if path.file_stem().is_some_and(|s| s == "route") {
+        let facts = &mut collector.facts;
+        for (name, i) in &facts.exports {
+            if matches!(
+                name.as_str(),
+                "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS"
+            ) {
+                facts
+                    .external_repeated
+                    .push((*i, "a Next.js route handler".to_string()));
+            }
+        }
+    }
     // A function the file calls from a function that runs repeatedly runs repeatedly too
     // (`app.get('/u', (req, res) => getUsers())`), to a fixed point.
     loop {

@@ -862,3 +862,50 @@ fn helpers_in_another_module_called_per_request() {
     );
     assert!(found[1].3.contains("server.js:6"), "{}", found[1].3);
 }
+
+/// Next.js App Router: `export async function GET` in `route.ts` runs per request, and a
+/// tsconfig path alias (`@/lib/db`) leads to the factory it calls.
+#[test]
+fn next_route_handlers_and_tsconfig_path_aliases() {
+    let dir = project(&[
+        ("package.json", r#"{"name":"web","scripts":{"start":"next start"},"dependencies":{"next":"15"}}"#),
+        ("tsconfig.json", r#"{"compilerOptions":{"baseUrl":".","paths":{"@/*":["./src/*"]}}}"#),
+        (
+            "src/lib/db.ts",
+            "import { PrismaClient } from \"@prisma/client\";\nexport function getDb() {\n  return new PrismaClient();\n}\n",
+        ),
+        (
+            "src/app/api/users/route.ts",
+            "import { getDb } from \"@/lib/db\";\nexport async function GET(request: Request) {\n  return Response.json(await getDb().user.findMany());\n}\n",
+        ),
+        (
+            "src/app/api/orders/route.ts",
+            "import { PrismaClient } from \"@prisma/client\";\nexport async function POST(request: Request) {\n  const prisma = new PrismaClient();\n  return Response.json(await prisma.order.create({ data: await request.json() }));\n}\n",
+        ),
+        (
+            "src/lib/helpers.ts",
+            "import { PrismaClient } from \"@prisma/client\";\nexport async function GET() {\n  return new PrismaClient();\n}\n",
+        ),
+    ]);
+    let (_, report) = audit(dir.path(), &["--fail-on", "none"]);
+    let found: Vec<(String, u64)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "client-per-request")
+        .map(|f| {
+            (
+                f["file"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // helpers.ts exports a GET too, but it is not a route file.
+    assert_eq!(
+        found,
+        [
+            ("src/app/api/orders/route.ts".to_string(), 3),
+            ("src/lib/db.ts".to_string(), 3)
+        ]
+    );
+}
