@@ -293,30 +293,47 @@ fn is_library(
 /// file too, to a fixed point, so every source rule sees it.
 fn link_modules(project: &Project, out: &mut [(FileId, crate::js::JsFacts, bool)]) {
     use rayon::prelude::*;
-    let mut names: Vec<String> = Vec::new();
-    for (id, facts, _) in out.iter() {
-        for (export, _) in &facts.exports {
-            if export == "default" {
-                // Called under any local name: look for the module's file stem.
-                if let Some(stem) = project.file(*id).source.path.file_stem() {
-                    names.push(stem.to_string_lossy().into_owned());
+    // Rounds, because a file parsed here may export what a further file calls.
+    let mut seen: std::collections::HashSet<String> = Default::default();
+    for _ in 0..4 {
+        let mut names: Vec<String> = Vec::new();
+        for (id, facts, _) in out.iter() {
+            for export in facts.interesting_exports() {
+                let mut wanted = Vec::new();
+                if export == "default" {
+                    // Called under any local name: look for an import path ending in the
+                    // module's file stem (`require('./lib/pool')`), or its directory for an
+                    // index file (`require('./lib')`, `require('..')`).
+                    let path = &project.file(*id).source.path;
+                    if let Some(stem) = path.file_stem() {
+                        wanted.push(format!("/{}", stem.to_string_lossy()));
+                        if stem == "index" {
+                            wanted.push("..".to_string());
+                            if let Some(dir) = path.parent().and_then(|d| d.file_name()) {
+                                wanted.push(format!("/{}", dir.to_string_lossy()));
+                            }
+                        }
+                    }
+                } else {
+                    wanted.push(format!("{export}("));
                 }
-            } else {
-                names.push(format!("{export}("));
+                for name in wanted {
+                    if seen.insert(name.clone()) {
+                        names.push(name);
+                    }
+                }
             }
         }
-    }
-    if names.is_empty() {
-        return;
-    }
-    names.sort();
-    names.dedup();
-    out.par_iter_mut().for_each(|(id, facts, _)| {
-        let file = project.file(*id);
-        if facts.skipped && names.iter().any(|n| file.source.text.contains(n.as_str())) {
-            *facts = crate::js::analyze_all(&file.source.path, &file.source.text);
+        if names.is_empty() {
+            break;
         }
-    });
+        out.par_iter_mut().for_each(|(id, facts, _)| {
+            let file = project.file(*id);
+            if facts.skipped && names.iter().any(|n| file.source.text.contains(n.as_str())) {
+                *facts = crate::js::analyze_all(&file.source.path, &file.source.text);
+            }
+        });
+    }
     let files: HashMap<PathBuf, usize> = out
         .iter()
         .enumerate()

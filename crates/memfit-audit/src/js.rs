@@ -154,6 +154,13 @@ pub struct ImportedCall {
     pub span: ByteSpan,
 }
 
+/// A module of the project rather than a package: relative, or a usual alias prefix.
+fn local_specifier(specifier: &str) -> bool {
+    ["./", "../", "@/", "~/", "#"]
+        .iter()
+        .any(|p| specifier.starts_with(p))
+}
+
 /// How a local name is bound to a relative module.
 #[derive(Debug, Clone)]
 enum ImportBinding {
@@ -205,6 +212,49 @@ impl JsFacts {
             }
         }
         None
+    }
+
+    /// Whether `func` is `root` or a function nested in it.
+    fn within(&self, func: Option<usize>, root: usize) -> bool {
+        let mut current = func;
+        let mut depth = 0;
+        while let Some(i) = current {
+            if i == root {
+                return true;
+            }
+            current = self.functions[i].parent;
+            depth += 1;
+            if depth > 64 {
+                break;
+            }
+        }
+        false
+    }
+
+    /// Exports whose body holds something a rule reports when it runs repeatedly (a timer,
+    /// a listener, a write to a module collection, a client, a body buffer) or a call into
+    /// another module that may: what another module calling them per request makes leak.
+    pub fn interesting_exports(&self) -> impl Iterator<Item = &str> {
+        self.exports.iter().filter_map(|(name, i)| {
+            let i = *i;
+            let funcs = self
+                .timers
+                .iter()
+                .map(|t| t.func)
+                .chain(self.listeners.iter().map(|l| l.func))
+                .chain(self.writes.iter().map(|w| w.func))
+                .chain(self.clients.iter().map(|(c, _)| c.func))
+                .chain(self.data_buffers.iter().map(|(b, _)| b.func))
+                .chain(self.read_file_sync.iter().map(|r| r.func))
+                .chain(
+                    self.imported_calls
+                        .iter()
+                        .filter(|c| local_specifier(&c.specifier))
+                        .map(|c| c.func),
+                );
+            let mut funcs = funcs;
+            funcs.any(|f| self.within(f, i)).then_some(name.as_str())
+        })
     }
 
     pub fn imports_any(&self, names: &[&str]) -> bool {
