@@ -371,6 +371,7 @@ fn link_modules(project: &Project, out: &mut [(FileId, crate::js::JsFacts, bool)
         }
         for (target, i, why) in updates {
             out[target].1.external_repeated.push((i, why));
+            out[target].1.propagate_calls();
         }
     }
 }

@@ -214,47 +214,88 @@ impl JsFacts {
         None
     }
 
-    /// Whether `func` is `root` or a function nested in it.
-    fn within(&self, func: Option<usize>, root: usize) -> bool {
-        let mut current = func;
-        let mut depth = 0;
-        while let Some(i) = current {
-            if i == root {
-                return true;
-            }
-            current = self.functions[i].parent;
-            depth += 1;
-            if depth > 64 {
+    /// A function the file calls from a function that runs repeatedly runs repeatedly too
+    /// (`app.get('/u', (req, res) => getUsers())`), to a fixed point. Run again when another
+    /// module makes one of this file's functions repeated.
+    pub fn propagate_calls(&mut self) {
+        loop {
+            let new: Vec<(SymbolId, String)> = self
+                .calls
+                .iter()
+                .filter(|(_, callee)| !self.repeated_symbols.iter().any(|(s, _)| s == callee))
+                .filter_map(|(caller, callee)| {
+                    let why = self.repeated(*caller)?;
+                    let why = why.strip_prefix("a function called from ").unwrap_or(&why);
+                    Some((*callee, format!("a function called from {why}")))
+                })
+                .collect();
+            if new.is_empty() {
                 break;
             }
+            for (sym, why) in new {
+                if !self.repeated_symbols.iter().any(|(s, _)| *s == sym) {
+                    self.repeated_symbols.push((sym, why));
+                }
+            }
         }
-        false
     }
 
     /// Exports whose body holds something a rule reports when it runs repeatedly (a timer,
-    /// a listener, a write to a module collection, a client, a body buffer) or a call into
-    /// another module that may: what another module calling them per request makes leak.
+    /// a listener, a write to a module collection, a client, a body buffer), a call into
+    /// another project module, or a call to a local function that does: what another module
+    /// calling them per request makes leak.
     pub fn interesting_exports(&self) -> impl Iterator<Item = &str> {
-        self.exports.iter().filter_map(|(name, i)| {
-            let i = *i;
-            let funcs = self
-                .timers
-                .iter()
-                .map(|t| t.func)
-                .chain(self.listeners.iter().map(|l| l.func))
-                .chain(self.writes.iter().map(|w| w.func))
-                .chain(self.clients.iter().map(|(c, _)| c.func))
-                .chain(self.data_buffers.iter().map(|(b, _)| b.func))
-                .chain(self.read_file_sync.iter().map(|r| r.func))
-                .chain(
-                    self.imported_calls
-                        .iter()
-                        .filter(|c| local_specifier(&c.specifier))
-                        .map(|c| c.func),
-                );
-            let mut funcs = funcs;
-            funcs.any(|f| self.within(f, i)).then_some(name.as_str())
-        })
+        let mut marked = vec![false; self.functions.len()];
+        let mark = |marked: &mut Vec<bool>, func: Option<usize>| {
+            let mut current = func;
+            while let Some(i) = current {
+                if marked[i] {
+                    break;
+                }
+                marked[i] = true;
+                current = self.functions[i].parent;
+            }
+        };
+        let direct = self
+            .timers
+            .iter()
+            .map(|t| t.func)
+            .chain(self.listeners.iter().map(|l| l.func))
+            .chain(self.writes.iter().map(|w| w.func))
+            .chain(self.clients.iter().map(|(c, _)| c.func))
+            .chain(self.data_buffers.iter().map(|(b, _)| b.func))
+            .chain(self.read_file_sync.iter().map(|r| r.func))
+            .chain(
+                self.imported_calls
+                    .iter()
+                    .filter(|c| local_specifier(&c.specifier))
+                    .map(|c| c.func),
+            );
+        for func in direct {
+            mark(&mut marked, func);
+        }
+        // Through local calls, to a fixed point.
+        loop {
+            let mut changed = false;
+            for (caller, callee) in &self.calls {
+                let callee_marked = self
+                    .functions
+                    .iter()
+                    .position(|f| f.symbol == Some(*callee))
+                    .is_some_and(|j| marked[j]);
+                if callee_marked && caller.is_some_and(|c| !marked[c]) {
+                    mark(&mut marked, *caller);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        self.exports
+            .iter()
+            .filter(move |(_, i)| marked[*i])
+            .map(|(name, _)| name.as_str())
     }
 
     pub fn imports_any(&self, names: &[&str]) -> bool {
@@ -1621,34 +1662,7 @@ pub fn analyze_all(path: &std::path::Path, source: &str) -> JsFacts {
             }
         }
     }
-    // A function the file calls from a function that runs repeatedly runs repeatedly too
-    // (`app.get('/u', (req, res) => getUsers())`), to a fixed point.
-    loop {
-        let facts = &collector.facts;
-        let new: Vec<(SymbolId, String)> = facts
-            .calls
-            .iter()
-            .filter(|(_, callee)| !facts.repeated_symbols.iter().any(|(s, _)| s == callee))
-            .filter_map(|(caller, callee)| {
-                let why = facts.repeated(*caller)?;
-                let why = why.strip_prefix("a function called from ").unwrap_or(&why);
-                Some((*callee, format!("a function called from {why}")))
-            })
-            .collect();
-        if new.is_empty() {
-            break;
-        }
-        for (sym, why) in new {
-            if !collector
-                .facts
-                .repeated_symbols
-                .iter()
-                .any(|(s, _)| *s == sym)
-            {
-                collector.facts.repeated_symbols.push((sym, why));
-            }
-        }
-    }
+    collector.facts.propagate_calls();
     // A symbol referenced other than where memfit accounted for it (and other than its
     // declaration) escapes.
     let accounted: std::collections::HashSet<(u32, u32)> =

@@ -791,8 +791,12 @@ fn a_client_factory_called_per_request_from_another_file() {
             "import express from \"express\";\nimport { getDb, shared } from \"../lib/db\";\nexport const router = express.Router();\nconst once = getDb();\nrouter.get(\"/users\", async (req, res) => res.json(await getDb().user.findMany()));\nrouter.get(\"/n\", async (req, res) => res.json((await shared().user.count()) + (await once.user.count())));\n",
         ),
         (
+            "lib/svc.js",
+            "const { PrismaClient } = require(\"@prisma/client\");\nfunction makeClient() {\n  return new PrismaClient();\n}\nexports.listUsers = async function listUsers() {\n  return makeClient().user.findMany();\n};\n",
+        ),
+        (
             "server.js",
-            "const express = require(\"express\");\nconst makePool = require(\"./lib/pool\");\nconst app = express();\napp.get(\"/rows\", async (req, res) => res.json((await makePool().query(\"select 1\")).rows));\napp.listen(3000);\n",
+            "const express = require(\"express\");\nconst makePool = require(\"./lib/pool\");\nconst svc = require(\"./lib/svc\");\nconst app = express();\napp.get(\"/rows\", async (req, res) => res.json((await makePool().query(\"select 1\")).rows));\napp.get(\"/u\", async (req, res) => res.json(await svc.listUsers()));\napp.listen(3000);\n",
         ),
     ]);
     let (_, report) = audit(dir.path(), &["--fail-on", "none"]);
@@ -809,11 +813,14 @@ fn a_client_factory_called_per_request_from_another_file() {
             )
         })
         .collect();
-    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found.len(), 3, "{found:?}");
     assert_eq!((found[0].0.as_str(), found[0].1), ("lib/db.ts", 2));
     assert!(found[0].2.contains("routes/users.ts:5"), "{}", found[0].2);
     assert_eq!((found[1].0.as_str(), found[1].1), ("lib/pool.js", 3));
-    assert!(found[1].2.contains("server.js:4"), "{}", found[1].2);
+    assert!(found[1].2.contains("server.js:5"), "{}", found[1].2);
+    // Through a local helper of the exported function.
+    assert_eq!((found[2].0.as_str(), found[2].1), ("lib/svc.js", 3));
+    assert!(found[2].2.contains("server.js:6"), "{}", found[2].2);
 }
 
 /// A helper module whose functions leak when they run per request (`subscribe` adds a listener
