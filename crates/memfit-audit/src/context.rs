@@ -357,10 +357,18 @@ fn link_modules(project: &Project, out: &mut [(FileId, crate::js::JsFacts, bool)
                     let known = out[target].1.external_repeated.iter().any(|(j, _)| j == i)
                         || updates.iter().any(|(t, j, _)| *t == target && j == i);
                     if *export == call.name && !known {
+                        let what = if call.name == "default" {
+                            "the module's default export".to_string()
+                        } else {
+                            format!("`{}()`", call.name)
+                        };
                         updates.push((
                             target,
                             *i,
-                            format!("a function {}:{line} calls from {base}", caller.display()),
+                            format!(
+                                "{what}, which {}:{line} calls from {base}",
+                                caller.display()
+                            ),
                         ));
                     }
                 }
