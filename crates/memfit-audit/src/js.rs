@@ -700,6 +700,24 @@ impl<'s> Collector<'s> {
         self.facts.exports = exports;
     }
 
+    /// A write to a collection (`cache.set(k, v)`, `list.push(x)`, `obj[k] = v`); a literal
+    /// key (`flags.set('ready', …)`) writes one entry, not one per call.
+    fn write(&mut self, id: &IdentifierReference, s: oxc_span::Span, key: Option<&Expression>) {
+        let Some(sym) = self.symbol_of(id) else {
+            return;
+        };
+        let literal_key = key.is_some_and(|k| {
+            literal_string(k).is_some() || matches!(k, Expression::NumericLiteral(_))
+        });
+        self.facts.writes.push(Write {
+            symbol: sym,
+            span: span(s),
+            literal_key,
+            func: self.func(),
+        });
+        self.accounted.push((id.span.start, id.span.end));
+    }
+
     fn push_client(&mut self, found: Found) {
         let lazy = self.lazy > 0;
         self.facts.clients.push((found, lazy));
@@ -926,24 +944,8 @@ impl<'s> Collector<'s> {
             }
             "set" | "add" | "push" | "unshift" => {
                 if let Expression::Identifier(id) = object {
-                    if let Some(sym) = self.symbol_of(id) {
-                        let literal_key = method == "set"
-                            && call
-                                .arguments
-                                .first()
-                                .and_then(|a| a.as_expression())
-                                .is_some_and(|k| {
-                                    literal_string(k).is_some()
-                                        || matches!(k, Expression::NumericLiteral(_))
-                                });
-                        self.facts.writes.push(Write {
-                            symbol: sym,
-                            span: span(call.span),
-                            literal_key,
-                            func: self.func(),
-                        });
-                        self.accounted.push((id.span.start, id.span.end));
-                    }
+                    let key = call.arguments.first().and_then(|a| a.as_expression());
+                    self.write(id, call.span, key.filter(|_| method == "set"));
                 }
             }
             "delete" | "clear" | "splice" | "shift" | "pop" | "evict" | "prune" => {
@@ -1443,17 +1445,7 @@ impl<'a> Collector<'_> {
         // obj[key] = value on a module-level object or array.
         if let AssignmentTarget::ComputedMemberExpression(m) = &it.left {
             if let Expression::Identifier(id) = m.object.get_inner_expression() {
-                if let Some(sym) = self.symbol_of(id) {
-                    let literal_key = literal_string(&m.expression).is_some()
-                        || matches!(m.expression, Expression::NumericLiteral(_));
-                    self.facts.writes.push(Write {
-                        symbol: sym,
-                        span: span(it.span),
-                        literal_key,
-                        func: self.func(),
-                    });
-                    self.accounted.push((id.span.start, id.span.end));
-                }
+                self.write(id, it.span, Some(&m.expression));
             }
         }
         // Reassigning a collection (`cache = new Map()`) or its length bounds it.

@@ -51,6 +51,27 @@ fn rule_set(report: &Value) -> BTreeSet<String> {
     rules(report).into_iter().collect()
 }
 
+/// (rule, file, line, message) of the findings that `keep` accepts.
+fn findings_where(
+    report: &Value,
+    keep: impl Fn(&Value) -> bool,
+) -> Vec<(String, String, u64, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| keep(f))
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["file"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+                f["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// Copies a directory tree into a temporary directory.
 fn copy_project(from: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -800,27 +821,15 @@ fn a_client_factory_called_per_request_from_another_file() {
         ),
     ]);
     let (_, report) = audit(dir.path(), &["--fail-on", "none"]);
-    let found: Vec<(String, u64, String)> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == "client-per-request")
-        .map(|f| {
-            (
-                f["file"].as_str().unwrap().to_string(),
-                f["line"].as_u64().unwrap(),
-                f["message"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let found = findings_where(&report, |f| f["rule"] == "client-per-request");
     assert_eq!(found.len(), 3, "{found:?}");
-    assert_eq!((found[0].0.as_str(), found[0].1), ("lib/db.ts", 2));
-    assert!(found[0].2.contains("routes/users.ts:5"), "{}", found[0].2);
-    assert_eq!((found[1].0.as_str(), found[1].1), ("lib/pool.js", 3));
-    assert!(found[1].2.contains("server.js:5"), "{}", found[1].2);
+    assert_eq!((found[0].1.as_str(), found[0].2), ("lib/db.ts", 2));
+    assert!(found[0].3.contains("routes/users.ts:5"), "{}", found[0].3);
+    assert_eq!((found[1].1.as_str(), found[1].2), ("lib/pool.js", 3));
+    assert!(found[1].3.contains("server.js:5"), "{}", found[1].3);
     // Through a local helper of the exported function.
-    assert_eq!((found[2].0.as_str(), found[2].1), ("lib/svc.js", 3));
-    assert!(found[2].2.contains("server.js:6"), "{}", found[2].2);
+    assert_eq!((found[2].1.as_str(), found[2].2), ("lib/svc.js", 3));
+    assert!(found[2].3.contains("server.js:6"), "{}", found[2].3);
 }
 
 /// A helper module whose functions leak when they run per request (`subscribe` adds a listener
@@ -840,20 +849,9 @@ fn helpers_in_another_module_called_per_request() {
         ),
     ]);
     let (_, report) = audit(dir.path(), &["--fail-on", "none"]);
-    let found: Vec<(String, String, u64, String)> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["file"] == "lib/bus.js" || f["file"] == "server.js")
-        .map(|f| {
-            (
-                f["rule"].as_str().unwrap().to_string(),
-                f["file"].as_str().unwrap().to_string(),
-                f["line"].as_u64().unwrap(),
-                f["message"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let found = findings_where(&report, |f| {
+        f["file"] == "lib/bus.js" || f["file"] == "server.js"
+    });
     let got: Vec<(&str, &str, u64)> = found
         .iter()
         .map(|(r, f, l, _)| (r.as_str(), f.as_str(), *l))
@@ -895,17 +893,9 @@ fn next_route_handlers_and_tsconfig_path_aliases() {
         ),
     ]);
     let (_, report) = audit(dir.path(), &["--fail-on", "none"]);
-    let found: Vec<(String, u64)> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == "client-per-request")
-        .map(|f| {
-            (
-                f["file"].as_str().unwrap().to_string(),
-                f["line"].as_u64().unwrap(),
-            )
-        })
+    let found: Vec<(String, u64)> = findings_where(&report, |f| f["rule"] == "client-per-request")
+        .into_iter()
+        .map(|(_, file, line, _)| (file, line))
         .collect();
     // helpers.ts exports a GET too, but it is not a route file.
     assert_eq!(
