@@ -214,7 +214,8 @@ td.cmd { font-family: ui-monospace, monospace; font-size: 12px; word-break: brea
     el("text", { x: W - R - 4, y: y(report.limit_bytes) - 5, "text-anchor": "end", fill: "#d62728", "font-size": 12 }, "limit " + fmt(report.limit_bytes));
   }
   el("circle", { cx: x(report.at_peak_t_ms), cy: y(report.peak.charged_bytes), r: 5, fill: "#d62728", id: "peak-marker" });
-  el("text", { x: x(report.at_peak_t_ms) + 8, y: y(report.peak.charged_bytes) - 6, fill: "#d62728", "font-size": 12 }, "peak " + fmt(report.peak.charged_bytes));
+  var late = x(report.at_peak_t_ms) > L + 0.7 * (W - L - R);
+  el("text", { x: x(report.at_peak_t_ms) + (late ? -8 : 8), y: y(report.peak.charged_bytes) - 6, "text-anchor": late ? "end" : "start", fill: "#d62728", "font-size": 12 }, "peak " + fmt(report.peak.charged_bytes));
   var cursor = el("line", { x1: 0, x2: 0, y1: T, y2: H - B, stroke: "#888", visibility: "hidden" });
 
   function nearest(ms) {

@@ -4,6 +4,7 @@
 
 use memfit_core::ByteSize;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::RunReport;
 
@@ -154,11 +155,21 @@ fn draw(report: &RunReport, out: &mut String) -> Result<(), String> {
     chart
         .draw_series(std::iter::once(Circle::new(peak_point, 5, RED.filled())))
         .map_err(|e| err(&e))?;
+    // Right of the marker, or left of it when the peak is late (the label would leave the
+    // plot at the right edge).
+    let anchor = if peak_point.0 > end_s * 0.7 {
+        HPos::Right
+    } else {
+        HPos::Left
+    };
     chart
         .draw_series(std::iter::once(Text::new(
             format!("peak {}", ByteSize(report.peak.charged_bytes)),
             (peak_point.0, peak_point.1 * 1.02),
-            ("sans-serif", 14).into_font().color(&RED),
+            ("sans-serif", 14)
+                .into_font()
+                .color(&RED)
+                .pos(Pos::new(anchor, VPos::Bottom)),
         )))
         .map_err(|e| err(&e))?;
 
