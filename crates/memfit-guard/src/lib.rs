@@ -726,8 +726,14 @@ impl Guard {
             .is_none_or(|r| (slope - r).abs() > r * 0.25);
         if changed {
             self.trend_reported = Some(slope);
+            // On a VM without a cgroup the lows are the whole machine's: say so, since any
+            // process can move them.
+            let of_what = match self.source {
+                Source::Meminfo => "post-GC lows of the machine's memory",
+                _ => "post-GC lows",
+            };
             log(format!(
-                "growing {}, reaches the {} limit in {} (post-GC lows)",
+                "growing {}, reaches the {} limit in {} ({of_what})",
                 describe_rate(slope),
                 mib(self.limit),
                 describe_eta(eta)
