@@ -718,6 +718,18 @@ impl<'s> Collector<'s> {
         self.accounted.push((id.span.start, id.span.end));
     }
 
+    /// `setInterval(…)` / `setTimeout(…)`, its handle kept by the parent or found here.
+    fn timer(&mut self, call: &CallExpression<'_>, interval: bool, parent_kept: Option<Handle>) {
+        let handle = parent_kept.unwrap_or_else(|| self.default_handle(call));
+        self.facts.timers.push(Timer {
+            span: span(call.span),
+            interval,
+            handle,
+            unref_chained: false,
+            func: self.func(),
+        });
+    }
+
     fn push_client(&mut self, found: Found) {
         let lazy = self.lazy > 0;
         self.facts.clients.push((found, lazy));
@@ -841,14 +853,7 @@ impl<'s> Collector<'s> {
             let global = self.symbol_of(id).is_none();
             match name {
                 "setInterval" | "setTimeout" if global => {
-                    let handle = parent_kept.unwrap_or_else(|| self.default_handle(call));
-                    self.facts.timers.push(Timer {
-                        span: span(call.span),
-                        interval: name == "setInterval",
-                        handle,
-                        unref_chained: false,
-                        func: self.func(),
-                    });
+                    self.timer(call, name == "setInterval", parent_kept.clone());
                 }
                 "clearInterval" | "clearTimeout" if global => {
                     if let Some(arg) = call.arguments.first().and_then(|a| a.as_expression()) {
@@ -911,14 +916,7 @@ impl<'s> Collector<'s> {
                     "global" | "globalThis" | "window" | "timers"
                 ) =>
             {
-                let handle = parent_kept.unwrap_or_else(|| self.default_handle(call));
-                self.facts.timers.push(Timer {
-                    span: span(call.span),
-                    interval: method == "setInterval",
-                    handle,
-                    unref_chained: false,
-                    func: self.func(),
-                });
+                self.timer(call, method == "setInterval", parent_kept);
             }
             "on" | "addListener" | "addEventListener" | "prependListener" => {
                 self.listener(call, member, object, &object_text)

@@ -101,18 +101,15 @@ impl Guarded {
         false
     }
 
+    /// The first log line containing `needle`, waiting up to `timeout` for it.
+    fn line_with(&self, needle: &str, timeout: Duration) -> String {
+        assert!(self.wait_for(needle, timeout), "{needle}: {:?}", self.log());
+        self.log().into_iter().find(|l| l.contains(needle)).unwrap()
+    }
+
     /// The port the guard listens on, from its log.
     fn port(&self) -> u16 {
-        assert!(
-            self.wait_for("serving /health/memory", Duration::from_secs(10)),
-            "{:?}",
-            self.log()
-        );
-        let line = self
-            .log()
-            .into_iter()
-            .find(|l| l.contains("serving /health/memory"))
-            .unwrap();
+        let line = self.line_with("serving /health/memory", Duration::from_secs(10));
         line.rsplit(':').next().unwrap().trim().parse().unwrap()
     }
 
@@ -629,16 +626,7 @@ fn a_slow_leak_is_reported_as_a_trend_with_time_to_the_limit() {
         &[("MB_PER_S", "4"), ("MEMFIT_GUARD_TREND_BUCKET", "300ms")],
     );
     let port = g.port();
-    assert!(
-        g.wait_for("reaches the 2 GiB limit in", Duration::from_secs(30)),
-        "{:?}",
-        g.log()
-    );
-    let line = g
-        .log()
-        .into_iter()
-        .find(|l| l.contains("reaches the 2 GiB limit in"))
-        .unwrap();
+    let line = g.line_with("reaches the 2 GiB limit in", Duration::from_secs(30));
     assert!(
         line.contains("memfit guard: growing ") && line.contains("MiB/"),
         "{line}"
