@@ -125,13 +125,7 @@ fn handle(mut stream: TcpStream, shared: &Shared) {
     loop {
         let left = DEADLINE.saturating_sub(started.elapsed());
         if left.is_zero() {
-            respond(
-                &mut stream,
-                408,
-                "Request Timeout",
-                "text/plain",
-                "request timeout\n",
-            );
+            timed_out(&mut stream);
             return;
         }
         let _ = stream.set_read_timeout(Some(left));
@@ -156,13 +150,7 @@ fn handle(mut stream: TcpStream, shared: &Shared) {
                 }
             }
             Err(_) => {
-                respond(
-                    &mut stream,
-                    408,
-                    "Request Timeout",
-                    "text/plain",
-                    "request timeout\n",
-                );
+                timed_out(&mut stream);
                 return;
             }
         }
@@ -311,4 +299,15 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>) -> std::io::Result<()> 
             }
         })?;
     Ok(())
+}
+
+/// 408: the request did not arrive whole within the deadline.
+fn timed_out(stream: &mut TcpStream) {
+    respond(
+        stream,
+        408,
+        "Request Timeout",
+        "text/plain",
+        "request timeout\n",
+    );
 }
