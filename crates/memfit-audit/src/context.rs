@@ -1,6 +1,7 @@
 //! What every rule sees: the project, its platform facts, the runtime model and the limit.
 
-use memfit_core::node::{CgroupVersion, NodeVersion};
+use memfit_core::node::NodeVersion;
+use memfit_core::CgroupVersion;
 
 use crate::dockerfile::{shell, Dockerfile, Instruction, Span};
 use crate::platform::{self, LimitSource, PlatformFacts};

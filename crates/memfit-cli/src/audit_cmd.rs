@@ -6,29 +6,21 @@ use anyhow::{bail, Context as _, Result};
 use memfit_audit::audit::{self, Options, Report};
 use memfit_audit::finding::{Finding, Severity};
 use memfit_audit::{fix, report};
-use memfit_core::{platform, ByteSize};
+use memfit_core::{ByteSize, Target, TargetRequest};
 
 use crate::args::{AuditArgs, AuditFormat, FailOn, FixArgs, ProjectLimitArgs};
 use crate::EXIT_FINDINGS;
 
 fn options(limits: &ProjectLimitArgs) -> Result<Options> {
-    let limit = match (&limits.limit, &limits.platform) {
-        (Some(size), _) => Some((size.bytes(), format!("--limit {size}"))),
-        (None, Some(name)) => {
-            let Some(plan) = platform::find(name) else {
-                bail!(
-                    "unknown platform `{name}`; known: {} (memfit run --platform list shows them all)",
-                    platform::suggestions(name).join(", ")
-                );
-            };
-            Some((
-                plan.memory.bytes(),
-                format!("--platform {} ({})", plan.name, plan.memory),
-            ))
-        }
-        _ => None,
-    };
-    Ok(Options { limit })
+    let target = Target::resolve(&TargetRequest {
+        limit: limits.limit,
+        platform: limits.platform.as_deref(),
+        cpus: None,
+        config: None,
+    })?;
+    Ok(Options {
+        limit: target.map(|t| (t.memory.bytes(), t.source_text())),
+    })
 }
 
 fn load(dir: &std::path::Path, limits: &ProjectLimitArgs) -> Result<Report> {

@@ -6,10 +6,13 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use memfit_core::node::{CgroupVersion, NodeVersion};
+use memfit_core::node::NodeVersion;
 use memfit_core::plan::{self, Budget, PlanInput, Runtime, Setting};
-use memfit_core::{platform, ByteSize, MIB};
-use serde_json::{json, Value};
+use memfit_core::target::MIN_LIMIT;
+use memfit_core::CgroupVersion;
+use memfit_core::{platform, ByteSize, Target, TargetError, TargetRequest, MIB};
+use memfit_measure::{RunReport, RUN_SCHEMA};
+use serde_json::json;
 
 use crate::args::{CgroupArg, PlanArgs, PlanFormat, RuntimeArg};
 use crate::EXIT_FINDINGS;
@@ -26,7 +29,13 @@ struct Measured {
     peak: ByteSize,
     charged: ByteSize,
     oom_limit: Option<ByteSize>,
-    largest_process: Option<(String, ByteSize)>,
+    largest_process: Option<LargestProcess>,
+}
+
+/// The process with the highest peak RSS of the run.
+struct LargestProcess {
+    command: String,
+    peak: ByteSize,
 }
 
 pub fn execute(args: PlanArgs) -> Result<u8> {
@@ -42,35 +51,26 @@ pub fn execute(args: PlanArgs) -> Result<u8> {
     };
     let measured = args.from.as_deref().map(read_run).transpose()?;
 
-    let mut cpus = None;
-    let (limit, limit_source) = if let Some(limit) = args.limit {
-        (Some(limit), "--limit".to_string())
-    } else if let Some(name) = &args.platform {
-        let Some(plan) = platform::find(name) else {
-            bail!(
-                "unknown platform `{name}`; known: {} (memfit run --platform list shows them all)",
-                platform::suggestions(name).join(", ")
-            );
-        };
-        cpus = plan.cpus;
-        (Some(plan.memory), format!("--platform {}", plan.name))
-    } else {
-        (None, String::new())
-    };
-
+    let target = Target::resolve(&TargetRequest {
+        limit: args.limit,
+        platform: args.platform.as_deref(),
+        cpus: None,
+        config: None,
+    })?;
+    let cpus = target.as_ref().and_then(|t| t.platform?.cpus);
     let recommended = measured
         .as_ref()
         .map(|m| plan::recommended_limit(m.peak, m.oom_limit));
-    let (limit, limit_source) = match (limit, recommended) {
-        (Some(limit), _) => (limit, limit_source),
+    let (limit, limit_source) = match (&target, recommended) {
+        (Some(target), _) => (target.memory, target.source_text()),
         // memfit's choice: the recommendation rounded up to 64 MiB, a size one can type.
         (None, Some(rec)) => (rec.round_up(64 * MIB), "the measured run (+15%)".to_string()),
         (None, None) => bail!(
             "no limit to plan for: give --limit SIZE (e.g. 512M), --platform NAME (e.g. render:starter) or --from run.json"
         ),
     };
-    if limit.bytes() < 6 * MIB {
-        bail!("limit {limit} is too small: a container needs at least 6M (Docker's minimum); e.g. --limit 256M");
+    if limit < MIN_LIMIT {
+        bail!(TargetError::TooSmall(limit));
     }
 
     let (node_version, node_version_source) = match &args.node_version {
@@ -91,7 +91,7 @@ pub fn execute(args: PlanArgs) -> Result<u8> {
     let worker_size = args.worker_size.or_else(|| {
         measured
             .as_ref()
-            .and_then(|m| m.largest_process.as_ref().map(|(_, size)| *size))
+            .and_then(|m| m.largest_process.as_ref().map(|p| p.peak))
             .filter(|_| runtime == Runtime::Python)
     });
     let input = PlanInput {
@@ -119,12 +119,13 @@ pub fn execute(args: PlanArgs) -> Result<u8> {
             ));
         }
         if runtime == Runtime::Node {
-            if let (Some((cmd, size)), Some(heap)) =
-                (&m.largest_process, budget.promised_heap_bytes)
-            {
-                if size.bytes() > heap + memfit_core::node::NATIVE_OVERHEAD.bytes() + 64 * MIB {
+            if let (Some(largest), Some(heap)) = (&m.largest_process, budget.promised_heap_bytes) {
+                if largest.peak.bytes()
+                    > heap + memfit_core::node::NATIVE_OVERHEAD.bytes() + 64 * MIB
+                {
                     budget.notes.push(format!(
-                        "The largest process of the run, `{cmd}`, peaked at {size}: more than this heap cap plus native memory; expect more garbage collection, or a heap error if its live data does not fit."
+                        "The largest process of the run, `{}`, peaked at {}: more than this heap cap plus native memory; expect more garbage collection, or a heap error if its live data does not fit.",
+                        largest.command, largest.peak
                     ));
                 }
             }
@@ -198,27 +199,30 @@ fn node_on_path() -> Option<NodeVersion> {
 }
 
 fn read_run(path: &Path) -> Result<Measured> {
+    let not_a_report = || {
+        format!(
+            "{} is not a memfit run report ({RUN_SCHEMA}): give the file `memfit run --json FILE` wrote",
+            path.display()
+        )
+    };
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
             "cannot read {}: give the file `memfit run --json FILE` wrote",
             path.display()
         )
     })?;
-    let value: Value = serde_json::from_str(&text).with_context(|| {
+    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
         format!(
             "{} is not JSON: give the file `memfit run --json FILE` wrote",
             path.display()
         )
     })?;
-    if value["schema"] != "memfit.run/1" {
-        bail!(
-            "{} is not a memfit run report (schema memfit.run/1): give the file `memfit run --json FILE` wrote",
-            path.display()
-        );
+    if value.get("schema").and_then(|s| s.as_str()) != Some(RUN_SCHEMA) {
+        bail!(not_a_report());
     }
-    let number = |v: &Value| v.as_u64().unwrap_or(0);
-    let charged = number(&value["peak"]["charged_bytes"]);
-    let working = number(&value["peak"]["working_bytes"]);
+    let report: RunReport = serde_json::from_value(value).with_context(not_a_report)?;
+    let charged = report.peak.charged_bytes;
+    let working = report.peak.working_bytes;
     let peak = if working > 0 { working } else { charged };
     if peak == 0 {
         bail!(
@@ -226,33 +230,20 @@ fn read_run(path: &Path) -> Result<Measured> {
             path.display()
         );
     }
-    let oom_limit = (value["oom_killed"] == Value::Bool(true))
-        .then(|| value["limit_bytes"].as_u64())
+    let oom_limit = (report.oom_killed == Some(true))
+        .then_some(report.limit_bytes)
         .flatten()
         .map(ByteSize);
-    let largest_process = value["processes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            (
-                p["command"].as_str().unwrap_or_default().to_string(),
-                ByteSize(number(&p["peak_rss_bytes"])),
-            )
-        })
-        .max_by_key(|(_, size)| *size);
-    let command = value["command"]
-        .as_array()
-        .map(|parts| {
-            parts
-                .iter()
-                .filter_map(|p| p.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
+    let largest_process = report
+        .processes
+        .iter()
+        .max_by_key(|p| p.peak_rss_bytes)
+        .map(|p| LargestProcess {
+            command: p.command.clone(),
+            peak: ByteSize(p.peak_rss_bytes),
+        });
     Ok(Measured {
-        command,
+        command: report.command.join(" "),
         peak: ByteSize(peak),
         charged: ByteSize(charged),
         oom_limit,

@@ -3,63 +3,22 @@
 use std::fmt::Write as _;
 
 use anyhow::{bail, Result};
-use memfit_core::{platform, ByteSize};
-use memfit_measure::{html, svg, RunOptions, RunReport, SignalWatcher, Stdio};
+use memfit_core::{ByteSize, Target, TargetRequest};
+use memfit_measure::{html, svg, PeakSource, RunOptions, RunReport, SignalWatcher, Stdio};
 
 use crate::args::{LimitArgs, RunArgs};
 use crate::output;
 use crate::{EXIT_FINDINGS, EXIT_USAGE};
 
-/// The limit, CPU count and caveats that `--limit`/`--platform`/`--cpus` resolve to.
-pub struct Emulation {
-    pub limit: Option<u64>,
-    pub cpus: Option<usize>,
-    pub platform: Option<String>,
-    pub caveats: Vec<String>,
-}
-
-pub fn resolve_emulation(args: &LimitArgs) -> Result<Emulation> {
-    let mut emulation = Emulation {
-        limit: args.limit.map(|l| l.bytes()),
+/// The target that `--limit`/`--platform`/`--cpus` resolve to; `None` without a limit.
+pub fn resolve_target(args: &LimitArgs) -> Result<Option<Target>> {
+    let target = Target::resolve(&TargetRequest {
+        limit: args.limit,
+        platform: args.platform.as_deref(),
         cpus: args.cpus,
-        platform: None,
-        caveats: Vec::new(),
-    };
-    if let Some(name) = &args.platform {
-        let Some(plan) = platform::find(name) else {
-            bail!(
-                "unknown platform `{name}`; known: {} (memfit run --platform list shows them all)",
-                platform::suggestions(name).join(", ")
-            );
-        };
-        emulation.limit = Some(plan.memory.bytes());
-        emulation.platform = Some(plan.name.to_string());
-        if emulation.cpus.is_none() {
-            emulation.cpus = plan.visible_cpus();
-        }
-        if let Some(cpus) = plan.cpus.filter(|c| c.fract() != 0.0) {
-            emulation.caveats.push(format!(
-                "{} has {cpus} vCPU: memfit shows the command {} CPU(s) but does not throttle it to a fraction, so it runs faster here",
-                plan.name,
-                plan.visible_cpus().unwrap_or(1)
-            ));
-        }
-        if !plan.note.is_empty() {
-            emulation
-                .caveats
-                .push(format!("{}: {}", plan.name, plan.note));
-        }
-    }
-    if let Some(limit) = emulation.limit {
-        // Docker refuses limits under 6 MiB ("Minimum memory limit allowed is 6MB").
-        if limit < 6 * 1024 * 1024 {
-            bail!(
-                "limit {} is too small: a container needs at least 6M (Docker's minimum); e.g. --limit 256M",
-                ByteSize(limit)
-            );
-        }
-    }
-    Ok(emulation)
+        config: None,
+    })?;
+    Ok(target)
 }
 
 pub fn print_platforms() {
@@ -90,22 +49,25 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     if args.command.is_empty() {
         bail!("no command given; put it after `--`, e.g. memfit run --limit 512M -- npm run build");
     }
-    let emulation = resolve_emulation(&args.limits)?;
+    let target = resolve_target(&args.limits)?;
     for path in [&args.json, &args.svg, &args.html].into_iter().flatten() {
         output::check_writable(path)?;
     }
     let signals = SignalWatcher::install()?;
     let options = RunOptions {
         command: args.command.clone(),
-        limit: emulation.limit,
+        limit: target.as_ref().map(|t| t.memory.bytes()),
         swap: args.limits.swap.bytes(),
-        cpus: emulation.cpus,
+        cpus: target.as_ref().map_or(args.limits.cpus, |t| t.cpus),
         interval: args.interval,
         measure_only: args.limits.measure_only,
         host_view: args.limits.host_view,
         stdio: Stdio::Inherit,
-        platform: emulation.platform,
-        caveats: emulation.caveats,
+        platform: target
+            .as_ref()
+            .and_then(Target::platform_name)
+            .map(str::to_string),
+        caveats: target.map(|t| t.caveats).unwrap_or_default(),
     };
     let report = match memfit_measure::run(&options, &signals) {
         Ok(report) => report,
@@ -178,10 +140,9 @@ pub fn summary(report: &RunReport) -> String {
     if let Some(reason) = &report.mode_reason {
         let _ = writeln!(out, "  !! MEASURE-ONLY: {reason}");
     }
-    let source = if report.peak.source == "kernel-watermark" {
-        "kernel watermark"
-    } else {
-        "sampled"
+    let source = match report.peak.source {
+        PeakSource::KernelWatermark => "kernel watermark",
+        PeakSource::Sampled => "sampled",
     };
     let _ = writeln!(
         out,

@@ -1,16 +1,24 @@
 //! The shared vocabulary of memfit.
 //!
 //! This crate holds the small types every other memfit crate speaks in: [`ByteSize`]
-//! (parsed the way `docker run --memory` parses sizes, printed in binary units) and the
-//! table of PaaS plans ([`platform`]) that `--platform` emulates, each entry with the page
-//! it comes from, and the runtime heap math ([`node`], [`plan`]) that `memfit plan`,
-//! `memfit audit` and `memfit guard` share. It does no I/O and knows nothing of cgroups, logs or projects: those
-//! belong to `memfit-measure`, `memfit-explain` and `memfit-audit`.
+//! (parsed the way `docker run --memory` parses sizes, printed in binary units), the
+//! [`Target`] a command is sized for (resolved once from `--limit`, `--platform` and
+//! memfit.toml), the table of PaaS plans ([`platform`]) with the page each number comes from,
+//! [`HeapFlags`] (Node's flags as Node reads them), [`CgroupVersion`], and the runtime heap
+//! math ([`node`], [`plan`]) that `memfit plan`, `memfit audit` and `memfit guard` share. It
+//! does no I/O and knows nothing of cgroup files, logs or projects: those belong to
+//! `memfit-sys`, `memfit-explain` and `memfit-audit`.
 
+mod cgroup_version;
+pub mod heap_flags;
 pub mod node;
 pub mod plan;
 pub mod platform;
 mod size;
+pub mod target;
 
+pub use cgroup_version::CgroupVersion;
+pub use heap_flags::{HeapFlags, OldSpaceCap};
 pub use platform::{Platform, PLATFORMS};
 pub use size::{ByteSize, SizeError, GIB, KIB, MIB};
+pub use target::{ConfigTarget, Target, TargetError, TargetRequest, TargetSource};

@@ -20,15 +20,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::size::{ByteSize, GIB, MIB};
-
-/// The cgroup version of the machine a container runs on: it decides whether older Node lines
-/// see the limit at all.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CgroupVersion {
-    V1,
-    V2,
-}
+use crate::CgroupVersion;
 
 /// A Node.js version as written in `.nvmrc`, `engines` or a `node:20-alpine` tag. A missing
 /// minor or patch means "the latest of that line", as a `node:22` image tag does.

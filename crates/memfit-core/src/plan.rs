@@ -10,8 +10,9 @@
 
 use serde::Serialize;
 
-use crate::node::{self, CgroupVersion, NodeVersion};
+use crate::node::{self, NodeVersion};
 use crate::size::{ByteSize, MIB};
+use crate::CgroupVersion;
 
 /// The runtimes `memfit plan` sizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 
+use crate::memory::Reading;
+use crate::metrics::RestartCounts;
+use crate::policy::Level;
 use crate::procs::Proc;
+use crate::trend::TrendStatus;
 
 const MAX_REQUEST: usize = 8 * 1024;
 const DEADLINE: Duration = Duration::from_secs(3);
@@ -21,18 +25,15 @@ const DEADLINE: Duration = Duration::from_secs(3);
 /// What /health/memory reports; written by the main loop.
 #[derive(Debug, Clone, Default)]
 pub struct Status {
-    pub usage: u64,
-    pub charged: u64,
+    pub reading: Reading,
     pub limit: u64,
     pub peak: u64,
-    pub state: &'static str,
+    pub state: Level,
     pub source: String,
     pub child_pid: i32,
     pub top: Vec<Proc>,
-    pub trend_bytes_per_second: Option<f64>,
-    pub seconds_to_limit: Option<f64>,
-    pub restarts_memory: u64,
-    pub restarts_http: u64,
+    pub trend: TrendStatus,
+    pub restarts: RestartCounts,
     pub oom_kills: u64,
     pub pressure_some_avg10: Option<f64>,
 }
@@ -71,7 +72,7 @@ fn number(v: Option<f64>) -> String {
 
 pub fn health_json(s: &Status) -> String {
     let percent = if s.limit > 0 {
-        s.usage as f64 * 100.0 / s.limit as f64
+        s.reading.working as f64 * 100.0 / s.limit as f64
     } else {
         0.0
     };
@@ -89,19 +90,19 @@ pub fn health_json(s: &Status) -> String {
         .collect();
     format!(
         "{{\"usage_bytes\":{},\"charged_bytes\":{},\"limit_bytes\":{},\"percent\":{:.1},\"peak_bytes\":{},\"state\":{},\"source\":{},\"child_pid\":{},\"top_processes\":[{}],\"trend\":{{\"bytes_per_second\":{},\"seconds_to_limit\":{}}},\"restarts\":{{\"memory\":{},\"http\":{}}},\"oom_kills\":{},\"pressure_some_avg10\":{}}}\n",
-        s.usage,
-        s.charged,
+        s.reading.working,
+        s.reading.charged,
         s.limit,
         percent,
         s.peak,
-        json_string(s.state),
+        json_string(s.state.as_str()),
         json_string(&s.source),
         s.child_pid,
         top.join(","),
-        number(s.trend_bytes_per_second),
-        number(s.seconds_to_limit),
-        s.restarts_memory,
-        s.restarts_http,
+        number(s.trend.bytes_per_second),
+        number(s.trend.seconds_to_limit),
+        s.restarts.memory,
+        s.restarts.http,
         s.oom_kills,
         number(s.pressure_some_avg10),
     )

@@ -139,6 +139,13 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
 }
 
+/// `--max-restarts N/DURATION`: at most `count` memory restarts within any `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartLimit {
+    pub count: u32,
+    pub window: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub limit: Option<u64>,
@@ -148,7 +155,7 @@ pub struct Options {
     pub startup_grace: Duration,
     pub cooldown: Duration,
     /// At most this many memory restarts within the window.
-    pub max_restarts: (u32, Duration),
+    pub max_restarts: RestartLimit,
     pub on_warn: Action,
     pub on_critical: Action,
     /// SIGTERM → SIGKILL grace when stopping the child, and for grandchildren at shutdown.
@@ -170,7 +177,10 @@ impl Default for Options {
             sustain: Duration::from_secs(2),
             startup_grace: Duration::from_secs(10),
             cooldown: Duration::from_secs(30),
-            max_restarts: (5, Duration::from_secs(600)),
+            max_restarts: RestartLimit {
+                count: 5,
+                window: Duration::from_secs(600),
+            },
             on_warn: Action::Log,
             on_critical: Action::Restart,
             grace: Duration::from_secs(10),
@@ -271,7 +281,12 @@ impl Options {
                 }
                 "--max-restarts" => {
                     let v = take(&mut i)?;
-                    let parsed = v.split_once('/').and_then(|(n, d)| Some((n.parse::<u32>().ok()?, parse_duration(d)?)));
+                    let parsed = v.split_once('/').and_then(|(n, d)| {
+                        Some(RestartLimit {
+                            count: n.parse::<u32>().ok()?,
+                            window: parse_duration(d)?,
+                        })
+                    });
                     options.max_restarts = parsed.ok_or_else(|| format!("--max-restarts {v}: use N/DURATION, e.g. 5/10m"))?;
                 }
                 "--on-warn" => options.on_warn = Action::parse(flag, &take(&mut i)?, false)?,
@@ -336,7 +351,13 @@ mod tests {
         assert_eq!(o.warn, Threshold::Percent(75.0));
         assert_eq!(o.critical, Threshold::Bytes(400 * 1024 * 1024));
         assert_eq!(o.sustain, Duration::from_millis(500));
-        assert_eq!(o.max_restarts, (3, Duration::from_secs(3600)));
+        assert_eq!(
+            o.max_restarts,
+            RestartLimit {
+                count: 3,
+                window: Duration::from_secs(3600)
+            }
+        );
         assert_eq!(o.on_warn, Action::Signal(libc::SIGUSR2));
         assert_eq!(o.on_critical, Action::Restart);
         assert_eq!(

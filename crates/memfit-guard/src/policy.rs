@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::options::Threshold;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    #[default]
     Ok,
     Warn,
     Critical,

@@ -6,27 +6,22 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use memfit_core::node::{CgroupVersion, NodeVersion, NATIVE_OVERHEAD};
+use memfit_core::node::{NodeVersion, NATIVE_OVERHEAD};
 use memfit_core::plan::{self, PlanInput, Runtime};
-use memfit_core::ByteSize;
+use memfit_core::{ByteSize, CgroupVersion, HeapFlags};
 
-fn flag_value(flags: &[String], names: &[&str]) -> Option<String> {
-    flags.iter().rev().find_map(|f| {
-        names.iter().find_map(|n| {
-            f.strip_prefix(n)
-                .and_then(|r| r.strip_prefix('='))
-                .map(str::to_string)
-        })
-    })
+/// A child that runs Node (directly, or through a package manager), and the flags its Node
+/// process gets.
+#[derive(Debug, Clone)]
+pub struct NodeChild {
+    /// The Node binary to ask for its version.
+    pub node: OsString,
+    /// NODE_OPTIONS, then the command line's flags when the child is `node` itself.
+    pub flags: HeapFlags,
 }
 
-/// Warnings about the child's heap settings; empty when it is not Node or all is well.
-pub fn check(
-    command: &[OsString],
-    node_options: Option<&str>,
-    limit: u64,
-    cgroup: Option<CgroupVersion>,
-) -> Vec<String> {
+/// The child's Node flags; `None` when the child is not Node.
+pub fn node_flags(command: &[OsString], node_options: Option<&str>) -> Option<NodeChild> {
     let program = command
         .first()
         .map(|p| {
@@ -41,27 +36,30 @@ pub fn check(
         program.as_str(),
         "node" | "nodejs" | "npm" | "npx" | "yarn" | "pnpm"
     ) {
-        return Vec::new();
+        return None;
     }
-    let mut flags: Vec<String> = node_options
-        .unwrap_or("")
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    if program == "node" || program == "nodejs" {
-        flags.extend(
-            command[1..]
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .take_while(|a| a.starts_with('-')),
-        );
+    let mut flags = HeapFlags::parse_node_options(node_options.unwrap_or(""));
+    let is_node = program == "node" || program == "nodejs";
+    if is_node {
+        let args = command[1..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned());
+        flags = flags.then(HeapFlags::from_args(args));
     }
-    let node = if program.starts_with("node") {
-        command[0].clone()
-    } else {
-        OsString::from("node")
-    };
-    let version: Option<NodeVersion> = Command::new(&node)
+    Some(NodeChild {
+        node: if is_node {
+            command[0].clone()
+        } else {
+            OsString::from("node")
+        },
+        flags,
+    })
+}
+
+/// Warnings about the child's heap settings; empty when all is well or Node's version cannot
+/// be read.
+pub fn check(child: &NodeChild, limit: u64, cgroup: Option<CgroupVersion>) -> Vec<String> {
+    let version: Option<NodeVersion> = Command::new(&child.node)
         .arg("--version")
         .stdin(Stdio::null())
         .stderr(Stdio::null())
@@ -73,15 +71,7 @@ pub fn check(
     };
     let cgroup = cgroup.unwrap_or(CgroupVersion::V2);
     let limit_size = ByteSize(limit);
-    let old = flag_value(&flags, &["--max-old-space-size", "--max_old_space_size"])
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(|m| m * 1024 * 1024);
-    let percent = flag_value(&flags, &["--max-old-space-size-percentage"])
-        .and_then(|v| v.parse::<f64>().ok());
-    let old = match (percent, old) {
-        (Some(p), _) => Some(((limit / (1024 * 1024)) as f64 * p / 100.0) as u64 * 1024 * 1024),
-        (None, o) => o,
-    };
+    let old = child.flags.old_space_bytes(Some(limit));
     let budget = plan::plan(&PlanInput {
         limit: limit_size,
         runtime: Runtime::Node,

@@ -5,6 +5,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+/// The leak trend as /health/memory reports it, when there is one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrendStatus {
+    pub bytes_per_second: Option<f64>,
+    pub seconds_to_limit: Option<f64>,
+}
+
 /// Lows kept; when full, neighbours merge and the bucket doubles, so hours fit in a fixed size.
 const CAPACITY: usize = 64;
 /// Lows needed before a slope is reported.

@@ -12,8 +12,9 @@ use std::str::FromStr;
 use memfit_core::{platform, ByteSize};
 use serde::Serialize;
 
-use crate::run::{run, RunError, RunOptions, Stdio};
+use crate::run::{run, RunError, RunOptions};
 use crate::signals::SignalWatcher;
+use crate::spawn::Stdio;
 use crate::{Mode, RunReport};
 
 const PAGE: u64 = 4096;

@@ -1,7 +1,6 @@
 //! Spawning straight into a cgroup v2 with `clone3(CLONE_INTO_CGROUP)` (Linux 5.7): the child
 //! is created inside the run's cgroup, so there is no migration through `cgroup.procs`,
-//! which others measured stalling up to ~100 ms (oven-sh/bun#37466; shared/research/
-//! prior-art-measure.md §2.5). Where the kernel refuses (older kernel, seccomp, cgroup v1)
+//! which others measured stalling up to ~100 ms (oven-sh/bun#37466). Where the kernel refuses (older kernel, seccomp, cgroup v1)
 //! the caller falls back to the pre-exec `cgroup.procs` write.
 //!
 //! Between clone3 and execve the child runs in a copy of a multi-threaded process, so it
@@ -13,8 +12,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use memfit_sys::process;
+
 use crate::container_view::ViewSetup;
-use crate::run::Stdio;
 
 /// `CLONE_INTO_CGROUP` as the u64 the kernel expects (libc's c_int constant overflows;
 /// rust-lang/libc#3584).
@@ -50,7 +50,7 @@ pub fn spawn_into_cgroup(
     program: &OsStr,
     args: &[OsString],
     cgroup: &Path,
-    stdio: Stdio,
+    null_stdio: bool,
     cpu_set: Option<&libc::cpu_set_t>,
     view: Option<&ViewSetup>,
 ) -> Result<i32, Clone3Error> {
@@ -77,12 +77,13 @@ pub fn spawn_into_cgroup(
 
     let cgroup_fd = open_fd(cgroup, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
         .map_err(Clone3Error::Unsupported)?;
-    let null_fd = match stdio {
-        Stdio::Null => Some(
+    let null_fd = if null_stdio {
+        Some(
             open_fd(Path::new("/dev/null"), libc::O_RDWR | libc::O_CLOEXEC)
                 .map_err(Clone3Error::Exec)?,
-        ),
-        Stdio::Inherit => None,
+        )
+    } else {
+        None
     };
     let (error_read, error_write) = pipe().map_err(Clone3Error::Exec)?;
 
@@ -165,12 +166,7 @@ unsafe fn child_exec(
             }
         }
     }
-    // Rust ignores SIGPIPE and signal handling libraries may block signals: give the command
-    // the default state, as std::process::Command does.
-    let mut empty: libc::sigset_t = std::mem::zeroed();
-    libc::sigemptyset(&mut empty);
-    libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-    libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    process::reset_signal_state();
     if let Some(view) = view {
         view.enter();
     }
@@ -270,14 +266,8 @@ mod tests {
             );
             return;
         }
-        let result = spawn_into_cgroup(
-            OsStr::new("sleep"),
-            &["0.3".into()],
-            &dir,
-            Stdio::Null,
-            None,
-            None,
-        );
+        let result =
+            spawn_into_cgroup(OsStr::new("sleep"), &["0.3".into()], &dir, true, None, None);
         let pid = match result {
             Ok(pid) => pid,
             Err(Clone3Error::Unsupported(e)) => {
@@ -315,7 +305,7 @@ mod tests {
             OsStr::new("no-such-program-memfit"),
             &[],
             &mount,
-            Stdio::Null,
+            true,
             None,
             None,
         )

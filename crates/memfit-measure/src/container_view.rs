@@ -21,7 +21,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use crate::cgroup::{Hierarchy, Version};
+use memfit_sys::cgroup::Hierarchy;
+use memfit_sys::CgroupVersion;
 
 /// How the view was made, reported by the child through a pipe before exec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +69,7 @@ impl ViewSetup {
         let (fstype, data) = match hierarchy.version {
             // The same controllers as the host's mount (a co-mounted `cpu,memory` hierarchy
             // must be mounted with both), without the generic rw/ro flags.
-            Version::V1 => (
+            CgroupVersion::V1 => (
                 "cgroup",
                 hierarchy
                     .mount_options
@@ -78,7 +79,7 @@ impl ViewSetup {
                     .join(","),
             ),
             // cgroup2 mounts share one superblock; its options stay the host's.
-            Version::V2 => ("cgroup2", String::new()),
+            CgroupVersion::V2 => ("cgroup2", String::new()),
         };
         let ns = CString::new("/proc/self/ns/cgroup").expect("no NUL");
         // SAFETY: open(2) with a valid C string.

@@ -56,7 +56,7 @@ pub fn render(report: &RunReport) -> String {
         format!(
             "{} ({})",
             ByteSize(report.peak.charged_bytes),
-            report.peak.source
+            report.peak.source.as_str()
         ),
     );
     row(

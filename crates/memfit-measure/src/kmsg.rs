@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn kill_recorded_on_a_real_cgroup_v2_host() {
-        let text = include_str!("../tests/fixtures/v2-systemd-unit-oom/kmsg");
+        let text = include_str!("../../memfit-sys/tests/fixtures/v2-systemd-unit-oom/kmsg");
         let mut lines = text.lines();
         let (pid, memcg) = parse_oom_kill_memcg(lines.next().unwrap()).unwrap();
         assert_eq!(pid, 2840);

@@ -9,19 +9,21 @@
 //! [`RunReport`]; [`bisect`] repeats runs to find the smallest limit that still passes.
 //! Renderers ([`svg`], [`html`]) only read the reports.
 //!
+//! The Linux plumbing (cgroup files, /proc, reaping) is memfit-sys's, shared with the guard.
+//!
 //! Not here: command-line parsing and terminal output (memfit-cli), log classification
 //! (memfit-explain), static checks (memfit-audit), production supervision (memfit-guard).
 
 pub mod bisect;
-pub mod cgroup;
 mod clone3;
 mod container_view;
 pub mod html;
 mod kmsg;
-pub mod procfs;
 mod report;
 mod run;
+mod sampler;
 mod signals;
+mod spawn;
 pub mod svg;
 mod taskstats;
 
@@ -29,8 +31,10 @@ pub use bisect::{
     bisect, BisectError, BisectObserver, BisectOptions, BisectReport, Precision, TryRecord,
 };
 pub use report::{
-    describe_exit, short_command, ExitInfo, Mode, OomInfo, OomVictim, Peak, ProcessAtPeak,
-    ProcessRecord, RunReport, Sample, SamplingCost,
+    describe_exit, short_command, ExitInfo, Mode, OomInfo, OomVictim, Peak, PeakSource,
+    ProcessAtPeak, ProcessRecord, ProcessRss, RunReport, Sample, SamplingCost, VictimEvidence,
+    RUN_SCHEMA,
 };
-pub use run::{run, RunError, RunOptions, Stdio};
+pub use run::{run, RunError, RunOptions};
 pub use signals::SignalWatcher;
+pub use spawn::{SpawnError, Stdio};

@@ -2,10 +2,14 @@
 //! The JSON form is versioned (`schema: "memfit.run/1"`); fields are only ever added.
 
 use memfit_core::ByteSize;
-use serde::Serialize;
+use memfit_sys::process::ExitStatus;
+use serde::{Deserialize, Serialize};
+
+/// The schema of a run report's JSON form.
+pub const RUN_SCHEMA: &str = "memfit.run/1";
 
 /// How the run was measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
     #[serde(rename = "cgroup-v2")]
     CgroupV2,
@@ -25,10 +29,12 @@ impl Mode {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A run, as every renderer reads it and as `memfit plan --from` reads it back from JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
-    pub schema: &'static str,
-    pub memfit_version: &'static str,
+    /// [`RUN_SCHEMA`].
+    pub schema: String,
+    pub memfit_version: String,
     pub command: Vec<String>,
     pub mode: Mode,
     /// Why no cgroup was used, in measure-only mode.
@@ -65,7 +71,7 @@ pub struct RunReport {
     pub caveats: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExitInfo {
     /// Exit code when the command exited normally.
     pub code: Option<i32>,
@@ -76,7 +82,7 @@ pub struct ExitInfo {
     pub description: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OomInfo {
     /// Processes the kernel OOM-killed in the group during the run (`oom_kill` delta).
     pub kill_count: u64,
@@ -85,31 +91,59 @@ pub struct OomInfo {
     pub victims: Vec<OomVictim>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OomVictim {
     pub pid: i32,
     pub command: String,
     pub rss_bytes: u64,
-    /// `kernel-log` (exact, from /dev/kmsg) or `vanished` (the process that disappeared when
-    /// the counter rose).
-    pub evidence: &'static str,
+    pub evidence: VictimEvidence,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// How a victim of the OOM killer was identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VictimEvidence {
+    /// Exact: the kernel's own "Killed process" record in /dev/kmsg.
+    KernelLog,
+    /// The largest process that disappeared in the tick the oom_kill counter rose.
+    Vanished,
+}
+
+/// Where the headline peak comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeakSource {
+    /// The cgroup's own high-water mark (`memory.peak`, `memory.max_usage_in_bytes`): a
+    /// spike between two samples is never missed.
+    KernelWatermark,
+    /// The highest sample: without a watermark (measure-only, Linux < 5.19 on v2).
+    Sampled,
+}
+
+impl PeakSource {
+    /// The name used in the JSON report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeakSource::KernelWatermark => "kernel-watermark",
+            PeakSource::Sampled => "sampled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Peak {
     /// The headline: memory charged to the limit (page cache and kernel memory included).
     pub charged_bytes: u64,
     /// anon + shmem + kernel memory, i.e. charged − inactive page cache; sampled.
     pub working_bytes: u64,
-    /// `kernel-watermark` (memory.peak / max_usage_in_bytes) or `sampled`.
-    pub source: &'static str,
+    pub source: PeakSource,
     /// The highest charged value the sampler itself saw, to compare with the watermark.
     pub sampled_charged_bytes: u64,
     /// Page cache charged at the sampled peak.
     pub page_cache_bytes: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessRecord {
     pub pid: i32,
     pub ppid: i32,
@@ -121,24 +155,45 @@ pub struct ProcessRecord {
     pub exit: Option<ExitInfo>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessAtPeak {
     pub pid: i32,
     pub rss_bytes: u64,
     pub command: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sample {
     pub t_ms: u64,
     pub charged_bytes: u64,
     pub working_bytes: u64,
-    /// The largest processes at this moment: (pid, rss).
-    pub top: Vec<(i32, u64)>,
+    /// The largest processes at this moment, largest first.
+    pub top: Vec<ProcessRss>,
+}
+
+/// One process's resident memory in a sample. Written as `[pid, rss]` in JSON (the form
+/// `memfit.run/1` has had from the start; the HTML report reads it so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "(i32, u64)", into = "(i32, u64)")]
+pub struct ProcessRss {
+    pub pid: i32,
+    pub rss_bytes: u64,
+}
+
+impl From<(i32, u64)> for ProcessRss {
+    fn from((pid, rss_bytes): (i32, u64)) -> ProcessRss {
+        ProcessRss { pid, rss_bytes }
+    }
+}
+
+impl From<ProcessRss> for (i32, u64) {
+    fn from(p: ProcessRss) -> (i32, u64) {
+        (p.pid, p.rss_bytes)
+    }
 }
 
 /// What measuring cost memfit itself.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SamplingCost {
     pub samples_taken: u64,
     pub mean_interval_ms: f64,
@@ -223,6 +278,19 @@ impl RunReport {
             "{} of the charged peak is page cache (files read or written) that the kernel reclaims before it OOM-kills; the working peak is what the command cannot do without",
             ByteSize(gap)
         ))
+    }
+}
+
+impl ExitInfo {
+    /// How a process ended, with the shell's status and what it usually means.
+    pub fn of(status: ExitStatus) -> ExitInfo {
+        let (code, signal) = (status.code(), status.signal());
+        ExitInfo {
+            code,
+            signal,
+            status: status.shell_status(),
+            description: describe_exit(code, signal),
+        }
     }
 }
 

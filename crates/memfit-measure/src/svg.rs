@@ -45,7 +45,7 @@ fn draw(report: &RunReport, out: &mut String) -> Result<(), String> {
         report
             .samples
             .iter()
-            .flat_map(|s| s.top.iter().map(|(_, rss)| *rss))
+            .flat_map(|s| s.top.iter().map(|p| p.rss_bytes))
             .max()
             .unwrap_or(0),
     ]
@@ -114,8 +114,8 @@ fn draw(report: &RunReport, out: &mut String) -> Result<(), String> {
             .filter_map(|s| {
                 s.top
                     .iter()
-                    .find(|(pid, _)| *pid == process.pid)
-                    .map(|(_, rss)| (s.t_ms as f64 / 1000.0, *rss as f64 / MIB))
+                    .find(|p| p.pid == process.pid)
+                    .map(|p| (s.t_ms as f64 / 1000.0, p.rss_bytes as f64 / MIB))
             })
             .collect();
         if points.is_empty() {

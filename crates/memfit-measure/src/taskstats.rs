@@ -9,6 +9,8 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use memfit_sys::process::ExitStatus;
+
 const NETLINK_GENERIC: i32 = 16;
 const GENL_ID_CTRL: u16 = 0x10;
 const CTRL_CMD_GETFAMILY: u8 = 3;
@@ -54,6 +56,11 @@ impl ExitRecord {
     /// Whether this record ends a process (its main thread) rather than one of its threads.
     pub fn is_process(&self) -> bool {
         self.tgid.is_none_or(|tgid| tgid == self.pid)
+    }
+
+    /// How it ended: `ac_exitcode` is a wait status.
+    pub fn status(&self) -> Option<ExitStatus> {
+        ExitStatus::from_wait_status(self.exit_code as i32)
     }
 }
 

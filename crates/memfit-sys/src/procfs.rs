@@ -1,9 +1,9 @@
-//! Minimal readers of `/proc/PID/{status,stat,cmdline}` for the sampler.
+//! Minimal readers of `/proc/PID/{status,stat,statm,cmdline}` and `/proc/meminfo`, and
+//! process-tree walks, for samplers that run every few milliseconds.
 //!
-//! A hot sampler reads these directly rather than through a general crate: `status` costs
-//! ~20 µs and is O(1) in the process size, while `smaps_rollup` walks page tables (~7 ms for
-//! a 512 MiB process) — shared/research/prior-art-measure.md §2.1 and §3 (metop's note on
-//! procfs parsing cost).
+//! They read the files directly rather than through a general crate: `status` is O(1) in the
+//! process's size, while `smaps_rollup` walks its page tables and grows with it (proc(5);
+//! bench/README.md measures memfit's own sampling cost).
 
 use std::fs;
 use std::path::PathBuf;
@@ -102,58 +102,80 @@ pub fn children(pid: i32) -> Option<Vec<i32>> {
     any_file.then_some(found)
 }
 
-/// Every descendant of `root` (not `root` itself). Uses the `children` files, or a full scan of
-/// /proc with a ppid map where the kernel has none.
+/// Every descendant of `root` (not `root` itself). Walks the `children` files; where the
+/// kernel has none, falls back once to a scan of /proc with a parent map.
 pub fn descendants(root: i32) -> Vec<i32> {
     let mut out = Vec::new();
-    let mut queue = vec![root];
-    let mut used_children_files = true;
-    while let Some(pid) = queue.pop() {
-        match children(pid) {
-            Some(kids) => {
-                out.extend(&kids);
-                queue.extend(kids);
-            }
-            None if pid == root => {
-                used_children_files = false;
-                break;
-            }
-            None => {}
-        }
-    }
-    if used_children_files {
-        return out;
-    }
-    descendants_by_scan(root)
-}
-
-fn descendants_by_scan(root: i32) -> Vec<i32> {
-    let mut parent_of = Vec::new();
-    if let Ok(entries) = fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            if let Some(status) = read_status(pid) {
-                parent_of.push((pid, status.ppid));
-            }
-        }
-    }
-    let mut out = Vec::new();
     let mut frontier = vec![root];
-    while let Some(parent) = frontier.pop() {
-        for &(pid, ppid) in &parent_of {
-            if ppid == parent && !out.contains(&pid) {
-                out.push(pid);
-                frontier.push(pid);
+    let mut parents: Option<Vec<(i32, i32)>> = None;
+    while let Some(pid) = frontier.pop() {
+        let kids = children(pid).unwrap_or_else(|| {
+            parents
+                .get_or_insert_with(parent_map)
+                .iter()
+                .filter(|(_, ppid)| *ppid == pid)
+                .map(|(child, _)| *child)
+                .collect()
+        });
+        for child in kids {
+            if child != root && !out.contains(&child) {
+                out.push(child);
+                frontier.push(child);
             }
         }
     }
     out
+}
+
+/// (pid, ppid) of every live process.
+fn parent_map() -> Vec<(i32, i32)> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, read_status(pid)?.ppid)))
+        .collect()
+}
+
+/// Resident memory from `/proc/PID/statm` (two numbers: the cheapest read of a process's
+/// size, for a sampler on its fast path).
+pub fn statm_rss(pid: i32) -> Option<u64> {
+    let text = fs::read_to_string(proc_path(pid, "statm")).ok()?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_size())
+}
+
+/// The kernel's short name of a process (`comm`, at most 15 bytes).
+pub fn read_comm(pid: i32) -> Option<String> {
+    fs::read_to_string(proc_path(pid, "comm"))
+        .ok()
+        .map(|c| c.trim_end_matches('\n').to_string())
+}
+
+/// A `/proc/meminfo` value in bytes, e.g. `MemTotal`, `MemAvailable`, `SwapTotal`.
+pub fn meminfo(key: &str) -> Option<u64> {
+    let text = fs::read_to_string("/proc/meminfo").ok()?;
+    parse_meminfo(&text, key)
+}
+
+fn parse_meminfo(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(key)?.strip_prefix(':')?;
+        let kib: u64 = rest.split_whitespace().next()?.parse().ok()?;
+        Some(kib * 1024)
+    })
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as u64
+    } else {
+        4096
+    }
 }
 
 fn proc_path(pid: i32, file: &str) -> PathBuf {
@@ -208,6 +230,29 @@ mod tests {
     fn stat_starttime_survives_spaces_and_parens_in_comm() {
         let stat = "77 (my (odd) proc) S 1 77 77 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 1000 200 18446744073709551615";
         assert_eq!(parse_stat_starttime(stat), Some(123456));
+    }
+
+    #[test]
+    fn meminfo_values_are_bytes() {
+        let text = "MemTotal:       24534016 kB\nMemFree:        23000000 kB\nSwapTotal:             0 kB\n";
+        assert_eq!(parse_meminfo(text, "MemTotal"), Some(24_534_016 * 1024));
+        assert_eq!(parse_meminfo(text, "SwapTotal"), Some(0));
+        assert_eq!(parse_meminfo(text, "Mem"), None);
+    }
+
+    #[test]
+    fn a_child_is_a_descendant() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let found = descendants(std::process::id() as i32).contains(&pid);
+        let rss = statm_rss(pid);
+        child.kill().unwrap();
+        let _ = child.wait();
+        assert!(found);
+        assert!(rss.is_some_and(|r| r > 0));
     }
 
     #[test]

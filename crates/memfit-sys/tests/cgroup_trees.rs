@@ -4,9 +4,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use memfit_measure::cgroup::{
-    find_memory_hierarchy, parse_flat_keyed, parse_v1_stat, CgroupFiles, Version,
-};
+use memfit_sys::CgroupVersion;
+
+use memfit_sys::cgroup::{find_memory_hierarchy, parse_flat_keyed, parse_v1_stat, CgroupFiles};
 
 fn fixture(tree: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -19,7 +19,7 @@ fn read(tree: &str, file: &str) -> String {
 }
 
 /// Replays a tree's root `cgroup.controllers` for whatever mount point is asked.
-fn detect(tree: &str) -> Option<memfit_measure::cgroup::FoundHierarchy> {
+fn detect(tree: &str) -> Option<memfit_sys::cgroup::FoundHierarchy> {
     let controllers = fs::read_to_string(fixture(tree).join("root-cgroup.controllers")).ok();
     find_memory_hierarchy(&read(tree, "mountinfo"), &read(tree, "cgroup"), |_| {
         controllers.clone()
@@ -29,7 +29,7 @@ fn detect(tree: &str) -> Option<memfit_measure::cgroup::FoundHierarchy> {
 #[test]
 fn v2_host_finds_the_unified_mount_and_the_session_scope() {
     let found = detect("v2-systemd-host").unwrap();
-    assert_eq!(found.version, Version::V2);
+    assert_eq!(found.version, CgroupVersion::V2);
     assert_eq!(found.mount, PathBuf::from("/sys/fs/cgroup"));
     assert!(found.own_path.ends_with("vte-spawn-1.scope"));
 }
@@ -37,7 +37,7 @@ fn v2_host_finds_the_unified_mount_and_the_session_scope() {
 #[test]
 fn v2_container_with_a_cgroup_namespace_is_its_own_root() {
     let found = detect("v2-container-cgroupns").unwrap();
-    assert_eq!(found.version, Version::V2);
+    assert_eq!(found.version, CgroupVersion::V2);
     assert_eq!(found.own_path, "/");
 }
 
@@ -53,14 +53,14 @@ fn v2_without_the_memory_controller_is_not_used() {
 #[test]
 fn hybrid_v1_host_uses_the_v1_memory_controller() {
     let found = detect("v1-hybrid-devvm").unwrap();
-    assert_eq!(found.version, Version::V1);
+    assert_eq!(found.version, CgroupVersion::V1);
     assert_eq!(found.mount, PathBuf::from("/sys/fs/cgroup/memory"));
     assert!(found.own_path.starts_with("/process_api/"));
 }
 
 #[test]
 fn v2_counters_read_from_a_recorded_tree() {
-    let files = CgroupFiles::open(Version::V2, fixture("v2-systemd-host"));
+    let files = CgroupFiles::open(CgroupVersion::V2, fixture("v2-systemd-host"));
     assert_eq!(files.usage(), 547_356_672);
     assert_eq!(files.peak(), Some(536_870_912));
     let stat = files.stat();
@@ -76,7 +76,7 @@ fn v2_counters_read_from_a_recorded_tree() {
 
 #[test]
 fn v2_memcg_oom_recorded_on_a_real_host() {
-    let files = CgroupFiles::open(Version::V2, fixture("v2-systemd-unit-oom"));
+    let files = CgroupFiles::open(CgroupVersion::V2, fixture("v2-systemd-unit-oom"));
     // The watermark reached the limit; what is left after the kill is tiny.
     assert_eq!(files.peak(), Some(536_870_912));
     assert_eq!(files.usage(), 278_528);
@@ -86,7 +86,7 @@ fn v2_memcg_oom_recorded_on_a_real_host() {
 
 #[test]
 fn old_v2_kernel_without_memory_peak_or_kernel_total() {
-    let files = CgroupFiles::open(Version::V2, fixture("v2-old-kernel"));
+    let files = CgroupFiles::open(CgroupVersion::V2, fixture("v2-old-kernel"));
     assert_eq!(files.peak(), None, "no memory.peak before Linux 5.19");
     let stat = files.stat();
     // kernel_stack + pagetables + slab + sock + percpu.
@@ -103,4 +103,22 @@ fn v1_recorded_stat_and_oom_control() {
     let control = parse_flat_keyed(&read("v1-hybrid-devvm", "memory.oom_control"));
     assert_eq!(control.get("oom_kill"), Some(&0));
     assert_eq!(control.get("under_oom"), Some(&0));
+}
+
+#[test]
+fn the_enclosing_limit_is_the_lowest_on_the_way_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let pod = dir.path().join("kubepods/pod1");
+    let container = pod.join("c1");
+    fs::create_dir_all(&container).unwrap();
+    fs::write(dir.path().join("kubepods/memory.max"), "max\n").unwrap();
+    fs::write(pod.join("memory.max"), "268435456\n").unwrap();
+    fs::write(container.join("memory.max"), "536870912\n").unwrap();
+    fs::write(container.join("memory.high"), "max\n").unwrap();
+    let files = CgroupFiles::open(CgroupVersion::V2, &container);
+    // The pod's 256 MiB holds above the container's 512 MiB; the walk stops at the first
+    // directory without limit files (here the temporary directory).
+    assert_eq!(files.enclosing_limit(), Some(268_435_456));
+    fs::write(pod.join("memory.max"), "max\n").unwrap();
+    assert_eq!(files.enclosing_limit(), Some(536_870_912));
 }

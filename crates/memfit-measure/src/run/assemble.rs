@@ -1,0 +1,86 @@
+//! The report, from what the stages measured.
+
+use super::prepare::Prepared;
+use super::teardown::Finished;
+use super::RunOptions;
+use crate::report::{
+    ExitInfo, Mode, OomInfo, Peak, PeakSource, RunReport, SamplingCost, RUN_SCHEMA,
+};
+
+pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finished) -> RunReport {
+    let Finished {
+        mut supervised,
+        left_behind,
+        oom,
+        victims,
+        watermark,
+        cgroup_path,
+        container_view,
+        exit_records,
+        own_usage,
+    } = finished;
+    let mut caveats = prepared.caveats;
+    let mode = prepared.mode;
+    if mode == Mode::CgroupV2 && watermark.is_none() {
+        caveats.push("this kernel has no memory.peak (Linux < 5.19): the peak is the sampled maximum and may miss short spikes".to_string());
+    }
+    let sampler = &mut supervised.sampler;
+    let samples_taken = sampler.samples_taken;
+    let sampled_peak = sampler.max_charged;
+    let (charged_peak, source) = match watermark {
+        Some(w) => (w.max(sampled_peak), PeakSource::KernelWatermark),
+        None => (sampled_peak, PeakSource::Sampled),
+    };
+    RunReport {
+        schema: RUN_SCHEMA.to_string(),
+        memfit_version: env!("CARGO_PKG_VERSION").to_string(),
+        command: options
+            .command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        mode,
+        mode_reason: prepared.mode_reason,
+        cgroup_path,
+        container_view,
+        limit_bytes: options.limit,
+        limit_enforced: mode != Mode::MeasureOnly && options.limit.is_some(),
+        swap_bytes: options.swap,
+        platform: options.platform.clone(),
+        cpus: options.cpus.unwrap_or(prepared.host_cpus),
+        host_cpus: prepared.host_cpus,
+        exit: ExitInfo::of(supervised.main_exit),
+        oom_killed: oom.map(|o| o.oom_kill > 0),
+        oom: OomInfo {
+            kill_count: oom.map_or(0, |o| o.oom_kill),
+            limit_hits: oom.map_or(0, |o| o.limit_hits),
+            victims,
+        },
+        peak: Peak {
+            charged_bytes: charged_peak,
+            working_bytes: sampler.max_working,
+            source,
+            sampled_charged_bytes: sampled_peak,
+            page_cache_bytes: sampler.page_cache_at_peak,
+        },
+        at_peak: sampler.at_peak_described(),
+        at_peak_t_ms: sampler.at_peak_t_ms,
+        processes: sampler.records(),
+        samples: std::mem::take(&mut sampler.samples),
+        duration_ms: supervised.duration_ms,
+        left_behind,
+        interrupted: supervised.interrupted,
+        sampling: SamplingCost {
+            samples_taken,
+            mean_interval_ms: if samples_taken > 1 {
+                supervised.intervals_total.as_secs_f64() * 1000.0 / (samples_taken - 1) as f64
+            } else {
+                0.0
+            },
+            own_cpu_ms: own_usage.cpu_ms,
+            own_max_rss_bytes: own_usage.max_rss_bytes,
+            exit_records,
+        },
+        caveats,
+    }
+}

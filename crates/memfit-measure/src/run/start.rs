@@ -1,0 +1,93 @@
+//! Starting the command: the kernel's counters before it runs, the exit-record and kernel-log
+//! listeners, the container view, and the child itself.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use memfit_sys::cgroup::OomCounters;
+use memfit_sys::{process, procfs};
+
+use super::own_cost::OwnUsage;
+use super::prepare::Prepared;
+use super::{RunError, RunOptions};
+use crate::container_view::{self, ViewOutcome};
+use crate::kmsg::KernelLog;
+use crate::spawn::{self, SpawnPlan};
+use crate::taskstats::ExitListener;
+
+/// The command, started, and what its supervision needs.
+pub(super) struct Running {
+    pub pid: i32,
+    pub started: Instant,
+    pub boot_ms_at_start: u64,
+    pub own_usage_before: OwnUsage,
+    /// The group's OOM counters before the command started.
+    pub baseline: OomCounters,
+    pub kernel_log: Option<KernelLog>,
+    pub exit_listener: Option<ExitListener>,
+    /// Whether the command saw its cgroup as the root of /sys/fs/cgroup.
+    pub container_view: bool,
+}
+
+const HOST_VIEW_EFFECT: &str = "runtimes that read the limit at the root of /sys/fs/cgroup (Node ≤ 20.2) size themselves from the host's RAM";
+
+pub(super) fn start(options: &RunOptions, prepared: &mut Prepared) -> Result<Running, RunError> {
+    let cgroup = prepared.cgroup.as_ref();
+    let baseline = cgroup.map(|c| c.oom_counters()).unwrap_or_default();
+    let kernel_log = cgroup.and_then(|_| KernelLog::open());
+    let exit_listener = ExitListener::open().ok();
+    if exit_listener.is_none() {
+        prepared.caveats.push("no exit records (taskstats needs root): a process that lives and dies between two samples is missing from the process list, though its memory still counts in the charged peak".to_string());
+    }
+    // As subreaper, memfit adopts daemonized grandchildren, so they stay in the measured
+    // tree (measure-only) and are reaped when killed.
+    process::become_subreaper();
+
+    // The command sees its cgroup as the root of the cgroup filesystem, as in a container.
+    let view = match (&prepared.hierarchy, options.host_view) {
+        (Some(hierarchy), false) => match container_view::prepare(hierarchy) {
+            Ok((setup, report)) => Some((Arc::new(setup), report)),
+            Err(error) => {
+                prepared.caveats.push(format!(
+                    "the command sees the host's cgroup tree ({error}): {HOST_VIEW_EFFECT}"
+                ));
+                None
+            }
+        },
+        _ => None,
+    };
+
+    let own_usage_before = OwnUsage::now();
+    let boot_ms_at_start = procfs::boot_time_ms();
+    let started = Instant::now();
+    let spawned = spawn::spawn(&SpawnPlan {
+        command: &options.command,
+        stdio: options.stdio,
+        cgroup,
+        cpu_set: prepared.cpu_set,
+        view: view.as_ref().map(|(setup, _)| Arc::clone(setup)),
+    })?;
+    prepared.caveats.extend(spawned.caveat);
+    let container_view = match &view {
+        Some((_, report)) => match report.outcome() {
+            ViewOutcome::Entered => true,
+            ViewOutcome::Failed(step) => {
+                prepared.caveats.push(format!(
+                    "the command sees the host's cgroup tree ({step} failed): {HOST_VIEW_EFFECT}"
+                ));
+                false
+            }
+        },
+        None => false,
+    };
+    Ok(Running {
+        pid: spawned.pid,
+        started,
+        boot_ms_at_start,
+        own_usage_before,
+        baseline,
+        kernel_log,
+        exit_listener,
+        container_view,
+    })
+}

@@ -1,0 +1,133 @@
+//! The sampling loop: reap, read the exit records, sample the group and every process, watch
+//! the OOM counter, then sleep until the next tick or a signal. Forwards termination signals
+//! to the command (a third one kills everything).
+
+use std::time::Duration;
+
+use memfit_sys::cgroup::OwnedCgroup;
+use memfit_sys::process::{self, ExitStatus};
+use memfit_sys::procfs;
+
+use super::own_cost::thread_cpu_time;
+use super::start::Running;
+use crate::sampler::{GroupMemory, Sampler};
+use crate::signals::SignalWatcher;
+
+/// Default sampling bounds: at most every 30 ms when sampling is cheap, at least every
+/// second; in between, 150 × the cost of one sample. A tick costs more than the sample it
+/// times (wake-up, reaping), so 150 rather than 100 keeps memfit under 1% of a core
+/// (bench/README.md: 1, 10 and 100 processes).
+const MIN_INTERVAL: Duration = Duration::from_millis(30);
+const MAX_INTERVAL: Duration = Duration::from_millis(1000);
+const COST_FACTOR: u32 = 150;
+
+/// What the loop saw, up to the command's exit.
+pub(super) struct Supervised {
+    pub sampler: Sampler,
+    pub main_exit: ExitStatus,
+    /// When the command exited, from its start.
+    pub duration_ms: u64,
+    /// memfit received SIGINT/SIGTERM/SIGHUP/SIGQUIT.
+    pub interrupted: bool,
+    /// The sum of the sleeps between samples, for the mean interval.
+    pub intervals_total: Duration,
+}
+
+pub(super) fn supervise(
+    running: &mut Running,
+    cgroup: Option<&OwnedCgroup>,
+    signals: &SignalWatcher,
+    fixed_interval: Option<Duration>,
+) -> Supervised {
+    let mut sampler = Sampler::new(
+        running.boot_ms_at_start,
+        procfs::clock_ticks_per_second(),
+        std::process::id() as i32,
+    );
+    let mut main_exit = None;
+    let mut duration_ms = 0;
+    let mut interrupted = false;
+    let mut termination_signals = 0;
+    let mut last_oom = running.baseline;
+    let mut interval = fixed_interval.unwrap_or(MIN_INTERVAL);
+    let mut intervals_total = Duration::ZERO;
+
+    loop {
+        let tick_cpu_started = thread_cpu_time();
+        let now_ms = running.started.elapsed().as_millis() as u64;
+        for reaped in process::reap_exited() {
+            sampler.mark_exited(reaped, now_ms);
+            if reaped.pid == running.pid {
+                main_exit = Some(reaped.status);
+                duration_ms = now_ms;
+            }
+        }
+        if let Some(listener) = running.exit_listener.as_mut() {
+            for record in listener.drain() {
+                sampler.record_exit(record, now_ms);
+            }
+        }
+        let pids = members(cgroup);
+        let memory = cgroup.map(|cg| GroupMemory {
+            usage: cg.usage(),
+            stat: cg.stat(),
+        });
+        let vanished = sampler.sample(&pids, now_ms, memory);
+        sampler.resolve_pending_exits();
+        if let Some(cg) = cgroup {
+            let counters = cg.oom_counters();
+            if counters.oom_kill > last_oom.oom_kill {
+                sampler.suspect_oom_victims(&vanished);
+            }
+            last_oom = counters;
+        }
+        if let Some(main_exit) = main_exit {
+            return Supervised {
+                sampler,
+                main_exit,
+                duration_ms,
+                interrupted,
+                intervals_total,
+            };
+        }
+        if fixed_interval.is_none() {
+            // CPU time, not wall time: a busy machine must not slow the sampling down.
+            let cost = thread_cpu_time().saturating_sub(tick_cpu_started);
+            interval = (cost * COST_FACTOR).clamp(MIN_INTERVAL, MAX_INTERVAL);
+        }
+        intervals_total += interval;
+        for received in signals.wait(interval) {
+            if !received.is_termination() {
+                continue;
+            }
+            interrupted = true;
+            termination_signals += 1;
+            if termination_signals >= 3 {
+                // Asked three times: stop everything now.
+                kill_everything(cgroup, running.pid);
+            } else if received.sent_by_process {
+                process::kill(running.pid, received.signal);
+            }
+        }
+    }
+}
+
+/// The processes of the run: the cgroup's members, or memfit's descendants without one.
+pub(super) fn members(cgroup: Option<&OwnedCgroup>) -> Vec<i32> {
+    match cgroup {
+        Some(cg) => cg.pids(),
+        None => procfs::descendants(std::process::id() as i32),
+    }
+}
+
+pub(super) fn kill_everything(cgroup: Option<&OwnedCgroup>, main_pid: i32) {
+    match cgroup {
+        Some(cg) => cg.kill_all(),
+        None => {
+            for pid in procfs::descendants(std::process::id() as i32) {
+                process::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+    process::kill(main_pid, libc::SIGKILL);
+}

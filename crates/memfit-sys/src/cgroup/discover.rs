@@ -1,0 +1,234 @@
+//! Where the memory controller is mounted (v1 or v2) and where this process sits in it.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::cgroup::CgroupFiles;
+use crate::mountinfo;
+use crate::CgroupVersion;
+
+/// A memory controller found in `/proc/self/mountinfo`, and this process's place in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundHierarchy {
+    pub version: CgroupVersion,
+    pub mount: PathBuf,
+    /// The process's cgroup relative to the mount (`/` for the root).
+    pub own_path: String,
+    /// The mount's super options, e.g. `rw,memory` or `rw,nsdelegate`.
+    pub mount_options: String,
+}
+
+impl FoundHierarchy {
+    /// The directory of this process's own cgroup. Without a cgroup namespace a container
+    /// sees its host path in /proc/self/cgroup, which does not exist in its own mount; its
+    /// mount root is then its own cgroup.
+    pub fn own_dir(&self, exists: impl Fn(&Path) -> bool) -> PathBuf {
+        let own = self.mount.join(self.own_path.trim_start_matches('/'));
+        if exists(&own) {
+            own
+        } else {
+            self.mount.clone()
+        }
+    }
+}
+
+/// Finds the memory controller: a v1 `cgroup` mount with the `memory` option (on a hybrid
+/// host it is the one that limits), else a `cgroup2` mount whose root lists `memory` in
+/// `cgroup.controllers` (read through `controllers_of`, so tests can replay a recorded tree).
+pub fn find_memory_hierarchy(
+    mountinfo: &str,
+    proc_self_cgroup: &str,
+    controllers_of: impl Fn(&Path) -> Option<String>,
+) -> Option<FoundHierarchy> {
+    let mounts = mountinfo::parse(mountinfo);
+    if let Some(mount) = mounts
+        .iter()
+        .find(|m| m.fstype == "cgroup" && m.has_option("memory"))
+    {
+        let own = proc_self_cgroup.lines().find_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let _id = parts.next()?;
+            let controllers = parts.next()?;
+            let path = parts.next()?;
+            controllers
+                .split(',')
+                .any(|c| c == "memory")
+                .then(|| path.to_string())
+        })?;
+        return Some(FoundHierarchy {
+            version: CgroupVersion::V1,
+            mount: mount.mount_point.clone(),
+            own_path: relative_to_root(&own, &mount.root),
+            mount_options: mount.super_options.clone(),
+        });
+    }
+    let mount = mounts.iter().find(|m| {
+        m.fstype == "cgroup2"
+            && controllers_of(&m.mount_point)
+                .is_some_and(|c| c.split_whitespace().any(|c| c == "memory"))
+    })?;
+    let own = proc_self_cgroup
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))?;
+    Some(FoundHierarchy {
+        version: CgroupVersion::V2,
+        mount: mount.mount_point.clone(),
+        own_path: relative_to_root(own.trim(), &mount.root),
+        mount_options: mount.super_options.clone(),
+    })
+}
+
+/// This process's memory controller, from its own /proc files.
+pub fn find_own_hierarchy() -> Result<FoundHierarchy, String> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+    let own = fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+    find_memory_hierarchy(&mountinfo, &own, |mount| {
+        fs::read_to_string(mount.join("cgroup.controllers")).ok()
+    })
+    .ok_or_else(|| "no cgroup memory controller is mounted".to_string())
+}
+
+/// The memory cgroup this process is in (a container's, a systemd unit's), to read.
+pub fn own_cgroup() -> Option<CgroupFiles> {
+    let found = find_own_hierarchy().ok()?;
+    let dir = found.own_dir(Path::is_dir);
+    Some(CgroupFiles::open(found.version, dir))
+}
+
+fn relative_to_root(path: &str, root: &str) -> String {
+    if root == "/" {
+        return path.to_string();
+    }
+    match path.strip_prefix(root) {
+        Some("") => "/".to_string(),
+        Some(rest) if rest.starts_with('/') => rest.to_string(),
+        _ => path.to_string(),
+    }
+}
+
+/// A memory controller this process can create cgroups under.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    pub version: CgroupVersion,
+    /// Directory under which cgroups are created.
+    pub parent: PathBuf,
+    /// Where the hierarchy is mounted, and the mount's super options: what a container's
+    /// own cgroup mount looks like.
+    pub mount: PathBuf,
+    pub mount_options: String,
+}
+
+impl Hierarchy {
+    /// Finds a memory controller this process can create cgroups under, or says why not.
+    pub fn detect() -> Result<Hierarchy, String> {
+        let found = find_own_hierarchy()?;
+        let parent = pick_parent(&found)?;
+        probe_writable(&parent)?;
+        Ok(Hierarchy {
+            version: found.version,
+            parent,
+            mount: found.mount,
+            mount_options: found.mount_options,
+        })
+    }
+}
+
+/// The directory to create cgroups in: this process's own cgroup where that works (a
+/// container's or a delegated subtree's limits then still apply above ours), else the root.
+fn pick_parent(found: &FoundHierarchy) -> Result<PathBuf, String> {
+    let own = found.own_dir(Path::is_dir);
+    match found.version {
+        CgroupVersion::V1 => Ok(own),
+        CgroupVersion::V2 => {
+            // cgroup v2's "no internal process" rule: a non-root cgroup that holds processes
+            // cannot enable controllers for children. The root may.
+            if v2_memory_delegated(&own) || enable_v2_memory(&own).is_ok() {
+                return Ok(own);
+            }
+            if v2_memory_delegated(&found.mount) || enable_v2_memory(&found.mount).is_ok() {
+                return Ok(found.mount.clone());
+            }
+            Err(format!(
+                "cgroup v2: the memory controller cannot be enabled for children of {} (it holds processes) nor of the root; run memfit as root, or inside a delegated scope: systemd-run --user --scope -p Delegate=yes memfit …",
+                own.display()
+            ))
+        }
+    }
+}
+
+fn v2_memory_delegated(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("cgroup.subtree_control"))
+        .map(|s| s.split_whitespace().any(|c| c == "memory"))
+        .unwrap_or(false)
+}
+
+fn enable_v2_memory(dir: &Path) -> io::Result<()> {
+    fs::write(dir.join("cgroup.subtree_control"), "+memory")
+}
+
+fn probe_writable(parent: &Path) -> Result<(), String> {
+    let probe = parent.join(format!("memfit-probe-{}", std::process::id()));
+    match fs::create_dir(&probe) {
+        Ok(()) => {
+            let _ = fs::remove_dir(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "cannot create a cgroup under {}: {e}; run as root or in a delegated cgroup (systemd-run --user --scope -p Delegate=yes)",
+            parent.display()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_v2_mount_below_a_path_with_spaces() {
+        let mountinfo = "30 23 0:26 / /sys/fs/my\\040cgroup rw - cgroup2 cgroup2 rw";
+        let found = find_memory_hierarchy(mountinfo, "0::/a\n", |_| Some("memory".into())).unwrap();
+        assert_eq!(found.mount, PathBuf::from("/sys/fs/my cgroup"));
+        assert_eq!(found.own_path, "/a");
+    }
+
+    #[test]
+    fn v2_in_a_container_namespace_and_on_a_host() {
+        let mountinfo = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+        let memory = |_: &Path| Some("cpu memory pids".to_string());
+        let own_dir = |cgroup: &str, exists: bool| {
+            find_memory_hierarchy(mountinfo, cgroup, memory)
+                .unwrap()
+                .own_dir(|_| exists)
+        };
+        assert_eq!(own_dir("0::/\n", true), PathBuf::from("/sys/fs/cgroup/"));
+        assert_eq!(
+            own_dir("0::/kubepods/pod1/c1\n", true),
+            PathBuf::from("/sys/fs/cgroup/kubepods/pod1/c1")
+        );
+        // Host path not visible in the container's mount: the mount root is its cgroup.
+        assert_eq!(
+            own_dir("0::/docker/abc\n", false),
+            PathBuf::from("/sys/fs/cgroup")
+        );
+    }
+
+    #[test]
+    fn v1_memory_controller_below_its_mount_root() {
+        let mountinfo = "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n36 31 0:33 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
+        let found =
+            find_memory_hierarchy(mountinfo, "5:cpu:/a\n4:memory:/memfit-1\n", |_| None).unwrap();
+        assert_eq!(found.version, CgroupVersion::V1);
+        assert_eq!(
+            found.own_dir(|_| true),
+            PathBuf::from("/sys/fs/cgroup/memory/memfit-1")
+        );
+        assert_eq!(
+            find_memory_hierarchy("", "1:name=systemd:/\n", |_| None),
+            None
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! cgroup memory controllers, v2 and v1: finding them ([`discover`]), reading one cgroup's
+//! memory files ([`CgroupFiles`]), and owning a cgroup of one's own ([`OwnedCgroup`]).
+//!
+//! The files and their meaning are the kernel's (Documentation/admin-guide/cgroup-v2.rst,
+//! "Memory Interface Files"; cgroup-v1/memory.rst): `memory.peak` (v2, Linux 5.19+) and
+//! `memory.max_usage_in_bytes` (v1) are the watermarks; `oom_kill` in `memory.events` (v2) or
+//! `memory.oom_control` (v1, Linux 4.13+) counts OOM kills; working memory is usage −
+//! inactive_file, as docker stats and cAdvisor compute it.
+
+mod discover;
+mod owned;
+mod stat;
+
+pub use discover::{
+    find_memory_hierarchy, find_own_hierarchy, own_cgroup, FoundHierarchy, Hierarchy,
+};
+pub use owned::OwnedCgroup;
+pub use stat::{
+    flat_keyed_value, parse_flat_keyed, parse_limit, parse_v1_stat, parse_v2_stat, Limit,
+    MemoryStat,
+};
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::CgroupVersion;
+
+/// Reads the memory files of one cgroup directory, of either version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupFiles {
+    version: CgroupVersion,
+    path: PathBuf,
+}
+
+/// OOM counters, read before and after to compute deltas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OomCounters {
+    /// Processes killed by an OOM killer (`oom_kill`).
+    pub oom_kill: u64,
+    /// Times the limit was hit (v2 `max` events, v1 `failcnt`).
+    pub limit_hits: u64,
+}
+
+impl CgroupFiles {
+    /// Reads an existing cgroup directory (a run's, the guard's own, or a recorded tree).
+    pub fn open(version: CgroupVersion, path: impl Into<PathBuf>) -> CgroupFiles {
+        CgroupFiles {
+            version,
+            path: path.into(),
+        }
+    }
+
+    fn read(&self, file: &str) -> Option<String> {
+        fs::read_to_string(self.path.join(file)).ok()
+    }
+
+    fn read_u64(&self, file: &str) -> Option<u64> {
+        self.read(file)?.trim().parse().ok()
+    }
+
+    pub fn version(&self) -> CgroupVersion {
+        self.version
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every process in the group, the authoritative membership list.
+    pub fn pids(&self) -> Vec<i32> {
+        self.read("cgroup.procs")
+            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Charged memory now (page cache and kernel memory included).
+    pub fn usage(&self) -> u64 {
+        match self.version {
+            CgroupVersion::V2 => self.read_u64("memory.current"),
+            CgroupVersion::V1 => self.read_u64("memory.usage_in_bytes"),
+        }
+        .unwrap_or(0)
+    }
+
+    /// The kernel's watermark of charged memory since the group was created.
+    /// `None` on v2 kernels older than 5.19, which have no `memory.peak`.
+    pub fn peak(&self) -> Option<u64> {
+        match self.version {
+            CgroupVersion::V2 => self.read_u64("memory.peak"),
+            CgroupVersion::V1 => self.read_u64("memory.max_usage_in_bytes"),
+        }
+    }
+
+    pub fn stat(&self) -> MemoryStat {
+        let text = self.read("memory.stat").unwrap_or_default();
+        match self.version {
+            CgroupVersion::V2 => parse_v2_stat(&text),
+            CgroupVersion::V1 => parse_v1_stat(&text),
+        }
+    }
+
+    /// Inactive page cache alone, read without parsing the whole of memory.stat: the part of
+    /// usage the kernel reclaims before it kills.
+    pub fn inactive_file(&self) -> u64 {
+        let key = match self.version {
+            CgroupVersion::V2 => "inactive_file",
+            CgroupVersion::V1 => "total_inactive_file",
+        };
+        self.read("memory.stat")
+            .and_then(|text| flat_keyed_value(&text, key))
+            .unwrap_or(0)
+    }
+
+    pub fn oom_counters(&self) -> OomCounters {
+        match self.version {
+            CgroupVersion::V2 => {
+                let events = self.read("memory.events").unwrap_or_default();
+                OomCounters {
+                    oom_kill: flat_keyed_value(&events, "oom_kill").unwrap_or(0),
+                    limit_hits: flat_keyed_value(&events, "max").unwrap_or(0),
+                }
+            }
+            CgroupVersion::V1 => {
+                let control = self.read("memory.oom_control").unwrap_or_default();
+                OomCounters {
+                    oom_kill: flat_keyed_value(&control, "oom_kill").unwrap_or(0),
+                    limit_hits: self.read_u64("memory.failcnt").unwrap_or(0),
+                }
+            }
+        }
+    }
+
+    /// The limits this cgroup's own files set: v2 `memory.max` and `memory.high` (the kernel
+    /// throttles and reclaims hard at `high`; Node ≥ 20.3 sizes its heap from the lower of
+    /// the two, nodejs/node#47259), v1 `memory.limit_in_bytes`. Empty when the directory has
+    /// none of them (the v2 root, or above the mount).
+    fn own_limits(&self) -> Vec<Limit> {
+        let files: &[&str] = match self.version {
+            CgroupVersion::V2 => &["memory.max", "memory.high"],
+            CgroupVersion::V1 => &["memory.limit_in_bytes"],
+        };
+        files
+            .iter()
+            .filter_map(|f| self.read(f).and_then(|t| parse_limit(&t)))
+            .collect()
+    }
+
+    /// The limit that holds for this cgroup: the smallest of its own and its ancestors' (a
+    /// pod's limit above a container's, a CI job's above a step's), up to the first directory
+    /// without limit files. `None` when nothing limits it.
+    pub fn enclosing_limit(&self) -> Option<u64> {
+        let mut lowest: Option<u64> = None;
+        let mut dir = Some(self.path.as_path());
+        while let Some(current) = dir {
+            let limits = CgroupFiles::open(self.version, current).own_limits();
+            if limits.is_empty() {
+                break;
+            }
+            for bytes in limits.into_iter().filter_map(Limit::bytes) {
+                lowest = Some(lowest.map_or(bytes, |l| l.min(bytes)));
+            }
+            dir = current.parent();
+        }
+        lowest
+    }
+
+    /// Memory pressure: the share of the last 10 s some task stalled on memory (v2 PSI,
+    /// Documentation/accounting/psi.rst). `None` on v1 or without PSI.
+    pub fn pressure_some_avg10(&self) -> Option<f64> {
+        if self.version != CgroupVersion::V2 {
+            return None;
+        }
+        let text = self.read("memory.pressure")?;
+        let line = text.lines().find(|l| l.starts_with("some"))?;
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix("avg10="))
+            .and_then(|v| v.parse().ok())
+    }
+}

@@ -1,0 +1,181 @@
+//! A cgroup of one's own: created with a limit, entered by a child before exec, emptied and
+//! removed on every path out.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::cgroup::{CgroupFiles, Hierarchy};
+use crate::process;
+use crate::CgroupVersion;
+
+/// A cgroup this process created. Dropping it kills whatever is left inside and removes the
+/// directory.
+#[derive(Debug)]
+pub struct OwnedCgroup {
+    files: CgroupFiles,
+    procs: File,
+    removed: bool,
+}
+
+impl std::ops::Deref for OwnedCgroup {
+    type Target = CgroupFiles;
+    fn deref(&self) -> &CgroupFiles {
+        &self.files
+    }
+}
+
+impl OwnedCgroup {
+    /// Creates `parent/name` with the given hard limit and swap allowance.
+    pub fn create(
+        hierarchy: &Hierarchy,
+        name: &str,
+        limit: Option<u64>,
+        swap: u64,
+    ) -> io::Result<OwnedCgroup> {
+        let path = hierarchy.parent.join(name);
+        fs::create_dir(&path)?;
+        // From here on the directory is owned by the value, whatever fails next.
+        let procs = match OpenOptions::new()
+            .write(true)
+            .open(path.join("cgroup.procs"))
+        {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = fs::remove_dir(&path);
+                return Err(e);
+            }
+        };
+        let cgroup = OwnedCgroup {
+            files: CgroupFiles::open(hierarchy.version, path),
+            procs,
+            removed: false,
+        };
+        cgroup.configure(limit, swap)?;
+        Ok(cgroup)
+    }
+
+    fn configure(&self, limit: Option<u64>, swap: u64) -> io::Result<()> {
+        let has = |file: &str| self.path().join(file).exists();
+        match self.version() {
+            CgroupVersion::V2 => {
+                if let Some(limit) = limit {
+                    self.write("memory.max", &limit.to_string())?;
+                }
+                // Absent without swap accounting; then there is no swap to limit either.
+                if has("memory.swap.max") {
+                    self.write("memory.swap.max", &swap.to_string())?;
+                }
+            }
+            CgroupVersion::V1 => {
+                if let Some(limit) = limit {
+                    self.write("memory.limit_in_bytes", &limit.to_string())?;
+                    // memsw = memory + swap; only present with swap accounting enabled.
+                    if has("memory.memsw.limit_in_bytes") {
+                        self.write("memory.memsw.limit_in_bytes", &(limit + swap).to_string())?;
+                    }
+                }
+                // Without a swap limit, keep the kernel from swapping this group's pages.
+                if swap == 0 && has("memory.swappiness") {
+                    let _ = self.write("memory.swappiness", "0");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, file: &str, value: &str) -> io::Result<()> {
+        let path = self.path().join(file);
+        fs::write(&path, value).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("writing {value} to {}: {e}", path.display()),
+            )
+        })
+    }
+
+    /// Whether the kernel accounts swap for this cgroup (v2 `memory.swap.max`, v1
+    /// `memory.memsw.*`): without it a limit cannot keep a command from swapping.
+    pub fn swap_limitable(&self) -> bool {
+        let file = match self.version() {
+            CgroupVersion::V2 => "memory.swap.max",
+            CgroupVersion::V1 => "memory.memsw.limit_in_bytes",
+        };
+        self.path().join(file).exists()
+    }
+
+    /// The open `cgroup.procs`: a child writes "0" to it before exec to enter the group.
+    pub fn procs_fd(&self) -> RawFd {
+        self.procs.as_raw_fd()
+    }
+
+    /// SIGKILLs every process in the group (v2 `cgroup.kill` where the kernel has it, which is
+    /// race-free against forks; else a kill loop over `cgroup.procs`).
+    pub fn kill_all(&self) {
+        let kill_file = self.path().join("cgroup.kill");
+        if self.version() == CgroupVersion::V2 && kill_file.exists() {
+            let _ = fs::write(kill_file, "1");
+            return;
+        }
+        for pid in self.pids() {
+            process::kill(pid, libc::SIGKILL);
+        }
+    }
+
+    /// Kills what is left, waits for the group to empty and removes it.
+    ///
+    /// Killed processes that are this process's children (or orphans reparented to it as the
+    /// subreaper) must be reaped by `reap` for the group to empty.
+    pub fn remove(mut self, reap: &mut dyn FnMut()) -> io::Result<()> {
+        self.remove_inner(reap)
+    }
+
+    fn remove_inner(&mut self, reap: &mut dyn FnMut()) -> io::Result<()> {
+        if self.removed {
+            return Ok(());
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.pids().is_empty() {
+                match remove_dir(self.path()) {
+                    Ok(()) => {
+                        self.removed = true;
+                        return Ok(());
+                    }
+                    // EBUSY while exiting tasks are still being uncharged.
+                    Err(e) if Instant::now() > deadline => return Err(e),
+                    Err(_) => {}
+                }
+            } else {
+                self.kill_all();
+                if Instant::now() > deadline {
+                    return Err(io::Error::other(format!(
+                        "processes {:?} survived SIGKILL in {}",
+                        self.pids(),
+                        self.path().display()
+                    )));
+                }
+            }
+            reap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Removes a cgroup directory; one already gone counts as removed.
+fn remove_dir(path: &Path) -> io::Result<()> {
+    match fs::remove_dir(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+impl Drop for OwnedCgroup {
+    fn drop(&mut self) {
+        let _ = self.remove_inner(&mut || {
+            process::reap_exited();
+        });
+    }
+}

@@ -1,0 +1,21 @@
+//! Linux plumbing shared by memfit's measurement (`memfit-measure`) and its guard
+//! (`memfit-guard`): one home for each piece of kernel knowledge.
+//!
+//! * [`mountinfo`]: `/proc/self/mountinfo`, every octal escape decoded.
+//! * [`cgroup`]: finding the memory controller (v2 or v1) and this process's place in it,
+//!   reading a cgroup's memory files (usage, watermark, limit, events, stat, swap, pressure),
+//!   and creating, filling, emptying and removing a cgroup of one's own.
+//! * [`procfs`]: `/proc/PID/{status,stat,statm,cmdline}`, `/proc/meminfo`, process-tree walks.
+//! * [`process`]: what a parent does for its children — the signal state a child gets before
+//!   exec, reaping, decoding wait statuses.
+//!
+//! Not here: policy of any kind (what to sample, when to act, what to report). Those belong to
+//! memfit-measure and memfit-guard. Depends on libc and memfit-core's vocabulary only: the
+//! guard ships inside containers and its own footprint is a feature.
+
+pub mod cgroup;
+pub mod mountinfo;
+pub mod process;
+pub mod procfs;
+
+pub use memfit_core::CgroupVersion;

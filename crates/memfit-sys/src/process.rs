@@ -1,0 +1,161 @@
+//! What a parent does for its children: the signal state a child gets before exec, reaping
+//! every exited child (the command and adopted orphans), and reading wait statuses.
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It called exit with this code.
+    Exited(i32),
+    /// A signal ended it.
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// Decodes a wait status (waitpid's, or taskstats' `ac_exitcode`): the signal in the low
+    /// 7 bits, the exit code above. `None` for a stopped or continued child.
+    pub fn from_wait_status(status: i32) -> Option<ExitStatus> {
+        if libc::WIFEXITED(status) {
+            Some(ExitStatus::Exited(libc::WEXITSTATUS(status)))
+        } else if libc::WIFSIGNALED(status) {
+            Some(ExitStatus::Signaled(libc::WTERMSIG(status)))
+        } else {
+            None
+        }
+    }
+
+    pub fn code(self) -> Option<i32> {
+        match self {
+            ExitStatus::Exited(code) => Some(code),
+            ExitStatus::Signaled(_) => None,
+        }
+    }
+
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            ExitStatus::Exited(_) => None,
+            ExitStatus::Signaled(signal) => Some(signal),
+        }
+    }
+
+    /// The shell's view, which a supervisor exits with: the code, or 128 + the signal.
+    pub fn shell_status(self) -> i32 {
+        match self {
+            ExitStatus::Exited(code) => code,
+            ExitStatus::Signaled(signal) => 128 + signal,
+        }
+    }
+}
+
+/// A child that ended and was reaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reaped {
+    pub pid: i32,
+    pub status: ExitStatus,
+}
+
+/// Reaps every child that has ended, without blocking.
+pub fn reap_exited() -> Vec<Reaped> {
+    let mut reaped = Vec::new();
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes into a local.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            break;
+        }
+        if let Some(status) = ExitStatus::from_wait_status(status) {
+            reaped.push(Reaped { pid, status });
+        }
+    }
+    reaped
+}
+
+/// Sends a signal; a process already gone is not an error worth reporting here.
+pub fn kill(pid: i32, signal: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+/// Makes this process a subreaper: orphans of its descendants are reparented to it, so a
+/// daemonized grandchild stays in its tree and can be waited for and reaped.
+pub fn become_subreaper() {
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// Gives a child the signal state a freshly started program expects: no blocked signals and
+/// SIGPIPE at its default. A supervisor blocks signals it waits for (sigtimedwait) and Rust
+/// ignores SIGPIPE; a child inherits both across exec, and most programs never reset them.
+///
+/// # Safety
+/// Only async-signal-safe calls: meant for a child between fork (or clone) and exec.
+pub unsafe fn reset_signal_state() {
+    let mut empty: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut empty);
+    libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+}
+
+/// Starts `command` with the reset signal state (and in a process group of its own when
+/// `new_group`), and returns its pid. The caller reaps it with [`reap_exited`], with every
+/// adopted orphan, so std's handle is not kept.
+pub fn spawn_detached(command: &mut Command, new_group: bool) -> io::Result<i32> {
+    // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls.
+    unsafe {
+        command.pre_exec(move || {
+            reset_signal_state();
+            if new_group && libc::setpgid(0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
+    Ok(child.id() as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_statuses_decode_as_the_shell_reports_them() {
+        // exit(3) → 3 << 8; SIGKILL → 9; SIGKILL with a core flag → 9 | 0x80.
+        assert_eq!(
+            ExitStatus::from_wait_status(3 << 8),
+            Some(ExitStatus::Exited(3))
+        );
+        assert_eq!(
+            ExitStatus::from_wait_status(9),
+            Some(ExitStatus::Signaled(9))
+        );
+        assert_eq!(
+            ExitStatus::from_wait_status(6 | 0x80),
+            Some(ExitStatus::Signaled(6))
+        );
+        assert_eq!(ExitStatus::Signaled(9).shell_status(), 137);
+        assert_eq!(ExitStatus::Exited(2).shell_status(), 2);
+    }
+
+    #[test]
+    fn a_detached_child_is_reaped_with_its_status() {
+        let pid = spawn_detached(Command::new("sh").args(["-c", "exit 7"]), false).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(r) = reap_exited().into_iter().find(|r| r.pid == pid) {
+                assert_eq!(r.status, ExitStatus::Exited(7));
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "child never reaped");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
