@@ -1,4 +1,4 @@
-// source: shared/seeds/004 (§3: setInterval in ReplicationMonitor not cleaned up, Knex listeners never removed)
+// source: a user-written "Memory Optimization Implementation Guide" for a Node/TypeScript backend (its §3: a setInterval in ReplicationMonitor never cleared, Knex listeners never removed); the shape, not its code
 // expect: interval-never-cleared
 import knex, { Knex } from 'knex';
 export class ReplicationMonitor {

