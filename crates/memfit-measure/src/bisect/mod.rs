@@ -5,17 +5,19 @@
 //! because garbage-collected runtimes size their heaps from the limit (V8 from the cgroup:
 //! nodejs/node#35573, #64646) and network timing, caches, JIT and GC make tries unequal.
 
-use std::collections::BTreeMap;
 use std::process::Command;
 use std::str::FromStr;
 
-use memfit_core::{platform, ByteSize};
+use memfit_core::ByteSize;
 use serde::Serialize;
 
 use crate::run::{run, RunError, RunOptions};
 use crate::signals::SignalWatcher;
 use crate::spawn::Stdio;
 use crate::{Mode, RunReport};
+
+mod band;
+mod search;
 
 const PAGE: u64 = 4096;
 /// Docker's minimum `--memory`.
@@ -77,8 +79,21 @@ pub struct TryRecord {
     pub peak_working_bytes: u64,
     pub duration_ms: u64,
     pub exit_status: i32,
-    /// `unconstrained`, `upper-bound`, `search` or `confirm`.
-    pub phase: &'static str,
+    pub phase: TryPhase,
+}
+
+/// What a try was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TryPhase {
+    /// The first run, without a limit: it bounds the search.
+    Unconstrained,
+    /// The upper bound must pass before the search starts.
+    UpperBound,
+    /// A step of the binary search.
+    Search,
+    /// A repeat at a boundary limit.
+    Confirm,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -140,7 +155,7 @@ pub fn bisect(
     let mut mode = Mode::MeasureOnly;
     let mut cpus = 0;
     let mut caveats = Vec::new();
-    let mut trial = |limit: Option<u64>, phase: &'static str| -> Result<Outcome, BisectError> {
+    let mut trial = |limit: Option<u64>, phase: TryPhase| -> Result<Outcome, BisectError> {
         if let Some(setup) = &options.setup {
             run_setup(setup, options.run.stdio)?;
         }
@@ -162,7 +177,7 @@ pub fn bisect(
             interrupted: report.interrupted || termination_pending(signals),
         })
     };
-    let mut result = search(options, &mut trial, observer)?;
+    let mut result = search::search(options, &mut trial, observer)?;
     caveats.push("tries after the first run with a warm page cache: files cached by an earlier try are not charged to the next, so a cold build on a fresh builder may need more".to_string());
     if command_mentions_node(&options.run.command) {
         caveats.push("Node.js ≥ 20.3 sizes its heap from the cgroup limit, so each try runs with a different heap limit — as it would on that plan".to_string());
@@ -195,7 +210,7 @@ fn command_mentions_node(command: &[std::ffi::OsString]) -> bool {
     })
 }
 
-fn record_of(report: &RunReport, limit: Option<u64>, phase: &'static str) -> TryRecord {
+fn record_of(report: &RunReport, limit: Option<u64>, phase: TryPhase) -> TryRecord {
     TryRecord {
         limit_bytes: limit,
         passed: report.exit.status == 0 && report.oom_killed != Some(true),
@@ -221,290 +236,6 @@ fn run_setup(setup: &str, stdio: Stdio) -> Result<(), BisectError> {
         Ok(())
     } else {
         Err(BisectError::SetupFailed(status.to_string()))
-    }
-}
-
-/// Tries at one limit: (passed, total).
-type Tally = (u32, u32);
-
-/// The search proper, over any `trial` (the real one runs the command; tests use a model).
-pub(crate) fn search(
-    options: &BisectOptions,
-    trial: &mut dyn FnMut(Option<u64>, &'static str) -> Result<Outcome, BisectError>,
-    observer: &mut dyn BisectObserver,
-) -> Result<BisectReport, BisectError> {
-    let mut tries: Vec<TryRecord> = Vec::new();
-    let mut tallies: BTreeMap<u64, Tally> = BTreeMap::new();
-    let mut interrupted = false;
-    let repeat = options.repeat.max(1);
-
-    let mut estimated_total = 2;
-    let mut attempt = |limit: Option<u64>,
-                       phase: &'static str,
-                       estimated_total: usize,
-                       tries: &mut Vec<TryRecord>,
-                       tallies: &mut BTreeMap<u64, Tally>|
-     -> Result<(bool, bool), BisectError> {
-        observer.try_started(tries.len() + 1, estimated_total.max(tries.len() + 1), limit);
-        let outcome = trial(limit, phase)?;
-        observer.try_finished(&outcome.record);
-        let passed = outcome.record.passed;
-        if let Some(limit) = limit {
-            let tally = tallies.entry(limit).or_insert((0, 0));
-            tally.0 += u32::from(passed);
-            tally.1 += 1;
-        }
-        tries.push(outcome.record);
-        Ok((passed, outcome.interrupted))
-    };
-
-    let (passed, stop) = attempt(
-        None,
-        "unconstrained",
-        estimated_total,
-        &mut tries,
-        &mut tallies,
-    )?;
-    let unconstrained = tries[0].clone();
-    if stop {
-        return Ok(finish(options, tries, tallies, 0, true));
-    }
-    if !passed {
-        return Err(BisectError::FailsUnconstrained(crate::describe_exit(
-            (unconstrained.exit_status < 128).then_some(unconstrained.exit_status),
-            (unconstrained.exit_status >= 128).then_some(unconstrained.exit_status - 128),
-        )));
-    }
-
-    let lo = options.lo.unwrap_or(DEFAULT_LO);
-    let mut hi = options
-        .hi
-        .unwrap_or_else(|| unconstrained.peak_charged_bytes.max(lo + PAGE))
-        .next_multiple_of(PAGE);
-    if lo >= hi {
-        return Err(BisectError::EmptyRange {
-            lo: ByteSize(lo),
-            hi: ByteSize(hi),
-        });
-    }
-    let precision = match options.precision {
-        Precision::Bytes(b) => b,
-        Precision::Percent(p) => (hi as f64 * p / 100.0) as u64,
-    }
-    .max(PAGE);
-    let steps = ((hi - lo) as f64 / precision as f64).log2().ceil().max(0.0) as usize;
-    estimated_total = 2 + steps + 2 * (repeat as usize - 1);
-
-    // The upper bound must pass; GC'd runtimes may need more than their unconstrained peak
-    // once the limit changes their heap sizing, so grow it a few times before giving up.
-    let mut grown = 0;
-    loop {
-        let (passed, stop) = attempt(
-            Some(hi),
-            "upper-bound",
-            estimated_total,
-            &mut tries,
-            &mut tallies,
-        )?;
-        if stop {
-            return Ok(finish(options, tries, tallies, precision, true));
-        }
-        if passed {
-            break;
-        }
-        grown += 1;
-        if grown > 3 || options.hi.is_some() {
-            return Err(BisectError::FailsAtUpperBound(ByteSize(hi)));
-        }
-        hi = (hi + hi / 2).next_multiple_of(PAGE);
-        estimated_total += 1;
-    }
-
-    let mut pass = hi;
-    let mut fail = lo;
-    if options.lo.is_some() {
-        // A given lower bound is tried: if it passes, the answer lies below it.
-        let (passed, stop) = attempt(
-            Some(lo),
-            "search",
-            estimated_total,
-            &mut tries,
-            &mut tallies,
-        )?;
-        if stop {
-            return Ok(finish(options, tries, tallies, precision, true));
-        }
-        if passed {
-            pass = lo;
-        }
-    }
-    loop {
-        while pass > fail && pass - fail > precision {
-            let mid = ((pass + fail) / 2).next_multiple_of(PAGE);
-            let (passed, stop) = attempt(
-                Some(mid),
-                "search",
-                estimated_total,
-                &mut tries,
-                &mut tallies,
-            )?;
-            if stop {
-                interrupted = true;
-                break;
-            }
-            if passed {
-                pass = mid;
-            } else {
-                fail = mid;
-            }
-        }
-        if interrupted {
-            break;
-        }
-        // Confirm the passing side: every repeat must pass.
-        let (all_passed, stop) = repeat_at(
-            &mut attempt,
-            pass,
-            repeat,
-            true,
-            estimated_total,
-            &mut tries,
-            &mut tallies,
-        )?;
-        if stop {
-            interrupted = true;
-            break;
-        }
-        if !all_passed {
-            // Not reliable here: search again above it, below the next limit that passed
-            // every time.
-            fail = pass;
-            pass = tallies
-                .range(pass + 1..)
-                .find(|(_, (passed, total))| passed == total)
-                .map(|(limit, _)| *limit)
-                .unwrap_or(hi);
-            estimated_total += 2;
-            continue;
-        }
-        // Repeat the failing side too, so the band says how reliably it fails.
-        if tallies.contains_key(&fail) {
-            let (_, stop) = repeat_at(
-                &mut attempt,
-                fail,
-                repeat,
-                false,
-                estimated_total,
-                &mut tries,
-                &mut tallies,
-            )?;
-            interrupted = stop;
-        }
-        break;
-    }
-    Ok(finish(options, tries, tallies, precision, interrupted))
-}
-
-/// Tries `limit` until it has `repeat` tries (stopping at the first failure when
-/// `stop_on_failure`): (every try passed, interrupted).
-fn repeat_at(
-    attempt: &mut impl FnMut(
-        Option<u64>,
-        &'static str,
-        usize,
-        &mut Vec<TryRecord>,
-        &mut BTreeMap<u64, Tally>,
-    ) -> Result<(bool, bool), BisectError>,
-    limit: u64,
-    repeat: u32,
-    stop_on_failure: bool,
-    estimated_total: usize,
-    tries: &mut Vec<TryRecord>,
-    tallies: &mut BTreeMap<u64, Tally>,
-) -> Result<(bool, bool), BisectError> {
-    let mut all_passed = tallies.get(&limit).is_none_or(|(p, t)| p == t);
-    while tallies.get(&limit).map_or(0, |t| t.1) < repeat {
-        let (passed, stop) = attempt(Some(limit), "confirm", estimated_total, tries, tallies)?;
-        all_passed &= passed;
-        if stop {
-            return Ok((all_passed, true));
-        }
-        if !passed && stop_on_failure {
-            break;
-        }
-    }
-    Ok((all_passed, false))
-}
-
-fn finish(
-    options: &BisectOptions,
-    tries: Vec<TryRecord>,
-    tallies: BTreeMap<u64, Tally>,
-    precision: u64,
-    interrupted: bool,
-) -> BisectReport {
-    let min_passing = tallies
-        .iter()
-        .find(|(_, (passed, total))| passed == total && *total > 0)
-        .map(|(limit, _)| *limit);
-    // The highest limit that failed at least once below the smallest reliable pass.
-    let max_failing = tallies
-        .iter()
-        .filter(|(limit, (passed, total))| {
-            passed < total && min_passing.is_none_or(|m| **limit < m)
-        })
-        .map(|(limit, _)| *limit)
-        .next_back();
-    let describe = |limit: u64, verb: &str, count: fn(&Tally) -> u32| {
-        let tally = tallies[&limit];
-        format!(
-            "{verb} at {} ({}/{})",
-            ByteSize(limit),
-            count(&tally),
-            tally.1
-        )
-    };
-    let mut band_parts = Vec::new();
-    match max_failing {
-        Some(limit) => band_parts.push(describe(limit, "fails", |t| t.1 - t.0)),
-        None if min_passing.is_some() => band_parts.push(format!(
-            "no failing limit found at or above {}",
-            ByteSize(options.lo.unwrap_or(DEFAULT_LO))
-        )),
-        None => {}
-    }
-    if let Some(limit) = min_passing {
-        band_parts.push(describe(limit, "passes", |t| t.0));
-    }
-    let recommended = min_passing.map(|m| {
-        ByteSize(m + m * HEADROOM_PERCENT / 100)
-            .round_up(8 * 1024 * 1024)
-            .bytes()
-    });
-    let fitting_plans = recommended
-        .map(|r| {
-            platform::smallest_fitting(ByteSize(r))
-                .into_iter()
-                .map(|p| format!("{} ({})", p.name, p.memory))
-                .collect()
-        })
-        .unwrap_or_default();
-    BisectReport {
-        schema: "memfit.bisect/1",
-        memfit_version: env!("CARGO_PKG_VERSION"),
-        command: Vec::new(),
-        mode: Mode::MeasureOnly,
-        cpus: 0,
-        min_passing_bytes: min_passing,
-        max_failing_bytes: max_failing,
-        recommended_bytes: recommended,
-        band: band_parts.join(", "),
-        fitting_plans,
-        unconstrained_peak_bytes: tries.first().map_or(0, |t| t.peak_charged_bytes),
-        precision_bytes: precision,
-        tries,
-        interrupted,
-        caveats: Vec::new(),
     }
 }
 
@@ -548,7 +279,7 @@ mod tests {
         need: u64,
         stable: u64,
         peak: u64,
-    ) -> impl FnMut(Option<u64>, &'static str) -> Result<Outcome, BisectError> {
+    ) -> impl FnMut(Option<u64>, TryPhase) -> Result<Outcome, BisectError> {
         let mut tries_at: std::collections::HashMap<u64, u32> = Default::default();
         move |limit, phase| {
             let passed = match limit {
@@ -580,7 +311,7 @@ mod tests {
     #[test]
     fn finds_a_deterministic_requirement_within_the_precision() {
         let opts = options(Precision::Bytes(4 * MIB), 2);
-        let report = search(
+        let report = search::search(
             &opts,
             &mut model(150 * MIB, 150 * MIB, 400 * MIB),
             &mut Silent,
@@ -599,7 +330,7 @@ mod tests {
     fn a_flaky_boundary_moves_the_answer_up() {
         let opts = options(Precision::Bytes(4 * MIB), 2);
         // Between 150 and 200 MiB it passes only every other time: the answer is ≥ 200 MiB.
-        let report = search(
+        let report = search::search(
             &opts,
             &mut model(150 * MIB, 200 * MIB, 400 * MIB),
             &mut Silent,
@@ -612,7 +343,7 @@ mod tests {
     #[test]
     fn percent_precision_is_relative_to_the_upper_bound() {
         let opts = options(Precision::Percent(2.0), 1);
-        let report = search(
+        let report = search::search(
             &opts,
             &mut model(100 * MIB, 100 * MIB, 500 * MIB),
             &mut Silent,
@@ -651,7 +382,7 @@ mod tests {
             })
         };
         assert!(matches!(
-            search(&opts, &mut always_fail, &mut Silent),
+            search::search(&opts, &mut always_fail, &mut Silent),
             Err(BisectError::FailsUnconstrained(_))
         ));
     }
