@@ -12,7 +12,7 @@ mod report;
 mod scan;
 mod verdict;
 
-pub use report::{Evidence, Explanation, Remedy, Verdict};
+pub use report::{Evidence, Explanation, Kind, Remedy, SubReason, Verdict};
 
 use std::io::Read;
 
@@ -32,6 +32,6 @@ pub fn signature_ids() -> Vec<&'static str> {
     knowledge::get()
         .signatures
         .iter()
-        .map(|s| s.spec.id.as_str())
+        .map(|s| s.id.as_str())
         .collect()
 }

@@ -1,24 +1,139 @@
 //! The explanation of one log: what every renderer reads. JSON: `memfit.explain/1`.
 
-use serde::Serialize;
+use std::cmp::Ordering;
+use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Verdict {
-    #[serde(rename = "oom")]
     Oom,
-    #[serde(rename = "not-oom")]
     NotOom,
-    #[serde(rename = "uncertain")]
     Uncertain,
 }
 
-impl Verdict {
+/// Which kind of memory failure (or `not-oom`): who set the ceiling that was hit.
+/// Ordered by name: of two kinds with equal support, the verdict takes the later name, so
+/// reordering this list changes no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// V8's own heap ceiling (`--max-old-space-size`), not the container's.
+    NodeHeap,
+    /// A container's or cgroup's memory limit.
+    ContainerMemcg,
+    /// The whole machine (or VM) ran out of memory.
+    KernelOomKiller,
+    /// A build step died of SIGKILL, which on a builder is almost always its memory limit.
+    BuildStepKilled,
+    JvmHeap,
+    JvmMetaspace,
+    GoRuntime,
+    PythonMemoryerror,
+    /// An allocation or a fork was refused.
+    Enomem,
+    /// A platform's memory quota (Heroku, Fly.io, Render, Clever Cloud).
+    PaasQuota,
+    NotOom,
+}
+
+impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
-            Verdict::Oom => "oom",
-            Verdict::NotOom => "not-oom",
-            Verdict::Uncertain => "uncertain",
+            Kind::NodeHeap => "node-heap",
+            Kind::ContainerMemcg => "container-memcg",
+            Kind::KernelOomKiller => "kernel-oom-killer",
+            Kind::BuildStepKilled => "build-step-killed",
+            Kind::JvmHeap => "jvm-heap",
+            Kind::JvmMetaspace => "jvm-metaspace",
+            Kind::GoRuntime => "go-runtime",
+            Kind::PythonMemoryerror => "python-memoryerror",
+            Kind::Enomem => "enomem",
+            Kind::PaasQuota => "paas-quota",
+            Kind::NotOom => "not-oom",
         }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Ord for Kind {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for Kind {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Why a process died when memory was not the cause.
+/// Ordered by name, as [`Kind`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubReason {
+    DiskFull,
+    /// inotify's watch limit, reported as ENOSPC.
+    FileWatchers,
+    Sigterm,
+    LivenessProbe,
+    TimeoutKill,
+    Segfault,
+    StackOverflow,
+    CompileError,
+    MissingModule,
+    MissingCommand,
+    Network,
+    MissingFile,
+    /// A SIGKILL that the container's cgroup says was not an OOM kill.
+    KilledNotOom,
+    /// Nothing in the log points to memory, and nothing else either.
+    NoMemoryEvidence,
+}
+
+impl SubReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubReason::DiskFull => "disk-full",
+            SubReason::FileWatchers => "file-watchers",
+            SubReason::Sigterm => "sigterm",
+            SubReason::LivenessProbe => "liveness-probe",
+            SubReason::TimeoutKill => "timeout-kill",
+            SubReason::Segfault => "segfault",
+            SubReason::StackOverflow => "stack-overflow",
+            SubReason::CompileError => "compile-error",
+            SubReason::MissingModule => "missing-module",
+            SubReason::MissingCommand => "missing-command",
+            SubReason::Network => "network",
+            SubReason::MissingFile => "missing-file",
+            SubReason::KilledNotOom => "killed-not-oom",
+            SubReason::NoMemoryEvidence => "no-memory-evidence",
+        }
+    }
+}
+
+impl fmt::Display for SubReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Ord for SubReason {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for SubReason {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -42,8 +157,8 @@ pub struct Remedy {
 pub struct Explanation {
     pub schema: &'static str,
     pub verdict: Verdict,
-    pub kind: String,
-    pub sub_reason: Option<String>,
+    pub kind: Kind,
+    pub sub_reason: Option<SubReason>,
     /// 0 to 1.
     pub confidence: f64,
     /// What the decisive signature means.

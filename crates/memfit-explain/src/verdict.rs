@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use memfit_core::ByteSize;
 
-use crate::knowledge::Knowledge;
-use crate::report::{Evidence, Explanation, Remedy, Verdict};
+use crate::knowledge::{Claim, Condition, FactName, Knowledge};
+use crate::report::{Evidence, Explanation, Kind, Remedy, SubReason, Verdict};
 use crate::scan::Scanned;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -22,30 +22,33 @@ struct Support {
     signatures: Vec<usize>,
 }
 
-pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) -> Explanation {
-    let mut oom: BTreeMap<String, Support> = BTreeMap::new();
-    let mut not_oom: BTreeMap<String, Support> = BTreeMap::new();
+pub(crate) fn decide(
+    scanned: &Scanned,
+    exit_code: Option<i32>,
+    knowledge: &Knowledge,
+) -> Explanation {
+    let mut oom: BTreeMap<Kind, Support> = BTreeMap::new();
+    let mut not_oom: BTreeMap<SubReason, Support> = BTreeMap::new();
     let mut hints: Vec<usize> = Vec::new();
     // In signature order, so that equal evidence always gives the same answer.
     let mut indices: Vec<usize> = scanned.hits.keys().copied().collect();
     indices.sort_unstable();
     for index in indices {
         let hits = &scanned.hits[&index];
-        let spec = &knowledge.signatures[index].spec;
-        let (table, key) = match spec.verdict.as_str() {
-            "oom" => (&mut oom, spec.kind.clone()),
-            "not-oom" => (&mut not_oom, spec.sub_reason.clone()),
-            _ => {
+        let signature = &knowledge.signatures[index];
+        let support = match signature.claim {
+            Claim::Oom(kind) => oom.entry(kind).or_default(),
+            Claim::NotOom(sub_reason) => not_oom.entry(sub_reason).or_default(),
+            Claim::Hint(_) => {
                 hints.push(index);
                 continue;
             }
         };
-        let support = table.entry(key).or_default();
-        support.strength = 1.0 - (1.0 - support.strength) * (1.0 - spec.strength);
+        support.strength = 1.0 - (1.0 - support.strength) * (1.0 - signature.strength);
         support.last_line = support.last_line.max(hits.last_line());
         support.signatures.push(index);
     }
-    let best = |table: &BTreeMap<String, Support>| -> Option<(String, Support)> {
+    fn best<K: Copy>(table: &BTreeMap<K, Support>) -> Option<(K, Support)> {
         table
             .iter()
             .max_by(|a, b| {
@@ -54,14 +57,14 @@ pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) 
                     .unwrap_or(std::cmp::Ordering::Equal)
                     .then(a.1.last_line.cmp(&b.1.last_line))
             })
-            .map(|(k, s)| (k.clone(), s.clone()))
-    };
+            .map(|(k, s)| (*k, s.clone()))
+    }
     let best_oom = best(&oom);
     let best_not = best(&not_oom);
     let exit_code = exit_code.or_else(|| {
         scanned
             .facts
-            .get("exit_code")
+            .get(&FactName::ExitCode)
             .and_then(|f| f.number)
             .map(|n| n as i32)
     });
@@ -70,20 +73,24 @@ pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) 
     let not_strength = best_not.as_ref().map_or(0.0, |b| b.1.strength);
     let (verdict, kind, sub_reason, confidence, decisive): (
         Verdict,
-        String,
-        Option<String>,
+        Kind,
+        Option<SubReason>,
         f64,
         Vec<usize>,
     ) = if oom_strength >= DECIDE && oom_strength >= not_strength {
-        let (kind, support) = best_oom.clone().unwrap_or_default();
+        let (kind, support) = best_oom
+            .clone()
+            .unwrap_or((Kind::NotOom, Support::default()));
         let confidence = oom_strength - 0.5 * not_strength.min(oom_strength) * 0.3;
         (Verdict::Oom, kind, None, confidence, support.signatures)
     } else if not_strength >= DECIDE && not_strength > oom_strength {
-        let (sub, support) = best_not.clone().unwrap_or_default();
+        let (sub, support) = best_not
+            .clone()
+            .unwrap_or((SubReason::NoMemoryEvidence, Support::default()));
         let confidence = not_strength - 0.3 * oom_strength;
         (
             Verdict::NotOom,
-            "not-oom".to_string(),
+            Kind::NotOom,
             Some(sub),
             confidence,
             support.signatures,
@@ -92,18 +99,17 @@ pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) 
     {
         let kind = best_oom
             .as_ref()
-            .map(|b| b.0.clone())
+            .map(|b| b.0)
             .or_else(|| {
-                hints
-                    .first()
-                    .map(|&i| knowledge.signatures[i].spec.kind.clone())
+                hints.first().map(|&i| match knowledge.signatures[i].claim {
+                    Claim::Oom(kind) | Claim::Hint(kind) => kind,
+                    Claim::NotOom(_) => Kind::NotOom,
+                })
             })
-            .unwrap_or_else(|| {
-                if exit_code == Some(134) {
-                    "node-heap".to_string()
-                } else {
-                    "container-memcg".to_string()
-                }
+            .unwrap_or(if exit_code == Some(134) {
+                Kind::NodeHeap
+            } else {
+                Kind::ContainerMemcg
             });
         let mut decisive = hints.clone();
         if let Some((_, s)) = &best_oom {
@@ -114,22 +120,22 @@ pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) 
         match exit_code {
             Some(143) => (
                 Verdict::NotOom,
-                "not-oom".into(),
-                Some("sigterm".into()),
+                Kind::NotOom,
+                Some(SubReason::Sigterm),
                 0.75,
                 vec![],
             ),
             Some(139) => (
                 Verdict::NotOom,
-                "not-oom".into(),
-                Some("segfault".into()),
+                Kind::NotOom,
+                Some(SubReason::Segfault),
                 0.8,
                 vec![],
             ),
             _ => (
                 Verdict::NotOom,
-                "not-oom".into(),
-                Some("no-memory-evidence".into()),
+                Kind::NotOom,
+                Some(SubReason::NoMemoryEvidence),
                 if scanned.lines > 0 { 0.6 } else { 0.3 },
                 vec![],
             ),
@@ -139,12 +145,12 @@ pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) 
     let mut evidence: Vec<Evidence> = decisive
         .iter()
         .flat_map(|&index| {
-            let spec = &knowledge.signatures[index].spec;
+            let signature = &knowledge.signatures[index];
             scanned.hits[&index].all().map(move |h| Evidence {
                 line: h.line,
                 text: h.text.clone(),
-                signature: spec.id.clone(),
-                source: spec.source.clone(),
+                signature: signature.id.clone(),
+                source: signature.source.clone(),
             })
         })
         .collect();
@@ -166,25 +172,22 @@ pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) 
     }
 
     let strongest = decisive.iter().copied().max_by(|&a, &b| {
-        let sa = knowledge.signatures[a].spec.strength;
-        let sb = knowledge.signatures[b].spec.strength;
+        let sa = knowledge.signatures[a].strength;
+        let sb = knowledge.signatures[b].strength;
         sa.partial_cmp(&sb).unwrap_or(std::cmp::Ordering::Equal)
     });
     let meaning = strongest
-        .map(|i| knowledge.signatures[i].spec.meaning.clone())
-        .unwrap_or_else(|| exit_meaning(exit_code, &sub_reason));
+        .map(|i| knowledge.signatures[i].meaning.clone())
+        .unwrap_or_else(|| exit_meaning(exit_code, sub_reason));
 
-    let fact_text = |name: &str| scanned.facts.get(name).map(|f| f.text.clone());
-    let fact_number = |name: &str| scanned.facts.get(name).and_then(|f| f.number);
-    let process = fact_text("process").or_else(|| {
-        strongest
-            .map(|i| knowledge.signatures[i].spec.process.clone())
-            .filter(|p| !p.is_empty())
-    });
-    let limit_bytes = fact_number("limit_bytes").map(|b| b as u64);
-    let heap_at_death_mb = fact_number("heap_at_death_mb");
-    let max_old_space = fact_number("max_old_space_mb");
-    let heap_ceiling = if kind == "node-heap" || heap_at_death_mb.is_some() {
+    let fact_text = |name: FactName| scanned.facts.get(&name).map(|f| f.text.clone());
+    let fact_number = |name: FactName| scanned.facts.get(&name).and_then(|f| f.number);
+    let process = fact_text(FactName::Process)
+        .or_else(|| strongest.and_then(|i| knowledge.signatures[i].process.clone()));
+    let limit_bytes = fact_number(FactName::LimitBytes).map(|b| b as u64);
+    let heap_at_death_mb = fact_number(FactName::HeapAtDeathMb);
+    let max_old_space = fact_number(FactName::MaxOldSpaceMb);
+    let heap_ceiling = if kind == Kind::NodeHeap || heap_at_death_mb.is_some() {
         Some(match max_old_space {
             Some(n) => format!("--max-old-space-size={n}"),
             None => "V8 default".to_string(),
@@ -192,7 +195,7 @@ pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) 
     } else {
         None
     };
-    let step = fact_text("step").map(|s| s.trim_start_matches("RUN ").trim().to_string());
+    let step = fact_text(FactName::Step).map(|s| s.trim_start_matches("RUN ").trim().to_string());
 
     let mut explanation = Explanation {
         schema: "memfit.explain/1",
@@ -202,15 +205,15 @@ pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) 
         confidence: (confidence.clamp(0.0, 1.0) * 100.0).round() / 100.0,
         meaning,
         process,
-        pid: fact_number("pid").map(|p| p as i64),
+        pid: fact_number(FactName::Pid).map(|p| p as i64),
         limit_bytes,
         heap_at_death_mb,
         heap_ceiling,
-        anon_rss_bytes: fact_number("anon_rss_bytes").map(|b| b as u64),
+        anon_rss_bytes: fact_number(FactName::AnonRssBytes).map(|b| b as u64),
         exit_code,
         step,
-        node_version: fact_text("node_version"),
-        runtime_version: fact_text("runtime_version"),
+        node_version: fact_text(FactName::NodeVersion),
+        runtime_version: fact_text(FactName::RuntimeVersion),
         evidence,
         decide_with: Vec::new(),
         remedies: Vec::new(),
@@ -218,7 +221,7 @@ pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) 
             let mut ids: Vec<String> = scanned
                 .hits
                 .keys()
-                .map(|&i| knowledge.signatures[i].spec.id.clone())
+                .map(|&i| knowledge.signatures[i].id.clone())
                 .collect();
             ids.sort();
             ids
@@ -238,15 +241,15 @@ pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) 
     explanation
 }
 
-fn exit_meaning(exit_code: Option<i32>, sub_reason: &Option<String>) -> String {
-    match (exit_code, sub_reason.as_deref()) {
+fn exit_meaning(exit_code: Option<i32>, sub_reason: Option<SubReason>) -> String {
+    match (exit_code, sub_reason) {
         (Some(137), _) => "Status 137 means SIGKILL (128 + 9). The kernel's OOM killer sends SIGKILL, but so do docker stop after its timeout, Kubernetes after a failed probe, and kill -9: the status alone cannot tell.".into(),
         (Some(134), _) => "Status 134 means SIGABRT (128 + 6): a V8 heap abort (\"JavaScript heap out of memory\") ends this way, as does any failed assertion. The log's last lines tell which.".into(),
         (Some(143), _) => "Status 143 means SIGTERM (128 + 15): something asked the process to stop. The OOM killer never sends SIGTERM.".into(),
         (Some(139), _) => "Status 139 means SIGSEGV (128 + 11): a crash in native code, not a memory limit.".into(),
         (Some(0), _) => "Status 0: the command succeeded.".into(),
         (Some(1), _) => "Status 1 is a generic failure. Wrappers (npm, yarn, gradle) also exit 1 when a process they ran was OOM-killed, so read the lines above it.".into(),
-        (_, Some("no-memory-evidence")) => "Nothing in this log points to memory: no OOM message, no SIGKILL, no memory limit.".into(),
+        (_, Some(SubReason::NoMemoryEvidence)) => "Nothing in this log points to memory: no OOM message, no SIGKILL, no memory limit.".into(),
         _ => "No decisive line.".into(),
     }
 }
@@ -324,12 +327,17 @@ fn fill(template: &str, vars: &HashMap<&'static str, String>) -> String {
     out
 }
 
-fn condition_holds(condition: &str, e: &Explanation, scanned: &Scanned, k: &Knowledge) -> bool {
+fn condition_holds(
+    condition: Option<Condition>,
+    e: &Explanation,
+    scanned: &Scanned,
+    k: &Knowledge,
+) -> bool {
     let step = e.step.as_deref().unwrap_or_default();
     let process = e.process.as_deref().unwrap_or_default();
     match condition {
-        "" => true,
-        "step_is_install" => [
+        None => true,
+        Some(Condition::StepIsInstall) => [
             "npm ci",
             "npm install",
             "npm i ",
@@ -339,7 +347,7 @@ fn condition_holds(condition: &str, e: &Explanation, scanned: &Scanned, k: &Know
         ]
         .iter()
         .any(|s| step.contains(s)),
-        "process_is_linker_or_rustc" => {
+        Some(Condition::ProcessIsLinkerOrRustc) => {
             process == "ld"
                 || process.starts_with("rustc")
                 || process.starts_with("cc1")
@@ -347,11 +355,10 @@ fn condition_holds(condition: &str, e: &Explanation, scanned: &Scanned, k: &Know
                     .iter()
                     .any(|s| step.contains(s))
         }
-        "heroku" => scanned
+        Some(Condition::Heroku) => scanned
             .hits
             .keys()
-            .any(|&i| k.signatures[i].spec.id.starts_with("heroku")),
-        _ => false,
+            .any(|&i| k.signatures[i].id.starts_with("heroku")),
     }
 }
 
@@ -361,12 +368,9 @@ fn remedies(e: &Explanation, scanned: &Scanned, k: &Knowledge) -> Vec<Remedy> {
         .iter()
         .filter(|r| {
             let by_kind = e.verdict == Verdict::Oom && r.kinds.contains(&e.kind);
-            let by_sub = e
-                .sub_reason
-                .as_ref()
-                .is_some_and(|s| r.sub_reasons.contains(s));
-            let by_verdict = r.verdicts.iter().any(|v| v == e.verdict.as_str());
-            (by_kind || by_sub || by_verdict) && condition_holds(&r.when, e, scanned, k)
+            let by_sub = e.sub_reason.is_some_and(|s| r.sub_reasons.contains(&s));
+            let by_verdict = r.verdicts.contains(&e.verdict);
+            (by_kind || by_sub || by_verdict) && condition_holds(r.when, e, scanned, k)
         })
         .map(|r| Remedy {
             title: fill(&r.title, &vars),
