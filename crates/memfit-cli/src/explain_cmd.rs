@@ -6,7 +6,7 @@ use std::io::{self, IsTerminal};
 
 use anyhow::{bail, Context, Result};
 use memfit_core::ByteSize;
-use memfit_explain::{Explanation, SubReason, Verdict};
+use memfit_explain::{Explanation, HeapCeiling, SubReason, Verdict};
 
 use crate::args::ExplainArgs;
 
@@ -94,7 +94,7 @@ pub fn render(e: &Explanation, name: &str) -> String {
         let _ = writeln!(
             out,
             "  heap       V8 died at {heap:.0} MB ({})",
-            e.heap_ceiling.as_deref().unwrap_or("V8 default")
+            e.heap_ceiling.unwrap_or(HeapCeiling::V8Default)
         );
     }
     if let Some(step) = &e.step {

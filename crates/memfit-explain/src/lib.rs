@@ -12,7 +12,7 @@ mod report;
 mod scan;
 mod verdict;
 
-pub use report::{Evidence, Explanation, Kind, Remedy, SubReason, Verdict};
+pub use report::{Evidence, Explanation, HeapCeiling, Kind, Remedy, SubReason, Verdict};
 
 use std::io::Read;
 

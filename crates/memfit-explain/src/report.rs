@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -137,6 +137,33 @@ impl PartialOrd for SubReason {
     }
 }
 
+/// The ceiling V8's heap had, as far as the log tells. Printed and serialized as
+/// `--max-old-space-size=N` or `V8 default`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HeapCeiling {
+    /// The log shows `--max-old-space-size`.
+    MaxOldSpaceSize { megabytes: f64 },
+    /// V8 sized the heap from the machine's memory.
+    V8Default,
+}
+
+impl fmt::Display for HeapCeiling {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeapCeiling::MaxOldSpaceSize { megabytes } => {
+                write!(f, "--max-old-space-size={megabytes}")
+            }
+            HeapCeiling::V8Default => f.write_str("V8 default"),
+        }
+    }
+}
+
+impl Serialize for HeapCeiling {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Evidence {
     pub line: u64,
@@ -167,8 +194,8 @@ pub struct Explanation {
     pub pid: Option<i64>,
     pub limit_bytes: Option<u64>,
     pub heap_at_death_mb: Option<f64>,
-    /// `--max-old-space-size=N` when the log shows one, else V8's default.
-    pub heap_ceiling: Option<String>,
+    /// Known for a V8 heap failure, or when the log shows V8's heap.
+    pub heap_ceiling: Option<HeapCeiling>,
     pub anon_rss_bytes: Option<u64>,
     pub exit_code: Option<i32>,
     pub step: Option<String>,

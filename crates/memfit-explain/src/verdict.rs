@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use memfit_core::ByteSize;
 
 use crate::knowledge::{Claim, Condition, FactName, Knowledge};
-use crate::report::{Evidence, Explanation, Kind, Remedy, SubReason, Verdict};
+use crate::report::{Evidence, Explanation, HeapCeiling, Kind, Remedy, SubReason, Verdict};
 use crate::scan::Scanned;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -189,8 +189,8 @@ pub(crate) fn decide(
     let max_old_space = fact_number(FactName::MaxOldSpaceMb);
     let heap_ceiling = if kind == Kind::NodeHeap || heap_at_death_mb.is_some() {
         Some(match max_old_space {
-            Some(n) => format!("--max-old-space-size={n}"),
-            None => "V8 default".to_string(),
+            Some(megabytes) => HeapCeiling::MaxOldSpaceSize { megabytes },
+            None => HeapCeiling::V8Default,
         })
     } else {
         None
@@ -298,9 +298,13 @@ fn variables(e: &Explanation) -> HashMap<&'static str, String> {
     );
     vars.insert(
         "heap_origin",
-        match e.heap_ceiling.as_deref() {
-            Some(c) if c.starts_with("--max") => format!(", the ceiling set by {c}"),
-            Some(_) if heap.is_some() => ", V8's default ceiling for that machine".to_string(),
+        match e.heap_ceiling {
+            Some(flag @ HeapCeiling::MaxOldSpaceSize { .. }) => {
+                format!(", the ceiling set by {flag}")
+            }
+            Some(HeapCeiling::V8Default) if heap.is_some() => {
+                ", V8's default ceiling for that machine".to_string()
+            }
             _ => String::new(),
         },
     );
