@@ -12,7 +12,8 @@ use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::report::{Kind, SubReason, Verdict};
+use crate::remedy::RemedySpec;
+use crate::report::{Kind, SubReason};
 
 const SOURCE: &str = include_str!("../signatures.toml");
 
@@ -181,35 +182,6 @@ impl Section {
             _ => None,
         }
     }
-}
-
-/// A remedy offered when the explanation has one of its kinds (with an `oom` verdict), one of
-/// its sub-reasons or one of its verdicts, and its condition holds.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RemedySpec {
-    #[serde(default)]
-    pub(crate) kinds: Vec<Kind>,
-    #[serde(default)]
-    pub(crate) sub_reasons: Vec<SubReason>,
-    #[serde(default)]
-    pub(crate) verdicts: Vec<Verdict>,
-    pub(crate) when: Option<Condition>,
-    pub(crate) title: String,
-    pub(crate) commands: Vec<String>,
-    pub(crate) note: String,
-}
-
-/// Narrows a remedy to the failures it helps with.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) enum Condition {
-    /// The step installs packages (npm, yarn, pnpm).
-    StepIsInstall,
-    /// The step compiles or links native code.
-    ProcessIsLinkerOrRustc,
-    /// A Heroku signature matched.
-    Heroku,
 }
 
 pub(crate) struct Fact {

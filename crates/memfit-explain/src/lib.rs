@@ -8,6 +8,7 @@
 //! It does not run anything, read cgroups or print: memfit-cli renders its [`Explanation`].
 
 mod knowledge;
+mod remedy;
 mod report;
 mod scan;
 mod verdict;

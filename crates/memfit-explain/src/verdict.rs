@@ -1,14 +1,12 @@
-//! Weighs the hits into a verdict, fills the facts and renders the remedies.
+//! Weighs the hits into a verdict and fills the explanation with the facts found.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use memfit_core::ByteSize;
-
-use crate::knowledge::{Claim, Condition, FactName, Knowledge};
-use crate::report::{Evidence, Explanation, HeapCeiling, Kind, Remedy, SubReason, Verdict};
+use crate::knowledge::{Claim, FactName, Knowledge};
+use crate::remedy;
+use crate::report::{Evidence, Explanation, HeapCeiling, Kind, SubReason, Verdict};
 use crate::scan::Scanned;
 
-const MIB: f64 = 1024.0 * 1024.0;
 /// A verdict needs at least this much support; below it the answer is `uncertain`.
 const DECIDE: f64 = 0.6;
 const MAX_EVIDENCE: usize = 8;
@@ -237,7 +235,7 @@ pub(crate) fn decide(
             "reproduce under the same limit: memfit run --limit <limit> -- <the step>".into(),
         ];
     }
-    explanation.remedies = remedies(&explanation, scanned, knowledge);
+    explanation.remedies = remedy::remedies(&explanation, scanned, knowledge);
     explanation
 }
 
@@ -252,134 +250,4 @@ fn exit_meaning(exit_code: Option<i32>, sub_reason: Option<SubReason>) -> String
         (_, Some(SubReason::NoMemoryEvidence)) => "Nothing in this log points to memory: no OOM message, no SIGKILL, no memory limit.".into(),
         _ => "No decisive line.".into(),
     }
-}
-
-/// Values the remedy templates may use.
-fn variables(e: &Explanation) -> HashMap<&'static str, String> {
-    let mut vars = HashMap::new();
-    let limit_mib = e.limit_bytes.map(|b| b as f64 / MIB);
-    let heap = e.heap_at_death_mb;
-    let suggested_heap = match (limit_mib, heap) {
-        (Some(limit), _) => ((limit * 0.75) / 64.0).floor() * 64.0,
-        (None, Some(h)) => ((h * 1.5) / 512.0).ceil() * 512.0,
-        (None, None) => 1536.0,
-    };
-    vars.insert("suggested_heap_mb", format!("{}", suggested_heap as u64));
-    let limit_arg = match (e.limit_bytes, heap) {
-        (Some(bytes), _) => format!("{}M", (bytes as f64 / MIB).round() as u64),
-        (None, Some(h)) => format!("{}M", (((h * 2.0) / 512.0).ceil() * 512.0) as u64),
-        (None, None) => "2G".to_string(),
-    };
-    vars.insert("limit_arg", limit_arg);
-    // Without a known limit, measure unconstrained: the peak says what the step needs.
-    vars.insert(
-        "limit_flag",
-        e.limit_bytes
-            .map(|bytes| format!("--limit {}M ", (bytes as f64 / MIB).round() as u64))
-            .unwrap_or_default(),
-    );
-    vars.insert(
-        "go_memlimit",
-        match limit_mib {
-            Some(l) => format!("{}MiB", (l * 0.9) as u64),
-            None => "1GiB".to_string(),
-        },
-    );
-    vars.insert(
-        "step",
-        e.step
-            .clone()
-            .unwrap_or_else(|| "<the failing step>".to_string()),
-    );
-    vars.insert(
-        "heap_at_death_mb",
-        heap.map(|h| format!("{}", h.round() as u64))
-            .unwrap_or_else(|| "?".into()),
-    );
-    vars.insert(
-        "heap_origin",
-        match e.heap_ceiling {
-            Some(flag @ HeapCeiling::MaxOldSpaceSize { .. }) => {
-                format!(", the ceiling set by {flag}")
-            }
-            Some(HeapCeiling::V8Default) if heap.is_some() => {
-                ", V8's default ceiling for that machine".to_string()
-            }
-            _ => String::new(),
-        },
-    );
-    vars.insert(
-        "process_phrase",
-        match (&e.process, e.pid) {
-            (Some(p), Some(pid)) => format!("`{p}` (pid {pid})"),
-            (Some(p), None) => format!("`{p}`"),
-            _ => "a process of the step".to_string(),
-        },
-    );
-    vars.insert("meaning", e.meaning.clone());
-    if let Some(limit) = e.limit_bytes {
-        vars.insert("limit", ByteSize(limit).to_string());
-    }
-    vars
-}
-
-fn fill(template: &str, vars: &HashMap<&'static str, String>) -> String {
-    let mut out = template.to_string();
-    for (name, value) in vars {
-        out = out.replace(&format!("{{{name}}}"), value);
-    }
-    out
-}
-
-fn condition_holds(
-    condition: Option<Condition>,
-    e: &Explanation,
-    scanned: &Scanned,
-    k: &Knowledge,
-) -> bool {
-    let step = e.step.as_deref().unwrap_or_default();
-    let process = e.process.as_deref().unwrap_or_default();
-    match condition {
-        None => true,
-        Some(Condition::StepIsInstall) => [
-            "npm ci",
-            "npm install",
-            "npm i ",
-            "yarn install",
-            "yarn --",
-            "pnpm install",
-        ]
-        .iter()
-        .any(|s| step.contains(s)),
-        Some(Condition::ProcessIsLinkerOrRustc) => {
-            process == "ld"
-                || process.starts_with("rustc")
-                || process.starts_with("cc1")
-                || ["cargo build", "make", "cmake", "ninja"]
-                    .iter()
-                    .any(|s| step.contains(s))
-        }
-        Some(Condition::Heroku) => scanned
-            .hits
-            .keys()
-            .any(|&i| k.signatures[i].id.starts_with("heroku")),
-    }
-}
-
-fn remedies(e: &Explanation, scanned: &Scanned, k: &Knowledge) -> Vec<Remedy> {
-    let vars = variables(e);
-    k.remedies
-        .iter()
-        .filter(|r| {
-            let by_kind = e.verdict == Verdict::Oom && r.kinds.contains(&e.kind);
-            let by_sub = e.sub_reason.is_some_and(|s| r.sub_reasons.contains(&s));
-            let by_verdict = r.verdicts.contains(&e.verdict);
-            (by_kind || by_sub || by_verdict) && condition_holds(r.when, e, scanned, k)
-        })
-        .map(|r| Remedy {
-            title: fill(&r.title, &vars),
-            commands: r.commands.iter().map(|c| fill(c, &vars)).collect(),
-            note: fill(&r.note, &vars),
-        })
-        .collect()
 }
