@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use memfit_core::ByteSize;
 use serde::Deserialize;
 
 use crate::knowledge::Knowledge;
@@ -153,9 +152,6 @@ fn variables(e: &Explanation) -> HashMap<&'static str, String> {
         },
     );
     vars.insert("meaning", e.meaning.clone());
-    if let Some(limit) = e.limit_bytes {
-        vars.insert("limit", ByteSize(limit).to_string());
-    }
     vars
 }
 
@@ -165,4 +161,30 @@ fn fill(template: &str, vars: &HashMap<&'static str, String>) -> String {
         out = out.replace(&format!("{{{name}}}"), value);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knowledge;
+
+    #[test]
+    fn every_name_in_a_remedy_template_is_a_variable() {
+        let known = variables(&crate::explain_exit_code(137));
+        let name = regex::Regex::new(r"\{([a-z_]+)\}").unwrap();
+        for remedy in &knowledge::get().remedies {
+            let texts = [&remedy.title, &remedy.note]
+                .into_iter()
+                .chain(&remedy.commands);
+            for text in texts {
+                for found in name.captures_iter(text) {
+                    assert!(
+                        known.contains_key(&found[1]),
+                        "{{{}}} in {text:?}",
+                        &found[1]
+                    );
+                }
+            }
+        }
+    }
 }
