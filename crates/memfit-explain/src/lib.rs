@@ -4,8 +4,10 @@
 //!
 //! The knowledge is data: `signatures.toml` (embedded at build time) holds every signature
 //! with its meaning and source, every fact extractor and every remedy. This crate streams
-//! logs of any size with flat memory ([`scan`]), then weighs the evidence ([`verdict`]).
-//! It does not run anything, read cgroups or print: memfit-cli renders its [`Explanation`].
+//! logs of any size with flat memory ([`scan`]), weighs the evidence ([`verdict`]) and
+//! fills the remedies that fit ([`remedy`]). A typo in the data fails at load with its line
+//! ([`knowledge`]). It does not run anything, read cgroups or print: memfit-cli renders its
+//! [`Explanation`].
 
 mod knowledge;
 mod remedy;
