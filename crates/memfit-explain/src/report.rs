@@ -1,6 +1,5 @@
 //! The explanation of one log: what every renderer reads. JSON: `memfit.explain/1`.
 
-use std::cmp::Ordering;
 use std::fmt;
 
 use serde::{Deserialize, Serialize, Serializer};
@@ -14,9 +13,7 @@ pub enum Verdict {
 }
 
 /// Which kind of memory failure (or `not-oom`): who set the ceiling that was hit.
-/// Ordered by name: of two kinds with equal support, the verdict takes the later name, so
-/// reordering this list changes no answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// V8's own heap ceiling (`--max-old-space-size`), not the container's.
@@ -62,21 +59,8 @@ impl fmt::Display for Kind {
     }
 }
 
-impl Ord for Kind {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.as_str().cmp(other.as_str())
-    }
-}
-
-impl PartialOrd for Kind {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
 /// Why a process died when memory was not the cause.
-/// Ordered by name, as [`Kind`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SubReason {
     DiskFull,
@@ -116,24 +100,6 @@ impl SubReason {
             SubReason::KilledNotOom => "killed-not-oom",
             SubReason::NoMemoryEvidence => "no-memory-evidence",
         }
-    }
-}
-
-impl fmt::Display for SubReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Ord for SubReason {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.as_str().cmp(other.as_str())
-    }
-}
-
-impl PartialOrd for SubReason {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
     }
 }
 

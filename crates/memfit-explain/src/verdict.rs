@@ -101,14 +101,19 @@ fn tally(scanned: &Scanned, knowledge: &Knowledge) -> Tally {
 }
 
 /// The kind (or sub-reason) with the most support. Of equal strengths the one seen last wins:
-/// the log ends where the process died. A full tie goes to the later name (the map's order).
-fn strongest<K: Copy>(table: &BTreeMap<K, Support>) -> Option<(K, &Support)> {
+/// the log ends where the process died. A full tie goes to the later `name`, so that the
+/// answer does not hang on the order the enum declares its variants in.
+fn strongest<K: Copy>(
+    table: &BTreeMap<K, Support>,
+    name: fn(K) -> &'static str,
+) -> Option<(K, &Support)> {
     table
         .iter()
-        .max_by(|a, b| {
-            a.1.strength
-                .total_cmp(&b.1.strength)
-                .then(a.1.last_line.cmp(&b.1.last_line))
+        .max_by(|(a_key, a), (b_key, b)| {
+            a.strength
+                .total_cmp(&b.strength)
+                .then(a.last_line.cmp(&b.last_line))
+                .then(name(**a_key).cmp(name(**b_key)))
         })
         .map(|(key, support)| (*key, support))
 }
@@ -117,8 +122,8 @@ fn strongest<K: Copy>(table: &BTreeMap<K, Support>) -> Option<(K, &Support)> {
 /// process killed for memory leaves other errors behind (the build that stopped, the
 /// connection it held), which must not outvote the kill.
 fn weigh(tally: &Tally, exit_code: Option<i32>, lines: u64) -> Decision {
-    let oom = strongest(&tally.oom);
-    let not_oom = strongest(&tally.not_oom);
+    let oom = strongest(&tally.oom, Kind::as_str);
+    let not_oom = strongest(&tally.not_oom, SubReason::as_str);
     let oom_strength = oom.map_or(0.0, |(_, support)| support.strength);
     let not_strength = not_oom.map_or(0.0, |(_, support)| support.strength);
     match (oom, not_oom) {
