@@ -6,7 +6,7 @@ use std::io::{self, IsTerminal};
 
 use anyhow::{bail, Context, Result};
 use memfit_core::ByteSize;
-use memfit_explain::{Explanation, Verdict};
+use memfit_explain::{Explanation, HeapCeiling, SubReason, Verdict};
 
 use crate::args::ExplainArgs;
 
@@ -55,7 +55,7 @@ pub fn render(e: &Explanation, name: &str) -> String {
         Verdict::Oom => format!("OUT OF MEMORY — {}", e.kind),
         Verdict::NotOom => format!(
             "NOT MEMORY — {}",
-            e.sub_reason.as_deref().unwrap_or("not-oom")
+            e.sub_reason.map_or("not-oom", SubReason::as_str)
         ),
         Verdict::Uncertain => format!("UNCERTAIN — possibly {}", e.kind),
     };
@@ -94,7 +94,7 @@ pub fn render(e: &Explanation, name: &str) -> String {
         let _ = writeln!(
             out,
             "  heap       V8 died at {heap:.0} MB ({})",
-            e.heap_ceiling.as_deref().unwrap_or("V8 default")
+            e.heap_ceiling.unwrap_or(HeapCeiling::V8Default)
         );
     }
     if let Some(step) = &e.step {

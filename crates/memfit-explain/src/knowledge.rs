@@ -1,85 +1,205 @@
 //! Loads `signatures.toml` (embedded) into compiled regexes, once.
+//!
+//! Every closed set in the file (a signature's `kind`, `verdict` and `sub_reason`, a fact's
+//! name, `parse`, `reduce` and `section`, a remedy's `when`) deserializes into an enum, and
+//! every table refuses unknown keys: a typo fails at load, with its line, instead of silently
+//! matching nothing.
 
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
+use toml::Spanned;
+
+use crate::remedy::RemedySpec;
+use crate::report::{Kind, SubReason};
 
 const SOURCE: &str = include_str!("../signatures.toml");
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct File {
-    signature: Vec<SignatureSpec>,
-    fact: Vec<FactSpec>,
+    signature: Vec<Spanned<SignatureSpec>>,
+    fact: Vec<Spanned<FactSpec>>,
     remedy: Vec<RemedySpec>,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct SignatureSpec {
-    pub id: String,
-    pub kind: String,
-    #[serde(default)]
-    pub sub_reason: String,
-    pub verdict: String,
-    pub strength: f64,
-    #[serde(default)]
-    pub process: String,
-    pub pattern: String,
-    pub meaning: String,
-    pub source: String,
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignatureSpec {
+    id: String,
+    kind: Kind,
+    sub_reason: Option<SubReason>,
+    verdict: SignatureVerdict,
+    strength: f64,
+    process: Option<String>,
+    pattern: String,
+    meaning: String,
+    source: String,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct FactSpec {
-    pub id: String,
-    pub fact: String,
-    pub parse: String,
-    pub reduce: String,
-    #[serde(default)]
-    pub priority: u8,
-    #[serde(default)]
-    pub section: String,
-    #[serde(default)]
-    pub template: String,
-    pub pattern: String,
+/// What one line of a signature says on its own.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum SignatureVerdict {
+    Oom,
+    NotOom,
+    /// A clue that cannot decide on its own, e.g. a bare 137.
+    Hint,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct RemedySpec {
-    #[serde(default)]
-    pub kinds: Vec<String>,
-    #[serde(default)]
-    pub sub_reasons: Vec<String>,
-    #[serde(default)]
-    pub verdicts: Vec<String>,
-    #[serde(default)]
-    pub when: String,
-    pub title: String,
-    pub commands: Vec<String>,
-    pub note: String,
+/// What a signature claims, with the kind or sub-reason its verdict needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Claim {
+    Oom(Kind),
+    NotOom(SubReason),
+    /// Points at a kind of memory failure but cannot decide alone.
+    Hint(Kind),
 }
 
-pub struct Signature {
-    pub spec: SignatureSpec,
-    pub regex: Regex,
+pub(crate) struct Signature {
+    pub(crate) id: String,
+    pub(crate) claim: Claim,
+    /// How strongly one such line supports the claim (0–1).
+    pub(crate) strength: f64,
+    /// The process the line implies when it does not name one.
+    pub(crate) process: Option<String>,
+    pub(crate) meaning: String,
+    pub(crate) source: String,
+    pub(crate) regex: Regex,
 }
 
-pub struct Fact {
-    pub spec: FactSpec,
-    pub regex: Regex,
+impl Signature {
+    fn from_spec(spec: SignatureSpec) -> Result<Signature, String> {
+        let id = spec.id;
+        let claim = match (spec.verdict, spec.kind, spec.sub_reason) {
+            (SignatureVerdict::NotOom, Kind::NotOom, Some(sub_reason)) => Claim::NotOom(sub_reason),
+            (SignatureVerdict::Oom, kind, None) if kind != Kind::NotOom => Claim::Oom(kind),
+            (SignatureVerdict::Hint, kind, None) if kind != Kind::NotOom => Claim::Hint(kind),
+            _ => {
+                return Err(format!(
+                    "signature `{id}`: verdict \"not-oom\" goes with kind \"not-oom\" and a \
+                     sub_reason; \"oom\" and \"hint\" with a memory kind and no sub_reason"
+                ))
+            }
+        };
+        if !(0.0..=1.0).contains(&spec.strength) {
+            return Err(format!("signature `{id}`: strength outside 0–1"));
+        }
+        let regex = compile(&spec.pattern).map_err(|e| format!("pattern of `{id}`: {e}"))?;
+        Ok(Signature {
+            id,
+            claim,
+            strength: spec.strength,
+            process: spec.process,
+            meaning: spec.meaning,
+            source: spec.source,
+            regex,
+        })
+    }
 }
 
-pub struct Knowledge {
-    pub signatures: Vec<Signature>,
-    pub facts: Vec<Fact>,
-    pub remedies: Vec<RemedySpec>,
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FactSpec {
+    id: String,
+    pub(crate) fact: FactName,
+    pub(crate) parse: Parse,
+    pub(crate) reduce: Reduce,
+    /// Orders competing sources of one fact: a kernel line beats a `docker run -m` flag.
+    #[serde(default)]
+    pub(crate) priority: u8,
+    /// Only lines under this header count.
+    pub(crate) section: Option<Section>,
+    /// `{value}` is replaced by the captured text: `python {value}`.
+    pub(crate) template: Option<String>,
+    pattern: String,
+}
+
+/// The facts an explanation reports; several extractors may feed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum FactName {
+    HeapAtDeathMb,
+    MaxOldSpaceMb,
+    NodeVersion,
+    RuntimeVersion,
+    Process,
+    /// Taken from the `pid` group of a `process` extractor, never extracted on its own.
+    #[serde(skip_deserializing)]
+    Pid,
+    AnonRssBytes,
+    LimitBytes,
+    Step,
+    ExitCode,
+    /// Not reported: the header that scopes the facts after it to one [`Section`].
+    Section,
+}
+
+/// How a fact's captured text becomes a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Parse {
+    Float,
+    Int,
+    /// Kibibytes, as the kernel prints them.
+    Kib,
+    /// A number and an optional `unit` group (`512Mi`, `1g`), to bytes.
+    Size,
+    /// Heroku's `mem=NNNM(PP%)`: the dyno quota that line implies, in bytes.
+    Heroku,
+    /// Kept as text, no number.
+    Text,
+}
+
+/// Which of several matches of one fact is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Reduce {
+    /// The largest number: the heap just before V8 died, the largest RSS.
+    Max,
+    /// The first match of the highest priority.
+    First,
+    /// The last match of the highest priority: the state when the process died.
+    Last,
+}
+
+/// A block of a Kubernetes pod description: a memory value under `Requests:` is not a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Section {
+    Limits,
+    Requests,
+}
+
+impl Section {
+    /// The section a header line opens (`Limits:`, `"requests": {`), if it is one.
+    pub(crate) fn from_header(header: &str) -> Option<Section> {
+        match header.to_ascii_lowercase().as_str() {
+            "limits" => Some(Section::Limits),
+            "requests" => Some(Section::Requests),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) struct Fact {
+    pub(crate) spec: FactSpec,
+    pub(crate) regex: Regex,
+}
+
+pub(crate) struct Knowledge {
+    pub(crate) signatures: Vec<Signature>,
+    pub(crate) facts: Vec<Fact>,
+    pub(crate) remedies: Vec<RemedySpec>,
     /// Every signature pattern, then every fact pattern: finds which occur in a chunk.
-    pub set: RegexSet,
+    pub(crate) set: RegexSet,
 }
 
 impl Knowledge {
     /// The regex of pattern `index` in `set` order.
-    pub fn regex(&self, index: usize) -> &Regex {
+    pub(crate) fn regex(&self, index: usize) -> &Regex {
         if index < self.signatures.len() {
             &self.signatures[index].regex
         } else {
@@ -91,70 +211,52 @@ impl Knowledge {
 static KNOWLEDGE: LazyLock<Knowledge> =
     LazyLock::new(|| load(SOURCE).unwrap_or_else(|e| panic!("signatures.toml: {e}")));
 
-pub fn get() -> &'static Knowledge {
+pub(crate) fn get() -> &'static Knowledge {
     &KNOWLEDGE
 }
 
-const KINDS: &[&str] = &[
-    "node-heap",
-    "container-memcg",
-    "kernel-oom-killer",
-    "build-step-killed",
-    "jvm-heap",
-    "jvm-metaspace",
-    "go-runtime",
-    "python-memoryerror",
-    "enomem",
-    "paas-quota",
-    "not-oom",
-];
+// Multi-line: `^`/`$` mean a line's start and end both in a chunk and on one line.
+// Unicode off: `\b`, `\s`, `\d` are ASCII, which keeps the lazy DFA from giving up on
+// non-ASCII log bytes (a Unicode word boundary makes it quit); non-ASCII literals
+// (Getötet, 已杀死) still match their UTF-8 bytes.
+fn compile(pattern: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern)
+        .multi_line(true)
+        .unicode(false)
+        .build()
+}
 
-pub fn load(text: &str) -> Result<Knowledge, String> {
+fn load(text: &str) -> Result<Knowledge, String> {
     let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
-    // Multi-line: `^`/`$` mean a line's start and end both in a chunk and on one line.
-    // Unicode off: `\b`, `\s`, `\d` are ASCII, which keeps the lazy DFA from giving up on
-    // non-ASCII log bytes (a Unicode word boundary makes it quit); non-ASCII literals
-    // (Getötet, 已杀死) still match their UTF-8 bytes.
-    let compile = |id: &str, pattern: &str| {
-        RegexBuilder::new(pattern)
-            .multi_line(true)
-            .unicode(false)
-            .build()
-            .map_err(|e| format!("pattern of `{id}`: {e}"))
+    let at_line = |span: Range<usize>, error: String| {
+        let line = text[..span.start].matches('\n').count() + 1;
+        format!("line {line}: {error}")
     };
-    let mut signatures = Vec::new();
-    for spec in file.signature {
-        if !KINDS.contains(&spec.kind.as_str()) {
-            return Err(format!(
-                "signature `{}`: unknown kind `{}`",
-                spec.id, spec.kind
-            ));
-        }
-        if !["oom", "not-oom", "hint"].contains(&spec.verdict.as_str()) {
-            return Err(format!("signature `{}`: unknown verdict", spec.id));
-        }
-        if !(0.0..=1.0).contains(&spec.strength) {
-            return Err(format!("signature `{}`: strength outside 0–1", spec.id));
-        }
-        let regex = compile(&spec.id, &spec.pattern)?;
-        signatures.push(Signature { spec, regex });
-    }
-    let mut facts = Vec::new();
-    for spec in file.fact {
-        if !["float", "int", "text", "kib", "size", "heroku"].contains(&spec.parse.as_str()) {
-            return Err(format!(
-                "fact `{}`: unknown parse `{}`",
-                spec.id, spec.parse
-            ));
-        }
-        let regex = compile(&spec.id, &spec.pattern)?;
-        facts.push(Fact { spec, regex });
-    }
+    let signatures = file
+        .signature
+        .into_iter()
+        .map(|spec| {
+            let span = spec.span();
+            Signature::from_spec(spec.into_inner()).map_err(|e| at_line(span, e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let facts = file
+        .fact
+        .into_iter()
+        .map(|spec| {
+            let span = spec.span();
+            let spec = spec.into_inner();
+            match compile(&spec.pattern) {
+                Ok(regex) => Ok(Fact { spec, regex }),
+                Err(e) => Err(at_line(span, format!("pattern of `{}`: {e}", spec.id))),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let set = RegexSetBuilder::new(
         signatures
             .iter()
-            .map(|s| s.spec.pattern.as_str())
-            .chain(facts.iter().map(|f| f.spec.pattern.as_str())),
+            .map(|s| s.regex.as_str())
+            .chain(facts.iter().map(|f| f.regex.as_str())),
     )
     .multi_line(true)
     .unicode(false)
@@ -177,20 +279,98 @@ mod tests {
     fn the_embedded_knowledge_loads() {
         let k = load(SOURCE).unwrap();
         assert!(k.signatures.len() >= 30);
-        let mut ids: Vec<_> = k.signatures.iter().map(|s| &s.spec.id).collect();
+        let mut ids: Vec<_> = k.signatures.iter().map(|s| &s.id).collect();
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), k.signatures.len(), "signature ids are unique");
         for s in &k.signatures {
-            assert!(s.spec.source.starts_with("https://"), "{}", s.spec.id);
-            assert!(!s.spec.meaning.is_empty());
+            assert!(s.source.starts_with("https://"), "{}", s.id);
+            assert!(!s.meaning.is_empty());
+        }
+    }
+
+    /// One signature, one fact and one remedy; the tests misspell one line at a time.
+    const VALID: &str = r#"[[signature]]
+id = "x"
+kind = "node-heap"
+verdict = "oom"
+strength = 0.5
+pattern = "heap"
+meaning = "m"
+source = "https://e"
+
+[[fact]]
+id = "f"
+fact = "step"
+parse = "text"
+reduce = "last"
+pattern = "a"
+
+[[remedy]]
+kinds = ["node-heap"]
+when = "step-is-install"
+title = "t"
+commands = []
+note = ""
+"#;
+
+    fn load_error_with(line: &str, replacement: &str) -> String {
+        assert!(VALID.contains(line), "{line}");
+        match load(&VALID.replacen(line, replacement, 1)) {
+            Ok(_) => panic!("`{replacement}` loaded"),
+            Err(error) => error,
         }
     }
 
     #[test]
-    fn a_bad_pattern_is_reported_with_its_id() {
-        let bad = "[[signature]]\nid='x'\nkind='node-heap'\nverdict='oom'\nstrength=0.5\npattern='('\nmeaning='m'\nsource='https://e'\n[[fact]]\nid='f'\nfact='a'\nparse='int'\nreduce='max'\npattern='a'\n[[remedy]]\ntitle='t'\ncommands=[]\nnote=''\n";
-        let err = load(bad).err().unwrap();
-        assert!(err.contains("`x`"), "{err}");
+    fn a_file_without_typos_loads() {
+        assert!(load(VALID).is_ok());
+    }
+
+    #[test]
+    fn a_misspelled_kind_fails_at_load_with_its_line() {
+        let error = load_error_with(r#"kind = "node-heap""#, r#"kind = "node-heep""#);
+        assert!(error.contains("line 3"), "{error}");
+        assert!(error.contains("node-heep"), "{error}");
+    }
+
+    #[test]
+    fn a_misspelled_verdict_fails_at_load_with_its_line() {
+        let error = load_error_with(r#"verdict = "oom""#, r#"verdict = "oomm""#);
+        assert!(error.contains("line 4"), "{error}");
+        assert!(error.contains("oomm"), "{error}");
+    }
+
+    #[test]
+    fn a_misspelled_parse_fails_at_load_with_its_line() {
+        let error = load_error_with(r#"parse = "text""#, r#"parse = "txt""#);
+        assert!(error.contains("line 13"), "{error}");
+        assert!(error.contains("txt"), "{error}");
+    }
+
+    #[test]
+    fn a_misspelled_when_fails_at_load_with_its_line() {
+        let error = load_error_with(r#"when = "step-is-install""#, r#"when = "step_is_install""#);
+        assert!(error.contains("line 19"), "{error}");
+        assert!(error.contains("step_is_install"), "{error}");
+    }
+
+    #[test]
+    fn a_misspelled_key_fails_at_load_with_its_line() {
+        let error = load_error_with(r#"when = "step-is-install""#, r#"wehn = "step-is-install""#);
+        assert!(error.contains("line 19"), "{error}");
+        assert!(error.contains("wehn"), "{error}");
+    }
+
+    #[test]
+    fn a_not_oom_signature_without_a_sub_reason_fails_at_load_with_its_line() {
+        let error = load_error_with(r#"verdict = "oom""#, r#"verdict = "not-oom""#);
+        assert!(error.starts_with("line 1: signature `x`"), "{error}");
+    }
+
+    #[test]
+    fn a_bad_pattern_fails_at_load_with_its_id_and_line() {
+        let error = load_error_with(r#"pattern = "heap""#, r#"pattern = "(""#);
+        assert!(error.starts_with("line 1: pattern of `x`"), "{error}");
     }
 }

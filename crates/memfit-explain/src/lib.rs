@@ -4,15 +4,18 @@
 //!
 //! The knowledge is data: `signatures.toml` (embedded at build time) holds every signature
 //! with its meaning and source, every fact extractor and every remedy. This crate streams
-//! logs of any size with flat memory ([`scan`]), then weighs the evidence ([`verdict`]).
-//! It does not run anything, read cgroups or print: memfit-cli renders its [`Explanation`].
+//! logs of any size with flat memory ([`scan`]), weighs the evidence ([`verdict`]) and
+//! fills the remedies that fit ([`remedy`]). A typo in the data fails at load with its line
+//! ([`knowledge`]). It does not run anything, read cgroups or print: memfit-cli renders its
+//! [`Explanation`].
 
 mod knowledge;
+mod remedy;
 mod report;
 mod scan;
 mod verdict;
 
-pub use report::{Evidence, Explanation, Remedy, Verdict};
+pub use report::{Evidence, Explanation, HeapCeiling, Kind, Remedy, SubReason, Verdict};
 
 use std::io::Read;
 
@@ -32,6 +35,6 @@ pub fn signature_ids() -> Vec<&'static str> {
     knowledge::get()
         .signatures
         .iter()
-        .map(|s| s.spec.id.as_str())
+        .map(|s| s.id.as_str())
         .collect()
 }

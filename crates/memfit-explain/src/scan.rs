@@ -8,7 +8,7 @@ use std::io::{self, Read};
 
 use memchr::{memchr, memchr_iter, memrchr};
 
-use crate::knowledge::Knowledge;
+use crate::knowledge::{Fact, FactName, Knowledge, Parse, Reduce, Section};
 
 const CHUNK: usize = 1 << 20;
 /// A single line longer than this is cut (minified bundles, base64 blobs).
@@ -19,22 +19,21 @@ const MAX_LINE_TEXT: usize = 400;
 
 /// One line that matched a signature.
 #[derive(Debug, Clone)]
-pub struct Hit {
-    pub line: u64,
-    pub text: String,
+pub(crate) struct Hit {
+    pub(crate) line: u64,
+    pub(crate) text: String,
 }
 
-/// The hits of one signature: a count, the first and the last few.
+/// The hits of one signature: the first few (where it started) and the last few (where it
+/// ended), so memory stays flat however often a line repeats.
 #[derive(Debug, Default, Clone)]
-pub struct Hits {
-    pub count: u64,
-    pub first: Vec<Hit>,
-    pub last: VecDeque<Hit>,
+pub(crate) struct Hits {
+    first: Vec<Hit>,
+    last: VecDeque<Hit>,
 }
 
 impl Hits {
     fn push(&mut self, hit: Hit) {
-        self.count += 1;
         if self.first.len() < FIRST_HITS {
             self.first.push(hit);
         } else {
@@ -45,34 +44,33 @@ impl Hits {
         }
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &Hit> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Hit> {
         self.first.iter().chain(self.last.iter())
     }
 
-    pub fn last_line(&self) -> u64 {
+    pub(crate) fn last_line(&self) -> u64 {
         self.all().map(|h| h.line).max().unwrap_or(0)
     }
 }
 
 /// An extracted fact.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FactValue {
-    pub text: String,
-    pub number: Option<f64>,
-    pub priority: u8,
-    pub line: u64,
+pub(crate) struct FactValue {
+    pub(crate) text: String,
+    pub(crate) number: Option<f64>,
+    priority: u8,
 }
 
 #[derive(Debug, Default)]
-pub struct Scanned {
+pub(crate) struct Scanned {
     /// Signature index → its hits.
-    pub hits: HashMap<usize, Hits>,
-    pub facts: HashMap<String, FactValue>,
-    pub lines: u64,
-    pub bytes: u64,
+    pub(crate) hits: HashMap<usize, Hits>,
+    pub(crate) facts: HashMap<FactName, FactValue>,
+    pub(crate) lines: u64,
+    pub(crate) bytes: u64,
 }
 
-pub fn scan<R: Read>(mut reader: R, knowledge: &Knowledge) -> io::Result<Scanned> {
+pub(crate) fn scan<R: Read>(mut reader: R, knowledge: &Knowledge) -> io::Result<Scanned> {
     let mut scanned = Scanned::default();
     let mut state = State::default();
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
@@ -125,8 +123,8 @@ fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 
 #[derive(Default)]
 struct State {
-    /// The last section header seen (`limits` / `requests`), for facts scoped to one.
-    section: String,
+    /// The last section header seen, for facts scoped to one.
+    section: Option<Section>,
 }
 
 fn process_chunk(
@@ -177,7 +175,7 @@ fn process_chunk(
             // Every occurrence on the line: two GC trace entries can share one line.
             let fact = &knowledge.facts[index - knowledge.signatures.len()];
             for caps in fact.regex.captures_iter(line) {
-                record_fact(fact, &caps, line_no, scanned, state);
+                record_fact(fact, &caps, scanned, state);
             }
         }
     }
@@ -207,9 +205,8 @@ fn value_group<'a>(caps: &'a regex::bytes::Captures) -> Option<&'a [u8]> {
 }
 
 fn record_fact(
-    fact: &crate::knowledge::Fact,
+    fact: &Fact,
     caps: &regex::bytes::Captures,
-    line: u64,
     scanned: &mut Scanned,
     state: &mut State,
 ) {
@@ -218,18 +215,57 @@ fn record_fact(
         return;
     };
     let raw = String::from_utf8_lossy(raw).trim().to_string();
-    if spec.fact == "section" {
-        state.section = raw.to_ascii_lowercase();
+    if spec.fact == FactName::Section {
+        state.section = Section::from_header(&raw);
         return;
     }
-    if !spec.section.is_empty() && state.section != spec.section {
+    if spec.section.is_some() && state.section != spec.section {
         return;
     }
-    let number = match spec.parse.as_str() {
-        "float" | "int" => raw.parse::<f64>().ok(),
-        "kib" => raw.parse::<f64>().ok().map(|k| k * 1024.0),
-        "size" => size_bytes(&raw, group(caps, "unit")),
-        "heroku" => {
+    let number = parse_number(spec.parse, &raw, caps);
+    if spec.parse != Parse::Text && number.is_none() {
+        return;
+    }
+    let text = match &spec.template {
+        Some(template) => template.replace("{value}", &raw),
+        None => raw,
+    };
+    let candidate = FactValue {
+        text,
+        number,
+        priority: spec.priority,
+    };
+    let keep = match scanned.facts.get(&spec.fact) {
+        None => true,
+        Some(old) => match spec.reduce {
+            Reduce::Max => candidate.number > old.number,
+            Reduce::First => candidate.priority > old.priority,
+            Reduce::Last => candidate.priority >= old.priority,
+        },
+    };
+    if keep {
+        if let Some(pid) = group(caps, "pid") {
+            let pid = String::from_utf8_lossy(pid).to_string();
+            scanned.facts.insert(
+                FactName::Pid,
+                FactValue {
+                    number: pid.parse().ok(),
+                    text: pid,
+                    priority: spec.priority,
+                },
+            );
+        }
+        scanned.facts.insert(spec.fact, candidate);
+    }
+}
+
+/// The number a fact's captured text stands for; `None` for text facts.
+fn parse_number(parse: Parse, raw: &str, caps: &regex::bytes::Captures) -> Option<f64> {
+    match parse {
+        Parse::Float | Parse::Int => raw.parse::<f64>().ok(),
+        Parse::Kib => raw.parse::<f64>().ok().map(|k| k * 1024.0),
+        Parse::Size => size_bytes(raw, group(caps, "unit")),
+        Parse::Heroku => {
             let pct = group(caps, "pct")
                 .and_then(|p| String::from_utf8_lossy(p).parse::<f64>().ok())
                 .filter(|p| *p > 0.0);
@@ -242,44 +278,7 @@ fn record_fact(
                 _ => None,
             }
         }
-        _ => None,
-    };
-    if spec.parse != "text" && number.is_none() {
-        return;
-    }
-    let text = if spec.template.is_empty() {
-        raw
-    } else {
-        spec.template.replace("{value}", &raw)
-    };
-    let candidate = FactValue {
-        text,
-        number,
-        priority: spec.priority,
-        line,
-    };
-    let keep = match scanned.facts.get(&spec.fact) {
-        None => true,
-        Some(old) => match spec.reduce.as_str() {
-            "max" => candidate.number > old.number,
-            "first" => candidate.priority > old.priority,
-            _ => candidate.priority >= old.priority,
-        },
-    };
-    if keep {
-        if let Some(pid) = group(caps, "pid") {
-            let pid = String::from_utf8_lossy(pid).to_string();
-            scanned.facts.insert(
-                "pid".to_string(),
-                FactValue {
-                    number: pid.parse().ok(),
-                    text: pid,
-                    priority: spec.priority,
-                    line,
-                },
-            );
-        }
-        scanned.facts.insert(spec.fact.clone(), candidate);
+        Parse::Text => None,
     }
 }
 
@@ -325,7 +324,7 @@ mod tests {
     fn a_capture_never_spans_two_lines() {
         let log = "Mark-sweep 100 (200)\n -> 300 (400) MB\n";
         let scanned = scan(log.as_bytes(), knowledge::get()).unwrap();
-        assert!(!scanned.facts.contains_key("heap_at_death_mb"));
+        assert!(!scanned.facts.contains_key(&FactName::HeapAtDeathMb));
     }
 
     #[test]
@@ -342,7 +341,7 @@ mod tests {
             scan(log.as_bytes(), knowledge::get())
                 .unwrap()
                 .facts
-                .get("limit_bytes")
+                .get(&FactName::LimitBytes)
                 .and_then(|f| f.number)
         };
         assert_eq!(

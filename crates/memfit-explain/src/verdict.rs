@@ -1,162 +1,304 @@
-//! Weighs the hits into a verdict, fills the facts and renders the remedies.
+//! Weighs the hits into a verdict and fills the explanation with the facts found.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use memfit_core::ByteSize;
-
-use crate::knowledge::Knowledge;
-use crate::report::{Evidence, Explanation, Remedy, Verdict};
+use crate::knowledge::{Claim, FactName, Knowledge, Signature};
+use crate::remedy;
+use crate::report::{Evidence, Explanation, HeapCeiling, Kind, SubReason, Verdict};
 use crate::scan::Scanned;
 
-const MIB: f64 = 1024.0 * 1024.0;
 /// A verdict needs at least this much support; below it the answer is `uncertain`.
 const DECIDE: f64 = 0.6;
 const MAX_EVIDENCE: usize = 8;
 
+/// What settles an uncertain verdict: the places that record an OOM kill, or a rerun.
+const DECIDE_WITH: [&str; 4] = [
+    "docker inspect <container> --format '{{.State.OOMKilled}}' (true: the memory limit killed it)",
+    "the cgroup's memory.events: oom_kill > 0 means an OOM kill (memory.oom_control on cgroup v1)",
+    "the kernel log: dmesg | grep -i 'killed process'",
+    "reproduce under the same limit: memfit run --limit <limit> -- <the step>",
+];
+
 /// Support for one kind (or sub-reason): the strongest signature, raised a little by every
 /// further distinct signature that agrees (1 − Π(1 − s)), and the last line it was seen on.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 struct Support {
     strength: f64,
     last_line: u64,
     signatures: Vec<usize>,
 }
 
-pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) -> Explanation {
-    let mut oom: BTreeMap<String, Support> = BTreeMap::new();
-    let mut not_oom: BTreeMap<String, Support> = BTreeMap::new();
-    let mut hints: Vec<usize> = Vec::new();
-    // In signature order, so that equal evidence always gives the same answer.
+/// The hits grouped by what their signatures claim.
+#[derive(Default)]
+struct Tally {
+    oom: BTreeMap<Kind, Support>,
+    not_oom: BTreeMap<SubReason, Support>,
+    hints: Vec<Hint>,
+}
+
+/// A signature that matched and points at a kind of memory failure, but cannot decide alone.
+struct Hint {
+    signature: usize,
+    kind: Kind,
+}
+
+/// The verdict and the signatures that carried it.
+struct Decision {
+    verdict: Verdict,
+    kind: Kind,
+    sub_reason: Option<SubReason>,
+    confidence: f64,
+    /// Signatures whose lines are quoted as evidence.
+    decisive: Vec<usize>,
+}
+
+pub(crate) fn decide(
+    scanned: &Scanned,
+    exit_code: Option<i32>,
+    knowledge: &Knowledge,
+) -> Explanation {
+    let exit_code = exit_code.or_else(|| logged_exit_code(scanned));
+    let decision = weigh(&tally(scanned, knowledge), exit_code, scanned.lines);
+    let mut explanation = assemble(decision, exit_code, scanned, knowledge);
+    explanation.remedies = remedy::remedies(&explanation, scanned, knowledge);
+    explanation
+}
+
+/// The exit status the log reports, for when the user gave none: it can still tell a SIGTERM
+/// or a segfault from a log with no memory evidence.
+fn logged_exit_code(scanned: &Scanned) -> Option<i32> {
+    scanned
+        .facts
+        .get(&FactName::ExitCode)
+        .and_then(|f| f.number)
+        .map(|n| n as i32)
+}
+
+/// Groups the hits by what their signatures claim. In signature order, so that equal evidence
+/// always gives the same answer.
+fn tally(scanned: &Scanned, knowledge: &Knowledge) -> Tally {
+    let mut tally = Tally::default();
     let mut indices: Vec<usize> = scanned.hits.keys().copied().collect();
     indices.sort_unstable();
     for index in indices {
-        let hits = &scanned.hits[&index];
-        let spec = &knowledge.signatures[index].spec;
-        let (table, key) = match spec.verdict.as_str() {
-            "oom" => (&mut oom, spec.kind.clone()),
-            "not-oom" => (&mut not_oom, spec.sub_reason.clone()),
-            _ => {
-                hints.push(index);
+        let signature = &knowledge.signatures[index];
+        let support = match signature.claim {
+            Claim::Oom(kind) => tally.oom.entry(kind).or_default(),
+            Claim::NotOom(sub_reason) => tally.not_oom.entry(sub_reason).or_default(),
+            Claim::Hint(kind) => {
+                tally.hints.push(Hint {
+                    signature: index,
+                    kind,
+                });
                 continue;
             }
         };
-        let support = table.entry(key).or_default();
-        support.strength = 1.0 - (1.0 - support.strength) * (1.0 - spec.strength);
-        support.last_line = support.last_line.max(hits.last_line());
+        support.strength = 1.0 - (1.0 - support.strength) * (1.0 - signature.strength);
+        support.last_line = support.last_line.max(scanned.hits[&index].last_line());
         support.signatures.push(index);
     }
-    let best = |table: &BTreeMap<String, Support>| -> Option<(String, Support)> {
-        table
-            .iter()
-            .max_by(|a, b| {
-                a.1.strength
-                    .partial_cmp(&b.1.strength)
-                    .unwrap_or(std::cmp::Ordering::Equal)
-                    .then(a.1.last_line.cmp(&b.1.last_line))
-            })
-            .map(|(k, s)| (k.clone(), s.clone()))
-    };
-    let best_oom = best(&oom);
-    let best_not = best(&not_oom);
-    let exit_code = exit_code.or_else(|| {
-        scanned
-            .facts
-            .get("exit_code")
-            .and_then(|f| f.number)
-            .map(|n| n as i32)
-    });
+    tally
+}
 
-    let oom_strength = best_oom.as_ref().map_or(0.0, |b| b.1.strength);
-    let not_strength = best_not.as_ref().map_or(0.0, |b| b.1.strength);
-    let (verdict, kind, sub_reason, confidence, decisive): (
-        Verdict,
-        String,
-        Option<String>,
-        f64,
-        Vec<usize>,
-    ) = if oom_strength >= DECIDE && oom_strength >= not_strength {
-        let (kind, support) = best_oom.clone().unwrap_or_default();
-        let confidence = oom_strength - 0.5 * not_strength.min(oom_strength) * 0.3;
-        (Verdict::Oom, kind, None, confidence, support.signatures)
-    } else if not_strength >= DECIDE && not_strength > oom_strength {
-        let (sub, support) = best_not.clone().unwrap_or_default();
-        let confidence = not_strength - 0.3 * oom_strength;
-        (
-            Verdict::NotOom,
-            "not-oom".to_string(),
-            Some(sub),
-            confidence,
-            support.signatures,
-        )
-    } else if !hints.is_empty() || matches!(exit_code, Some(137) | Some(134)) || oom_strength > 0.0
-    {
-        let kind = best_oom
-            .as_ref()
-            .map(|b| b.0.clone())
-            .or_else(|| {
-                hints
-                    .first()
-                    .map(|&i| knowledge.signatures[i].spec.kind.clone())
-            })
-            .unwrap_or_else(|| {
-                if exit_code == Some(134) {
-                    "node-heap".to_string()
-                } else {
-                    "container-memcg".to_string()
-                }
-            });
-        let mut decisive = hints.clone();
-        if let Some((_, s)) = &best_oom {
-            decisive.extend(&s.signatures);
-        }
-        (Verdict::Uncertain, kind, None, 0.5, decisive)
-    } else {
-        match exit_code {
-            Some(143) => (
-                Verdict::NotOom,
-                "not-oom".into(),
-                Some("sigterm".into()),
-                0.75,
-                vec![],
-            ),
-            Some(139) => (
-                Verdict::NotOom,
-                "not-oom".into(),
-                Some("segfault".into()),
-                0.8,
-                vec![],
-            ),
-            _ => (
-                Verdict::NotOom,
-                "not-oom".into(),
-                Some("no-memory-evidence".into()),
-                if scanned.lines > 0 { 0.6 } else { 0.3 },
-                vec![],
-            ),
-        }
-    };
+/// The kind (or sub-reason) with the most support. Of equal strengths the one seen last wins:
+/// the log ends where the process died. A full tie goes to the later `name`, so that the
+/// answer does not hang on the order the enum declares its variants in.
+fn strongest<K: Copy>(
+    table: &BTreeMap<K, Support>,
+    name: fn(K) -> &'static str,
+) -> Option<(K, &Support)> {
+    table
+        .iter()
+        .max_by(|(a_key, a), (b_key, b)| {
+            a.strength
+                .total_cmp(&b.strength)
+                .then(a.last_line.cmp(&b.last_line))
+                .then(name(**a_key).cmp(name(**b_key)))
+        })
+        .map(|(key, support)| (*key, support))
+}
 
+/// Decides between memory, another cause and uncertain. Memory wins ties at `DECIDE`: a
+/// process killed for memory leaves other errors behind (the build that stopped, the
+/// connection it held), which must not outvote the kill.
+fn weigh(tally: &Tally, exit_code: Option<i32>, lines: u64) -> Decision {
+    let oom = strongest(&tally.oom, Kind::as_str);
+    let not_oom = strongest(&tally.not_oom, SubReason::as_str);
+    let oom_strength = oom.map_or(0.0, |(_, support)| support.strength);
+    let not_strength = not_oom.map_or(0.0, |(_, support)| support.strength);
+    match (oom, not_oom) {
+        (Some((kind, support)), _) if oom_strength >= DECIDE && oom_strength >= not_strength => {
+            memory(kind, support, not_strength)
+        }
+        (_, Some((sub_reason, support)))
+            if not_strength >= DECIDE && not_strength > oom_strength =>
+        {
+            not_memory(sub_reason, support, oom_strength)
+        }
+        _ if !tally.hints.is_empty()
+            || matches!(exit_code, Some(137) | Some(134))
+            || oom_strength > 0.0 =>
+        {
+            uncertain(tally, oom, exit_code)
+        }
+        _ => from_exit_code(exit_code, lines),
+    }
+}
+
+/// Out of memory. Support for another cause lowers the confidence only a little, for the
+/// reason memory wins ties.
+fn memory(kind: Kind, support: &Support, not_strength: f64) -> Decision {
+    Decision {
+        verdict: Verdict::Oom,
+        kind,
+        sub_reason: None,
+        confidence: support.strength - 0.5 * not_strength.min(support.strength) * 0.3,
+        decisive: support.signatures.clone(),
+    }
+}
+
+/// Another cause. Weaker memory evidence lowers the confidence: memory may still be the
+/// cause.
+fn not_memory(sub_reason: SubReason, support: &Support, oom_strength: f64) -> Decision {
+    Decision {
+        verdict: Verdict::NotOom,
+        kind: Kind::NotOom,
+        sub_reason: Some(sub_reason),
+        confidence: support.strength - 0.3 * oom_strength,
+        decisive: support.signatures.clone(),
+    }
+}
+
+/// Memory is suspected but not shown: a hint (a bare 137), weak memory signatures, or a status
+/// that a memory failure also gives (137: SIGKILL; 134: SIGABRT, as V8's heap abort). The kind
+/// is the best guess: the strongest memory kind, else the first hint's, else the status's.
+fn uncertain(tally: &Tally, oom: Option<(Kind, &Support)>, exit_code: Option<i32>) -> Decision {
+    let kind = oom
+        .map(|(kind, _)| kind)
+        .or_else(|| tally.hints.first().map(|hint| hint.kind))
+        .unwrap_or(if exit_code == Some(134) {
+            Kind::NodeHeap
+        } else {
+            Kind::ContainerMemcg
+        });
+    let mut decisive: Vec<usize> = tally.hints.iter().map(|hint| hint.signature).collect();
+    if let Some((_, support)) = oom {
+        decisive.extend(&support.signatures);
+    }
+    Decision {
+        verdict: Verdict::Uncertain,
+        kind,
+        sub_reason: None,
+        confidence: 0.5,
+        decisive,
+    }
+}
+
+/// No memory evidence at all: the status names the cause when it can (143: SIGTERM,
+/// 139: SIGSEGV). A status alone, without a log, says little that memory was not involved.
+fn from_exit_code(exit_code: Option<i32>, lines: u64) -> Decision {
+    let (sub_reason, confidence) = match exit_code {
+        Some(143) => (SubReason::Sigterm, 0.75),
+        Some(139) => (SubReason::Segfault, 0.8),
+        _ if lines > 0 => (SubReason::NoMemoryEvidence, 0.6),
+        _ => (SubReason::NoMemoryEvidence, 0.3),
+    };
+    Decision {
+        verdict: Verdict::NotOom,
+        kind: Kind::NotOom,
+        sub_reason: Some(sub_reason),
+        confidence,
+        decisive: Vec::new(),
+    }
+}
+
+/// The explanation of a decision: its lines, the meaning of its strongest signature, and the
+/// facts the scan extracted.
+fn assemble(
+    decision: Decision,
+    exit_code: Option<i32>,
+    scanned: &Scanned,
+    knowledge: &Knowledge,
+) -> Explanation {
+    let strongest = strongest_signature(&decision.decisive, knowledge);
+    let fact_text = |name: FactName| scanned.facts.get(&name).map(|f| f.text.clone());
+    let fact_number = |name: FactName| scanned.facts.get(&name).and_then(|f| f.number);
+    let heap_at_death_mb = fact_number(FactName::HeapAtDeathMb);
+    Explanation {
+        schema: "memfit.explain/1",
+        verdict: decision.verdict,
+        kind: decision.kind,
+        sub_reason: decision.sub_reason,
+        // Two decimals: the strengths behind it are judgements, not measurements.
+        confidence: (decision.confidence.clamp(0.0, 1.0) * 100.0).round() / 100.0,
+        meaning: strongest.map_or_else(
+            || exit_meaning(exit_code, decision.sub_reason),
+            |signature| signature.meaning.clone(),
+        ),
+        process: fact_text(FactName::Process)
+            .or_else(|| strongest.and_then(|signature| signature.process.clone())),
+        pid: fact_number(FactName::Pid).map(|p| p as i64),
+        limit_bytes: fact_number(FactName::LimitBytes).map(|b| b as u64),
+        heap_at_death_mb,
+        heap_ceiling: heap_ceiling(
+            decision.kind,
+            heap_at_death_mb,
+            fact_number(FactName::MaxOldSpaceMb),
+        ),
+        anon_rss_bytes: fact_number(FactName::AnonRssBytes).map(|b| b as u64),
+        exit_code,
+        step: fact_text(FactName::Step).map(|s| s.trim_start_matches("RUN ").trim().to_string()),
+        node_version: fact_text(FactName::NodeVersion),
+        runtime_version: fact_text(FactName::RuntimeVersion),
+        evidence: quote_evidence(&decision.decisive, exit_code, scanned, knowledge),
+        decide_with: match decision.verdict {
+            Verdict::Uncertain => DECIDE_WITH.map(String::from).to_vec(),
+            Verdict::Oom | Verdict::NotOom => Vec::new(),
+        },
+        remedies: Vec::new(),
+        signatures_matched: signatures_matched(scanned, knowledge),
+        lines_read: scanned.lines,
+        bytes_read: scanned.bytes,
+    }
+}
+
+/// The decisive signature that says the most: its meaning and process speak for the whole
+/// explanation. Of equal strengths, the later one.
+fn strongest_signature<'k>(decisive: &[usize], knowledge: &'k Knowledge) -> Option<&'k Signature> {
+    decisive
+        .iter()
+        .map(|&index| &knowledge.signatures[index])
+        .max_by(|a, b| a.strength.total_cmp(&b.strength))
+}
+
+/// The decisive lines, one per line number. A long run keeps its first and last lines: where
+/// the failure started and where it ended. A status given without a log is quoted as such.
+fn quote_evidence(
+    decisive: &[usize],
+    exit_code: Option<i32>,
+    scanned: &Scanned,
+    knowledge: &Knowledge,
+) -> Vec<Evidence> {
     let mut evidence: Vec<Evidence> = decisive
         .iter()
         .flat_map(|&index| {
-            let spec = &knowledge.signatures[index].spec;
+            let signature = &knowledge.signatures[index];
             scanned.hits[&index].all().map(move |h| Evidence {
                 line: h.line,
                 text: h.text.clone(),
-                signature: spec.id.clone(),
-                source: spec.source.clone(),
+                signature: signature.id.clone(),
+                source: signature.source.clone(),
             })
         })
         .collect();
     evidence.sort_by_key(|e| e.line);
     evidence.dedup_by_key(|e| e.line);
     if evidence.len() > MAX_EVIDENCE {
-        // Keep the first and the last lines: where it started and where it ended.
         let tail = evidence.split_off(evidence.len() - (MAX_EVIDENCE - 2));
         evidence.truncate(2);
         evidence.extend(tail);
     }
-    if let (Some(code), true) = (exit_code, scanned.lines == 0) {
+    if let (Some(code), 0) = (exit_code, scanned.lines) {
         evidence.push(Evidence {
             line: 0,
             text: format!("exit status {code} (given with --exit-code)"),
@@ -164,214 +306,93 @@ pub fn decide(scanned: &Scanned, exit_code: Option<i32>, knowledge: &Knowledge) 
             source: String::new(),
         });
     }
-
-    let strongest = decisive.iter().copied().max_by(|&a, &b| {
-        let sa = knowledge.signatures[a].spec.strength;
-        let sb = knowledge.signatures[b].spec.strength;
-        sa.partial_cmp(&sb).unwrap_or(std::cmp::Ordering::Equal)
-    });
-    let meaning = strongest
-        .map(|i| knowledge.signatures[i].spec.meaning.clone())
-        .unwrap_or_else(|| exit_meaning(exit_code, &sub_reason));
-
-    let fact_text = |name: &str| scanned.facts.get(name).map(|f| f.text.clone());
-    let fact_number = |name: &str| scanned.facts.get(name).and_then(|f| f.number);
-    let process = fact_text("process").or_else(|| {
-        strongest
-            .map(|i| knowledge.signatures[i].spec.process.clone())
-            .filter(|p| !p.is_empty())
-    });
-    let limit_bytes = fact_number("limit_bytes").map(|b| b as u64);
-    let heap_at_death_mb = fact_number("heap_at_death_mb");
-    let max_old_space = fact_number("max_old_space_mb");
-    let heap_ceiling = if kind == "node-heap" || heap_at_death_mb.is_some() {
-        Some(match max_old_space {
-            Some(n) => format!("--max-old-space-size={n}"),
-            None => "V8 default".to_string(),
-        })
-    } else {
-        None
-    };
-    let step = fact_text("step").map(|s| s.trim_start_matches("RUN ").trim().to_string());
-
-    let mut explanation = Explanation {
-        schema: "memfit.explain/1",
-        verdict,
-        kind,
-        sub_reason,
-        confidence: (confidence.clamp(0.0, 1.0) * 100.0).round() / 100.0,
-        meaning,
-        process,
-        pid: fact_number("pid").map(|p| p as i64),
-        limit_bytes,
-        heap_at_death_mb,
-        heap_ceiling,
-        anon_rss_bytes: fact_number("anon_rss_bytes").map(|b| b as u64),
-        exit_code,
-        step,
-        node_version: fact_text("node_version"),
-        runtime_version: fact_text("runtime_version"),
-        evidence,
-        decide_with: Vec::new(),
-        remedies: Vec::new(),
-        signatures_matched: {
-            let mut ids: Vec<String> = scanned
-                .hits
-                .keys()
-                .map(|&i| knowledge.signatures[i].spec.id.clone())
-                .collect();
-            ids.sort();
-            ids
-        },
-        lines_read: scanned.lines,
-        bytes_read: scanned.bytes,
-    };
-    if explanation.verdict == Verdict::Uncertain {
-        explanation.decide_with = vec![
-            "docker inspect <container> --format '{{.State.OOMKilled}}' (true: the memory limit killed it)".into(),
-            "the cgroup's memory.events: oom_kill > 0 means an OOM kill (memory.oom_control on cgroup v1)".into(),
-            "the kernel log: dmesg | grep -i 'killed process'".into(),
-            "reproduce under the same limit: memfit run --limit <limit> -- <the step>".into(),
-        ];
-    }
-    explanation.remedies = remedies(&explanation, scanned, knowledge);
-    explanation
+    evidence
 }
 
-fn exit_meaning(exit_code: Option<i32>, sub_reason: &Option<String>) -> String {
-    match (exit_code, sub_reason.as_deref()) {
+/// V8's ceiling matters when V8's heap is involved: a node-heap failure, or a GC trace in the
+/// log.
+fn heap_ceiling(
+    kind: Kind,
+    heap_at_death_mb: Option<f64>,
+    max_old_space_mb: Option<f64>,
+) -> Option<HeapCeiling> {
+    if kind != Kind::NodeHeap && heap_at_death_mb.is_none() {
+        return None;
+    }
+    Some(match max_old_space_mb {
+        Some(megabytes) => HeapCeiling::MaxOldSpaceSize { megabytes },
+        None => HeapCeiling::V8Default,
+    })
+}
+
+fn signatures_matched(scanned: &Scanned, knowledge: &Knowledge) -> Vec<String> {
+    let mut ids: Vec<String> = scanned
+        .hits
+        .keys()
+        .map(|&index| knowledge.signatures[index].id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn exit_meaning(exit_code: Option<i32>, sub_reason: Option<SubReason>) -> String {
+    match (exit_code, sub_reason) {
         (Some(137), _) => "Status 137 means SIGKILL (128 + 9). The kernel's OOM killer sends SIGKILL, but so do docker stop after its timeout, Kubernetes after a failed probe, and kill -9: the status alone cannot tell.".into(),
         (Some(134), _) => "Status 134 means SIGABRT (128 + 6): a V8 heap abort (\"JavaScript heap out of memory\") ends this way, as does any failed assertion. The log's last lines tell which.".into(),
         (Some(143), _) => "Status 143 means SIGTERM (128 + 15): something asked the process to stop. The OOM killer never sends SIGTERM.".into(),
         (Some(139), _) => "Status 139 means SIGSEGV (128 + 11): a crash in native code, not a memory limit.".into(),
         (Some(0), _) => "Status 0: the command succeeded.".into(),
         (Some(1), _) => "Status 1 is a generic failure. Wrappers (npm, yarn, gradle) also exit 1 when a process they ran was OOM-killed, so read the lines above it.".into(),
-        (_, Some("no-memory-evidence")) => "Nothing in this log points to memory: no OOM message, no SIGKILL, no memory limit.".into(),
+        (_, Some(SubReason::NoMemoryEvidence)) => "Nothing in this log points to memory: no OOM message, no SIGKILL, no memory limit.".into(),
         _ => "No decisive line.".into(),
     }
 }
 
-/// Values the remedy templates may use.
-fn variables(e: &Explanation) -> HashMap<&'static str, String> {
-    let mut vars = HashMap::new();
-    let limit_mib = e.limit_bytes.map(|b| b as f64 / MIB);
-    let heap = e.heap_at_death_mb;
-    let suggested_heap = match (limit_mib, heap) {
-        (Some(limit), _) => ((limit * 0.75) / 64.0).floor() * 64.0,
-        (None, Some(h)) => ((h * 1.5) / 512.0).ceil() * 512.0,
-        (None, None) => 1536.0,
-    };
-    vars.insert("suggested_heap_mb", format!("{}", suggested_heap as u64));
-    let limit_arg = match (e.limit_bytes, heap) {
-        (Some(bytes), _) => format!("{}M", (bytes as f64 / MIB).round() as u64),
-        (None, Some(h)) => format!("{}M", (((h * 2.0) / 512.0).ceil() * 512.0) as u64),
-        (None, None) => "2G".to_string(),
-    };
-    vars.insert("limit_arg", limit_arg);
-    // Without a known limit, measure unconstrained: the peak says what the step needs.
-    vars.insert(
-        "limit_flag",
-        e.limit_bytes
-            .map(|bytes| format!("--limit {}M ", (bytes as f64 / MIB).round() as u64))
-            .unwrap_or_default(),
-    );
-    vars.insert(
-        "go_memlimit",
-        match limit_mib {
-            Some(l) => format!("{}MiB", (l * 0.9) as u64),
-            None => "1GiB".to_string(),
-        },
-    );
-    vars.insert(
-        "step",
-        e.step
-            .clone()
-            .unwrap_or_else(|| "<the failing step>".to_string()),
-    );
-    vars.insert(
-        "heap_at_death_mb",
-        heap.map(|h| format!("{}", h.round() as u64))
-            .unwrap_or_else(|| "?".into()),
-    );
-    vars.insert(
-        "heap_origin",
-        match e.heap_ceiling.as_deref() {
-            Some(c) if c.starts_with("--max") => format!(", the ceiling set by {c}"),
-            Some(_) if heap.is_some() => ", V8's default ceiling for that machine".to_string(),
-            _ => String::new(),
-        },
-    );
-    vars.insert(
-        "process_phrase",
-        match (&e.process, e.pid) {
-            (Some(p), Some(pid)) => format!("`{p}` (pid {pid})"),
-            (Some(p), None) => format!("`{p}`"),
-            _ => "a process of the step".to_string(),
-        },
-    );
-    vars.insert("meaning", e.meaning.clone());
-    if let Some(limit) = e.limit_bytes {
-        vars.insert("limit", ByteSize(limit).to_string());
-    }
-    vars
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn fill(template: &str, vars: &HashMap<&'static str, String>) -> String {
-    let mut out = template.to_string();
-    for (name, value) in vars {
-        out = out.replace(&format!("{{{name}}}"), value);
+    fn explain(log: &str) -> Explanation {
+        crate::explain(log.as_bytes(), None).unwrap()
     }
-    out
-}
 
-fn condition_holds(condition: &str, e: &Explanation, scanned: &Scanned, k: &Knowledge) -> bool {
-    let step = e.step.as_deref().unwrap_or_default();
-    let process = e.process.as_deref().unwrap_or_default();
-    match condition {
-        "" => true,
-        "step_is_install" => [
-            "npm ci",
-            "npm install",
-            "npm i ",
-            "yarn install",
-            "yarn --",
-            "pnpm install",
-        ]
-        .iter()
-        .any(|s| step.contains(s)),
-        "process_is_linker_or_rustc" => {
-            process == "ld"
-                || process.starts_with("rustc")
-                || process.starts_with("cc1")
-                || ["cargo build", "make", "cmake", "ninja"]
-                    .iter()
-                    .any(|s| step.contains(s))
-        }
-        "heroku" => scanned
-            .hits
-            .keys()
-            .any(|&i| k.signatures[i].spec.id.starts_with("heroku")),
-        _ => false,
+    #[test]
+    fn equal_support_on_one_line_goes_to_the_later_name() {
+        // v8-heap-out-of-memory and k8s-oomkilled-reason both weigh 0.97.
+        let e = explain("JavaScript heap out of memory; Reason: OOMKilled\n");
+        assert_eq!(e.kind, Kind::NodeHeap);
+        let e = explain("Segmentation fault error TS2322: bad\n");
+        assert_eq!(e.sub_reason, Some(SubReason::Segfault));
     }
-}
 
-fn remedies(e: &Explanation, scanned: &Scanned, k: &Knowledge) -> Vec<Remedy> {
-    let vars = variables(e);
-    k.remedies
-        .iter()
-        .filter(|r| {
-            let by_kind = e.verdict == Verdict::Oom && r.kinds.contains(&e.kind);
-            let by_sub = e
-                .sub_reason
-                .as_ref()
-                .is_some_and(|s| r.sub_reasons.contains(s));
-            let by_verdict = r.verdicts.iter().any(|v| v == e.verdict.as_str());
-            (by_kind || by_sub || by_verdict) && condition_holds(&r.when, e, scanned, k)
-        })
-        .map(|r| Remedy {
-            title: fill(&r.title, &vars),
-            commands: r.commands.iter().map(|c| fill(c, &vars)).collect(),
-            note: fill(&r.note, &vars),
-        })
-        .collect()
+    #[test]
+    fn a_heap_flag_in_the_log_is_named_as_the_ceiling() {
+        let e = explain(
+            "node --max-old-space-size=4096 build.js\n\
+             Mark-sweep 4000.1 (4100.2) -> 3990.5 (4090.1) MB\n\
+             FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n",
+        );
+        assert_eq!(
+            e.heap_ceiling,
+            Some(HeapCeiling::MaxOldSpaceSize { megabytes: 4096.0 })
+        );
+        assert!(
+            e.remedies[0]
+                .note
+                .contains("~3991 MB of heap, the ceiling set by --max-old-space-size=4096."),
+            "{}",
+            e.remedies[0].note
+        );
+    }
+
+    #[test]
+    fn a_memory_kill_wins_a_tie_with_the_errors_it_leaves_behind() {
+        // docker-build-step-137 and network both weigh 0.75.
+        let e = explain(
+            "npm ERR! network socket hang up\n\
+             The command '/bin/sh -c npm ci' returned a non-zero code: 137\n",
+        );
+        assert_eq!(e.verdict, Verdict::Oom);
+        assert_eq!(e.kind, Kind::BuildStepKilled);
+    }
 }

@@ -1,0 +1,190 @@
+//! Chooses the remedies that fit an explanation and fills their templates from its facts.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::knowledge::Knowledge;
+use crate::report::{Explanation, HeapCeiling, Kind, Remedy, SubReason, Verdict};
+use crate::scan::Scanned;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// A remedy offered when the explanation has one of its kinds (with an `oom` verdict), one of
+/// its sub-reasons or one of its verdicts, and its condition holds.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RemedySpec {
+    #[serde(default)]
+    kinds: Vec<Kind>,
+    #[serde(default)]
+    sub_reasons: Vec<SubReason>,
+    #[serde(default)]
+    verdicts: Vec<Verdict>,
+    when: Option<Condition>,
+    title: String,
+    commands: Vec<String>,
+    note: String,
+}
+
+/// Narrows a remedy to the failures it helps with.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Condition {
+    /// The step installs packages (npm, yarn, pnpm).
+    StepIsInstall,
+    /// The step compiles or links native code.
+    ProcessIsLinkerOrRustc,
+    /// A Heroku signature matched.
+    Heroku,
+}
+
+impl Condition {
+    fn holds(self, e: &Explanation, scanned: &Scanned, k: &Knowledge) -> bool {
+        let step = e.step.as_deref().unwrap_or_default();
+        let process = e.process.as_deref().unwrap_or_default();
+        match self {
+            Condition::StepIsInstall => [
+                "npm ci",
+                "npm install",
+                "npm i ",
+                "yarn install",
+                "yarn --",
+                "pnpm install",
+            ]
+            .iter()
+            .any(|s| step.contains(s)),
+            Condition::ProcessIsLinkerOrRustc => {
+                process == "ld"
+                    || process.starts_with("rustc")
+                    || process.starts_with("cc1")
+                    || ["cargo build", "make", "cmake", "ninja"]
+                        .iter()
+                        .any(|s| step.contains(s))
+            }
+            Condition::Heroku => scanned
+                .hits
+                .keys()
+                .any(|&i| k.signatures[i].id.starts_with("heroku")),
+        }
+    }
+}
+
+/// Every remedy that fits, in the order signatures.toml lists them, filled from the facts.
+pub(crate) fn remedies(e: &Explanation, scanned: &Scanned, k: &Knowledge) -> Vec<Remedy> {
+    let vars = variables(e);
+    k.remedies
+        .iter()
+        .filter(|r| {
+            let by_kind = e.verdict == Verdict::Oom && r.kinds.contains(&e.kind);
+            let by_sub = e.sub_reason.is_some_and(|s| r.sub_reasons.contains(&s));
+            let by_verdict = r.verdicts.contains(&e.verdict);
+            (by_kind || by_sub || by_verdict) && r.when.is_none_or(|c| c.holds(e, scanned, k))
+        })
+        .map(|r| Remedy {
+            title: fill(&r.title, &vars),
+            commands: r.commands.iter().map(|c| fill(c, &vars)).collect(),
+            note: fill(&r.note, &vars),
+        })
+        .collect()
+}
+
+/// Values the remedy templates may use.
+fn variables(e: &Explanation) -> HashMap<&'static str, String> {
+    let mut vars = HashMap::new();
+    let limit_mib = e.limit_bytes.map(|b| b as f64 / MIB);
+    let heap = e.heap_at_death_mb;
+    let suggested_heap = match (limit_mib, heap) {
+        (Some(limit), _) => ((limit * 0.75) / 64.0).floor() * 64.0,
+        (None, Some(h)) => ((h * 1.5) / 512.0).ceil() * 512.0,
+        (None, None) => 1536.0,
+    };
+    vars.insert("suggested_heap_mb", format!("{}", suggested_heap as u64));
+    let limit_arg = match (e.limit_bytes, heap) {
+        (Some(bytes), _) => format!("{}M", (bytes as f64 / MIB).round() as u64),
+        (None, Some(h)) => format!("{}M", (((h * 2.0) / 512.0).ceil() * 512.0) as u64),
+        (None, None) => "2G".to_string(),
+    };
+    vars.insert("limit_arg", limit_arg);
+    // Without a known limit, measure unconstrained: the peak says what the step needs.
+    vars.insert(
+        "limit_flag",
+        e.limit_bytes
+            .map(|bytes| format!("--limit {}M ", (bytes as f64 / MIB).round() as u64))
+            .unwrap_or_default(),
+    );
+    vars.insert(
+        "go_memlimit",
+        match limit_mib {
+            Some(l) => format!("{}MiB", (l * 0.9) as u64),
+            None => "1GiB".to_string(),
+        },
+    );
+    vars.insert(
+        "step",
+        e.step
+            .clone()
+            .unwrap_or_else(|| "<the failing step>".to_string()),
+    );
+    vars.insert(
+        "heap_at_death_mb",
+        heap.map(|h| format!("{}", h.round() as u64))
+            .unwrap_or_else(|| "?".into()),
+    );
+    vars.insert(
+        "heap_origin",
+        match e.heap_ceiling {
+            Some(flag @ HeapCeiling::MaxOldSpaceSize { .. }) => {
+                format!(", the ceiling set by {flag}")
+            }
+            Some(HeapCeiling::V8Default) if heap.is_some() => {
+                ", V8's default ceiling for that machine".to_string()
+            }
+            _ => String::new(),
+        },
+    );
+    vars.insert(
+        "process_phrase",
+        match (&e.process, e.pid) {
+            (Some(p), Some(pid)) => format!("`{p}` (pid {pid})"),
+            (Some(p), None) => format!("`{p}`"),
+            _ => "a process of the step".to_string(),
+        },
+    );
+    vars.insert("meaning", e.meaning.clone());
+    vars
+}
+
+fn fill(template: &str, vars: &HashMap<&'static str, String>) -> String {
+    let mut out = template.to_string();
+    for (name, value) in vars {
+        out = out.replace(&format!("{{{name}}}"), value);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knowledge;
+
+    #[test]
+    fn every_name_in_a_remedy_template_is_a_variable() {
+        let known = variables(&crate::explain_exit_code(137));
+        let name = regex::Regex::new(r"\{([a-z_]+)\}").unwrap();
+        for remedy in &knowledge::get().remedies {
+            let texts = [&remedy.title, &remedy.note]
+                .into_iter()
+                .chain(&remedy.commands);
+            for text in texts {
+                for found in name.captures_iter(text) {
+                    assert!(
+                        known.contains_key(&found[1]),
+                        "{{{}}} in {text:?}",
+                        &found[1]
+                    );
+                }
+            }
+        }
+    }
+}
