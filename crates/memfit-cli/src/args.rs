@@ -281,13 +281,80 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-fn parse_cpus(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
+fn parse_cpus(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.01 => Ok(n),
         _ => Err(format!(
-            "invalid CPU count `{text}`: use a whole number of CPUs from 1 up, e.g. --cpus 1"
+            "invalid CPU count `{text}`: use a number of CPUs from 0.01 up, e.g. --cpus 1 or --cpus 0.5"
         )),
     }
+}
+
+/// A list of CPU numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+/// `0`, `0-2`, `0,2-3`, as `docker run --cpuset-cpus` takes them.
+fn parse_cpuset(text: &str) -> Result<CpuList, String> {
+    let err = || {
+        format!("invalid CPU list `{text}`: use CPU numbers and ranges, e.g. --cpuset 0 or --cpuset 0-1,3")
+    };
+    let mut cpus = Vec::new();
+    for part in text.split(',') {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<usize>(), b.trim().parse::<usize>()),
+            None => (part.trim().parse::<usize>(), part.trim().parse::<usize>()),
+        };
+        let (first, last) = (first.map_err(|_| err())?, last.map_err(|_| err())?);
+        if first > last || last >= 1024 {
+            return Err(err());
+        }
+        cpus.extend(first..=last);
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(CpuList(cpus))
+}
+
+/// How the command is started, as a container would start it.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FidelityArgs {
+    /// CPU time as `docker run --cpus` and the platforms give it: a quota of N CPUs (0.5 is
+    /// half a CPU); the command still sees every CPU, as in the container. Default: the
+    /// plan's vCPUs with --platform, else no quota.
+    #[arg(long, value_name = "N", value_parser = parse_cpus)]
+    pub cpus: Option<f64>,
+
+    /// The CPUs the command may run on, and so sees (`docker run --cpuset-cpus`), e.g.
+    /// --cpuset 0 or --cpuset 0-1.
+    #[arg(long, value_name = "LIST", value_parser = parse_cpuset)]
+    pub cpuset: Option<CpuList>,
+
+    /// Run the command as PID 1 of its own PID namespace, with /proc remounted, as
+    /// `docker run` and Kubernetes do: a V8 heap abort then exits 139, and a PID 1 without a
+    /// SIGTERM handler ignores SIGTERM.
+    #[arg(long)]
+    pub pid1: bool,
+
+    /// Put a minimal init in front of the command as PID 1, as `docker run --init` does
+    /// (implies --pid1).
+    #[arg(long)]
+    pub init: bool,
+
+    /// Start from an empty environment (only PATH and HOME are kept), as a container starts
+    /// from its image's; add variables with --env and --env-file.
+    #[arg(long)]
+    pub env_clear: bool,
+
+    /// Set a variable for the command, e.g. --env NODE_ENV=production; `--env NAME` passes
+    /// this machine's value (as `docker run -e NAME`).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+
+    /// Read variables from a file of NAME=VALUE lines (`#` comments), as `docker run
+    /// --env-file`.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -297,7 +364,7 @@ pub struct LimitArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size, conflicts_with = "platform")]
     pub limit: Option<ByteSize>,
 
-    /// Take the limit and CPU count from a PaaS or CI plan, e.g. render:starter,
+    /// Take the limit, the CPU time and how the command is started from a PaaS or CI plan, e.g. render:starter,
     /// heroku:standard-1x, fly:shared-cpu-1x, github:ubuntu-latest. `--platform list` prints
     /// them all with their sources.
     #[arg(long, value_name = "NAME")]
@@ -308,10 +375,8 @@ pub struct LimitArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "0")]
     pub swap: ByteSize,
 
-    /// Restrict the CPUs the command can see (affinity), because parallel builds start a
-    /// worker per visible CPU. E.g. --cpus 1 for a 1 vCPU plan.
-    #[arg(long, value_name = "N", value_parser = parse_cpus)]
-    pub cpus: Option<usize>,
+    #[command(flatten)]
+    pub fidelity: FidelityArgs,
 
     /// Do not create a cgroup even where possible: no limit is enforced and the peak is
     /// sampled. E.g. to compare with tools that only sample.
@@ -392,9 +457,8 @@ pub struct BisectArgs {
     #[arg(long, value_name = "CMD")]
     pub setup: Option<String>,
 
-    /// Restrict the CPUs the command can see, e.g. --cpus 1.
-    #[arg(long, value_name = "N", value_parser = parse_cpus)]
-    pub cpus: Option<usize>,
+    #[command(flatten)]
+    pub fidelity: FidelityArgs,
 
     /// Swap allowed beyond each limit (default 0).
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "0")]

@@ -13,6 +13,7 @@ use memfit_measure::{
 };
 
 use crate::args::BisectArgs;
+use crate::fidelity;
 use crate::output;
 use crate::{EXIT_FINDINGS, EXIT_USAGE};
 
@@ -24,12 +25,17 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
     if let Some(path) = &args.json {
         output::check_writable(path)?;
     }
+    let fidelity = fidelity::resolve(&args.fidelity, None)?;
     let options = BisectOptions {
         run: RunOptions {
             command: args.command.clone(),
             limit: None,
             swap: args.swap.bytes(),
-            cpus: args.cpus,
+            cpu_quota: fidelity.cpu_quota,
+            cpuset: fidelity.cpuset,
+            pid: fidelity.pid,
+            init_program: fidelity.init_program,
+            environment: fidelity.environment,
             interval: None,
             measure_only: false,
             host_view: false,
@@ -39,7 +45,7 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
                 Stdio::Null
             },
             platform: None,
-            caveats: Vec::new(),
+            caveats: fidelity.caveats,
         },
         lo: args.lo.map(|s| s.bytes()),
         hi: args.hi.map(|s| s.bytes()),

@@ -5,6 +5,7 @@ mod args;
 mod audit_cmd;
 mod bisect_cmd;
 mod explain_cmd;
+mod fidelity;
 mod output;
 mod plan_cmd;
 mod run_cmd;
@@ -20,6 +21,16 @@ pub const EXIT_FINDINGS: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    // `memfit __init -- CMD`: the minimal init `memfit run --init` puts in front of the
+    // command as PID 1 of its namespace (not a user command).
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if raw.get(1).is_some_and(|a| a == "__init") {
+        let command = raw
+            .get(2)
+            .filter(|a| *a == "--")
+            .map_or(&raw[2..], |_| &raw[3..]);
+        return ExitCode::from(memfit_sys::process::run_init(command).clamp(0, 255) as u8);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Commands::Run(args) => run_cmd::execute(args),

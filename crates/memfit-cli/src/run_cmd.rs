@@ -4,9 +4,10 @@ use std::fmt::Write as _;
 
 use anyhow::{bail, Result};
 use memfit_core::{ByteSize, Target, TargetRequest};
-use memfit_measure::{html, svg, PeakSource, RunOptions, RunReport, SignalWatcher, Stdio};
+use memfit_measure::{html, svg, PeakSource, PidMode, RunOptions, RunReport, SignalWatcher, Stdio};
 
 use crate::args::{LimitArgs, RunArgs};
+use crate::fidelity;
 use crate::output;
 use crate::{EXIT_FINDINGS, EXIT_USAGE};
 
@@ -15,7 +16,7 @@ pub fn resolve_target(args: &LimitArgs) -> Result<Option<Target>> {
     let target = Target::resolve(&TargetRequest {
         limit: args.limit,
         platform: args.platform.as_deref(),
-        cpus: args.cpus,
+        cpus: args.fidelity.cpus,
         config: None,
     })?;
     Ok(target)
@@ -50,6 +51,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         bail!("no command given; put it after `--`, e.g. memfit run --limit 512M -- npm run build");
     }
     let target = resolve_target(&args.limits)?;
+    let fidelity = fidelity::resolve(&args.limits.fidelity, target.as_ref())?;
     for path in [&args.json, &args.svg, &args.html].into_iter().flatten() {
         output::check_writable(path)?;
     }
@@ -58,7 +60,11 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         command: args.command.clone(),
         limit: target.as_ref().map(|t| t.memory.bytes()),
         swap: args.limits.swap.bytes(),
-        cpus: target.as_ref().map_or(args.limits.cpus, |t| t.cpus),
+        cpu_quota: fidelity.cpu_quota,
+        cpuset: fidelity.cpuset,
+        pid: fidelity.pid,
+        init_program: fidelity.init_program,
+        environment: fidelity.environment,
         interval: args.interval,
         measure_only: args.limits.measure_only,
         host_view: args.limits.host_view,
@@ -67,7 +73,12 @@ pub fn execute(args: RunArgs) -> Result<u8> {
             .as_ref()
             .and_then(Target::platform_name)
             .map(str::to_string),
-        caveats: target.map(|t| t.caveats).unwrap_or_default(),
+        caveats: target
+            .map(|t| t.caveats)
+            .unwrap_or_default()
+            .into_iter()
+            .chain(fidelity.caveats)
+            .collect(),
     };
     let report = match memfit_measure::run(&options, &signals) {
         Ok(report) => report,
@@ -129,13 +140,23 @@ pub fn summary(report: &RunReport) -> String {
         .as_ref()
         .map(|p| format!(" ({p})"))
         .unwrap_or_default();
+    let cpus = match report.cpu_quota {
+        Some(quota) => format!(
+            "{quota} CPU(s) of time, {} of {} CPUs seen",
+            report.cpus, report.host_cpus
+        ),
+        None => format!("{} of {} CPUs", report.cpus, report.host_cpus),
+    };
+    let pid = match report.pid {
+        PidMode::Child => "",
+        PidMode::Pid1 => ", PID 1",
+        PidMode::Init => ", PID 1 is an init",
+    };
     let _ = writeln!(
         out,
-        "  mode      {}, {limit}{platform}, swap {}, {} of {} CPUs",
+        "  mode      {}, {limit}{platform}, swap {}, {cpus}{pid}",
         report.mode.as_str(),
         ByteSize(report.swap_bytes),
-        report.cpus,
-        report.host_cpus
     );
     if let Some(reason) = &report.mode_reason {
         let _ = writeln!(out, "  !! MEASURE-ONLY: {reason}");
@@ -220,6 +241,13 @@ pub fn summary(report: &RunReport) -> String {
                 .map(|p| format!("{} `{}`", p.pid, truncate(&p.command, 40)))
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+    }
+    for variable in &report.inherited_env {
+        let _ = writeln!(
+            out,
+            "  env       {} reaches the command from this machine's environment; a container starts with its image's: set it with --env, or drop it with --env-clear",
+            truncate(variable, 80)
         );
     }
     for caveat in &report.caveats {

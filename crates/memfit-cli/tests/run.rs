@@ -359,20 +359,14 @@ fn budget_gates_ci_with_exit_1() {
 }
 
 #[test]
-fn cpus_restricts_what_the_command_sees() {
-    let run = run(&["--cpus", "1"], &["nproc"]);
-    assert_eq!(run.status(), 0, "{}", run.stderr());
-    assert_eq!(run.stdout().trim(), "1");
-    assert_eq!(run.report["cpus"], 1);
-}
-
-#[test]
-fn platform_sets_limit_and_cpus() {
+fn platform_sets_limit_and_cpu_time() {
     let run = run(&["--platform", "render:starter"], &["nproc"]);
     assert_eq!(run.status(), 0, "{}", run.stderr());
     assert_eq!(run.report["limit_bytes"], 512 * MIB);
     assert_eq!(run.report["platform"], "render:starter");
-    assert_eq!(run.stdout().trim(), "1");
+    // Half a CPU of time, as the plan's 0.5 vCPU; every CPU still visible, as on the plan.
+    assert_eq!(run.report["cpu_quota"], 0.5);
+    assert_eq!(run.stdout().trim(), host_cpus().to_string());
 }
 
 #[test]
@@ -446,6 +440,12 @@ fn bad_input_exits_2_with_one_line_that_says_what_to_do() {
     assert!(err.contains("render:starter"), "{err}");
     let err = usage_error(&["run", "--cpus", "999", "--", "true"]);
     assert!(err.contains("CPU"), "{err}");
+    let err = usage_error(&["run", "--cpuset", "999", "--", "true"]);
+    assert!(err.contains("CPU 999 is not available"), "{err}");
+    let err = usage_error(&["run", "--cpuset", "1-0", "--", "true"]);
+    assert!(err.contains("invalid CPU list"), "{err}");
+    let err = usage_error(&["run", "--env", "BAD NAME=1", "--", "true"]);
+    assert!(err.contains("without spaces"), "{err}");
     let err = usage_error(&["run", "--limit", "1M", "--", "true"]);
     assert!(err.contains("6M"), "{err}");
     let err = usage_error(&["run"]);

@@ -19,6 +19,6 @@ pub mod target;
 
 pub use cgroup_version::CgroupVersion;
 pub use heap_flags::{HeapFlags, OldSpaceCap};
-pub use platform::{Platform, PLATFORMS};
+pub use platform::{Platform, ProcessModel, PLATFORMS};
 pub use size::{ByteSize, SizeError, GIB, KIB, MIB};
 pub use target::{ConfigTarget, Target, TargetError, TargetRequest, TargetSource};

@@ -2,8 +2,9 @@
 //!
 //! Kept as data, each entry with the page its numbers come from, so that a reader can check
 //! them and a change of plan is a one-line edit. Memory is what the plan enforces as the
-//! container limit; CPUs is what the plan advertises (fractional for shared plans; memfit can
-//! only restrict *visible* CPUs to a whole number, see `Platform::visible_cpus`).
+//! container limit; CPUs is what the plan advertises (fractional for shared plans), applied as
+//! a CPU quota as the platforms apply it; how the platform starts the command (as PID 1 of a
+//! container, or behind its own init) where the provider documents it.
 
 use crate::size::{ByteSize, MIB};
 
@@ -19,14 +20,20 @@ pub struct Platform {
     pub source: &'static str,
     /// What the numbers do not say (shared CPUs, swap, older page…).
     pub note: &'static str,
+    /// How the platform starts the command, where documented.
+    pub process: ProcessModel,
 }
 
-impl Platform {
-    /// The whole number of CPUs to leave visible to the command: a fractional share of a
-    /// CPU still runs on (at least) one CPU at a time.
-    pub fn visible_cpus(&self) -> Option<usize> {
-        self.cpus.map(|c| (c.ceil() as usize).max(1))
-    }
+/// How a platform starts the command, which decides its exit status on a V8 heap abort (139
+/// as PID 1, 134 behind an init) and whether SIGTERM without a handler stops it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ProcessModel {
+    /// The command is PID 1 of its container (Kubernetes, `docker run`): `memfit run --pid1`.
+    Pid1 { source: &'static str },
+    /// The platform's own init is PID 1 and runs the command: `memfit run --init`.
+    Init { source: &'static str },
+    /// Not documented by the provider.
+    Unknown,
 }
 
 const fn mib(n: u64) -> ByteSize {
@@ -44,35 +51,42 @@ const NORTHFLANK: &str =
     "https://northflank.com/docs/v1/application/billing/resource-plans-and-quotas";
 const GITHUB: &str = "https://docs.github.com/en/actions/reference/runners/github-hosted-runners";
 
+const FLY_INIT: ProcessModel = ProcessModel::Init {
+    source: "https://fly.io/docs/app-guides/multiple-processes/ (\"when your entrypoint program exits, our init kills the Machine\")",
+};
+const KUBERNETES: ProcessModel = ProcessModel::Pid1 {
+    source: "Northflank runs services as Kubernetes containers; https://kubernetes.io/docs/tasks/configure-pod-container/share-process-namespace/ (without a shared namespace the container process has PID 1)",
+};
+
 /// Every plan memfit knows, grouped by provider.
 pub const PLATFORMS: &[Platform] = &[
-    Platform { name: "render:free", memory: mib(512), cpus: Some(0.1), source: RENDER_FREE, note: "spins down when idle" },
-    Platform { name: "render:starter", memory: mib(512), cpus: Some(0.5), source: RENDER, note: "" },
-    Platform { name: "render:standard", memory: mib(2048), cpus: Some(1.0), source: RENDER, note: "" },
-    Platform { name: "render:pro", memory: mib(4096), cpus: Some(2.0), source: RENDER, note: "" },
-    Platform { name: "render:pro-plus", memory: mib(8192), cpus: Some(4.0), source: RENDER, note: "" },
-    Platform { name: "heroku:eco", memory: mib(512), cpus: None, source: HEROKU, note: "same limit as standard-1x; Heroku swaps past the quota (R14) and restarts at 5x (R15)" },
-    Platform { name: "heroku:basic", memory: mib(512), cpus: None, source: HEROKU, note: "same limit as standard-1x; Heroku swaps past the quota (R14)" },
-    Platform { name: "heroku:standard-1x", memory: ByteSize(536_870_912), cpus: None, source: HEROKU, note: "Heroku swaps past the quota (R14) instead of killing; try --swap" },
-    Platform { name: "heroku:standard-2x", memory: ByteSize(1_073_741_824), cpus: None, source: HEROKU, note: "Heroku swaps past the quota (R14) instead of killing; try --swap" },
-    Platform { name: "heroku:performance-m", memory: ByteSize(2_684_354_560), cpus: None, source: HEROKU, note: "" },
-    Platform { name: "heroku:performance-l", memory: ByteSize(15_032_385_536), cpus: None, source: HEROKU, note: "" },
-    Platform { name: "fly:shared-cpu-1x", memory: mib(256), cpus: Some(1.0), source: FLY, note: "the default Machine size; a Firecracker VM, so the guest kernel's OOM killer acts" },
-    Platform { name: "fly:shared-cpu-1x-512", memory: mib(512), cpus: Some(1.0), source: FLY, note: "shared CPU" },
-    Platform { name: "fly:shared-cpu-1x-1gb", memory: mib(1024), cpus: Some(1.0), source: FLY, note: "shared CPU" },
-    Platform { name: "fly:shared-cpu-2x", memory: mib(512), cpus: Some(2.0), source: FLY, note: "shared CPUs" },
-    Platform { name: "fly:performance-1x", memory: mib(2048), cpus: Some(1.0), source: FLY, note: "dedicated CPU" },
-    Platform { name: "railway:trial", memory: mib(512), cpus: Some(1.0), source: RAILWAY, note: "\"max to 512 MB of RAM, shared vCPU capacity\"" },
-    Platform { name: "railway:hobby", memory: mib(8192), cpus: Some(8.0), source: RAILWAY, note: "the plan's per-service ceiling (\"up to 8 GB of RAM, 8 vCPU\"); the page names it the Developer plan" },
-    Platform { name: "northflank:nf-compute-10", memory: mib(256), cpus: Some(0.1), source: NORTHFLANK, note: "" },
-    Platform { name: "northflank:nf-compute-20", memory: mib(512), cpus: Some(0.2), source: NORTHFLANK, note: "" },
-    Platform { name: "northflank:nf-compute-50", memory: mib(1024), cpus: Some(0.5), source: NORTHFLANK, note: "" },
-    Platform { name: "northflank:nf-compute-100-1", memory: mib(1024), cpus: Some(1.0), source: NORTHFLANK, note: "" },
-    Platform { name: "northflank:nf-compute-100-2", memory: mib(2048), cpus: Some(1.0), source: NORTHFLANK, note: "" },
-    Platform { name: "northflank:nf-compute-200", memory: mib(4096), cpus: Some(2.0), source: NORTHFLANK, note: "" },
-    Platform { name: "github:ubuntu-slim", memory: mib(5 * 1024), cpus: Some(1.0), source: GITHUB, note: "a container on a shared VM" },
-    Platform { name: "github:ubuntu-latest", memory: mib(16 * 1024), cpus: Some(4.0), source: GITHUB, note: "public repositories" },
-    Platform { name: "github:ubuntu-latest-private", memory: mib(7 * 1024), cpus: Some(2.0), source: GITHUB, note: "private repositories; 7 GB is the long-standing figure, check the page for the current one" },
+    Platform { name: "render:free", memory: mib(512), cpus: Some(0.1), source: RENDER_FREE, note: "spins down when idle", process: ProcessModel::Unknown },
+    Platform { name: "render:starter", memory: mib(512), cpus: Some(0.5), source: RENDER, note: "", process: ProcessModel::Unknown },
+    Platform { name: "render:standard", memory: mib(2048), cpus: Some(1.0), source: RENDER, note: "", process: ProcessModel::Unknown },
+    Platform { name: "render:pro", memory: mib(4096), cpus: Some(2.0), source: RENDER, note: "", process: ProcessModel::Unknown },
+    Platform { name: "render:pro-plus", memory: mib(8192), cpus: Some(4.0), source: RENDER, note: "", process: ProcessModel::Unknown },
+    Platform { name: "heroku:eco", memory: mib(512), cpus: None, source: HEROKU, note: "same limit as standard-1x; Heroku swaps past the quota (R14) and restarts at 5x (R15)", process: ProcessModel::Unknown },
+    Platform { name: "heroku:basic", memory: mib(512), cpus: None, source: HEROKU, note: "same limit as standard-1x; Heroku swaps past the quota (R14)", process: ProcessModel::Unknown },
+    Platform { name: "heroku:standard-1x", memory: ByteSize(536_870_912), cpus: None, source: HEROKU, note: "Heroku swaps past the quota (R14) instead of killing; try --swap", process: ProcessModel::Unknown },
+    Platform { name: "heroku:standard-2x", memory: ByteSize(1_073_741_824), cpus: None, source: HEROKU, note: "Heroku swaps past the quota (R14) instead of killing; try --swap", process: ProcessModel::Unknown },
+    Platform { name: "heroku:performance-m", memory: ByteSize(2_684_354_560), cpus: None, source: HEROKU, note: "", process: ProcessModel::Unknown },
+    Platform { name: "heroku:performance-l", memory: ByteSize(15_032_385_536), cpus: None, source: HEROKU, note: "", process: ProcessModel::Unknown },
+    Platform { name: "fly:shared-cpu-1x", memory: mib(256), cpus: Some(1.0), source: FLY, note: "the default Machine size; a Firecracker VM, so the guest kernel's OOM killer acts", process: FLY_INIT },
+    Platform { name: "fly:shared-cpu-1x-512", memory: mib(512), cpus: Some(1.0), source: FLY, note: "shared CPU", process: FLY_INIT },
+    Platform { name: "fly:shared-cpu-1x-1gb", memory: mib(1024), cpus: Some(1.0), source: FLY, note: "shared CPU", process: FLY_INIT },
+    Platform { name: "fly:shared-cpu-2x", memory: mib(512), cpus: Some(2.0), source: FLY, note: "shared CPUs", process: FLY_INIT },
+    Platform { name: "fly:performance-1x", memory: mib(2048), cpus: Some(1.0), source: FLY, note: "dedicated CPU", process: FLY_INIT },
+    Platform { name: "railway:trial", memory: mib(512), cpus: Some(1.0), source: RAILWAY, note: "\"max to 512 MB of RAM, shared vCPU capacity\"", process: ProcessModel::Unknown },
+    Platform { name: "railway:hobby", memory: mib(8192), cpus: Some(8.0), source: RAILWAY, note: "the plan's per-service ceiling (\"up to 8 GB of RAM, 8 vCPU\"); the page names it the Developer plan", process: ProcessModel::Unknown },
+    Platform { name: "northflank:nf-compute-10", memory: mib(256), cpus: Some(0.1), source: NORTHFLANK, note: "", process: KUBERNETES },
+    Platform { name: "northflank:nf-compute-20", memory: mib(512), cpus: Some(0.2), source: NORTHFLANK, note: "", process: KUBERNETES },
+    Platform { name: "northflank:nf-compute-50", memory: mib(1024), cpus: Some(0.5), source: NORTHFLANK, note: "", process: KUBERNETES },
+    Platform { name: "northflank:nf-compute-100-1", memory: mib(1024), cpus: Some(1.0), source: NORTHFLANK, note: "", process: KUBERNETES },
+    Platform { name: "northflank:nf-compute-100-2", memory: mib(2048), cpus: Some(1.0), source: NORTHFLANK, note: "", process: KUBERNETES },
+    Platform { name: "northflank:nf-compute-200", memory: mib(4096), cpus: Some(2.0), source: NORTHFLANK, note: "", process: KUBERNETES },
+    Platform { name: "github:ubuntu-slim", memory: mib(5 * 1024), cpus: Some(1.0), source: GITHUB, note: "a container on a shared VM", process: ProcessModel::Unknown },
+    Platform { name: "github:ubuntu-latest", memory: mib(16 * 1024), cpus: Some(4.0), source: GITHUB, note: "public repositories", process: ProcessModel::Unknown },
+    Platform { name: "github:ubuntu-latest-private", memory: mib(7 * 1024), cpus: Some(2.0), source: GITHUB, note: "private repositories; 7 GB is the long-standing figure, check the page for the current one", process: ProcessModel::Unknown },
 ];
 
 /// Looks a plan up by `provider:plan` (case-insensitive).
@@ -147,10 +161,20 @@ mod tests {
     }
 
     #[test]
-    fn fractional_cpus_round_up_to_one_visible_cpu() {
-        assert_eq!(find("render:free").unwrap().visible_cpus(), Some(1));
-        assert_eq!(find("render:pro").unwrap().visible_cpus(), Some(2));
-        assert_eq!(find("heroku:basic").unwrap().visible_cpus(), None);
+    fn documented_process_models_carry_their_source() {
+        assert!(matches!(
+            find("fly:shared-cpu-1x").unwrap().process,
+            ProcessModel::Init { .. }
+        ));
+        assert!(matches!(
+            find("northflank:nf-compute-20").unwrap().process,
+            ProcessModel::Pid1 { .. }
+        ));
+        for p in PLATFORMS {
+            if let ProcessModel::Pid1 { source } | ProcessModel::Init { source } = p.process {
+                assert!(source.contains("https://"), "{}", p.name);
+            }
+        }
     }
 
     #[test]

@@ -28,13 +28,13 @@ pub enum TargetSource {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub memory: ByteSize,
-    /// CPUs the command may see: `--cpus`, else the plan's, rounded up (a fractional share
-    /// of a CPU still runs on one CPU at a time).
-    pub cpus: Option<usize>,
+    /// CPU time: `--cpus`, else the plan's vCPUs (fractional for shared plans). Applied as a
+    /// quota, as the platforms and `docker run --cpus` apply it.
+    pub cpus: Option<f64>,
     /// The plan, when the limit came from one.
     pub platform: Option<&'static Platform>,
     pub source: TargetSource,
-    /// What the numbers do not capture, for the reports (fractional CPUs, a plan's swap).
+    /// What the numbers do not capture, for the reports (a plan's swap, a shared CPU).
     pub caveats: Vec<String>,
 }
 
@@ -43,7 +43,7 @@ pub struct Target {
 pub struct TargetRequest<'a> {
     pub limit: Option<ByteSize>,
     pub platform: Option<&'a str>,
-    pub cpus: Option<usize>,
+    pub cpus: Option<f64>,
     /// The project's memfit.toml settings, used when no flag gives a limit.
     pub config: Option<ConfigTarget>,
 }
@@ -115,19 +115,12 @@ impl Target {
 
     fn of_platform(plan: &'static Platform, source: TargetSource) -> Target {
         let mut caveats = Vec::new();
-        if let Some(cpus) = plan.cpus.filter(|c| c.fract() != 0.0) {
-            caveats.push(format!(
-                "{} has {cpus} vCPU: memfit shows the command {} CPU(s) but does not throttle it to a fraction, so it runs faster here",
-                plan.name,
-                plan.visible_cpus().unwrap_or(1)
-            ));
-        }
         if !plan.note.is_empty() {
             caveats.push(format!("{}: {}", plan.name, plan.note));
         }
         Target {
             memory: plan.memory,
-            cpus: plan.visible_cpus(),
+            cpus: plan.cpus.map(f64::from),
             platform: Some(plan),
             source,
             caveats,
@@ -214,14 +207,14 @@ mod tests {
             written: "256M".into(),
         };
         let target = resolve(TargetRequest {
-            cpus: Some(2),
+            cpus: Some(2.0),
             config: Some(config),
             ..Default::default()
         })
         .unwrap()
         .unwrap();
         assert_eq!(target.source_text(), "memfit.toml limit = \"256M\"");
-        assert_eq!(target.cpus, Some(2));
+        assert_eq!(target.cpus, Some(2.0));
         assert_eq!(resolve(TargetRequest::default()), Ok(None));
     }
 

@@ -1,14 +1,17 @@
-//! Spawning straight into a cgroup v2 with `clone3(CLONE_INTO_CGROUP)` (Linux 5.7): the child
-//! is created inside the run's cgroup, so there is no migration through `cgroup.procs`,
-//! which others measured stalling up to ~100 ms (oven-sh/bun#37466). Where the kernel refuses (older kernel, seccomp, cgroup v1)
-//! the caller falls back to the pre-exec `cgroup.procs` write.
+//! Starting the command with `clone3` (Linux 5.3), which can do in one system call what a
+//! container runtime does: create the child straight inside the run's cgroup v2
+//! (`CLONE_INTO_CGROUP`, Linux 5.7: no migration through `cgroup.procs`, which others measured
+//! stalling up to ~100 ms, oven-sh/bun#37466) and in a PID namespace of its own
+//! (`CLONE_NEWPID`: the command is PID 1, as in `docker run`). On cgroup v1 the child joins its
+//! cgroups by writing "0" to their `cgroup.procs` before exec. Where the kernel or a seccomp
+//! filter refuses clone3, the caller falls back to fork+exec (without a PID namespace).
 //!
 //! Between clone3 and execve the child runs in a copy of a multi-threaded process, so it
 //! only makes async-signal-safe system calls on data prepared before the clone.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -36,38 +39,46 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// Why clone3 could not be used; the caller then spawns the ordinary way.
+/// Why clone3 could not be used.
 #[derive(Debug)]
 pub enum Clone3Error {
-    /// The kernel or a seccomp filter refuses clone3 or CLONE_INTO_CGROUP.
+    /// The kernel or a seccomp filter refuses clone3 or one of its flags.
     Unsupported(io::Error),
     /// The command could not be started (not found, not executable…).
     Exec(io::Error),
 }
 
-/// Starts `program args…` inside the cgroup directory `cgroup`; returns its pid.
-pub fn spawn_into_cgroup(
-    program: &OsStr,
-    args: &[OsString],
-    cgroup: &Path,
-    null_stdio: bool,
-    cpu_set: Option<&libc::cpu_set_t>,
-    view: Option<&ViewSetup>,
-) -> Result<i32, Clone3Error> {
-    let path = resolve_program(program).map_err(Clone3Error::Exec)?;
-    let path_c = cstring(path.as_os_str()).map_err(Clone3Error::Exec)?;
-    let argv_c: Vec<CString> = std::iter::once(program)
-        .chain(args.iter().map(OsString::as_os_str))
-        .map(cstring)
+/// What the child is made with.
+pub struct CloneRequest<'a> {
+    /// The executable's path (already resolved) and the full argv, argv[0] included.
+    pub path: &'a Path,
+    pub argv: &'a [OsString],
+    /// `NAME=value` entries: the command's whole environment.
+    pub env: &'a [OsString],
+    /// cgroup v2: create the child inside this cgroup directory.
+    pub into_cgroup: Option<&'a Path>,
+    /// cgroup v1: the `cgroup.procs` files the child writes "0" to before anything else.
+    pub join_procs: &'a [RawFd],
+    /// Make the child PID 1 of a new PID namespace, with /proc mounted for it.
+    pub new_pid_namespace: bool,
+    pub null_stdio: bool,
+    pub cpu_set: Option<&'a libc::cpu_set_t>,
+    pub view: Option<&'a ViewSetup>,
+}
+
+/// Starts the child; returns its pid (in memfit's PID namespace).
+pub fn spawn(request: &CloneRequest) -> Result<i32, Clone3Error> {
+    let path_c = cstring(request.path.as_os_str()).map_err(Clone3Error::Exec)?;
+    let argv_c: Vec<CString> = request
+        .argv
+        .iter()
+        .map(|a| cstring(a))
         .collect::<Result<_, _>>()
         .map_err(Clone3Error::Exec)?;
-    let envp_c: Vec<CString> = std::env::vars_os()
-        .map(|(k, v)| {
-            let mut pair = k;
-            pair.push("=");
-            pair.push(v);
-            cstring(&pair)
-        })
+    let envp_c: Vec<CString> = request
+        .env
+        .iter()
+        .map(|e| cstring(e))
         .collect::<Result<_, _>>()
         .map_err(Clone3Error::Exec)?;
     let mut argv: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
@@ -75,9 +86,12 @@ pub fn spawn_into_cgroup(
     let mut envp: Vec<*const libc::c_char> = envp_c.iter().map(|c| c.as_ptr()).collect();
     envp.push(std::ptr::null());
 
-    let cgroup_fd = open_fd(cgroup, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+    let cgroup_fd = request
+        .into_cgroup
+        .map(|dir| open_fd(dir, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC))
+        .transpose()
         .map_err(Clone3Error::Unsupported)?;
-    let null_fd = if null_stdio {
+    let null_fd = if request.null_stdio {
         Some(
             open_fd(Path::new("/dev/null"), libc::O_RDWR | libc::O_CLOEXEC)
                 .map_err(Clone3Error::Exec)?,
@@ -87,8 +101,15 @@ pub fn spawn_into_cgroup(
     };
     let (error_read, error_write) = pipe().map_err(Clone3Error::Exec)?;
 
+    let mut flags = 0;
+    if cgroup_fd.is_some() {
+        flags |= CLONE_INTO_CGROUP;
+    }
+    if request.new_pid_namespace {
+        flags |= libc::CLONE_NEWPID as u64;
+    }
     let mut clone_args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
+        flags,
         pidfd: 0,
         child_tid: 0,
         parent_tid: 0,
@@ -98,7 +119,18 @@ pub fn spawn_into_cgroup(
         tls: 0,
         set_tid: 0,
         set_tid_size: 0,
-        cgroup: cgroup_fd.as_raw_fd() as u64,
+        cgroup: cgroup_fd.as_ref().map_or(0, |fd| fd.as_raw_fd() as u64),
+    };
+    let child = ChildPlan {
+        path: &path_c,
+        argv: &argv,
+        envp: &envp,
+        join_procs: request.join_procs,
+        mount_proc: request.new_pid_namespace,
+        null_fd: null_fd.as_ref().map(|f| f.as_raw_fd()),
+        cpu_set: request.cpu_set,
+        view: request.view,
+        error_fd: error_write.as_raw_fd(),
     };
     // SAFETY: clone3 with a valid clone_args; the child branch below only makes
     // async-signal-safe calls on memory prepared above and ends in execve or _exit.
@@ -111,17 +143,7 @@ pub fn spawn_into_cgroup(
     };
     if pid == 0 {
         // SAFETY: in the child; see above.
-        unsafe {
-            child_exec(
-                &path_c,
-                &argv,
-                &envp,
-                null_fd.as_ref().map(|f| f.as_raw_fd()),
-                cpu_set,
-                view,
-                error_write.as_raw_fd(),
-            )
-        }
+        unsafe { child.exec() }
     }
     if pid < 0 {
         return Err(Clone3Error::Unsupported(io::Error::last_os_error()));
@@ -143,57 +165,100 @@ pub fn spawn_into_cgroup(
     Ok(pid)
 }
 
-/// The child between clone3 and execve.
-unsafe fn child_exec(
-    path: &CString,
-    argv: &[*const libc::c_char],
-    envp: &[*const libc::c_char],
+/// Everything the child uses between clone3 and execve, prepared by the parent.
+struct ChildPlan<'a> {
+    path: &'a CString,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    join_procs: &'a [RawFd],
+    mount_proc: bool,
     null_fd: Option<i32>,
-    cpu_set: Option<&libc::cpu_set_t>,
-    view: Option<&ViewSetup>,
+    cpu_set: Option<&'a libc::cpu_set_t>,
+    view: Option<&'a ViewSetup>,
     error_fd: i32,
-) -> ! {
-    let fail = |error_fd: i32| -> ! {
-        let errno = *libc::__errno_location();
-        let bytes = errno.to_ne_bytes();
-        libc::write(error_fd, bytes.as_ptr().cast(), 4);
-        libc::_exit(127)
-    };
-    if let Some(fd) = null_fd {
-        for target in 0..3 {
-            if libc::dup2(fd, target) < 0 {
-                fail(error_fd);
-            }
-        }
-    }
-    process::reset_signal_state();
-    if let Some(view) = view {
-        view.enter();
-    }
-    if let Some(set) = cpu_set {
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {
-            fail(error_fd);
-        }
-    }
-    libc::prctl(
-        libc::PR_SET_PDEATHSIG,
-        libc::SIGKILL as libc::c_ulong,
-        0,
-        0,
-        0,
-    );
-    libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
-    fail(error_fd)
 }
 
-/// The executable a program name refers to, looked up in PATH as execvp(3) would.
-fn resolve_program(program: &OsStr) -> io::Result<PathBuf> {
+impl ChildPlan<'_> {
+    /// The child between clone3 and execve.
+    unsafe fn exec(&self) -> ! {
+        for &fd in self.join_procs {
+            // Writing "0" moves the writing process: the command enters its cgroup before
+            // exec, so nothing it allocates escapes the limit.
+            if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                self.fail();
+            }
+        }
+        if let Some(fd) = self.null_fd {
+            for target in 0..3 {
+                if libc::dup2(fd, target) < 0 {
+                    self.fail();
+                }
+            }
+        }
+        process::reset_signal_state();
+        if let Some(view) = self.view {
+            view.enter();
+        }
+        if self.mount_proc && !mount_own_proc() {
+            self.fail();
+        }
+        if let Some(set) = self.cpu_set {
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {
+                self.fail();
+            }
+        }
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr());
+        self.fail()
+    }
+
+    unsafe fn fail(&self) -> ! {
+        let errno = *libc::__errno_location();
+        let bytes = errno.to_ne_bytes();
+        libc::write(self.error_fd, bytes.as_ptr().cast(), 4);
+        libc::_exit(127)
+    }
+}
+
+/// In a new PID namespace, /proc must show that namespace, as in a container: a private mount
+/// namespace (mounts propagate in from the host, never out) with a fresh procfs on /proc.
+unsafe fn mount_own_proc() -> bool {
+    if libc::unshare(libc::CLONE_NEWNS) != 0 {
+        return false;
+    }
+    if libc::mount(
+        std::ptr::null(),
+        c"/".as_ptr(),
+        std::ptr::null(),
+        libc::MS_REC | libc::MS_SLAVE,
+        std::ptr::null(),
+    ) != 0
+    {
+        return false;
+    }
+    libc::mount(
+        c"proc".as_ptr(),
+        c"/proc".as_ptr(),
+        c"proc".as_ptr(),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        std::ptr::null(),
+    ) == 0
+}
+
+/// The executable a program name refers to, looked up in `path` as execvp(3) would.
+pub fn resolve_program(program: &OsStr, path: Option<&OsStr>) -> io::Result<PathBuf> {
     if program.as_bytes().contains(&b'/') {
         return Ok(PathBuf::from(program));
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let path = path.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
     let mut denied = false;
-    for dir in std::env::split_paths(&path) {
+    for dir in std::env::split_paths(path) {
         let candidate = dir.join(program);
         if let Ok(meta) = candidate.metadata() {
             use std::os::unix::fs::PermissionsExt;
@@ -243,13 +308,36 @@ mod tests {
     /// A writable cgroup v2 hierarchy (any, controllers or not): clone3 placement works there.
     fn v2_mount() -> Option<PathBuf> {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-        mounts.lines().find_map(|line| {
-            let (before, after) = line.split_once(" - ")?;
-            let mount_point = before.split_whitespace().nth(4)?;
-            after
-                .starts_with("cgroup2 ")
-                .then(|| PathBuf::from(mount_point))
-        })
+        memfit_sys::mountinfo::parse(&mounts)
+            .into_iter()
+            .find(|m| m.fstype == "cgroup2")
+            .map(|m| m.mount_point)
+    }
+
+    fn request<'a>(
+        path: &'a Path,
+        argv: &'a [OsString],
+        into_cgroup: Option<&'a Path>,
+        new_pid_namespace: bool,
+    ) -> CloneRequest<'a> {
+        CloneRequest {
+            path,
+            argv,
+            env: &[],
+            into_cgroup,
+            join_procs: &[],
+            new_pid_namespace,
+            null_stdio: true,
+            cpu_set: None,
+            view: None,
+        }
+    }
+
+    fn wait(pid: i32) -> i32 {
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        status
     }
 
     #[test]
@@ -266,9 +354,9 @@ mod tests {
             );
             return;
         }
-        let result =
-            spawn_into_cgroup(OsStr::new("sleep"), &["0.3".into()], &dir, true, None, None);
-        let pid = match result {
+        let argv = ["sleep".into(), "0.3".into()];
+        let sleep = resolve_program(OsStr::new("sleep"), None).unwrap();
+        let pid = match spawn(&request(&sleep, &argv, Some(&dir), false)) {
             Ok(pid) => pid,
             Err(Clone3Error::Unsupported(e)) => {
                 let _ = std::fs::remove_dir(&dir);
@@ -279,9 +367,7 @@ mod tests {
         };
         let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
-        let mut status = 0;
-        // SAFETY: reaping our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let status = wait(pid);
         std::fs::remove_dir(&dir).unwrap();
         assert!(
             procs.lines().any(|l| l.trim() == pid.to_string()),
@@ -297,22 +383,32 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_program_is_reported_not_found() {
-        let Some(mount) = v2_mount() else {
-            return;
+    fn a_new_pid_namespace_makes_the_command_pid_1() {
+        // `sh -c 'test $$ = 1'` exits 0 only as PID 1; /proc shows the new namespace.
+        let argv = [
+            "sh".into(),
+            "-c".into(),
+            "test $$ = 1 && test -d /proc/1 && ! test -d /proc/2".into(),
+        ];
+        let sh = resolve_program(OsStr::new("sh"), None).unwrap();
+        let pid = match spawn(&request(&sh, &argv, None, true)) {
+            Ok(pid) => pid,
+            Err(Clone3Error::Unsupported(e)) => {
+                eprintln!("skipping: clone3(CLONE_NEWPID) refused here (needs root): {e}");
+                return;
+            }
+            Err(Clone3Error::Exec(e)) => panic!("exec failed: {e}"),
         };
-        let err = spawn_into_cgroup(
-            OsStr::new("no-such-program-memfit"),
-            &[],
-            &mount,
-            true,
-            None,
-            None,
-        )
-        .unwrap_err();
-        match err {
-            Clone3Error::Exec(e) => assert_eq!(e.kind(), io::ErrorKind::NotFound),
-            Clone3Error::Unsupported(e) => panic!("{e}"),
-        }
+        let status = wait(pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "status {status}"
+        );
+    }
+
+    #[test]
+    fn a_missing_program_is_reported_not_found() {
+        let err = resolve_program(OsStr::new("no-such-program-memfit"), None).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 }

@@ -19,7 +19,6 @@
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
 
 use memfit_sys::cgroup::Hierarchy;
 use memfit_sys::CgroupVersion;
@@ -43,11 +42,18 @@ const STEPS: [&str; 6] = [
 
 /// Everything the child needs, prepared before the fork (the child may not allocate).
 pub struct ViewSetup {
+    /// The hierarchies mounted afresh: memory, and on cgroup v1 the CPU hierarchy when the
+    /// run has a CPU quota (runtimes read their quota there, as in a container).
+    mounts: Vec<ViewMount>,
+    host_cgroup_ns: OwnedFd,
+    report_write: OwnedFd,
+}
+
+/// One cgroup filesystem mounted over the host's.
+struct ViewMount {
     mount_point: CString,
     fstype: CString,
     data: CString,
-    host_cgroup_ns: OwnedFd,
-    report_write: OwnedFd,
 }
 
 /// The parent's end: what the child reported.
@@ -55,17 +61,13 @@ pub struct ViewReport {
     report_read: OwnedFd,
 }
 
-/// Prepares the view for a run in `hierarchy`.
-pub fn prepare(hierarchy: &Hierarchy) -> io::Result<(ViewSetup, ViewReport)> {
-    ViewSetup::prepare(hierarchy)
+/// Prepares the view for a run in `hierarchies` (the memory hierarchy first).
+pub fn prepare(hierarchies: &[&Hierarchy]) -> io::Result<(ViewSetup, ViewReport)> {
+    ViewSetup::prepare(hierarchies)
 }
 
-impl ViewSetup {
-    fn prepare(hierarchy: &Hierarchy) -> io::Result<(ViewSetup, ViewReport)> {
-        let bytes = |p: &Path| {
-            CString::new(p.as_os_str().as_encoded_bytes())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
-        };
+impl ViewMount {
+    fn of(hierarchy: &Hierarchy) -> io::Result<ViewMount> {
         let (fstype, data) = match hierarchy.version {
             // The same controllers as the host's mount (a co-mounted `cpu,memory` hierarchy
             // must be mounted with both), without the generic rw/ro flags.
@@ -81,6 +83,37 @@ impl ViewSetup {
             // cgroup2 mounts share one superblock; its options stay the host's.
             CgroupVersion::V2 => ("cgroup2", String::new()),
         };
+        Ok(ViewMount {
+            mount_point: CString::new(hierarchy.mount.as_os_str().as_encoded_bytes())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?,
+            fstype: CString::new(fstype).expect("no NUL"),
+            data: CString::new(data)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in options"))?,
+        })
+    }
+
+    unsafe fn mount(&self) -> libc::c_int {
+        let data = if self.data.as_bytes().is_empty() {
+            std::ptr::null()
+        } else {
+            self.data.as_ptr().cast()
+        };
+        libc::mount(
+            c"cgroup".as_ptr(),
+            self.mount_point.as_ptr(),
+            self.fstype.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RELATIME,
+            data,
+        )
+    }
+}
+
+impl ViewSetup {
+    fn prepare(hierarchies: &[&Hierarchy]) -> io::Result<(ViewSetup, ViewReport)> {
+        let mounts = hierarchies
+            .iter()
+            .map(|h| ViewMount::of(h))
+            .collect::<io::Result<Vec<_>>>()?;
         let ns = CString::new("/proc/self/ns/cgroup").expect("no NUL");
         // SAFETY: open(2) with a valid C string.
         let fd = unsafe { libc::open(ns.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
@@ -99,9 +132,7 @@ impl ViewSetup {
             unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         Ok((
             ViewSetup {
-                mount_point: bytes(&hierarchy.mount)?,
-                fstype: CString::new(fstype).expect("no NUL"),
-                data: CString::new(data).expect("no NUL"),
+                mounts,
                 host_cgroup_ns,
                 report_write,
             },
@@ -143,32 +174,26 @@ impl ViewSetup {
         if libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
             return 3;
         }
-        if libc::umount2(self.mount_point.as_ptr(), libc::MNT_DETACH) != 0 {
-            libc::setns(self.host_cgroup_ns.as_raw_fd(), libc::CLONE_NEWCGROUP);
-            return 4;
-        }
-        if self.mount() != 0 {
-            // Back to the host's namespace, where the same mount is the host's view again.
-            libc::setns(self.host_cgroup_ns.as_raw_fd(), libc::CLONE_NEWCGROUP);
-            self.mount();
-            return 5;
+        for (index, view) in self.mounts.iter().enumerate() {
+            if libc::umount2(view.mount_point.as_ptr(), libc::MNT_DETACH) != 0 {
+                self.back_to_host(index);
+                return 4;
+            }
+            if view.mount() != 0 {
+                self.back_to_host(index + 1);
+                return 5;
+            }
         }
         0
     }
 
-    unsafe fn mount(&self) -> libc::c_int {
-        let data = if self.data.as_bytes().is_empty() {
-            std::ptr::null()
-        } else {
-            self.data.as_ptr().cast()
-        };
-        libc::mount(
-            c"cgroup".as_ptr(),
-            self.mount_point.as_ptr(),
-            self.fstype.as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RELATIME,
-            data,
-        )
+    /// Back to the host's cgroup namespace, where a fresh mount of each hierarchy already
+    /// replaced is the host's view again.
+    unsafe fn back_to_host(&self, replaced: usize) {
+        libc::setns(self.host_cgroup_ns.as_raw_fd(), libc::CLONE_NEWCGROUP);
+        for view in &self.mounts[..replaced] {
+            view.mount();
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 pub mod bisect;
 mod clone3;
 mod container_view;
+mod environment;
 pub mod html;
 mod kmsg;
 mod report;
@@ -30,6 +31,7 @@ mod taskstats;
 pub use bisect::{
     bisect, BisectError, BisectObserver, BisectOptions, BisectReport, Precision, TryRecord,
 };
+pub use environment::Environment;
 pub use report::{
     describe_exit, short_command, ExitInfo, Mode, OomInfo, OomVictim, Peak, PeakSource,
     ProcessAtPeak, ProcessRecord, ProcessRss, RunReport, Sample, SamplingCost, VictimEvidence,
@@ -37,4 +39,4 @@ pub use report::{
 };
 pub use run::{run, RunError, RunOptions};
 pub use signals::SignalWatcher;
-pub use spawn::{SpawnError, Stdio};
+pub use spawn::{PidMode, SpawnError, Stdio};

@@ -3,6 +3,8 @@
 
 use memfit_core::ByteSize;
 use memfit_sys::process::ExitStatus;
+
+use crate::spawn::PidMode;
 use serde::{Deserialize, Serialize};
 
 /// The schema of a run report's JSON form.
@@ -48,9 +50,20 @@ pub struct RunReport {
     pub limit_enforced: bool,
     pub swap_bytes: u64,
     pub platform: Option<String>,
-    /// CPUs the command could see (after `--cpus`), and the host's.
+    /// CPUs the command could see (after `--cpuset`), and the host's.
     pub cpus: usize,
     pub host_cpus: usize,
+    /// CPU time the command got, in CPUs (a CFS quota, as `docker run --cpus`).
+    #[serde(default)]
+    pub cpu_quota: Option<f64>,
+    /// Whether the command was PID 1 of its own PID namespace (`pid1`), behind an init
+    /// (`init`), or a plain child (`child`).
+    #[serde(default)]
+    pub pid: PidMode,
+    /// The host's runtime variables (`NAME=value`) that reached the command: a container
+    /// starts with its image's environment instead.
+    #[serde(default)]
+    pub inherited_env: Vec<String>,
     pub exit: ExitInfo,
     /// From the cgroup's oom_kill counter; `null` in measure-only mode.
     pub oom_killed: Option<bool>,

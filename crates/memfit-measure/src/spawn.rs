@@ -1,19 +1,24 @@
-//! Starting the command inside its cgroup, before it can allocate anything: on cgroup v2 with
-//! `clone3(CLONE_INTO_CGROUP)` (the child is created inside), elsewhere with a pre-exec write
-//! of "0" to the cgroup's `cgroup.procs`. Either way the child gets the container view, the
-//! CPU affinity and a parent-death signal before exec.
+//! Starting the command as a container runtime would, before it can allocate anything: inside
+//! its cgroups, with the container view, its CPU affinity, its environment, and — like
+//! `docker run` — as PID 1 of its own PID namespace (or behind a minimal init, like
+//! `docker run --init`). `clone3` does it in one step; where the kernel refuses clone3 the
+//! command is forked the ordinary way and joins its cgroups before exec (no PID namespace then).
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
 use memfit_sys::cgroup::OwnedCgroup;
 use memfit_sys::process;
 use memfit_sys::CgroupVersion;
+use serde::{Deserialize, Serialize};
 
-use crate::clone3::{self, Clone3Error};
+use crate::clone3::{self, Clone3Error, CloneRequest};
 use crate::container_view::ViewSetup;
 
 /// What the command's stdin/stdout/stderr are connected to.
@@ -25,13 +30,19 @@ pub enum Stdio {
     Null,
 }
 
-/// Everything the child needs, prepared before the fork. `command` is not empty.
-pub(crate) struct SpawnPlan<'a> {
-    pub command: &'a [OsString],
-    pub stdio: Stdio,
-    pub cgroup: Option<&'a OwnedCgroup>,
-    pub cpu_set: Option<libc::cpu_set_t>,
-    pub view: Option<Arc<ViewSetup>>,
+/// Where the command stands among processes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PidMode {
+    /// A child of memfit in memfit's PID namespace, as in a CI step or on a VM.
+    #[default]
+    Child,
+    /// PID 1 of its own PID namespace, as `docker run` and Kubernetes run a container's
+    /// command: the kernel ignores signals PID 1 has no handler for (so a V8 heap abort ends
+    /// in SIGSEGV, 139, and SIGTERM does not stop it).
+    Pid1,
+    /// Behind a minimal init that is PID 1, as `docker run --init` (tini).
+    Init,
 }
 
 /// Why the command could not be started; the message says what to check.
@@ -43,6 +54,25 @@ pub enum SpawnError {
     NotExecutable(String),
     #[error("cannot start `{command}`: {source}")]
     Other { command: String, source: io::Error },
+    #[error("--pid1 and --init need clone3 with a PID namespace, which this kernel refused ({0}); run as root on Linux ≥ 5.3, or drop --pid1")]
+    NoPidNamespace(io::Error),
+}
+
+/// Everything the child needs, prepared before the fork. `command` is not empty.
+pub(crate) struct SpawnPlan<'a> {
+    pub command: &'a [OsString],
+    pub stdio: Stdio,
+    /// The run's memory cgroup (v1 or v2).
+    pub memory_cgroup: Option<&'a OwnedCgroup>,
+    /// On cgroup v1 the CPU controller is a hierarchy of its own.
+    pub cpu_cgroup_v1: Option<&'a OwnedCgroup>,
+    pub cpu_set: Option<libc::cpu_set_t>,
+    pub view: Option<Arc<ViewSetup>>,
+    pub pid: PidMode,
+    /// The executable that provides `__init` (the memfit binary), for [`PidMode::Init`].
+    pub init_program: Option<&'a Path>,
+    /// The command's whole environment, `NAME=value`.
+    pub env: &'a [OsString],
 }
 
 /// The started command, and what the report should say about how it was started.
@@ -54,50 +84,102 @@ pub(crate) struct Spawned {
 /// Starts the command; see the module documentation.
 pub(crate) fn spawn(plan: &SpawnPlan) -> Result<Spawned, SpawnError> {
     let program = &plan.command[0];
-    let Some(cgroup) = plan.cgroup.filter(|c| c.version() == CgroupVersion::V2) else {
-        return spawn_with_pre_exec(plan).map(|pid| Spawned { pid, caveat: None });
+    let argv = argv_of(plan);
+    let path = clone3::resolve_program(&argv[0], env_value(plan.env, "PATH"))
+        .map_err(|e| spawn_error(program, e))?;
+    let into_cgroup = plan
+        .memory_cgroup
+        .filter(|c| c.version() == CgroupVersion::V2)
+        .map(|c| c.path());
+    let mut join_procs: Vec<RawFd> = plan.cpu_cgroup_v1.iter().map(|c| c.procs_fd()).collect();
+    if into_cgroup.is_none() {
+        join_procs.extend(plan.memory_cgroup.map(|c| c.procs_fd()));
+    }
+    let request = CloneRequest {
+        path: &path,
+        argv: &argv,
+        env: plan.env,
+        into_cgroup,
+        join_procs: &join_procs,
+        new_pid_namespace: plan.pid != PidMode::Child,
+        null_stdio: plan.stdio == Stdio::Null,
+        cpu_set: plan.cpu_set.as_ref(),
+        view: plan.view.as_deref(),
     };
-    // cgroup v2: create the child inside the cgroup, no migration through cgroup.procs.
-    match clone3::spawn_into_cgroup(
-        program,
-        &plan.command[1..],
-        cgroup.path(),
-        plan.stdio == Stdio::Null,
-        plan.cpu_set.as_ref(),
-        plan.view.as_deref(),
-    ) {
+    match clone3::spawn(&request) {
         Ok(pid) => Ok(Spawned { pid, caveat: None }),
         Err(Clone3Error::Exec(source)) => Err(spawn_error(program, source)),
-        Err(Clone3Error::Unsupported(reason)) => Ok(Spawned {
-            pid: spawn_with_pre_exec(plan)?,
-            caveat: Some(format!("clone3(CLONE_INTO_CGROUP) was refused ({reason}): the command entered its cgroup by a cgroup.procs write before exec instead")),
-        }),
+        Err(Clone3Error::Unsupported(reason)) if plan.pid != PidMode::Child => {
+            Err(SpawnError::NoPidNamespace(reason))
+        }
+        Err(Clone3Error::Unsupported(reason)) => {
+            // Every cgroup is joined by a write to its cgroup.procs before exec.
+            let all_procs: Vec<RawFd> = plan
+                .memory_cgroup
+                .iter()
+                .chain(plan.cpu_cgroup_v1.iter())
+                .map(|c| c.procs_fd())
+                .collect();
+            Ok(Spawned {
+                pid: fork_exec(plan, &path, &all_procs)?,
+                caveat: Some(format!("clone3 was refused ({reason}): the command entered its cgroup by a cgroup.procs write before exec instead")),
+            })
+        }
     }
 }
 
-/// Spawns with std's fork+exec; the child enters the cgroup (if any) by writing "0" to its
-/// `cgroup.procs` before exec. Used on cgroup v1, in measure-only mode, and where clone3 is
-/// refused.
-fn spawn_with_pre_exec(plan: &SpawnPlan) -> Result<i32, SpawnError> {
-    let program = &plan.command[0];
-    let mut command = Command::new(program);
-    command.args(&plan.command[1..]);
+/// The argv to exec: the command, or memfit's init in front of it.
+fn argv_of(plan: &SpawnPlan) -> Vec<OsString> {
+    match (plan.pid, plan.init_program) {
+        (PidMode::Init, Some(init)) => [init.as_os_str(), OsStr::new("__init"), OsStr::new("--")]
+            .into_iter()
+            .map(OsString::from)
+            .chain(plan.command.iter().cloned())
+            .collect(),
+        _ => plan.command.to_vec(),
+    }
+}
+
+/// The value of `name` in a `NAME=value` list.
+fn env_value<'a>(env: &'a [OsString], name: &str) -> Option<&'a OsStr> {
+    env.iter().find_map(|entry| {
+        let bytes = entry.as_bytes();
+        (bytes.len() > name.len()
+            && bytes.starts_with(name.as_bytes())
+            && bytes[name.len()] == b'=')
+            .then(|| OsStr::from_bytes(&bytes[name.len() + 1..]))
+    })
+}
+
+/// std's fork+exec, for kernels that refuse clone3: the child joins its cgroups by writing
+/// "0" to their `cgroup.procs` before exec.
+fn fork_exec(plan: &SpawnPlan, path: &Path, procs_fds: &[RawFd]) -> Result<i32, SpawnError> {
+    let mut command = Command::new(path);
+    command.arg0(&plan.command[0]).args(&plan.command[1..]);
+    command.env_clear();
+    for entry in plan.env {
+        let bytes = entry.as_bytes();
+        if let Some(eq) = bytes.iter().position(|b| *b == b'=') {
+            command.env(
+                OsStr::from_bytes(&bytes[..eq]),
+                OsStr::from_bytes(&bytes[eq + 1..]),
+            );
+        }
+    }
     if plan.stdio == Stdio::Null {
         command
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
     }
-    let procs_fd = plan.cgroup.map(|c| c.procs_fd());
+    let procs_fds = procs_fds.to_vec();
     let cpu_set = plan.cpu_set;
     let view = plan.view.clone();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
     // system calls on data prepared before the fork.
     unsafe {
         command.pre_exec(move || {
-            if let Some(fd) = procs_fd {
-                // Writing "0" moves the writing process: the command enters its cgroup before
-                // exec, so nothing it allocates escapes the limit.
+            for &fd in &procs_fds {
                 if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
                     return Err(io::Error::last_os_error());
                 }
@@ -124,13 +206,13 @@ fn spawn_with_pre_exec(plan: &SpawnPlan) -> Result<i32, SpawnError> {
     }
     let child = command
         .spawn()
-        .map_err(|source| spawn_error(program, source))?;
+        .map_err(|source| spawn_error(&plan.command[0], source))?;
     // The child is reaped with waitpid(-1) by the run loop, with every adopted orphan; std's
     // handle is not used again.
     Ok(child.id() as i32)
 }
 
-fn spawn_error(program: &std::ffi::OsStr, source: io::Error) -> SpawnError {
+fn spawn_error(program: &OsStr, source: io::Error) -> SpawnError {
     let name = program.to_string_lossy().into_owned();
     match source.kind() {
         io::ErrorKind::NotFound => SpawnError::CommandNotFound(name),
@@ -139,5 +221,17 @@ fn spawn_error(program: &std::ffi::OsStr, source: io::Error) -> SpawnError {
             command: name,
             source,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_environment_value_is_found_by_its_whole_name() {
+        let env: Vec<OsString> = ["PATHX=/no".into(), "PATH=/bin:/usr/bin".into()].into();
+        assert_eq!(env_value(&env, "PATH"), Some(OsStr::new("/bin:/usr/bin")));
+        assert_eq!(env_value(&env, "HOME"), None);
     }
 }

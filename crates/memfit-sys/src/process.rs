@@ -122,6 +122,59 @@ pub fn spawn_detached(command: &mut Command, new_group: bool) -> io::Result<i32>
     Ok(child.id() as i32)
 }
 
+/// A minimal init, as `docker run --init` puts tini in front of a container's command: start
+/// `command` as this process's child, forward every signal sent to this process to it, reap
+/// every process that ends (orphans of the command are reparented to PID 1), and when the
+/// command ends return its status as a shell reports it (128 + signal when a signal ended it),
+/// which is what tini exits with. Errors starting the command return 127 (not found) or 126.
+pub fn run_init(command: &[std::ffi::OsString]) -> i32 {
+    let Some(program) = command.first() else {
+        return 127;
+    };
+    // Block what this process waits for; the child gets the default state back.
+    // SAFETY: plain sigset manipulation on locals.
+    let waited = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        // Synchronous signals stay with whoever caused them, as tini does.
+        for s in [
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGABRT,
+            libc::SIGTRAP,
+            libc::SIGSYS,
+        ] {
+            libc::sigdelset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    let mut child = Command::new(program);
+    child.args(&command[1..]);
+    let pid = match spawn_detached(&mut child, false) {
+        Ok(pid) => pid,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return 127,
+        Err(_) => return 126,
+    };
+    loop {
+        // SAFETY: sigwaitinfo with a valid set; siginfo is written into a local.
+        let signal = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::sigwaitinfo(&waited, &mut info)
+        };
+        if signal > 0 && signal != libc::SIGCHLD {
+            kill(pid, signal);
+        }
+        for reaped in reap_exited() {
+            if reaped.pid == pid {
+                return reaped.status.shell_status();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,8 @@
 //! memfit-workload grow STEP STEPS STEP_MS      touch STEP more every STEP_MS, STEPS times
 //! memfit-workload exit CODE                    exit with CODE
 //! memfit-workload sleep MS                     sleep, touching nothing
+//! memfit-workload spin THREADS MS              keep THREADS threads busy for MS of wall time, then
+//!                                             print the CPU milliseconds used and the CPUs seen
 //! ```
 //! SIZE takes the units of `memfit --limit` (512M, 1.5G, …).
 
@@ -166,7 +168,41 @@ fn dispatch(args: &[String]) -> Result<u8, String> {
             sleep_ms(number(1)?);
             Ok(0)
         }
-        _ => Err("usage: memfit-workload alloc|spike|cow|children|burst|daemon|grow|exit|sleep …; see the source's doc comment".into()),
+        Some("spin") => {
+            let threads = number(1)?;
+            let wall = Duration::from_millis(number(2)?);
+            let start = std::time::Instant::now();
+            let spinners: Vec<_> = (0..threads)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        let mut x = 0u64;
+                        while start.elapsed() < wall {
+                            x = std::hint::black_box(x.wrapping_add(1));
+                        }
+                    })
+                })
+                .collect();
+            for spinner in spinners {
+                let _ = spinner.join();
+            }
+            // SAFETY: getrusage fills a zeroed struct.
+            let usage = unsafe {
+                let mut usage: libc::rusage = std::mem::zeroed();
+                libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+                usage
+            };
+            let ms = |tv: libc::timeval| tv.tv_sec as u64 * 1000 + tv.tv_usec as u64 / 1000;
+            let seen = std::thread::available_parallelism().map_or(0, |n| n.get());
+            // SAFETY: sysconf has no preconditions.
+            let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+            println!(
+                "cpu_ms={} wall_ms={} online_cpus={online} available_parallelism={seen}",
+                ms(usage.ru_utime) + ms(usage.ru_stime),
+                start.elapsed().as_millis()
+            );
+            Ok(0)
+        }
+        _ => Err("usage: memfit-workload alloc|spike|cow|children|burst|daemon|grow|exit|sleep|spin …; see the source's doc comment".into()),
     }
 }
 

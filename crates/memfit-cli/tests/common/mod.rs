@@ -13,6 +13,11 @@ pub fn memfit() -> Command {
     Command::new(env!("CARGO_BIN_EXE_memfit"))
 }
 
+/// The CPUs this process may use (memfit's own view, which a command inherits).
+pub fn host_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 pub fn workload() -> &'static str {
     env!("CARGO_BIN_EXE_memfit-workload")
 }

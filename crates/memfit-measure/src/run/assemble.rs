@@ -16,6 +16,7 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
         watermark,
         cgroup_path,
         container_view,
+        inherited_env,
         exit_records,
         own_usage,
     } = finished;
@@ -47,8 +48,11 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
         limit_enforced: mode != Mode::MeasureOnly && options.limit.is_some(),
         swap_bytes: options.swap,
         platform: options.platform.clone(),
-        cpus: options.cpus.unwrap_or(prepared.host_cpus),
+        cpus: prepared.visible_cpus,
         host_cpus: prepared.host_cpus,
+        cpu_quota: prepared.cpu_quota,
+        pid: options.pid,
+        inherited_env,
         exit: ExitInfo::of(supervised.main_exit),
         oom_killed: oom.map(|o| o.oom_kill > 0),
         oom: OomInfo {

@@ -13,19 +13,28 @@ mod teardown;
 
 use std::ffi::OsString;
 use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::environment::Environment;
 use crate::report::RunReport;
 use crate::signals::SignalWatcher;
-use crate::spawn::{SpawnError, Stdio};
+use crate::spawn::{PidMode, SpawnError, Stdio};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub command: Vec<OsString>,
     pub limit: Option<u64>,
     pub swap: u64,
-    /// Restrict the CPUs the command can see to this many.
-    pub cpus: Option<usize>,
+    /// CPU time as `docker run --cpus` and the platforms' vCPUs give it: a CFS quota of this
+    /// many CPUs. The command still sees every CPU.
+    pub cpu_quota: Option<f64>,
+    /// The CPUs the command may run on, and so the ones it sees (`docker run --cpuset-cpus`).
+    pub cpuset: Option<Vec<usize>>,
+    pub pid: PidMode,
+    /// The executable that runs `__init -- CMD` (the memfit binary), for [`PidMode::Init`].
+    pub init_program: Option<PathBuf>,
+    pub environment: Environment,
     /// Fixed sampling period; `None` adapts it to the sampling cost.
     pub interval: Option<Duration>,
     /// Do not use a cgroup even where one is available.
@@ -46,8 +55,12 @@ pub enum RunError {
     EmptyCommand,
     #[error(transparent)]
     Spawn(#[from] SpawnError),
-    #[error("--cpus {wanted}: only {available} CPU(s) are available to memfit here; use a number from 1 to {available}")]
-    TooManyCpus { wanted: usize, available: usize },
+    #[error("--cpus {wanted}: the range is 0.01 to {available}, as there are only {available} CPU(s) available to memfit here (as docker run --cpus says)")]
+    CpuQuotaOutOfRange { wanted: f64, available: usize },
+    #[error("--cpuset: CPU {cpu} is not available to memfit here; use CPUs from {available}")]
+    CpuNotAvailable { cpu: usize, available: String },
+    #[error("--init runs memfit's own init; the path of the memfit binary is unknown")]
+    NoInitProgram,
     #[error("cannot create the run's cgroup under {parent}: {source}")]
     Cgroup { parent: String, source: io::Error },
 }

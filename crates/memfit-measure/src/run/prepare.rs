@@ -3,21 +3,28 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use memfit_sys::cgroup::{Hierarchy, OwnedCgroup};
+use memfit_sys::cgroup::{self, Hierarchy, OwnedCgroup};
 use memfit_sys::procfs;
 use memfit_sys::CgroupVersion;
 
 use super::{RunError, RunOptions};
 use crate::report::Mode;
+use crate::spawn::PidMode;
 
 static RUN_SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
 /// What the run has before its command starts.
 pub(super) struct Prepared {
     pub host_cpus: usize,
+    /// CPUs the command sees: its cpuset, or every CPU memfit may use.
+    pub visible_cpus: usize,
     pub cpu_set: Option<libc::cpu_set_t>,
     pub hierarchy: Option<Hierarchy>,
     pub cgroup: Option<OwnedCgroup>,
+    /// On cgroup v1, the CPU hierarchy and the run's cgroup in it (for a quota).
+    pub cpu_v1: Option<(Hierarchy, OwnedCgroup)>,
+    /// The quota applied, in CPUs.
+    pub cpu_quota: Option<f64>,
     pub mode: Mode,
     /// Why no cgroup is used, in measure-only mode.
     pub mode_reason: Option<String>,
@@ -27,16 +34,30 @@ pub(super) struct Prepared {
 pub(super) fn prepare(options: &RunOptions) -> Result<Prepared, RunError> {
     let allowed_cpus = allowed_cpus();
     let host_cpus = allowed_cpus.len().max(1);
-    let cpu_set = match options.cpus {
-        Some(wanted) if wanted == 0 || wanted > host_cpus => {
-            return Err(RunError::TooManyCpus {
+    if let Some(wanted) = options.cpu_quota {
+        if !(0.01..=host_cpus as f64).contains(&wanted) {
+            return Err(RunError::CpuQuotaOutOfRange {
                 wanted,
                 available: host_cpus,
-            })
+            });
         }
-        Some(wanted) => Some(cpu_set_of(&allowed_cpus[..wanted])),
+    }
+    if options.pid == PidMode::Init && options.init_program.is_none() {
+        return Err(RunError::NoInitProgram);
+    }
+    let cpu_set = match &options.cpuset {
+        Some(wanted) => {
+            if let Some(&cpu) = wanted.iter().find(|cpu| !allowed_cpus.contains(cpu)) {
+                return Err(RunError::CpuNotAvailable {
+                    cpu,
+                    available: cpu_list(&allowed_cpus),
+                });
+            }
+            Some(cpu_set_of(wanted))
+        }
         None => None,
     };
+    let visible_cpus = options.cpuset.as_ref().map_or(host_cpus, Vec::len);
 
     let mut caveats = options.caveats.clone();
     let (hierarchy, cgroup, mode_reason) = if options.measure_only {
@@ -60,10 +81,25 @@ pub(super) fn prepare(options: &RunOptions) -> Result<Prepared, RunError> {
             "measure-only: {reason}. No limit is enforced, the peak is sampled (Σ RSS counts shared pages once per process) and no OOM verdict is possible"
         ));
     }
-    if options.cpus.is_none() && host_cpus > 1 {
-        caveats.push(format!(
-            "the command sees all {host_cpus} CPUs of this machine; tools that start a worker per CPU (terser, jest, rustc) use more memory here than on a 1–2 vCPU plan: emulate the target with --cpus"
-        ));
+    let (cpu_v1, cpu_quota) = match (options.cpu_quota, &cgroup) {
+        (Some(quota), Some(memory)) => {
+            let cpu_v1 = apply_cpu_quota(memory, hierarchy.as_ref(), quota)?;
+            (cpu_v1, Some(quota))
+        }
+        (Some(quota), None) => {
+            caveats.push(format!("--cpus {quota} is not applied without a cgroup: the command gets all the CPU time it can use"));
+            (None, None)
+        }
+        (None, _) => (None, None),
+    };
+    match (cpu_quota, &options.cpuset) {
+        (None, None) if host_cpus > 1 => caveats.push(format!(
+            "the command runs on all {host_cpus} CPUs of this machine; a plan gives less CPU time (emulate it with --cpus, a quota as the platform applies), and tools that start a worker per CPU start as many as they see"
+        )),
+        (Some(quota), None) => caveats.push(format!(
+            "the command sees all {visible_cpus} CPUs and gets {quota} CPU(s) of time, as under docker run --cpus: tools that start a worker per visible CPU (terser, jest, rustc before 1.61) start {visible_cpus}, as they would on the plan"
+        )),
+        _ => {}
     }
     let host_has_swap = procfs::meminfo("SwapTotal").unwrap_or(0) > 0;
     let swap_limitable = cgroup.as_ref().is_some_and(OwnedCgroup::swap_limitable);
@@ -72,9 +108,12 @@ pub(super) fn prepare(options: &RunOptions) -> Result<Prepared, RunError> {
     }
     Ok(Prepared {
         host_cpus,
+        visible_cpus,
         cpu_set,
         hierarchy,
         cgroup,
+        cpu_v1,
+        cpu_quota,
         mode,
         mode_reason,
         caveats,
@@ -94,6 +133,54 @@ fn create_cgroup(hierarchy: &Hierarchy, options: &RunOptions) -> Result<OwnedCgr
             source,
         }
     })
+}
+
+/// Applies a CPU quota: on cgroup v2 in the run's own cgroup (the cpu controller enabled for
+/// children of its parent), on v1 in a cgroup of the same name in the CPU hierarchy, returned
+/// with that hierarchy.
+fn apply_cpu_quota(
+    memory: &OwnedCgroup,
+    hierarchy: Option<&Hierarchy>,
+    quota: f64,
+) -> Result<Option<(Hierarchy, OwnedCgroup)>, RunError> {
+    let cgroup_error = |parent: &std::path::Path, source| RunError::Cgroup {
+        parent: parent.display().to_string(),
+        source,
+    };
+    match memory.version() {
+        CgroupVersion::V2 => {
+            let parent = hierarchy.map_or(memory.path(), |h| h.parent.as_path());
+            cgroup::enable_for_children(parent, "cpu")
+                .and_then(|()| memory.set_cpu_quota(quota))
+                .map_err(|e| cgroup_error(parent, e))?;
+            Ok(None)
+        }
+        CgroupVersion::V1 => {
+            let cpu = Hierarchy::detect_controller("cpu").map_err(|reason| RunError::Cgroup {
+                parent: "the cpu hierarchy".to_string(),
+                source: std::io::Error::other(reason),
+            })?;
+            let name = memory
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let owned =
+                OwnedCgroup::create_empty(&cpu, &name).map_err(|e| cgroup_error(&cpu.parent, e))?;
+            owned
+                .set_cpu_quota(quota)
+                .map_err(|e| cgroup_error(&cpu.parent, e))?;
+            Ok(Some((cpu, owned)))
+        }
+    }
+}
+
+/// `0-3,6` as the kernel writes CPU lists.
+fn cpu_list(cpus: &[usize]) -> String {
+    cpus.iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The CPUs memfit itself may run on (its affinity mask), in order.

@@ -27,6 +27,8 @@ pub(super) struct Running {
     pub exit_listener: Option<ExitListener>,
     /// Whether the command saw its cgroup as the root of /sys/fs/cgroup.
     pub container_view: bool,
+    /// The host's runtime variables (NODE_OPTIONS…) that reached the command.
+    pub inherited_env: Vec<String>,
 }
 
 const HOST_VIEW_EFFECT: &str = "runtimes that read the limit at the root of /sys/fs/cgroup (Node ≤ 20.2) size themselves from the host's RAM";
@@ -45,27 +47,36 @@ pub(super) fn start(options: &RunOptions, prepared: &mut Prepared) -> Result<Run
 
     // The command sees its cgroup as the root of the cgroup filesystem, as in a container.
     let view = match (&prepared.hierarchy, options.host_view) {
-        (Some(hierarchy), false) => match container_view::prepare(hierarchy) {
-            Ok((setup, report)) => Some((Arc::new(setup), report)),
-            Err(error) => {
-                prepared.caveats.push(format!(
-                    "the command sees the host's cgroup tree ({error}): {HOST_VIEW_EFFECT}"
-                ));
-                None
+        (Some(memory), false) => {
+            let mut hierarchies = vec![memory];
+            hierarchies.extend(prepared.cpu_v1.as_ref().map(|(cpu, _)| cpu));
+            match container_view::prepare(&hierarchies) {
+                Ok((setup, report)) => Some((Arc::new(setup), report)),
+                Err(error) => {
+                    prepared.caveats.push(format!(
+                        "the command sees the host's cgroup tree ({error}): {HOST_VIEW_EFFECT}"
+                    ));
+                    None
+                }
             }
-        },
+        }
         _ => None,
     };
 
+    let environment = options.environment.build();
     let own_usage_before = OwnUsage::now();
     let boot_ms_at_start = procfs::boot_time_ms();
     let started = Instant::now();
     let spawned = spawn::spawn(&SpawnPlan {
         command: &options.command,
         stdio: options.stdio,
-        cgroup,
+        memory_cgroup: cgroup,
+        cpu_cgroup_v1: prepared.cpu_v1.as_ref().map(|(_, cgroup)| cgroup),
         cpu_set: prepared.cpu_set,
         view: view.as_ref().map(|(setup, _)| Arc::clone(setup)),
+        pid: options.pid,
+        init_program: options.init_program.as_deref(),
+        env: &environment.entries,
     })?;
     prepared.caveats.extend(spawned.caveat);
     let container_view = match &view {
@@ -89,5 +100,6 @@ pub(super) fn start(options: &RunOptions, prepared: &mut Prepared) -> Result<Run
         kernel_log,
         exit_listener,
         container_view,
+        inherited_env: environment.inherited_runtime,
     })
 }

@@ -25,6 +25,7 @@ pub(super) struct Finished {
     pub watermark: Option<u64>,
     pub cgroup_path: Option<String>,
     pub container_view: bool,
+    pub inherited_env: Vec<String>,
     pub exit_records: bool,
     pub own_usage: OwnUsage,
 }
@@ -97,6 +98,7 @@ pub(super) fn teardown(
         watermark,
         cgroup_path,
         container_view: running.container_view,
+        inherited_env: std::mem::take(&mut running.inherited_env),
         exit_records,
         own_usage: OwnUsage::now().since(&running.own_usage_before),
         supervised,

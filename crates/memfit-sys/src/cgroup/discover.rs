@@ -33,18 +33,29 @@ impl FoundHierarchy {
     }
 }
 
-/// Finds the memory controller: a v1 `cgroup` mount with the `memory` option (on a hybrid
-/// host it is the one that limits), else a `cgroup2` mount whose root lists `memory` in
-/// `cgroup.controllers` (read through `controllers_of`, so tests can replay a recorded tree).
+/// Finds the memory controller; see [`find_hierarchy`].
 pub fn find_memory_hierarchy(
     mountinfo: &str,
     proc_self_cgroup: &str,
     controllers_of: impl Fn(&Path) -> Option<String>,
 ) -> Option<FoundHierarchy> {
+    find_hierarchy(mountinfo, proc_self_cgroup, "memory", controllers_of)
+}
+
+/// Finds a controller (`memory`, `cpu`): a v1 `cgroup` mount with the controller's option
+/// (on a hybrid host it is the one that acts), else a `cgroup2` mount whose root lists the
+/// controller in `cgroup.controllers` (read through `controllers_of`, so tests can replay a
+/// recorded tree).
+pub fn find_hierarchy(
+    mountinfo: &str,
+    proc_self_cgroup: &str,
+    controller: &str,
+    controllers_of: impl Fn(&Path) -> Option<String>,
+) -> Option<FoundHierarchy> {
     let mounts = mountinfo::parse(mountinfo);
     if let Some(mount) = mounts
         .iter()
-        .find(|m| m.fstype == "cgroup" && m.has_option("memory"))
+        .find(|m| m.fstype == "cgroup" && m.has_option(controller))
     {
         let own = proc_self_cgroup.lines().find_map(|line| {
             let mut parts = line.splitn(3, ':');
@@ -53,7 +64,7 @@ pub fn find_memory_hierarchy(
             let path = parts.next()?;
             controllers
                 .split(',')
-                .any(|c| c == "memory")
+                .any(|c| c == controller)
                 .then(|| path.to_string())
         })?;
         return Some(FoundHierarchy {
@@ -66,7 +77,7 @@ pub fn find_memory_hierarchy(
     let mount = mounts.iter().find(|m| {
         m.fstype == "cgroup2"
             && controllers_of(&m.mount_point)
-                .is_some_and(|c| c.split_whitespace().any(|c| c == "memory"))
+                .is_some_and(|c| c.split_whitespace().any(|c| c == controller))
     })?;
     let own = proc_self_cgroup
         .lines()
@@ -79,21 +90,21 @@ pub fn find_memory_hierarchy(
     })
 }
 
-/// This process's memory controller, from its own /proc files.
-pub fn find_own_hierarchy() -> Result<FoundHierarchy, String> {
+/// This process's hierarchy of a controller, from its own /proc files.
+pub fn find_own_hierarchy(controller: &str) -> Result<FoundHierarchy, String> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
     let own = fs::read_to_string("/proc/self/cgroup")
         .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
-    find_memory_hierarchy(&mountinfo, &own, |mount| {
+    find_hierarchy(&mountinfo, &own, controller, |mount| {
         fs::read_to_string(mount.join("cgroup.controllers")).ok()
     })
-    .ok_or_else(|| "no cgroup memory controller is mounted".to_string())
+    .ok_or_else(|| format!("no cgroup {controller} controller is mounted"))
 }
 
 /// The memory cgroup this process is in (a container's, a systemd unit's), to read.
 pub fn own_cgroup() -> Option<CgroupFiles> {
-    let found = find_own_hierarchy().ok()?;
+    let found = find_own_hierarchy("memory").ok()?;
     let dir = found.own_dir(Path::is_dir);
     Some(CgroupFiles::open(found.version, dir))
 }
@@ -109,7 +120,7 @@ fn relative_to_root(path: &str, root: &str) -> String {
     }
 }
 
-/// A memory controller this process can create cgroups under.
+/// A controller's hierarchy this process can create cgroups under.
 #[derive(Debug, Clone)]
 pub struct Hierarchy {
     pub version: CgroupVersion,
@@ -124,8 +135,14 @@ pub struct Hierarchy {
 impl Hierarchy {
     /// Finds a memory controller this process can create cgroups under, or says why not.
     pub fn detect() -> Result<Hierarchy, String> {
-        let found = find_own_hierarchy()?;
-        let parent = pick_parent(&found)?;
+        Hierarchy::detect_controller("memory")
+    }
+
+    /// Finds a controller (`memory`, `cpu`) this process can create cgroups under: its own
+    /// cgroup where that works, else the root; on v2 the controller is enabled for children.
+    pub fn detect_controller(controller: &str) -> Result<Hierarchy, String> {
+        let found = find_own_hierarchy(controller)?;
+        let parent = pick_parent(&found, controller)?;
         probe_writable(&parent)?;
         Ok(Hierarchy {
             version: found.version,
@@ -138,35 +155,36 @@ impl Hierarchy {
 
 /// The directory to create cgroups in: this process's own cgroup where that works (a
 /// container's or a delegated subtree's limits then still apply above ours), else the root.
-fn pick_parent(found: &FoundHierarchy) -> Result<PathBuf, String> {
+fn pick_parent(found: &FoundHierarchy, controller: &str) -> Result<PathBuf, String> {
     let own = found.own_dir(Path::is_dir);
     match found.version {
         CgroupVersion::V1 => Ok(own),
         CgroupVersion::V2 => {
             // cgroup v2's "no internal process" rule: a non-root cgroup that holds processes
             // cannot enable controllers for children. The root may.
-            if v2_memory_delegated(&own) || enable_v2_memory(&own).is_ok() {
+            if enable_for_children(&own, controller).is_ok() {
                 return Ok(own);
             }
-            if v2_memory_delegated(&found.mount) || enable_v2_memory(&found.mount).is_ok() {
+            if enable_for_children(&found.mount, controller).is_ok() {
                 return Ok(found.mount.clone());
             }
             Err(format!(
-                "cgroup v2: the memory controller cannot be enabled for children of {} (it holds processes) nor of the root; run memfit as root, or inside a delegated scope: systemd-run --user --scope -p Delegate=yes memfit …",
+                "cgroup v2: the {controller} controller cannot be enabled for children of {} (it holds processes) nor of the root; run memfit as root, or inside a delegated scope: systemd-run --user --scope -p Delegate=yes memfit …",
                 own.display()
             ))
         }
     }
 }
 
-fn v2_memory_delegated(dir: &Path) -> bool {
-    fs::read_to_string(dir.join("cgroup.subtree_control"))
-        .map(|s| s.split_whitespace().any(|c| c == "memory"))
-        .unwrap_or(false)
-}
-
-fn enable_v2_memory(dir: &Path) -> io::Result<()> {
-    fs::write(dir.join("cgroup.subtree_control"), "+memory")
+/// Makes `controller` available to the children of a v2 cgroup (a no-op where it is).
+pub fn enable_for_children(dir: &Path, controller: &str) -> io::Result<()> {
+    let enabled = fs::read_to_string(dir.join("cgroup.subtree_control"))
+        .map(|s| s.split_whitespace().any(|c| c == controller))
+        .unwrap_or(false);
+    if enabled {
+        return Ok(());
+    }
+    fs::write(dir.join("cgroup.subtree_control"), format!("+{controller}"))
 }
 
 fn probe_writable(parent: &Path) -> Result<(), String> {

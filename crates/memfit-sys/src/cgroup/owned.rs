@@ -11,6 +11,11 @@ use crate::cgroup::{CgroupFiles, Hierarchy};
 use crate::process;
 use crate::CgroupVersion;
 
+/// Docker's CFS period for `--cpus` (100 ms, moby daemon/daemon_unix.go).
+const CFS_PERIOD_US: u64 = 100_000;
+/// The kernel refuses quotas under 1 ms.
+const MIN_QUOTA_US: u64 = 1_000;
+
 /// A cgroup this process created. Dropping it kills whatever is left inside and removes the
 /// directory.
 #[derive(Debug)]
@@ -28,13 +33,21 @@ impl std::ops::Deref for OwnedCgroup {
 }
 
 impl OwnedCgroup {
-    /// Creates `parent/name` with the given hard limit and swap allowance.
+    /// Creates `parent/name` in a memory hierarchy with the given hard limit and swap
+    /// allowance.
     pub fn create(
         hierarchy: &Hierarchy,
         name: &str,
         limit: Option<u64>,
         swap: u64,
     ) -> io::Result<OwnedCgroup> {
+        let cgroup = OwnedCgroup::create_empty(hierarchy, name)?;
+        cgroup.configure(limit, swap)?;
+        Ok(cgroup)
+    }
+
+    /// Creates `parent/name` in any hierarchy, with the kernel's defaults.
+    pub fn create_empty(hierarchy: &Hierarchy, name: &str) -> io::Result<OwnedCgroup> {
         let path = hierarchy.parent.join(name);
         fs::create_dir(&path)?;
         // From here on the directory is owned by the value, whatever fails next.
@@ -48,13 +61,25 @@ impl OwnedCgroup {
                 return Err(e);
             }
         };
-        let cgroup = OwnedCgroup {
+        Ok(OwnedCgroup {
             files: CgroupFiles::open(hierarchy.version, path),
             procs,
             removed: false,
-        };
-        cgroup.configure(limit, swap)?;
-        Ok(cgroup)
+        })
+    }
+
+    /// A CPU quota as `docker run --cpus` sets it: `cpus` CPUs of time per 100 ms period
+    /// (v2 `cpu.max`, v1 `cpu.cfs_quota_us`/`cpu.cfs_period_us`; Documentation/scheduler/
+    /// sched-bwc.rst). The CPUs the command sees are left alone.
+    pub fn set_cpu_quota(&self, cpus: f64) -> io::Result<()> {
+        let quota = ((cpus * CFS_PERIOD_US as f64).round() as u64).max(MIN_QUOTA_US);
+        match self.version() {
+            CgroupVersion::V2 => self.write("cpu.max", &format!("{quota} {CFS_PERIOD_US}")),
+            CgroupVersion::V1 => {
+                self.write("cpu.cfs_period_us", &CFS_PERIOD_US.to_string())?;
+                self.write("cpu.cfs_quota_us", &quota.to_string())
+            }
+        }
     }
 
     fn configure(&self, limit: Option<u64>, swap: u64) -> io::Result<()> {

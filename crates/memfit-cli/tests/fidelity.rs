@@ -1,0 +1,185 @@
+//! `memfit run` starts the command as a container runtime would: CPU time as a quota that
+//! leaves every CPU visible (`docker run --cpus`), a cpuset that narrows what it sees
+//! (`--cpuset-cpus`), PID 1 of its own namespace (`docker run`) or behind an init (`--init`),
+//! and the environment a container gives. Real processes, real cgroups, a real PID namespace.
+
+mod common;
+
+use common::*;
+
+/// Parses `cpu_ms=… wall_ms=… online_cpus=… available_parallelism=…` from `memfit-workload spin`.
+fn spin_numbers(stdout: &str) -> std::collections::HashMap<String, u64> {
+    stdout
+        .split_whitespace()
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn cpus_is_a_quota_that_leaves_every_cpu_visible() {
+    if host_cpus() < 2 {
+        eprintln!("skipping: needs 2 CPUs to tell a quota from an affinity");
+        return;
+    }
+    let run = run(&["--cpus", "0.5"], &[workload(), "spin", "2", "1000"]);
+    assert_eq!(run.status(), 0, "{}", run.stderr());
+    assert_eq!(run.report["cpu_quota"], 0.5);
+    assert_eq!(run.u64("/cpus"), host_cpus() as u64);
+    let numbers = spin_numbers(&run.stdout());
+    // Two busy threads for 1 s of wall time get 0.5 s of CPU time (the kernel's CFS
+    // bandwidth control), not the 2 s two free CPUs give; 25% allows for the period edges.
+    assert!(
+        numbers["cpu_ms"] <= numbers["wall_ms"] * 5 / 10 * 125 / 100,
+        "{numbers:?}"
+    );
+    // Every CPU is online to it, as in `docker run --cpus`; Rust's available_parallelism
+    // reads the quota from the cgroup the command sees as its own, as in a container.
+    assert_eq!(numbers["online_cpus"], host_cpus() as u64);
+    assert_eq!(numbers["available_parallelism"], 1);
+}
+
+#[test]
+fn cpuset_narrows_the_cpus_the_command_sees() {
+    let run = run(&["--cpuset", "0"], &["nproc"]);
+    assert_eq!(run.status(), 0, "{}", run.stderr());
+    assert_eq!(run.stdout().trim(), "1");
+    assert_eq!(run.report["cpus"], 1);
+    assert_eq!(run.report["cpu_quota"], serde_json::Value::Null);
+}
+
+#[test]
+fn a_v8_heap_abort_exits_139_as_pid_1_and_134_behind_an_init() {
+    let heap_abort = [
+        "node",
+        "--max-old-space-size=32",
+        "-e",
+        "const a = []; for (;;) a.push(new Array(100000).fill(a.length));",
+    ];
+    let child = run(&["--limit", "512M"], &heap_abort);
+    let pid1 = run(&["--limit", "512M", "--pid1"], &heap_abort);
+    let init = run(&["--limit", "512M", "--init"], &heap_abort);
+    // The kernel does not deliver to PID 1 a signal it has no handler for: abort()'s
+    // SIGABRT is ignored and glibc ends the process with SIGSEGV (139), as in docker run.
+    assert_eq!(child.status(), 134, "{}", child.stderr());
+    assert_eq!(pid1.status(), 139, "{}", pid1.stderr());
+    assert_eq!(init.status(), 134, "{}", init.stderr());
+    assert_eq!(pid1.report["pid"], "pid1");
+    assert_eq!(init.report["pid"], "init");
+    assert_eq!(pid1.report["oom_killed"], false);
+}
+
+#[test]
+fn the_command_is_pid_1_of_its_own_namespace_with_its_own_proc() {
+    let run = run(
+        &["--pid1"],
+        &["sh", "-c", "echo $$; ls /proc | grep -c '^[0-9]'"],
+    );
+    assert_eq!(run.status(), 0, "{}", run.stderr());
+    let stdout = run.stdout();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "1");
+    // The shell and the ls/grep it started: nothing of the host's processes.
+    assert!(lines[1].parse::<u32>().unwrap() <= 3, "{lines:?}");
+}
+
+#[test]
+fn a_pid_1_without_a_handler_ignores_a_forwarded_sigterm() {
+    // memfit forwards a SIGTERM a process sends it, as `docker stop` sends one to PID 1.
+    let stop_after = |args: &[&str]| {
+        let mut child = memfit()
+            .arg("run")
+            .arg("-q")
+            .args(args)
+            .args(["--", "sleep", "2"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap().code()
+    };
+    assert_eq!(stop_after(&[]), Some(143));
+    assert_eq!(stop_after(&["--pid1"]), Some(0));
+}
+
+#[test]
+fn a_cleared_environment_holds_only_what_the_run_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.env");
+    std::fs::write(&file, "# the image's\nNODE_ENV=production\n").unwrap();
+    let run = run(
+        &[
+            "--env-clear",
+            "--env-file",
+            file.to_str().unwrap(),
+            "--env",
+            "PORT=8080",
+        ],
+        &["env"],
+    );
+    assert_eq!(run.status(), 0, "{}", run.stderr());
+    let stdout = run.stdout();
+    let mut names: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(n, _)| n))
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["HOME", "NODE_ENV", "PATH", "PORT"]);
+}
+
+#[test]
+fn a_hosts_node_options_that_reaches_the_command_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json");
+    let output = memfit()
+        .env("NODE_OPTIONS", "--max-old-space-size=4096")
+        .args(["run", "--json"])
+        .arg(&json)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("NODE_OPTIONS=--max-old-space-size=4096 reaches the command"),
+        "{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(report["inherited_env"]
+        .as_array()
+        .unwrap()
+        .contains(&"NODE_OPTIONS=--max-old-space-size=4096".into()));
+    // Given for the run, it is the run's, not the host's.
+    let given = run(
+        &["--env", "NODE_OPTIONS=--max-old-space-size=384"],
+        &["true"],
+    );
+    assert!(!given.report["inherited_env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v.as_str().unwrap().starts_with("NODE_OPTIONS")));
+}
+
+#[test]
+fn platforms_start_the_command_as_they_document() {
+    let fly = run(
+        &["--platform", "fly:shared-cpu-1x"],
+        &["sh", "-c", "echo $$"],
+    );
+    assert_eq!(fly.report["pid"], "init", "{}", fly.stderr());
+    assert_ne!(
+        fly.stdout().trim(),
+        "1",
+        "behind Fly's init the command is not PID 1"
+    );
+    let northflank = run(
+        &["--platform", "northflank:nf-compute-20"],
+        &["sh", "-c", "echo $$"],
+    );
+    assert_eq!(northflank.report["pid"], "pid1", "{}", northflank.stderr());
+    assert_eq!(northflank.stdout().trim(), "1");
+}
