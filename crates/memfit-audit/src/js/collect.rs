@@ -24,7 +24,7 @@ struct Collector<'s> {
     facts: JsFacts,
     stack: Vec<usize>,
     /// Set while visiting a callback argument of a repeated caller.
-    pending_repeated: Option<String>,
+    pending_repeated: Option<RepetitionKind>,
     /// The emitter of `pending_repeated`, when it is a variable.
     pending_emitter: Option<SymbolId>,
     /// Inside `a ?? b`, `a || b`, `c ? a : b`, `x ||= …`, or an assignment to a variable or
@@ -174,13 +174,17 @@ impl<'s> Collector<'s> {
                 | ["req", "reply"]
                 | ["ctx", "next"]
         );
+        let repetition = self
+            .pending_repeated
+            .take()
+            .or(request_params.then_some(RepetitionKind::RequestParameters))
+            .map(Repetition::new);
         let info = FunctionInfo {
             scope,
             parent: self.func(),
-            inline_repeated: self.pending_repeated.take(),
+            repetition,
             repeat_emitter: self.pending_emitter.take(),
             symbol: symbol.or_else(|| self.pending_symbol.take()),
-            request_params,
             span: span(s),
         };
         self.facts.functions.push(info);
@@ -269,12 +273,16 @@ impl<'a> Visit<'a> for Collector<'_> {
             if self.stack.is_empty() && self.is_root(sym) {
                 let kind = match inner {
                     Expression::NewExpression(n) => match n.callee.get_inner_expression() {
-                        Expression::Identifier(c) if c.name == "Map" => Some("Map"),
-                        Expression::Identifier(c) if c.name == "Set" => Some("Set"),
+                        Expression::Identifier(c) if c.name == "Map" => Some(CollectionKind::Map),
+                        Expression::Identifier(c) if c.name == "Set" => Some(CollectionKind::Set),
                         _ => None,
                     },
-                    Expression::ArrayExpression(a) if a.elements.is_empty() => Some("array"),
-                    Expression::ObjectExpression(o) if o.properties.is_empty() => Some("object"),
+                    Expression::ArrayExpression(a) if a.elements.is_empty() => {
+                        Some(CollectionKind::Array)
+                    }
+                    Expression::ObjectExpression(o) if o.properties.is_empty() => {
+                        Some(CollectionKind::Object)
+                    }
                     _ => None,
                 };
                 if let Some(kind) = kind {
@@ -515,7 +523,7 @@ impl<'a> Collector<'_> {
                 )
             });
             if is_fn {
-                self.pending_repeated = why.map(str::to_string);
+                self.pending_repeated = why;
                 self.pending_emitter = emitter;
             }
             self.visit_argument(arg);
@@ -585,9 +593,10 @@ pub(super) fn collect(path: &std::path::Path, source: &str) -> JsFacts {
                 name.as_str(),
                 "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS"
             ) {
-                facts
-                    .external_repeated
-                    .push((*i, "a Next.js route handler".to_string()));
+                facts.external_repeated.push(RepeatedFunction {
+                    function: *i,
+                    why: Repetition::new(RepetitionKind::NextRouteHandler),
+                });
             }
         }
     }

@@ -2,10 +2,130 @@
 //! and what stops them, listeners and what removes them, module-level collections and what
 //! bounds them, buffers, clients, and what the module imports and exports.
 
+use std::fmt;
+
 use oxc_semantic::SymbolId;
 use oxc_syntax::scope::ScopeId;
 
 use crate::dockerfile::Span as ByteSpan;
+
+/// Why a function runs repeatedly (per request, per event, per tick), and the calls through
+/// which that reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repetition {
+    /// What runs repeatedly in the first place.
+    pub kind: RepetitionKind,
+    /// The calls from there to the function, outermost first; empty for the function itself.
+    pub via: Vec<CallSite>,
+}
+
+/// What makes a function run repeatedly in the first place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepetitionKind {
+    /// A route's callback: `app.get('/users', fn)`, `router.use(fn)`.
+    RouteHandler,
+    /// `http.createServer(fn)`'s callback: one call per request.
+    ServerHandler,
+    /// A callback of Fastify's `addHook`: one call per request.
+    RequestHook,
+    /// An event's callback: `emitter.on('message', fn)`.
+    EventHandler,
+    /// `setInterval(fn)`'s callback.
+    IntervalCallback,
+    /// A function whose parameters are named like a request handler's (`req, res`,
+    /// `request, reply`, `ctx, next`).
+    RequestParameters,
+    /// `export async function GET(request)` in a Next.js App Router `route.ts`.
+    NextRouteHandler,
+}
+
+/// A call through which repetition reaches a function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallSite {
+    /// A call from a repeated function of the same file.
+    SameFile,
+    /// A call from a repeated function of another module.
+    Module(ModuleCall),
+}
+
+/// A call of an exported function from another module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleCall {
+    /// The export called; `default` for the module's default export.
+    pub export: String,
+    /// The calling file, as displayed.
+    pub caller: String,
+    /// The line of the call.
+    pub line: usize,
+}
+
+impl Repetition {
+    pub fn new(kind: RepetitionKind) -> Repetition {
+        Repetition {
+            kind,
+            via: Vec::new(),
+        }
+    }
+
+    /// The same repetition, one call further.
+    pub fn through(&self, call: CallSite) -> Repetition {
+        let mut via = self.via.clone();
+        via.push(call);
+        Repetition {
+            kind: self.kind,
+            via,
+        }
+    }
+}
+
+impl fmt::Display for RepetitionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RepetitionKind::RouteHandler => "a route handler",
+            RepetitionKind::ServerHandler | RepetitionKind::RequestParameters => {
+                "a request handler"
+            }
+            RepetitionKind::RequestHook => "a per-request hook",
+            RepetitionKind::EventHandler => "an event handler",
+            RepetitionKind::IntervalCallback => "an interval callback",
+            RepetitionKind::NextRouteHandler => "a Next.js route handler",
+        })
+    }
+}
+
+/// Says the last call from another module, and what repeats at the start of the chain:
+/// "`db()`, which routes/users.js:7 calls from a route handler". Calls within a file read
+/// "a function called from …"; the hops between are left out, the message stays one line.
+impl fmt::Display for Repetition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const CALLED: &str = "a function called from ";
+        let module_calls = || {
+            self.via.iter().enumerate().filter_map(|(i, c)| match c {
+                CallSite::Module(call) => Some((i, call)),
+                CallSite::SameFile => None,
+            })
+        };
+        let Some((last, call)) = module_calls().next_back() else {
+            if !self.via.is_empty() {
+                f.write_str(CALLED)?;
+            }
+            return write!(f, "{}", self.kind);
+        };
+        if last + 1 < self.via.len() {
+            f.write_str(CALLED)?;
+        }
+        if call.export == "default" {
+            f.write_str("the module's default export")?;
+        } else {
+            write!(f, "`{}()`", call.export)?;
+        }
+        write!(f, ", which {}:{} calls from ", call.caller, call.line)?;
+        if module_calls().next().is_some_and(|(first, _)| first > 0) {
+            f.write_str(CALLED)?;
+        }
+        write!(f, "{}", self.kind)
+    }
+}
 
 /// What holds a timer or names a handler: a variable, or a property (`this.timer`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +177,31 @@ pub struct Collection {
     pub symbol: SymbolId,
     pub name: String,
     pub span: ByteSpan,
-    pub kind: &'static str,
+    pub kind: CollectionKind,
+}
+
+/// What a module-level collection is declared as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectionKind {
+    /// `new Map()`
+    Map,
+    /// `new Set()`
+    Set,
+    /// `[]`
+    Array,
+    /// `{}`
+    Object,
+}
+
+impl fmt::Display for CollectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CollectionKind::Map => "Map",
+            CollectionKind::Set => "Set",
+            CollectionKind::Array => "array",
+            CollectionKind::Object => "object",
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -78,11 +222,11 @@ pub struct Found {
 #[derive(Debug, Clone, Default)]
 pub struct FunctionInfo {
     pub parent: Option<usize>,
-    /// A callback of something that calls it repeatedly (`app.get`, `.on`, `setInterval`…).
-    pub inline_repeated: Option<String>,
+    /// Why the function runs repeatedly as written: it is the callback of something that
+    /// calls it repeatedly (`app.get`, `.on`, `setInterval`…), or its parameters are named
+    /// like a request handler's.
+    pub repetition: Option<Repetition>,
     pub symbol: Option<SymbolId>,
-    /// Parameters named like a request handler's (`req, res`, `request, reply`, `ctx, next`).
-    pub request_params: bool,
     pub span: ByteSpan,
     pub scope: Option<ScopeId>,
     /// For an inline event handler: the emitter variable whose events call it.
@@ -94,8 +238,9 @@ pub struct FunctionInfo {
 pub struct JsFacts {
     pub parsed: bool,
     pub functions: Vec<FunctionInfo>,
-    /// Functions passed by name to something that calls them repeatedly, and why.
-    pub repeated_symbols: Vec<(SymbolId, String)>,
+    /// Functions passed by name to something that calls them repeatedly, or called from a
+    /// function that runs repeatedly, and why.
+    pub repeated_symbols: Vec<RepeatedSymbol>,
     pub timers: Vec<Timer>,
     pub cleared: Vec<Handle>,
     pub unrefd: Vec<Handle>,
@@ -121,13 +266,28 @@ pub struct JsFacts {
     /// Exported functions: (export name, function index); `default` for `module.exports = fn`
     /// and `export default`.
     pub exports: Vec<(String, usize)>,
-    /// Functions another module calls from a function that runs repeatedly, and why
-    /// (set by `link.rs`).
-    pub external_repeated: Vec<(usize, String)>,
+    /// Functions that run repeatedly for a reason outside the file: another module calls
+    /// them from a function that runs repeatedly (set by `link.rs`), or the framework routes
+    /// requests to them (Next.js route handlers).
+    pub external_repeated: Vec<RepeatedFunction>,
     /// Calls of imported functions (`import { db } from './db'`, `from '@/lib/db'`).
     pub imported_calls: Vec<ImportedCall>,
     /// The text prefilter found nothing a rule could report: not parsed.
     pub skipped: bool,
+}
+
+/// A named function that runs repeatedly, and why.
+#[derive(Debug, Clone)]
+pub struct RepeatedSymbol {
+    pub symbol: SymbolId,
+    pub why: Repetition,
+}
+
+/// A function of the file (an index into `functions`) that runs repeatedly, and why.
+#[derive(Debug, Clone)]
+pub struct RepeatedFunction {
+    pub function: usize,
+    pub why: Repetition,
 }
 
 #[derive(Debug, Clone)]
@@ -149,32 +309,29 @@ fn local_specifier(specifier: &str) -> bool {
 
 impl JsFacts {
     /// Why a function runs repeatedly, if it does (itself or an enclosing function).
-    pub fn repeated(&self, func: Option<usize>) -> Option<String> {
+    pub fn repeated(&self, func: Option<usize>) -> Option<&Repetition> {
         self.repeated_below(func, None)
     }
 
     /// Why function `i` itself runs repeatedly: a callback of a repeated caller, a request
     /// handler's parameters, or a named function registered or called as one.
-    pub fn own_repetition(&self, i: usize) -> Option<&str> {
+    pub fn own_repetition(&self, i: usize) -> Option<&Repetition> {
         let f = &self.functions[i];
-        if let Some(why) = &f.inline_repeated {
+        if let Some(why) = &f.repetition {
             return Some(why);
         }
-        if f.request_params {
-            return Some("a request handler");
-        }
-        if let Some((_, why)) = self.external_repeated.iter().find(|(j, _)| *j == i) {
-            return Some(why);
+        if let Some(r) = self.external_repeated.iter().find(|r| r.function == i) {
+            return Some(&r.why);
         }
         let sym = f.symbol?;
         self.repeated_symbols
             .iter()
-            .find(|(s, _)| *s == sym)
-            .map(|(_, why)| why.as_str())
+            .find(|r| r.symbol == sym)
+            .map(|r| &r.why)
     }
 
     /// Like `repeated`, counting only the functions below `stop` (an enclosing function).
-    pub fn repeated_below(&self, func: Option<usize>, stop: Option<usize>) -> Option<String> {
+    pub fn repeated_below(&self, func: Option<usize>, stop: Option<usize>) -> Option<&Repetition> {
         let mut current = func;
         let mut depth = 0;
         while let Some(i) = current {
@@ -182,7 +339,7 @@ impl JsFacts {
                 break;
             }
             if let Some(why) = self.own_repetition(i) {
-                return Some(why.to_string());
+                return Some(why);
             }
             current = self.functions[i].parent;
             depth += 1;
@@ -198,22 +355,29 @@ impl JsFacts {
     /// module makes one of this file's functions repeated.
     pub fn propagate_calls(&mut self) {
         loop {
-            let new: Vec<(SymbolId, String)> = self
+            let known =
+                |symbol: &SymbolId| self.repeated_symbols.iter().any(|r| r.symbol == *symbol);
+            let new: Vec<RepeatedSymbol> = self
                 .calls
                 .iter()
-                .filter(|(_, callee)| !self.repeated_symbols.iter().any(|(s, _)| s == callee))
+                .filter(|(_, callee)| !known(callee))
                 .filter_map(|(caller, callee)| {
-                    let why = self.repeated(*caller)?;
-                    let why = why.strip_prefix("a function called from ").unwrap_or(&why);
-                    Some((*callee, format!("a function called from {why}")))
+                    Some(RepeatedSymbol {
+                        symbol: *callee,
+                        why: self.repeated(*caller)?.through(CallSite::SameFile),
+                    })
                 })
                 .collect();
             if new.is_empty() {
                 break;
             }
-            for (sym, why) in new {
-                if !self.repeated_symbols.iter().any(|(s, _)| *s == sym) {
-                    self.repeated_symbols.push((sym, why));
+            for repeated in new {
+                if !self
+                    .repeated_symbols
+                    .iter()
+                    .any(|r| r.symbol == repeated.symbol)
+                {
+                    self.repeated_symbols.push(repeated);
                 }
             }
         }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::JsFacts;
+use super::{CallSite, JsFacts, ModuleCall, RepeatedFunction};
 use crate::project::Project;
 use crate::source::FileId;
 
@@ -63,7 +63,8 @@ pub(super) fn link_modules(project: &Project, out: &mut [(FileId, JsFacts, bool)
         .collect();
     let aliases = aliases(project);
     for _ in 0..8 {
-        let mut updates: Vec<(usize, usize, String)> = Vec::new();
+        // (target file, function repeated there).
+        let mut updates: Vec<(usize, RepeatedFunction)> = Vec::new();
         for (caller_id, facts, _) in out.iter() {
             let caller = &project.file(*caller_id).source;
             for call in &facts.imported_calls {
@@ -73,24 +74,28 @@ pub(super) fn link_modules(project: &Project, out: &mut [(FileId, JsFacts, bool)
                 let Some(target) = resolve(&caller.path, &call.specifier, &files, &aliases) else {
                     continue;
                 };
-                let base = why.rsplit(" calls from ").next().unwrap_or(&why);
                 let (line, _) = caller.line_col(call.span.start);
                 for (export, i) in &out[target].1.exports {
-                    let known = out[target].1.external_repeated.iter().any(|(j, _)| j == i)
-                        || updates.iter().any(|(t, j, _)| *t == target && j == i);
+                    let known = out[target]
+                        .1
+                        .external_repeated
+                        .iter()
+                        .any(|r| r.function == *i)
+                        || updates
+                            .iter()
+                            .any(|(t, r)| *t == target && r.function == *i);
                     if *export == call.name && !known {
-                        let what = if call.name == "default" {
-                            "the module's default export".to_string()
-                        } else {
-                            format!("`{}()`", call.name)
-                        };
+                        let site = CallSite::Module(ModuleCall {
+                            export: call.name.clone(),
+                            caller: caller.display(),
+                            line,
+                        });
                         updates.push((
                             target,
-                            *i,
-                            format!(
-                                "{what}, which {}:{line} calls from {base}",
-                                caller.display()
-                            ),
+                            RepeatedFunction {
+                                function: *i,
+                                why: why.through(site),
+                            },
                         ));
                     }
                 }
@@ -99,8 +104,8 @@ pub(super) fn link_modules(project: &Project, out: &mut [(FileId, JsFacts, bool)
         if updates.is_empty() {
             break;
         }
-        for (target, i, why) in updates {
-            out[target].1.external_repeated.push((i, why));
+        for (target, repeated) in updates {
+            out[target].1.external_repeated.push(repeated);
             out[target].1.propagate_calls();
         }
     }

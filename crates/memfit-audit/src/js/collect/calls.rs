@@ -39,7 +39,7 @@ fn lifecycle_event(event: &str) -> bool {
 }
 
 /// How often the callbacks passed to this call run: `Some(why)` when repeatedly.
-pub(super) fn callback_repetition(call: &CallExpression<'_>) -> Option<&'static str> {
+pub(super) fn callback_repetition(call: &CallExpression<'_>) -> Option<RepetitionKind> {
     let (name, member) = match call.callee.get_inner_expression() {
         Expression::StaticMemberExpression(m) => (m.property.name.as_str(), true),
         Expression::Identifier(id) => (id.name.as_str(), false),
@@ -47,8 +47,8 @@ pub(super) fn callback_repetition(call: &CallExpression<'_>) -> Option<&'static 
     };
     if !member {
         return match name {
-            "setInterval" => Some("an interval callback"),
-            "createServer" => Some("a request handler"),
+            "setInterval" => Some(RepetitionKind::IntervalCallback),
+            "createServer" => Some(RepetitionKind::ServerHandler),
             _ => None,
         };
     }
@@ -60,7 +60,7 @@ pub(super) fn callback_repetition(call: &CallExpression<'_>) -> Option<&'static 
         .map(|e| e.get_inner_expression());
     match why {
         // A route needs a route first: `app.get('/users', fn)`, not `http.get(url, fn)`.
-        "a route handler" => match first {
+        RepetitionKind::RouteHandler => match first {
             Some(e) => {
                 let path = literal_string(e);
                 let route = path.is_some_and(|p| p.starts_with('/') || p == "*")
@@ -73,7 +73,7 @@ pub(super) fn callback_repetition(call: &CallExpression<'_>) -> Option<&'static 
             }
             None => None,
         },
-        "an event handler" => match first.and_then(literal_string) {
+        RepetitionKind::EventHandler => match first.and_then(literal_string) {
             Some(event) if ONCE_EVENTS.contains(&event) || lifecycle_event(event) => None,
             _ => Some(why),
         },
@@ -81,14 +81,16 @@ pub(super) fn callback_repetition(call: &CallExpression<'_>) -> Option<&'static 
     }
 }
 
-/// Methods that call their function argument repeatedly, and how to say it.
-fn repeated_caller(method: &str) -> Option<&'static str> {
+/// Methods that call their function argument repeatedly, and why.
+fn repeated_caller(method: &str) -> Option<RepetitionKind> {
     Some(match method {
-        "on" | "addListener" | "addEventListener" | "prependListener" => "an event handler",
+        "on" | "addListener" | "addEventListener" | "prependListener" => {
+            RepetitionKind::EventHandler
+        }
         "get" | "post" | "put" | "patch" | "delete" | "all" | "use" | "head" | "options"
-        | "route" | "handle" => "a route handler",
-        "addHook" => "a per-request hook",
-        "createServer" => "a request handler",
+        | "route" | "handle" => RepetitionKind::RouteHandler,
+        "addHook" => RepetitionKind::RequestHook,
+        "createServer" => RepetitionKind::ServerHandler,
         _ => return None,
     })
 }
@@ -310,13 +312,16 @@ impl Collector<'_> {
         }
     }
 
-    fn mark_callbacks(&mut self, call: &CallExpression<'_>, why: &str) {
+    fn mark_callbacks(&mut self, call: &CallExpression<'_>, why: RepetitionKind) {
         for arg in &call.arguments {
             if let Some(Expression::Identifier(id)) =
                 arg.as_expression().map(|e| e.get_inner_expression())
             {
                 if let Some(sym) = self.symbol_of(id) {
-                    self.facts.repeated_symbols.push((sym, why.to_string()));
+                    self.facts.repeated_symbols.push(RepeatedSymbol {
+                        symbol: sym,
+                        why: Repetition::new(why),
+                    });
                 }
             }
         }
