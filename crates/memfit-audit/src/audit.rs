@@ -228,12 +228,8 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
     let (limit, runtime, notes, mut rule_findings) = {
         let ctx = Context::new(&project, limit_override);
         if timing {
-            let parsed = ctx.js.iter().filter(|(_, f, _)| !f.skipped).count();
-            let linked: usize = ctx
-                .js
-                .iter()
-                .map(|(_, f, _)| f.external_repeated.len())
-                .sum();
+            let parsed = ctx.js.iter().filter(|s| !s.facts.skipped).count();
+            let linked: usize = ctx.js.iter().map(|s| s.facts.external_repeated.len()).sum();
             eprintln!(
                 "memfit audit: model and sources {:?} ({parsed} of {} sources parsed, {linked} functions repeated from other modules)",
                 started.elapsed(),

@@ -15,8 +15,8 @@ pub struct Context<'a> {
     /// The container limit and where it comes from.
     pub limit: Option<LimitSource>,
     pub lockfiles: Vec<crate::lockfile::Lockfile>,
-    /// Facts of every JS/TS source, analysed in parallel: (file, facts, library code?).
-    pub js: Vec<(FileId, crate::js::JsFacts, bool)>,
+    /// Facts of every JS/TS source.
+    pub js: Vec<crate::js::JsFile>,
 }
 
 /// A Dockerfile, its stages, and which of them ship.

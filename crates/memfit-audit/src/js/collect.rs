@@ -399,11 +399,7 @@ impl<'a> Visit<'a> for Collector<'_> {
                     _ => false,
                 };
                 if client {
-                    self.push_client(Found {
-                        span: span(it.span),
-                        what: format!("new {name}()"),
-                        func: self.func(),
-                    });
+                    self.push_client(it.span, format!("new {name}()"));
                 }
             }
         }
@@ -588,13 +584,13 @@ pub(super) fn collect(path: &std::path::Path, source: &str) -> JsFacts {
     // Next.js App Router: `export async function GET(request)` in `route.ts` runs per request.
     if path.file_stem().is_some_and(|s| s == "route") {
         let facts = &mut collector.facts;
-        for (name, i) in &facts.exports {
+        for export in &facts.exports {
             if matches!(
-                name.as_str(),
+                export.name.as_str(),
                 "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS"
             ) {
                 facts.external_repeated.push(RepeatedFunction {
-                    function: *i,
+                    function: export.function,
                     why: Repetition::new(RepetitionKind::NextRouteHandler),
                 });
             }

@@ -212,11 +212,63 @@ pub struct Write {
     pub func: Option<usize>,
 }
 
+/// A `'data'` handler that keeps every chunk of its stream with no byte cap.
 #[derive(Debug, Clone)]
-pub struct Found {
+pub struct DataBuffer {
     pub span: ByteSpan,
-    pub what: String,
+    /// The chunk parameter's name.
+    pub chunk: String,
     pub func: Option<usize>,
+    /// The stream is a `req`/`request` parameter of an enclosing function: a body reader,
+    /// which runs once per request.
+    pub body_reader: bool,
+}
+
+/// A body parser's `limit` option.
+#[derive(Debug, Clone)]
+pub struct BodyLimit {
+    pub span: ByteSpan,
+    pub bytes: u64,
+    /// The limit as written: `"50mb"`.
+    pub text: String,
+}
+
+/// `readFileSync` of a path taken from the request.
+#[derive(Debug, Clone)]
+pub struct ReadFileSync {
+    pub span: ByteSpan,
+    /// The path argument as written.
+    pub path: String,
+    pub func: Option<usize>,
+}
+
+/// A database or cache client made in a function.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub span: ByteSpan,
+    /// The call as the message says it: `new Pool()`, `mongoose.connect()`.
+    pub call: String,
+    pub func: Option<usize>,
+    /// Made lazily into a variable or property that outlives the call
+    /// (`if (!pool) pool = new Pool()`, `client ??= createClient()`): made once.
+    pub lazy: bool,
+}
+
+/// A call of a function declared in the same file.
+#[derive(Debug, Clone)]
+pub struct LocalCall {
+    /// The calling function; `None` at module scope.
+    pub caller: Option<usize>,
+    pub callee: SymbolId,
+}
+
+/// An exported function.
+#[derive(Debug, Clone)]
+pub struct Export {
+    /// The export name; `default` for `module.exports = fn` and `export default`.
+    pub name: String,
+    /// The index of the function in `functions`.
+    pub function: usize,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -251,21 +303,15 @@ pub struct JsFacts {
     pub collections: Vec<Collection>,
     pub writes: Vec<Write>,
     pub bounded: Vec<SymbolId>,
-    /// 'data' handlers that keep every chunk; `true` when the stream is a `req`/`request`
-    /// parameter of an enclosing function (a body reader: it runs once per request).
-    pub data_buffers: Vec<(Found, bool)>,
-    pub body_limits: Vec<(ByteSpan, u64, String)>,
-    pub read_file_sync: Vec<Found>,
-    /// Clients made in a function; `true` when made lazily into a variable or property
-    /// that outlives the call (`if (!pool) pool = new Pool()`, `client ??= createClient()`).
-    pub clients: Vec<(Found, bool)>,
-    /// Calls of functions declared in the file: (calling function, callee).
-    pub calls: Vec<(Option<usize>, SymbolId)>,
+    pub data_buffers: Vec<DataBuffer>,
+    pub body_limits: Vec<BodyLimit>,
+    pub read_file_sync: Vec<ReadFileSync>,
+    pub clients: Vec<Client>,
+    /// Calls of functions declared in the file.
+    pub calls: Vec<LocalCall>,
     /// Modules the file imports or requires.
     pub imports: Vec<String>,
-    /// Exported functions: (export name, function index); `default` for `module.exports = fn`
-    /// and `export default`.
-    pub exports: Vec<(String, usize)>,
+    pub exports: Vec<Export>,
     /// Functions that run repeatedly for a reason outside the file: another module calls
     /// them from a function that runs repeatedly (set by `link.rs`), or the framework routes
     /// requests to them (Next.js route handlers).
@@ -360,11 +406,11 @@ impl JsFacts {
             let new: Vec<RepeatedSymbol> = self
                 .calls
                 .iter()
-                .filter(|(_, callee)| !known(callee))
-                .filter_map(|(caller, callee)| {
+                .filter(|call| !known(&call.callee))
+                .filter_map(|call| {
                     Some(RepeatedSymbol {
-                        symbol: *callee,
-                        why: self.repeated(*caller)?.through(CallSite::SameFile),
+                        symbol: call.callee,
+                        why: self.repeated(call.caller)?.through(CallSite::SameFile),
                     })
                 })
                 .collect();
@@ -405,8 +451,8 @@ impl JsFacts {
             .map(|t| t.func)
             .chain(self.listeners.iter().map(|l| l.func))
             .chain(self.writes.iter().map(|w| w.func))
-            .chain(self.clients.iter().map(|(c, _)| c.func))
-            .chain(self.data_buffers.iter().map(|(b, _)| b.func))
+            .chain(self.clients.iter().map(|c| c.func))
+            .chain(self.data_buffers.iter().map(|b| b.func))
             .chain(self.read_file_sync.iter().map(|r| r.func))
             .chain(
                 self.imported_calls
@@ -420,14 +466,14 @@ impl JsFacts {
         // Through local calls, to a fixed point.
         loop {
             let mut changed = false;
-            for (caller, callee) in &self.calls {
+            for call in &self.calls {
                 let callee_marked = self
                     .functions
                     .iter()
-                    .position(|f| f.symbol == Some(*callee))
+                    .position(|f| f.symbol == Some(call.callee))
                     .is_some_and(|j| marked[j]);
-                if callee_marked && caller.is_some_and(|c| !marked[c]) {
-                    mark(&mut marked, *caller);
+                if callee_marked && call.caller.is_some_and(|c| !marked[c]) {
+                    mark(&mut marked, call.caller);
                     changed = true;
                 }
             }
@@ -437,8 +483,8 @@ impl JsFacts {
         }
         self.exports
             .iter()
-            .filter(move |(_, i)| marked[*i])
-            .map(|(name, _)| name.as_str())
+            .filter(move |e| marked[e.function])
+            .map(|e| e.name.as_str())
     }
 
     pub fn imports_any(&self, names: &[&str]) -> bool {

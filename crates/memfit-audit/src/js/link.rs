@@ -2,44 +2,32 @@
 //! runs repeatedly too. Imports are resolved relative to the importer or through tsconfig
 //! path aliases.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::{CallSite, JsFacts, ModuleCall, RepeatedFunction};
+use super::{CallSite, JsFile, ModuleCall, RepeatedFunction};
 use crate::project::Project;
-use crate::source::FileId;
 
 /// Follows calls across modules. A file the prefilter skipped is parsed when it names a
 /// function another file exports; then a function that a module calls from a repeated
 /// function (`import { subscribe } from './bus'` called in a route) is repeated in its own
 /// file too, to a fixed point, so every source rule sees it.
-pub(super) fn link_modules(project: &Project, out: &mut [(FileId, JsFacts, bool)]) {
+pub(super) fn link_modules(project: &Project, sources: &mut [JsFile]) {
+    parse_callers(project, sources);
+    repeat_across_modules(project, sources);
+}
+
+/// Parses the skipped files that may call what another file exports. In rounds, because a
+/// file parsed here may export what a further file calls.
+fn parse_callers(project: &Project, sources: &mut [JsFile]) {
     use rayon::prelude::*;
-    // Rounds, because a file parsed here may export what a further file calls.
-    let mut seen: std::collections::HashSet<String> = Default::default();
+    let mut seen: HashSet<String> = HashSet::new();
     for _ in 0..4 {
         let mut names: Vec<String> = Vec::new();
-        for (id, facts, _) in out.iter() {
-            for export in facts.interesting_exports() {
-                let mut wanted = Vec::new();
-                if export == "default" {
-                    // Called under any local name: look for an import path ending in the
-                    // module's file stem (`require('./lib/pool')`), or its directory for an
-                    // index file (`require('./lib')`, `require('..')`).
-                    let path = &project.file(*id).source.path;
-                    if let Some(stem) = path.file_stem() {
-                        wanted.push(format!("/{}", stem.to_string_lossy()));
-                        if stem == "index" {
-                            wanted.push("..".to_string());
-                            if let Some(dir) = path.parent().and_then(|d| d.file_name()) {
-                                wanted.push(format!("/{}", dir.to_string_lossy()));
-                            }
-                        }
-                    }
-                } else {
-                    wanted.push(format!("{export}("));
-                }
-                for name in wanted {
+        for source in sources.iter() {
+            for export in source.facts.interesting_exports() {
+                let path = &project.file(source.file).source.path;
+                for name in call_texts(path, export) {
                     if seen.insert(name.clone()) {
                         names.push(name);
                     }
@@ -49,55 +37,78 @@ pub(super) fn link_modules(project: &Project, out: &mut [(FileId, JsFacts, bool)
         if names.is_empty() {
             break;
         }
-        out.par_iter_mut().for_each(|(id, facts, _)| {
-            let file = project.file(*id);
-            if facts.skipped && names.iter().any(|n| file.source.text.contains(n.as_str())) {
-                *facts = super::analyze_all(&file.source.path, &file.source.text);
+        sources.par_iter_mut().for_each(|source| {
+            let file = project.file(source.file);
+            if source.facts.skipped && names.iter().any(|n| file.source.text.contains(n.as_str())) {
+                source.facts = super::analyze_all(&file.source.path, &file.source.text);
             }
         });
     }
-    let files: HashMap<PathBuf, usize> = out
+}
+
+/// Text that a file calling `export` of the module at `path` contains.
+fn call_texts(path: &Path, export: &str) -> Vec<String> {
+    if export != "default" {
+        return vec![format!("{export}(")];
+    }
+    // Called under any local name: look for an import path ending in the module's file stem
+    // (`require('./lib/pool')`), or its directory for an index file (`require('./lib')`,
+    // `require('..')`).
+    let mut wanted = Vec::new();
+    if let Some(stem) = path.file_stem() {
+        wanted.push(format!("/{}", stem.to_string_lossy()));
+        if stem == "index" {
+            wanted.push("..".to_string());
+            if let Some(dir) = path.parent().and_then(|d| d.file_name()) {
+                wanted.push(format!("/{}", dir.to_string_lossy()));
+            }
+        }
+    }
+    wanted
+}
+
+/// Marks the exports that a repeated function of another module calls as repeated, and
+/// spreads that through each file's own calls, to a fixed point.
+fn repeat_across_modules(project: &Project, sources: &mut [JsFile]) {
+    let files: HashMap<PathBuf, usize> = sources
         .iter()
         .enumerate()
-        .map(|(i, (id, _, _))| (project.file(*id).source.path.clone(), i))
+        .map(|(i, source)| (project.file(source.file).source.path.clone(), i))
         .collect();
     let aliases = aliases(project);
     for _ in 0..8 {
-        // (target file, function repeated there).
+        // (index of the target in `sources`, function repeated there).
         let mut updates: Vec<(usize, RepeatedFunction)> = Vec::new();
-        for (caller_id, facts, _) in out.iter() {
-            let caller = &project.file(*caller_id).source;
-            for call in &facts.imported_calls {
-                let Some(why) = facts.repeated(call.func) else {
+        for source in sources.iter() {
+            let caller = &project.file(source.file).source;
+            for call in &source.facts.imported_calls {
+                let Some(why) = source.facts.repeated(call.func) else {
                     continue;
                 };
                 let Some(target) = resolve(&caller.path, &call.specifier, &files, &aliases) else {
                     continue;
                 };
+                let target_facts = &sources[target].facts;
                 let (line, _) = caller.line_col(call.span.start);
-                for (export, i) in &out[target].1.exports {
-                    let known = out[target]
-                        .1
+                for export in target_facts.exports.iter().filter(|e| e.name == call.name) {
+                    let function = export.function;
+                    let known = target_facts
                         .external_repeated
                         .iter()
-                        .any(|r| r.function == *i)
+                        .any(|r| r.function == function)
                         || updates
                             .iter()
-                            .any(|(t, r)| *t == target && r.function == *i);
-                    if *export == call.name && !known {
-                        let site = CallSite::Module(ModuleCall {
-                            export: call.name.clone(),
-                            caller: caller.display(),
-                            line,
-                        });
-                        updates.push((
-                            target,
-                            RepeatedFunction {
-                                function: *i,
-                                why: why.through(site),
-                            },
-                        ));
+                            .any(|(t, r)| *t == target && r.function == function);
+                    if known {
+                        continue;
                     }
+                    let site = CallSite::Module(ModuleCall {
+                        export: call.name.clone(),
+                        caller: caller.display(),
+                        line,
+                    });
+                    let why = why.through(site);
+                    updates.push((target, RepeatedFunction { function, why }));
                 }
             }
         }
@@ -105,8 +116,8 @@ pub(super) fn link_modules(project: &Project, out: &mut [(FileId, JsFacts, bool)
             break;
         }
         for (target, repeated) in updates {
-            out[target].1.external_repeated.push(repeated);
-            out[target].1.propagate_calls();
+            sources[target].facts.external_repeated.push(repeated);
+            sources[target].facts.propagate_calls();
         }
     }
 }

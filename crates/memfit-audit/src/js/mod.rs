@@ -18,16 +18,29 @@ mod prefilter;
 pub use facts::*;
 pub use prefilter::worth_parsing;
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
 use crate::dockerfile::Span as ByteSpan;
-use crate::project::Project;
+use crate::project::{Kind, Project};
 use crate::source::FileId;
+
+/// A JS/TS source of the project and what its visitor found.
+#[derive(Debug, Clone)]
+pub struct JsFile {
+    pub file: FileId,
+    pub facts: JsFacts,
+    /// Library code: the nearest package.json above the file has no `start` script and
+    /// declares an entry point (`main`, `exports`, `module`): a package meant to be imported.
+    pub library: bool,
+}
 
 fn span(s: oxc_span::Span) -> ByteSpan {
     ByteSpan::new(s.start as usize, s.end as usize)
 }
 
 /// Parses and analyses one file; empty facts when it does not parse.
-pub fn analyze(path: &std::path::Path, source: &str) -> JsFacts {
+pub fn analyze(path: &Path, source: &str) -> JsFacts {
     if !worth_parsing(source) {
         return JsFacts {
             parsed: true,
@@ -39,40 +52,35 @@ pub fn analyze(path: &std::path::Path, source: &str) -> JsFacts {
 }
 
 /// `analyze` without the prefilter: for a file that calls a function another file exports.
-pub fn analyze_all(path: &std::path::Path, source: &str) -> JsFacts {
+pub fn analyze_all(path: &Path, source: &str) -> JsFacts {
     collect::collect(path, source)
 }
 
 /// Analyses every JS/TS source of the project in parallel, then links them.
-pub fn analyze_project(project: &Project) -> Vec<(FileId, JsFacts, bool)> {
+pub fn analyze_project(project: &Project) -> Vec<JsFile> {
     use rayon::prelude::*;
-    let packages: std::collections::HashMap<std::path::PathBuf, FileId> = project
-        .of_kind(crate::project::Kind::PackageJson)
+    let packages: HashMap<PathBuf, FileId> = project
+        .of_kind(Kind::PackageJson)
         .map(|(id, _)| (project.dir_of(id), id))
         .collect();
-    let ids: Vec<FileId> = project
-        .of_kind(crate::project::Kind::Script)
-        .map(|(id, _)| id)
-        .collect();
-    let mut out: Vec<(FileId, JsFacts, bool)> = ids
+    let ids: Vec<FileId> = project.of_kind(Kind::Script).map(|(id, _)| id).collect();
+    let mut sources: Vec<JsFile> = ids
         .par_iter()
-        .map(|&id| {
-            let file = project.file(id);
-            let facts = analyze(&file.source.path, &file.source.text);
-            (id, facts, is_library(project, &packages, id))
+        .map(|&file| {
+            let source = &project.file(file).source;
+            JsFile {
+                file,
+                facts: analyze(&source.path, &source.text),
+                library: is_library(project, &packages, file),
+            }
         })
         .collect();
-    link::link_modules(project, &mut out);
-    out
+    link::link_modules(project, &mut sources);
+    sources
 }
 
-/// Library code: the nearest package.json above the file has no `start` script and declares
-/// an entry point (`main`, `exports`, `module`): a package meant to be imported.
-fn is_library(
-    project: &Project,
-    packages: &std::collections::HashMap<std::path::PathBuf, FileId>,
-    id: FileId,
-) -> bool {
+/// See `JsFile::library`.
+fn is_library(project: &Project, packages: &HashMap<PathBuf, FileId>, id: FileId) -> bool {
     let mut dir = project.dir_of(id);
     loop {
         if let Some(&pkg_id) = packages.get(&dir) {

@@ -1,6 +1,7 @@
 use super::Rule;
 use crate::context::Context;
 use crate::finding::{Finding, Severity};
+use crate::js::JsFile;
 
 pub const RULE: Rule = Rule {
     id: "client-per-request",
@@ -39,15 +40,15 @@ app.get("/users", async (req, res) => res.json(await prisma.user.findMany()));
 };
 
 fn check(ctx: &Context, out: &mut Vec<Finding>) {
-    for (file, facts, _) in &ctx.js {
-        for (c, lazy) in &facts.clients {
+    for JsFile { file, facts, .. } in &ctx.js {
+        for c in &facts.clients {
             // `if (!pool) pool = new Pool()`, `client ??= createClient()`: made once, kept.
-            if *lazy {
+            if c.lazy {
                 continue;
             }
             if let Some(why) = facts.repeated(c.func) {
                 out.push(
-                    Finding::new(RULE.id, RULE.severity, *file, c.span, format!("`{}` inside {why}: a new connection pool every time it runs", c.what))
+                    Finding::new(RULE.id, RULE.severity, *file, c.span, format!("`{}` inside {why}: a new connection pool every time it runs", c.call))
                         .advise("create the client once at module scope (or in a module that exports it) and reuse it"),
                 );
             }

@@ -1,6 +1,7 @@
 use super::Rule;
 use crate::context::Context;
 use crate::finding::{Finding, Severity};
+use crate::js::JsFile;
 
 pub const RULE: Rule = Rule {
     id: "unbounded-buffer",
@@ -44,23 +45,23 @@ app.use(express.json({ limit: "1mb" }));
 const LARGE_LIMIT: u64 = 10 * 1024 * 1024;
 
 fn check(ctx: &Context, out: &mut Vec<Finding>) {
-    for (file, facts, _) in &ctx.js {
-        for (b, body_reader) in &facts.data_buffers {
+    for JsFile { file, facts, .. } in &ctx.js {
+        for b in &facts.data_buffers {
             // A stream read per request or per event (a request body, an upload), or a
             // helper handed the request; a client reading a response once, or a test, is
             // not a service's memory risk.
-            if !*body_reader && facts.repeated(b.func).is_none() {
+            if !b.body_reader && facts.repeated(b.func).is_none() {
                 continue;
             }
             out.push(
-                Finding::new(RULE.id, RULE.severity, *file, b.span, format!("every 'data' chunk (`{}`) is kept with no byte cap: one large request holds all of it in memory", b.what))
+                Finding::new(RULE.id, RULE.severity, *file, b.span, format!("every 'data' chunk (`{}`) is kept with no byte cap: one large request holds all of it in memory", b.chunk))
                     .advise("count the bytes and destroy the stream past a limit, or stream the data onward instead of collecting it"),
             );
         }
-        for (span, bytes, text) in &facts.body_limits {
-            if *bytes >= LARGE_LIMIT {
+        for limit in &facts.body_limits {
+            if limit.bytes >= LARGE_LIMIT {
                 out.push(
-                    Finding::new(RULE.id, RULE.severity, *file, *span, format!("body limit {text} ({} MiB): every request may hold that much in memory; the default (100kb) is safer", bytes / (1024 * 1024)))
+                    Finding::new(RULE.id, RULE.severity, *file, limit.span, format!("body limit {} ({} MiB): every request may hold that much in memory; the default (100kb) is safer", limit.text, limit.bytes / (1024 * 1024)))
                         .advise("keep the default, or the largest body the API really takes (uploads belong in a streaming handler)"),
                 );
             }
@@ -68,7 +69,7 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
         for r in &facts.read_file_sync {
             if let Some(why) = facts.repeated(r.func) {
                 out.push(
-                    Finding::new(RULE.id, RULE.severity, *file, r.span, format!("readFileSync of a request-driven path ({}) in {why}: the whole file is loaded per request, and the event loop waits", r.what))
+                    Finding::new(RULE.id, RULE.severity, *file, r.span, format!("readFileSync of a request-driven path ({}) in {why}: the whole file is loaded per request, and the event loop waits", r.path))
                         .advise("stream it (fs.createReadStream(path).pipe(res)) after checking the path"),
                 );
             }

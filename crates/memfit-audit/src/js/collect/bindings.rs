@@ -142,13 +142,16 @@ impl Collector<'_> {
             Expression::Identifier(id) => by_symbol(self.symbol_of(id)),
             _ => None,
         };
-        let mut exports: Vec<(String, usize)> = Vec::new();
+        let mut exports: Vec<Export> = Vec::new();
         for stmt in &program.body {
             match stmt {
                 Statement::ExportDeclaration(e) => match &e.declaration {
                     Declaration::FunctionDeclaration(f) => {
                         if let (Some(id), Some(i)) = (&f.id, by_span(f.span)) {
-                            exports.push((id.name.to_string(), i));
+                            exports.push(Export {
+                                name: id.name.to_string(),
+                                function: i,
+                            });
                         }
                     }
                     Declaration::VariableDeclaration(v) => {
@@ -157,7 +160,10 @@ impl Collector<'_> {
                                 (&d.id, &d.init)
                             {
                                 if let Some(i) = function_of(init) {
-                                    exports.push((b.name.to_string(), i));
+                                    exports.push(Export {
+                                        name: b.name.to_string(),
+                                        function: i,
+                                    });
                                 }
                             }
                         }
@@ -168,7 +174,10 @@ impl Collector<'_> {
                     for sp in &e.specifiers {
                         if let ModuleExportName::IdentifierReference(id) = &sp.local {
                             if let Some(i) = by_symbol(self.symbol_of(id)) {
-                                exports.push((sp.exported.name().to_string(), i));
+                                exports.push(Export {
+                                    name: sp.exported.name().to_string(),
+                                    function: i,
+                                });
                             }
                         }
                     }
@@ -183,7 +192,10 @@ impl Collector<'_> {
                         _ => None,
                     };
                     if let Some(i) = i {
-                        exports.push(("default".to_string(), i));
+                        exports.push(Export {
+                            name: "default".to_string(),
+                            function: i,
+                        });
                     }
                 }
                 Statement::ExpressionStatement(es) => {
@@ -203,16 +215,22 @@ impl Collector<'_> {
                                     if let (Some(key), Some(i)) =
                                         (p.key.static_name(), function_of(&p.value))
                                     {
-                                        exports.push((key.to_string(), i));
+                                        exports.push(Export {
+                                            name: key.to_string(),
+                                            function: i,
+                                        });
                                     }
                                 }
                             }
                         } else if let Some(i) = function_of(&a.right) {
-                            exports.push(("default".to_string(), i));
+                            exports.push(Export {
+                                name: "default".to_string(),
+                                function: i,
+                            });
                         }
                     } else if object == "exports" || object == "module.exports" {
                         if let Some(i) = function_of(&a.right) {
-                            exports.push((name, i));
+                            exports.push(Export { name, function: i });
                         }
                     }
                 }

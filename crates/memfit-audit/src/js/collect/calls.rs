@@ -148,16 +148,24 @@ impl Collector<'_> {
         });
     }
 
-    pub(super) fn push_client(&mut self, found: Found) {
-        let lazy = self.lazy > 0;
-        self.facts.clients.push((found, lazy));
+    /// A client made here: `call` as the message says it (`new Pool()`).
+    pub(super) fn push_client(&mut self, s: oxc_span::Span, call: String) {
+        self.facts.clients.push(Client {
+            span: span(s),
+            call,
+            func: self.func(),
+            lazy: self.lazy > 0,
+        });
     }
 
     pub(super) fn on_call(&mut self, call: &CallExpression<'_>, parent_kept: Option<Handle>) {
         let callee = call.callee.get_inner_expression();
         if let Expression::Identifier(id) = callee {
             if let Some(sym) = self.symbol_of(id) {
-                self.facts.calls.push((self.func(), sym));
+                self.facts.calls.push(LocalCall {
+                    caller: self.func(),
+                    callee: sym,
+                });
             }
         }
         self.imported_call(call);
@@ -194,11 +202,7 @@ impl Collector<'_> {
                             _ => self.facts.imports_any(&["mysql", "mysql2"]),
                         } =>
                 {
-                    self.push_client(Found {
-                        span: span(call.span),
-                        what: format!("{name}()"),
-                        func: self.func(),
-                    });
+                    self.push_client(call.span, format!("{name}()"));
                 }
                 "readFileSync" => self.read_file_sync(call),
                 _ => {}
@@ -278,21 +282,13 @@ impl Collector<'_> {
             "connect" | "createConnection"
                 if object_text == "mongoose" && self.func().is_some() =>
             {
-                self.push_client(Found {
-                    span: span(call.span),
-                    what: format!("mongoose.{method}()"),
-                    func: self.func(),
-                });
+                self.push_client(call.span, format!("mongoose.{method}()"));
             }
             "createPool" | "createConnection" | "createClient"
                 if self.func().is_some()
                     && matches!(object_text.as_str(), "mysql" | "mysql2" | "redis") =>
             {
-                self.push_client(Found {
-                    span: span(call.span),
-                    what: format!("{object_text}.{method}()"),
-                    func: self.func(),
-                });
+                self.push_client(call.span, format!("{object_text}.{method}()"));
             }
             "readFileSync" if object_text == "fs" => self.read_file_sync(call),
             _ => {}
@@ -438,14 +434,12 @@ impl Collector<'_> {
         .iter()
         .any(|w| body.contains(w));
         if keeps && !capped {
-            self.facts.data_buffers.push((
-                Found {
-                    span: span(handler.span()),
-                    what: name.to_string(),
-                    func: self.func(),
-                },
+            self.facts.data_buffers.push(DataBuffer {
+                span: span(handler.span()),
+                chunk: name.to_string(),
+                func: self.func(),
                 body_reader,
-            ));
+            });
         }
     }
 
@@ -470,7 +464,11 @@ impl Collector<'_> {
                 };
                 if let Some(bytes) = value {
                     let text = self.text(p.value.span()).to_string();
-                    self.facts.body_limits.push((span(call.span), bytes, text));
+                    self.facts.body_limits.push(BodyLimit {
+                        span: span(call.span),
+                        bytes,
+                        text,
+                    });
                 }
             }
         }
@@ -483,9 +481,9 @@ impl Collector<'_> {
                 .iter()
                 .any(|w| t.contains(w))
             {
-                self.facts.read_file_sync.push(Found {
+                self.facts.read_file_sync.push(ReadFileSync {
                     span: span(call.span),
-                    what: t.to_string(),
+                    path: t.to_string(),
                     func: self.func(),
                 });
             }
