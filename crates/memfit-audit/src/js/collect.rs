@@ -15,6 +15,7 @@ use oxc_syntax::scope::{ScopeFlags, ScopeId};
 
 use super::facts::*;
 use super::span;
+use crate::rules::client_per_request;
 use bindings::ImportBinding;
 use calls::callback_repetition;
 
@@ -379,28 +380,18 @@ impl<'a> Visit<'a> for Collector<'_> {
     }
 
     fn visit_new_expression(&mut self, it: &NewExpression<'a>) {
-        if self.func().is_some() {
-            let name = match it.callee.get_inner_expression() {
-                Expression::Identifier(id) => Some(id.name.to_string()),
-                Expression::StaticMemberExpression(m) => Some(m.property.name.to_string()),
-                _ => None,
+        let name = match it.callee.get_inner_expression() {
+            Expression::Identifier(id) => Some(id.name.as_str()),
+            Expression::StaticMemberExpression(m) => Some(m.property.name.as_str()),
+            _ => None,
+        };
+        if let Some(name) = name {
+            let client = client_per_request::Call::New {
+                name,
+                callee: self.text(it.callee.span()),
             };
-            if let Some(name) = name {
-                let client = match name.as_str() {
-                    "PrismaClient" | "MongoClient" | "Sequelize" => true,
-                    "Pool" | "Client" => {
-                        self.facts
-                            .imports_any(&["pg", "mysql2", "@neondatabase/serverless"])
-                            || self.text(it.callee.span()).starts_with("pg.")
-                    }
-                    "Redis" | "IORedis" | "Cluster" => {
-                        self.facts.imports_any(&["ioredis", "redis"])
-                    }
-                    _ => false,
-                };
-                if client {
-                    self.push_client(it.span, format!("new {name}()"));
-                }
+            if self.makes_client(&client) {
+                self.push_client(it.span, format!("new {name}()"));
             }
         }
         walk::walk_new_expression(self, it);

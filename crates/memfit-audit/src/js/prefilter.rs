@@ -1,6 +1,8 @@
 //! The text prefilter: most files of a large tree cannot trigger any source rule, and are
 //! not parsed at all.
 
+use crate::rules::{client_per_request, unbounded_buffer};
+
 /// Whether a file can give any source rule something to report; most files of a large tree
 /// cannot, and are not parsed at all. Every rule needs a timer, or a function that runs
 /// repeatedly (an event, route or request handler) together with what it reports.
@@ -13,7 +15,9 @@ pub fn worth_parsing(source: &str) -> bool {
     // other modules may run it per request (`link.rs`).
     const EXPORTED_TRIGGERS: &[&str] = &["= new Map", "= new Set", ".on(", "addListener("];
     if source.contains("export")
-        && (CLIENT_TRIGGERS.iter().any(|t| source.contains(t))
+        && (client_per_request::TRIGGERS
+            .iter()
+            .any(|t| source.contains(t))
             || EXPORTED_TRIGGERS.iter().any(|t| source.contains(t)))
     {
         return true;
@@ -38,7 +42,8 @@ pub fn worth_parsing(source: &str) -> bool {
         "(request",
         "(ctx",
     ];
-    // What the rules report, besides timers.
+    // What listener-per-call and unbounded-module-cache report, besides timers; the rules
+    // that know libraries say their own.
     const TRIGGERS: &[&str] = &[
         // listener-per-call
         "process.on(",
@@ -50,11 +55,6 @@ pub fn worth_parsing(source: &str) -> bool {
         "= new Set",
         "= []",
         "= {}",
-        // unbounded-buffer
-        "'data'",
-        "\"data\"",
-        "limit:",
-        "readFileSync",
     ];
     if !REPEATED.iter().any(|t| source.contains(t)) {
         return false;
@@ -65,21 +65,10 @@ pub fn worth_parsing(source: &str) -> bool {
         && (source.contains("\nconst ") || source.contains("\nlet ") || source.contains("\nvar "));
     module_emitter
         || TRIGGERS.iter().any(|t| source.contains(t))
-        || CLIENT_TRIGGERS.iter().any(|t| source.contains(t))
+        || unbounded_buffer::TRIGGERS
+            .iter()
+            .any(|t| source.contains(t))
+        || client_per_request::TRIGGERS
+            .iter()
+            .any(|t| source.contains(t))
 }
-
-/// What client-per-request reports.
-const CLIENT_TRIGGERS: &[&str] = &[
-    "PrismaClient",
-    "MongoClient",
-    "new Pool",
-    "new Client(",
-    "createClient",
-    "mongoose.connect",
-    "mongoose.createConnection",
-    "knex(",
-    "Sequelize(",
-    "createPool(",
-    "createConnection(",
-    "new Redis(",
-];

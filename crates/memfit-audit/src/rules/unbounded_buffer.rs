@@ -41,6 +41,65 @@ app.use(express.json({ limit: "1mb" }));
     check,
 };
 
+/// Whether `object.method(…)` is a body parser that takes a `limit` option:
+/// `express.json()`, `bodyParser.urlencoded()`.
+pub fn is_body_parser(object: &str, method: &str) -> bool {
+    matches!(object, "express" | "bodyParser" | "bodyparser")
+        && matches!(method, "json" | "urlencoded" | "raw" | "text")
+}
+
+/// Parses a size like body-parser's `limit`: a number of bytes or `50mb`.
+pub fn parse_limit(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let value: f64 = t[..split].parse().ok()?;
+    let scale = match t[split..].trim() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1024.0,
+        "mb" | "m" => 1024.0 * 1024.0,
+        "gb" | "g" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((value * scale) as u64)
+}
+
+/// Whether a call reads a whole file at once: `readFileSync(…)`, `fs.readFileSync(…)`.
+pub fn reads_whole_file(object: Option<&str>, function: &str) -> bool {
+    function == "readFileSync" && object.is_none_or(|o| o == "fs")
+}
+
+/// Words of a path argument that say the request chose the file.
+pub const REQUEST_DRIVEN_PATH: &[&str] = &["req.", "request.", "params", "query", "body"];
+
+/// Streams, as written, whose 'data' events carry a request body or an upload.
+pub const REQUEST_STREAMS: &[&str] = &[
+    "req",
+    "request",
+    "req.raw",
+    "request.raw",
+    "ctx.req",
+    "stream",
+    "upload",
+];
+
+/// Words in a 'data' handler that count the bytes it keeps or stop the stream.
+pub const BYTE_CAPS: &[&str] = &[
+    "length",
+    "byteLength",
+    "size",
+    "limit",
+    "max",
+    "destroy",
+    "abort",
+    "pause",
+];
+
+/// Text found in a file this rule can report on; the source prefilter parses no file for
+/// this rule without one.
+pub const TRIGGERS: &[&str] = &["'data'", "\"data\"", "limit:", "readFileSync"];
+
 /// 10 MiB: a hundred times body-parser's default of 100kb.
 const LARGE_LIMIT: u64 = 10 * 1024 * 1024;
 

@@ -8,6 +8,7 @@ use oxc_span::GetSpan;
 use super::{literal_string, Collector};
 use crate::js::facts::*;
 use crate::js::span;
+use crate::rules::{client_per_request, unbounded_buffer};
 
 /// Events that fire once per emitter: their callbacks run as often as the code around them.
 const ONCE_EVENTS: &[&str] = &[
@@ -95,23 +96,6 @@ fn repeated_caller(method: &str) -> Option<RepetitionKind> {
     })
 }
 
-/// Parses a size like body-parser's `limit`: a number of bytes or `50mb`.
-pub fn parse_limit(text: &str) -> Option<u64> {
-    let t = text.trim().to_ascii_lowercase();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let value: f64 = t[..split].parse().ok()?;
-    let scale = match t[split..].trim() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1024.0,
-        "mb" | "m" => 1024.0 * 1024.0,
-        "gb" | "g" => 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    Some((value * scale) as u64)
-}
-
 impl Collector<'_> {
     /// A write to a collection (`cache.set(k, v)`, `list.push(x)`, `obj[k] = v`); a literal
     /// key (`flags.set('ready', …)`) writes one entry, not one per call.
@@ -169,52 +153,66 @@ impl Collector<'_> {
             }
         }
         self.imported_call(call);
-        // Plain calls: timers, clears, require, knex/createClient…
-        if let Expression::Identifier(id) = callee {
-            let name = id.name.as_str();
-            let global = self.symbol_of(id).is_none();
-            match name {
-                "setInterval" | "setTimeout" if global => {
-                    self.timer(call, name == "setInterval", parent_kept.clone());
-                }
-                "clearInterval" | "clearTimeout" if global => {
-                    if let Some(arg) = call.arguments.first().and_then(|a| a.as_expression()) {
-                        let h = self.handle_of(arg);
-                        self.account(arg);
-                        self.facts.cleared.push(h);
-                    }
-                }
-                "require" if global => {
-                    if let Some(m) = call
-                        .arguments
-                        .first()
-                        .and_then(|a| a.as_expression())
-                        .and_then(literal_string)
-                    {
-                        self.facts.imports.push(m.to_string());
-                    }
-                }
-                "createClient" | "knex" | "createPool" | "createConnection"
-                    if self.func().is_some()
-                        && match name {
-                            "createClient" => self.facts.imports_any(&["redis", "@redis/client"]),
-                            "knex" => self.facts.imports_any(&["knex"]),
-                            _ => self.facts.imports_any(&["mysql", "mysql2"]),
-                        } =>
-                {
-                    self.push_client(call.span, format!("{name}()"));
-                }
-                "readFileSync" => self.read_file_sync(call),
-                _ => {}
+        match callee {
+            Expression::Identifier(id) => self.plain_call(call, id, parent_kept),
+            Expression::StaticMemberExpression(member) => {
+                self.method_call(call, member, parent_kept)
             }
-            if let Some(why) = callback_repetition(call) {
-                self.mark_callbacks(call, why);
-            }
-            return;
+            _ => return,
         }
-        let Expression::StaticMemberExpression(member) = callee else {
-            return;
-        };
+        if let Some(why) = callback_repetition(call) {
+            self.mark_callbacks(call, why);
+        }
+    }
+
+    /// `name(…)`: timers, clears, require, clients, readFileSync.
+    fn plain_call(
+        &mut self,
+        call: &CallExpression<'_>,
+        id: &IdentifierReference<'_>,
+        parent_kept: Option<Handle>,
+    ) {
+        let name = id.name.as_str();
+        let global = self.symbol_of(id).is_none();
+        match name {
+            "setInterval" | "setTimeout" if global => {
+                self.timer(call, name == "setInterval", parent_kept);
+            }
+            "clearInterval" | "clearTimeout" if global => {
+                if let Some(arg) = call.arguments.first().and_then(|a| a.as_expression()) {
+                    let h = self.handle_of(arg);
+                    self.account(arg);
+                    self.facts.cleared.push(h);
+                }
+            }
+            "require" if global => {
+                if let Some(m) = call
+                    .arguments
+                    .first()
+                    .and_then(|a| a.as_expression())
+                    .and_then(literal_string)
+                {
+                    self.facts.imports.push(m.to_string());
+                }
+            }
+            _ => {}
+        }
+        if self.makes_client(&client_per_request::Call::Function(name)) {
+            self.push_client(call.span, format!("{name}()"));
+        }
+        if unbounded_buffer::reads_whole_file(None, name) {
+            self.read_file_sync(call);
+        }
+    }
+
+    /// `object.method(…)`: unref, timers, listeners and their removal, collection writes and
+    /// bounds, body parsers, clients, readFileSync.
+    fn method_call(
+        &mut self,
+        call: &CallExpression<'_>,
+        member: &StaticMemberExpression<'_>,
+        parent_kept: Option<Handle>,
+    ) {
         let method = member.property.name.as_str();
         let object = member.object.get_inner_expression();
         let object_text = self.text(object.span()).to_string();
@@ -237,7 +235,7 @@ impl Collector<'_> {
                 self.timer(call, method == "setInterval", parent_kept);
             }
             "on" | "addListener" | "addEventListener" | "prependListener" => {
-                self.listener(call, member, object, &object_text)
+                self.listener(call, object, &object_text)
             }
             "off" | "removeListener" | "removeEventListener" | "removeAllListeners" => {
                 let event = call
@@ -271,31 +269,27 @@ impl Collector<'_> {
                     }
                 }
             }
-            "json" | "urlencoded" | "raw" | "text"
-                if matches!(
-                    object_text.as_str(),
-                    "express" | "bodyParser" | "bodyparser"
-                ) =>
-            {
-                self.body_limit(call)
-            }
-            "connect" | "createConnection"
-                if object_text == "mongoose" && self.func().is_some() =>
-            {
-                self.push_client(call.span, format!("mongoose.{method}()"));
-            }
-            "createPool" | "createConnection" | "createClient"
-                if self.func().is_some()
-                    && matches!(object_text.as_str(), "mysql" | "mysql2" | "redis") =>
-            {
-                self.push_client(call.span, format!("{object_text}.{method}()"));
-            }
-            "readFileSync" if object_text == "fs" => self.read_file_sync(call),
             _ => {}
         }
-        if let Some(why) = callback_repetition(call) {
-            self.mark_callbacks(call, why);
+        if unbounded_buffer::is_body_parser(&object_text, method) {
+            self.body_limit(call);
         }
+        let client = client_per_request::Call::Method {
+            object: &object_text,
+            method,
+        };
+        if self.makes_client(&client) {
+            self.push_client(call.span, format!("{object_text}.{method}()"));
+        }
+        if unbounded_buffer::reads_whole_file(Some(&object_text), method) {
+            self.read_file_sync(call);
+        }
+    }
+
+    /// A client made inside a function (at module scope it is made once).
+    pub(super) fn makes_client(&self, call: &client_per_request::Call<'_>) -> bool {
+        self.func().is_some()
+            && client_per_request::makes_client(call, |modules| self.facts.imports_any(modules))
     }
 
     /// A call not kept by its parent: discarded when it is a statement of its own,
@@ -323,13 +317,7 @@ impl Collector<'_> {
         }
     }
 
-    fn listener(
-        &mut self,
-        call: &CallExpression<'_>,
-        member: &StaticMemberExpression<'_>,
-        object: &Expression<'_>,
-        object_text: &str,
-    ) {
+    fn listener(&mut self, call: &CallExpression<'_>, object: &Expression<'_>, object_text: &str) {
         let long_lived = match object {
             Expression::Identifier(id) => {
                 ["process", "window", "document"]
@@ -371,7 +359,6 @@ impl Collector<'_> {
             let t = self.text(o.span());
             t.contains("once") || t.contains("signal")
         });
-        let _ = member;
         self.facts.listeners.push(Listener {
             span: span(call.span),
             emitter: object_text.to_string(),
@@ -385,10 +372,7 @@ impl Collector<'_> {
             outer_from,
         });
         // Chunks of a request body kept in a 'data' handler with no byte cap.
-        let request_stream = matches!(
-            object_text,
-            "req" | "request" | "req.raw" | "request.raw" | "ctx.req" | "stream" | "upload"
-        );
+        let request_stream = unbounded_buffer::REQUEST_STREAMS.contains(&object_text);
         if event.as_deref() == Some("data") && request_stream {
             // `function readBody(req) { req.on('data', …) }`: a request handed to a helper.
             let body_reader = match object {
@@ -421,18 +405,7 @@ impl Collector<'_> {
         let keeps = body.contains(&format!(".push({name})"))
             || body.contains(&format!("+= {name}"))
             || body.contains(&format!("+={name}"));
-        let capped = [
-            "length",
-            "byteLength",
-            "size",
-            "limit",
-            "max",
-            "destroy",
-            "abort",
-            "pause",
-        ]
-        .iter()
-        .any(|w| body.contains(w));
+        let capped = unbounded_buffer::BYTE_CAPS.iter().any(|w| body.contains(w));
         if keeps && !capped {
             self.facts.data_buffers.push(DataBuffer {
                 span: span(handler.span()),
@@ -458,7 +431,7 @@ impl Collector<'_> {
             };
             if p.key.static_name().is_some_and(|k| k == "limit") {
                 let value = match p.value.get_inner_expression() {
-                    Expression::StringLiteral(s) => parse_limit(s.value.as_str()),
+                    Expression::StringLiteral(s) => unbounded_buffer::parse_limit(s.value.as_str()),
                     Expression::NumericLiteral(n) => Some(n.value as u64),
                     _ => None,
                 };
@@ -477,7 +450,7 @@ impl Collector<'_> {
     fn read_file_sync(&mut self, call: &CallExpression<'_>) {
         if let Some(arg) = call.arguments.first() {
             let t = self.text(arg.span());
-            if ["req.", "request.", "params", "query", "body"]
+            if unbounded_buffer::REQUEST_DRIVEN_PATH
                 .iter()
                 .any(|w| t.contains(w))
             {
