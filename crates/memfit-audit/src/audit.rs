@@ -20,8 +20,15 @@ pub struct Options {
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub ignore: Vec<String>,
-    pub severity: Vec<(String, Severity)>,
+    pub severity: Vec<SeverityOverride>,
     pub limit: Option<(u64, String)>,
+}
+
+/// `[severity] rule-id = "warning"` in memfit.toml.
+#[derive(Debug, Clone)]
+pub struct SeverityOverride {
+    pub rule: &'static str,
+    pub severity: Severity,
 }
 
 /// The audit's result.
@@ -40,13 +47,57 @@ pub struct Report {
 pub struct RuntimeSummary {
     pub node_version: Option<String>,
     pub node_version_source: Option<String>,
-    /// The start command and what it runs, outermost first: (place, command).
-    pub start: Vec<(String, String)>,
-    /// Every runtime heap setting, the winner first: (place, flags).
-    pub heap: Vec<(String, String)>,
-    pub workers: Option<(u32, String)>,
+    /// The start command and what it runs, outermost first.
+    pub start: Vec<StartStep>,
+    /// Every runtime heap setting, the winner first.
+    pub heap: Vec<HeapSetting>,
+    pub workers: Option<WorkerCount>,
     /// Whether the service runs Node.
     pub is_node: bool,
+}
+
+// The JSON report (memfit.audit/1) writes these as arrays, `[place, command]`: its readers
+// index them.
+
+/// A step of the start command.
+#[derive(Debug, Clone)]
+pub struct StartStep {
+    /// e.g. `Dockerfile CMD`, `package.json scripts.start`.
+    pub place: String,
+    pub command: String,
+}
+
+impl serde::Serialize for StartStep {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (&self.place, &self.command).serialize(serializer)
+    }
+}
+
+/// A place that sets a heap cap.
+#[derive(Debug, Clone)]
+pub struct HeapSetting {
+    pub place: String,
+    /// The Node options as written.
+    pub flags: String,
+}
+
+impl serde::Serialize for HeapSetting {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (&self.place, &self.flags).serialize(serializer)
+    }
+}
+
+/// How many workers share the limit, and where that is said.
+#[derive(Debug, Clone)]
+pub struct WorkerCount {
+    pub count: u32,
+    pub place: String,
+}
+
+impl serde::Serialize for WorkerCount {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (self.count, &self.place).serialize(serializer)
+    }
 }
 
 /// Reads memfit.toml, reporting problems as findings.
@@ -100,7 +151,10 @@ fn read_config(project: &Project, findings: &mut Vec<Finding>) -> Config {
     if let Some(table) = doc.get("severity").and_then(|s| s.as_table_like()) {
         for (rule, value) in table.iter() {
             match (rules::find(rule), value.as_str().and_then(Severity::parse)) {
-                (Some(_), Some(sev)) => config.severity.push((rule.to_string(), sev)),
+                (Some(rule), Some(severity)) => config.severity.push(SeverityOverride {
+                    rule: rule.id,
+                    severity,
+                }),
                 _ => findings.push(bad(value, format!("memfit.toml: [severity] {rule} must name a rule and one of error, warning, info"))),
             }
         }
@@ -266,8 +320,8 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
     findings.retain(|f| !config.ignore.iter().any(|r| r == f.rule) && !suppressed(&project, f));
     let suppressed = before - findings.len();
     for f in &mut findings {
-        if let Some((_, sev)) = config.severity.iter().find(|(r, _)| r == f.rule) {
-            f.severity = *sev;
+        if let Some(o) = config.severity.iter().find(|o| o.rule == f.rule) {
+            f.severity = o.severity;
         }
     }
     findings.sort_by(|a, b| {
@@ -296,14 +350,23 @@ fn summarize(ctx: &Context) -> RuntimeSummary {
         start: runtime
             .start
             .iter()
-            .map(|s| (s.place.clone(), s.command.clone()))
+            .map(|s| StartStep {
+                place: s.place.clone(),
+                command: s.command.clone(),
+            })
             .collect(),
         heap: runtime
             .heap_settings()
             .iter()
-            .map(|o| (o.place.clone(), o.text.clone()))
+            .map(|o| HeapSetting {
+                place: o.place.clone(),
+                flags: o.text.clone(),
+            })
             .collect(),
-        workers: runtime.workers.as_ref().map(|w| (w.0, w.1.clone())),
+        workers: runtime.workers.as_ref().map(|w| WorkerCount {
+            count: w.count,
+            place: w.place.clone(),
+        }),
         is_node: runtime.is_node,
     }
 }

@@ -100,6 +100,16 @@ pub struct VersionSource {
     pub span: Span,
 }
 
+/// Workers sharing the limit (`WEB_CONCURRENCY`, `pm2 -i`), and where the count comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workers {
+    pub count: u32,
+    /// e.g. `WEB_CONCURRENCY in fly.toml [env]`.
+    pub place: String,
+    pub file: FileId,
+    pub span: Span,
+}
+
 /// The running service.
 #[derive(Debug, Clone, Default)]
 pub struct Runtime {
@@ -112,8 +122,7 @@ pub struct Runtime {
     pub node_version: Option<VersionSource>,
     /// Runtime environment (Dockerfile ENV of the shipped stages, then the platform's).
     pub env: Vec<EnvSetting>,
-    /// Workers sharing the limit, and where the count comes from.
-    pub workers: Option<(u32, String, FileId, Span)>,
+    pub workers: Option<Workers>,
     /// Whether the service runs Node at all (a node base image, a node start command or a
     /// package.json start script).
     pub is_node: bool,
@@ -348,12 +357,12 @@ pub fn model(project: &Project, platform: &PlatformFacts) -> Runtime {
                 }
                 if name == "WEB_CONCURRENCY" {
                     if let Ok(n) = value.parse() {
-                        runtime.workers = Some((
-                            n,
-                            format!("WEB_CONCURRENCY in {}", step.place),
-                            step.file,
-                            step.span,
-                        ));
+                        runtime.workers = Some(Workers {
+                            count: n,
+                            place: format!("WEB_CONCURRENCY in {}", step.place),
+                            file: step.file,
+                            span: step.span,
+                        });
                     }
                 }
             }
@@ -383,12 +392,12 @@ pub fn model(project: &Project, platform: &PlatformFacts) -> Runtime {
                 let args: Vec<&str> = command.args().iter().map(|w| w.text.as_str()).collect();
                 if let Some(i) = args.iter().position(|a| *a == "-i" || *a == "--instances") {
                     if let Some(n) = args.get(i + 1).and_then(|n| n.parse::<u32>().ok()) {
-                        runtime.workers = Some((
-                            n,
-                            format!("pm2 -i {n} in {}", step.place),
-                            step.file,
-                            step.span,
-                        ));
+                        runtime.workers = Some(Workers {
+                            count: n,
+                            place: format!("pm2 -i {n} in {}", step.place),
+                            file: step.file,
+                            span: step.span,
+                        });
                     }
                 }
             }
@@ -433,12 +442,12 @@ pub fn model(project: &Project, platform: &PlatformFacts) -> Runtime {
     if runtime.workers.is_none() {
         if let Some(setting) = runtime.env_value("WEB_CONCURRENCY") {
             if let Ok(n) = setting.value.parse() {
-                runtime.workers = Some((
-                    n,
-                    format!("WEB_CONCURRENCY in {}", setting.origin),
-                    setting.file,
-                    setting.span,
-                ));
+                runtime.workers = Some(Workers {
+                    count: n,
+                    place: format!("WEB_CONCURRENCY in {}", setting.origin),
+                    file: setting.file,
+                    span: setting.span,
+                });
             }
         }
     }

@@ -45,7 +45,7 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
     let Some(effective) = ctx.runtime.effective_heap() else {
         return;
     };
-    let workers = ctx.runtime.workers.as_ref().map_or(1, |w| w.0.max(1)) as u64;
+    let workers = ctx.runtime.workers.as_ref().map_or(1, |w| w.count.max(1)) as u64;
     let share = limit / workers;
     let Some(old) = effective.old_space_bytes(Some(limit)) else {
         return;

@@ -112,7 +112,7 @@ pub fn node_plan(ctx: &Context, limit: u64) -> Budget {
         runtime: PlanRuntime::Node,
         node_version: node_version(ctx),
         cgroup: ctx.cgroup(),
-        workers: ctx.runtime.workers.as_ref().map(|w| w.0),
+        workers: ctx.runtime.workers.as_ref().map(|w| w.count),
         cpus: None,
         worker_size: None,
     })

@@ -4,6 +4,7 @@ use memfit_core::ByteSize;
 use super::{mib, node_plan, node_version, Rule};
 use crate::context::Context;
 use crate::finding::{Finding, Severity};
+use crate::runtime::Workers;
 
 pub const RULE: Rule = Rule {
     id: "workers-times-heap-over-limit",
@@ -38,7 +39,13 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
     let Some(limit) = ctx.limit_bytes() else {
         return;
     };
-    let Some((workers, place, file, span)) = ctx.runtime.workers.clone() else {
+    let Some(Workers {
+        count: workers,
+        place,
+        file,
+        span,
+    }) = ctx.runtime.workers.clone()
+    else {
         return;
     };
     if workers < 2 {
