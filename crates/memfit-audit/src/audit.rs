@@ -14,6 +14,26 @@ use crate::rules::{self, RULES};
 pub struct Options {
     /// `--limit` / `--platform`: (bytes, description).
     pub limit: Option<(u64, String)>,
+    /// The only rules to run, by id; every rule when `None`.
+    pub rules: Option<Vec<&'static str>>,
+}
+
+impl Options {
+    /// Runs one rule and reports only its findings: a test of that rule sees nothing else.
+    ///
+    /// # Panics
+    /// When no rule has that id: a test that names a rule that does not exist.
+    pub fn for_rule(id: &str) -> Options {
+        let rule = rules::find(id).unwrap_or_else(|| panic!("no rule `{id}`"));
+        Options {
+            rules: Some(vec![rule.id]),
+            ..Options::default()
+        }
+    }
+
+    fn runs(&self, rule: &str) -> bool {
+        self.rules.as_ref().is_none_or(|ids| ids.contains(&rule))
+    }
 }
 
 /// memfit.toml at the project root.
@@ -268,6 +288,7 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
     }
     let mut findings = project.file_findings.clone();
     let config = read_config(&project, &mut findings);
+    findings.retain(|f| options.runs(f.rule));
     let limit_override =
         options
             .limit
@@ -291,7 +312,7 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
             );
         }
         let mut out = Vec::new();
-        for rule in RULES {
+        for rule in RULES.iter().filter(|r| options.runs(r.id)) {
             let before = out.len();
             let rule_started = std::time::Instant::now();
             (rule.check)(&ctx, &mut out);

@@ -28,7 +28,10 @@ fn options(limits: &ProjectLimitArgs) -> Result<Options> {
         }
         _ => None,
     };
-    Ok(Options { limit })
+    Ok(Options {
+        limit,
+        ..Options::default()
+    })
 }
 
 fn load(dir: &std::path::Path, limits: &ProjectLimitArgs) -> Result<Report> {
