@@ -1,6 +1,6 @@
 //! The Dockerfile grammar, case by case from the BuildKit reference
-//! (moby/buildkit frontend/dockerfile/docs/reference.md) and from the inputs other linters
-//! refuse (hadolint #1137, #923, #951, #1145; shared/research/prior-art-audit.md §1, §3).
+//! (https://github.com/moby/buildkit/blob/master/frontend/dockerfile/docs/reference.md) and from
+//! the inputs other linters refuse (hadolint/hadolint#1137, #923, #951, #1145).
 
 use memfit_audit::dockerfile::{parse, Dockerfile, Instruction, StageRef};
 

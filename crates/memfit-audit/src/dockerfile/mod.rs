@@ -1,12 +1,13 @@
 //! A Dockerfile parser that never refuses a valid Dockerfile.
 //!
-//! It follows the BuildKit reference (moby/buildkit frontend/dockerfile/docs/reference.md;
-//! shared/research/prior-art-audit.md §3): parser directives (`syntax`, `escape`, `check`)
-//! at the top only, continuation lines with either escape character, comment lines inside
-//! continuations dropped, heredocs anywhere in RUN/COPY/ADD (several per instruction, `<<-`,
-//! quoted delimiters, file-descriptor prefixes), JSON and shell forms, every flag kept as data
-//! (unknown ones included: hadolint's hard failures on `ADD --keep-git-dir` and `--unpack`
-//! are its users' first complaint), ARG before FROM, stage aliases, ONBUILD, CRLF.
+//! It follows the BuildKit reference
+//! (https://github.com/moby/buildkit/blob/master/frontend/dockerfile/docs/reference.md):
+//! parser directives (`syntax`, `escape`, `check`) at the top only, continuation lines with
+//! either escape character, comment lines inside continuations dropped, heredocs anywhere in
+//! RUN/COPY/ADD (several per instruction, `<<-`, quoted delimiters, file-descriptor prefixes),
+//! JSON and shell forms, every flag kept as data (unknown ones included: hadolint's hard
+//! failures on `ADD --keep-git-dir` and `--unpack`, hadolint/hadolint#951 and #1145, are its
+//! users' first complaint), ARG before FROM, stage aliases, ONBUILD, CRLF.
 //!
 //! What it cannot make sense of becomes a [`Problem`] with a span, and parsing goes on:
 //! an unknown instruction is kept as one, an unterminated heredoc runs to the end of the file.
