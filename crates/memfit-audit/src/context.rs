@@ -2,7 +2,7 @@
 
 use memfit_core::node::{CgroupVersion, NodeVersion};
 
-use crate::dockerfile::{shell, Dockerfile, Instruction, Span};
+use crate::dockerfile::{shell, Dockerfile, Instruction, Keyword, Span};
 use crate::platform::{self, LimitSource, PlatformFacts};
 use crate::project::{Project, ProjectFile};
 use crate::runtime::{self, Runtime};
@@ -46,7 +46,7 @@ impl<'a> DockerfileView<'a> {
         let mut value = None;
         for &s in self.shipped.iter().rev() {
             for i in self.docker.stage_instructions(&self.stages[s]) {
-                if i.keyword == "ENV" || i.keyword == "ARG" {
+                if i.keyword == Keyword::Env || i.keyword == Keyword::Arg {
                     for (n, v, _, _) in crate::runtime::env_pairs(i.args()) {
                         if n == name {
                             value = Some(v);

@@ -3,7 +3,7 @@
 
 use memfit_core::node::NodeVersion;
 
-use crate::dockerfile::{shell, Dockerfile, Instruction, Span, Stage};
+use crate::dockerfile::{shell, Dockerfile, Instruction, Keyword, Span, Stage};
 use crate::json::JsonNode;
 use crate::platform::{EnvSetting, PlatformFacts};
 use crate::project::{Kind, Project};
@@ -552,7 +552,7 @@ fn read_dockerfile(project: &Project, id: FileId, docker: &Dockerfile, runtime: 
         let env = docker
             .stage_instructions(stage)
             .iter()
-            .filter(|i| i.keyword == "ENV");
+            .filter(|i| i.keyword == Keyword::Env);
         for instruction in env {
             read_env_instruction(instruction, stage, ships, id, &place, runtime);
         }
@@ -615,9 +615,9 @@ fn image_start(
     let mut cmd: Option<&Instruction> = None;
     for index in shipped.iter().rev() {
         for instruction in docker.stage_instructions(&stages[*index]) {
-            match instruction.keyword.as_str() {
-                "CMD" => cmd = Some(instruction),
-                "ENTRYPOINT" => entrypoint = Some(instruction),
+            match instruction.keyword {
+                Keyword::Cmd => cmd = Some(instruction),
+                Keyword::Entrypoint => entrypoint = Some(instruction),
                 _ => {}
             }
         }
