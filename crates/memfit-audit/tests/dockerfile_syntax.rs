@@ -219,7 +219,10 @@ fn quoted_delimiters_dash_and_fd_prefixes() {
 #[test]
 fn copy_and_add_heredocs() {
     let file = clean("FROM nginx\nCOPY <<EOF /usr/share/nginx/html/index.html\n<html>hi</html>\nEOF\nADD <<conf /etc/app.conf\nkey=value\nconf\n");
-    assert_eq!(only(&file, Keyword::Copy).heredocs[0].body, "<html>hi</html>\n");
+    assert_eq!(
+        only(&file, Keyword::Copy).heredocs[0].body,
+        "<html>hi</html>\n"
+    );
     assert_eq!(only(&file, Keyword::Add).heredocs[0].delimiter, "conf");
 }
 

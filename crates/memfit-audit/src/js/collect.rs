@@ -520,6 +520,14 @@ impl<'a> Collector<'_> {
     }
 }
 
+/// The first argument of a call, when it is a literal string: an event name, a module.
+fn first_string_argument<'a>(call: &'a CallExpression<'a>) -> Option<&'a str> {
+    call.arguments
+        .first()
+        .and_then(|a| a.as_expression())
+        .and_then(literal_string)
+}
+
 fn literal_string<'a>(e: &'a Expression<'a>) -> Option<&'a str> {
     match e.get_inner_expression() {
         Expression::StringLiteral(s) => Some(s.value.as_str()),

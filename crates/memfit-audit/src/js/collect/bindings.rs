@@ -5,7 +5,7 @@ use oxc_ast::ast::*;
 use oxc_semantic::SymbolId;
 use oxc_span::GetSpan;
 
-use super::{literal_string, Collector};
+use super::{first_string_argument, Collector};
 use crate::js::facts::*;
 use crate::js::span;
 
@@ -85,12 +85,7 @@ impl Collector<'_> {
                             continue;
                         };
                         let is_require = matches!(call.callee.get_inner_expression(), Expression::Identifier(c) if c.name == "require");
-                        let spec = call
-                            .arguments
-                            .first()
-                            .and_then(|a| a.as_expression())
-                            .and_then(literal_string);
-                        let (true, Some(spec)) = (is_require, spec) else {
+                        let (true, Some(spec)) = (is_require, first_string_argument(call)) else {
                             continue;
                         };
                         match &d.id {

@@ -5,7 +5,7 @@
 use oxc_ast::ast::*;
 use oxc_span::GetSpan;
 
-use super::{literal_string, Collector};
+use super::{first_string_argument, literal_string, Collector};
 use crate::js::facts::*;
 use crate::js::span;
 use crate::rules::{client_per_request, unbounded_buffer};
@@ -186,13 +186,8 @@ impl Collector<'_> {
                 }
             }
             "require" if global => {
-                if let Some(m) = call
-                    .arguments
-                    .first()
-                    .and_then(|a| a.as_expression())
-                    .and_then(literal_string)
-                {
-                    self.facts.imports.push(m.to_string());
+                if let Some(module) = first_string_argument(call) {
+                    self.facts.imports.push(module.to_string());
                 }
             }
             _ => {}
@@ -238,12 +233,7 @@ impl Collector<'_> {
                 self.listener(call, object, &object_text)
             }
             "off" | "removeListener" | "removeEventListener" | "removeAllListeners" => {
-                let event = call
-                    .arguments
-                    .first()
-                    .and_then(|a| a.as_expression())
-                    .and_then(literal_string)
-                    .map(str::to_string);
+                let event = first_string_argument(call).map(str::to_string);
                 let handler = call
                     .arguments
                     .get(1)
@@ -334,12 +324,7 @@ impl Collector<'_> {
             },
             _ => false,
         };
-        let event = call
-            .arguments
-            .first()
-            .and_then(|a| a.as_expression())
-            .and_then(literal_string)
-            .map(str::to_string);
+        let event = first_string_argument(call).map(str::to_string);
         let handler_expr = call.arguments.get(1).and_then(|a| a.as_expression());
         let inline_handler = handler_expr.is_some_and(|h| {
             matches!(
