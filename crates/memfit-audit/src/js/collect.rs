@@ -19,6 +19,51 @@ use crate::rules::client_per_request;
 use bindings::ImportBinding;
 use calls::callback_repetition;
 
+/// Parses and visits one file; empty facts when it does not parse.
+pub(super) fn collect(path: &std::path::Path, source: &str) -> JsFacts {
+    let allocator = Allocator::default();
+    let source_type = SourceType::from_path(path).unwrap_or_default();
+    let parsed = Parser::new(&allocator, source, source_type).parse();
+    if parsed.panicked || !parsed.diagnostics.is_empty() {
+        return JsFacts::default();
+    }
+    let semantic = SemanticBuilder::new()
+        .with_build_nodes(false)
+        .build(&parsed.program)
+        .semantic;
+    let mut collector = Collector::new(source, semantic.scoping());
+    // Imports first, so `new Pool()` knows where Pool comes from.
+    for stmt in &parsed.program.body {
+        if let Statement::ImportDeclaration(i) = stmt {
+            collector.facts.imports.push(i.source.value.to_string());
+        }
+    }
+    collector.collect_import_bindings(&parsed.program);
+    collector.visit_program(&parsed.program);
+    collector.collect_exports(&parsed.program);
+    if path.file_stem().is_some_and(|s| s == "route") {
+        next_route_handlers(&mut collector.facts);
+    }
+    collector.facts.propagate_calls();
+    collector.facts.escaped = collector.escaped_handles();
+    collector.facts
+}
+
+/// Next.js App Router: `export async function GET(request)` in `route.ts` runs per request.
+fn next_route_handlers(facts: &mut JsFacts) {
+    for export in &facts.exports {
+        if matches!(
+            export.name.as_str(),
+            "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS"
+        ) {
+            facts.external_repeated.push(RepeatedFunction {
+                function: export.function,
+                why: Repetition::new(RepetitionKind::NextRouteHandler),
+            });
+        }
+    }
+}
+
 struct Collector<'s> {
     source: &'s str,
     scoping: &'s Scoping,
@@ -50,6 +95,56 @@ struct Collector<'s> {
 }
 
 impl<'s> Collector<'s> {
+    fn new(source: &'s str, scoping: &'s Scoping) -> Collector<'s> {
+        Collector {
+            source,
+            scoping,
+            facts: JsFacts {
+                parsed: true,
+                ..JsFacts::default()
+            },
+            stack: Vec::new(),
+            pending_repeated: None,
+            pending_emitter: None,
+            param_symbols: Default::default(),
+            lazy: 0,
+            lazy_saved: Vec::new(),
+            import_bindings: Default::default(),
+            pending_symbol: None,
+            accounted: Vec::new(),
+            references: Vec::new(),
+            conditional: Vec::new(),
+            statement_call: None,
+        }
+    }
+
+    /// Timer handles referenced other than where memfit accounted for them (and other than
+    /// their declaration): they escape. Only the symbols a rule asks about need the check.
+    fn escaped_handles(&self) -> Vec<SymbolId> {
+        let accounted: std::collections::HashSet<(u32, u32)> =
+            self.accounted.iter().copied().collect();
+        let handles: std::collections::HashSet<SymbolId> = self
+            .facts
+            .timers
+            .iter()
+            .filter_map(|t| match t.handle {
+                Handle::Symbol(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let mut escaped: Vec<SymbolId> = self
+            .references
+            .iter()
+            .filter(|(sym, start, end)| {
+                handles.contains(sym) && !accounted.contains(&(*start, *end))
+            })
+            .map(|(sym, _, _)| *sym)
+            .collect();
+        escaped.sort_unstable();
+        escaped.dedup();
+        escaped
+    }
+
     fn func(&self) -> Option<usize> {
         self.stack.last().copied()
     }
@@ -536,88 +631,4 @@ fn literal_string<'a>(e: &'a Expression<'a>) -> Option<&'a str> {
         }
         _ => None,
     }
-}
-
-/// Parses and visits one file; empty facts when it does not parse.
-pub(super) fn collect(path: &std::path::Path, source: &str) -> JsFacts {
-    let allocator = Allocator::default();
-    let source_type = SourceType::from_path(path).unwrap_or_default();
-    let parsed = Parser::new(&allocator, source, source_type).parse();
-    if parsed.panicked || !parsed.diagnostics.is_empty() {
-        return JsFacts::default();
-    }
-    let semantic = SemanticBuilder::new()
-        .with_build_nodes(false)
-        .build(&parsed.program)
-        .semantic;
-    let scoping = semantic.scoping();
-    let mut collector = Collector {
-        source,
-        scoping,
-        facts: JsFacts {
-            parsed: true,
-            ..JsFacts::default()
-        },
-        stack: Vec::new(),
-        pending_repeated: None,
-        pending_emitter: None,
-        param_symbols: Default::default(),
-        lazy: 0,
-        lazy_saved: Vec::new(),
-        import_bindings: Default::default(),
-        pending_symbol: None,
-        accounted: Vec::new(),
-        references: Vec::new(),
-        conditional: Vec::new(),
-        statement_call: None,
-    };
-    // Imports first, so `new Pool()` knows where Pool comes from.
-    for stmt in &parsed.program.body {
-        if let Statement::ImportDeclaration(i) = stmt {
-            collector.facts.imports.push(i.source.value.to_string());
-        }
-    }
-    collector.collect_import_bindings(&parsed.program);
-    collector.visit_program(&parsed.program);
-    collector.collect_exports(&parsed.program);
-    // Next.js App Router: `export async function GET(request)` in `route.ts` runs per request.
-    if path.file_stem().is_some_and(|s| s == "route") {
-        let facts = &mut collector.facts;
-        for export in &facts.exports {
-            if matches!(
-                export.name.as_str(),
-                "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS"
-            ) {
-                facts.external_repeated.push(RepeatedFunction {
-                    function: export.function,
-                    why: Repetition::new(RepetitionKind::NextRouteHandler),
-                });
-            }
-        }
-    }
-    collector.facts.propagate_calls();
-    // A symbol referenced other than where memfit accounted for it (and other than its
-    // declaration) escapes.
-    let accounted: std::collections::HashSet<(u32, u32)> =
-        collector.accounted.iter().copied().collect();
-    // Only the symbols a rule asks about (timer handles) need the check.
-    let handles: std::collections::HashSet<SymbolId> = collector
-        .facts
-        .timers
-        .iter()
-        .filter_map(|t| match t.handle {
-            Handle::Symbol(s) => Some(s),
-            _ => None,
-        })
-        .collect();
-    let mut escaped = Vec::new();
-    for (sym, start, end) in &collector.references {
-        if handles.contains(sym) && !accounted.contains(&(*start, *end)) {
-            escaped.push(*sym);
-        }
-    }
-    escaped.sort_unstable();
-    escaped.dedup();
-    collector.facts.escaped = escaped;
-    collector.facts
 }
