@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+use memfit_core::target::MIN_LIMIT;
+use memfit_core::{ByteSize, ConfigTarget, Target, TargetRequest};
+
 use crate::context::Context;
 use crate::finding::{Finding, Severity};
 use crate::platform::LimitSource;
@@ -12,16 +15,46 @@ use crate::rules::{self, RULES};
 /// What the caller decides.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// `--limit` / `--platform`: (bytes, description).
-    pub limit: Option<(u64, String)>,
+    /// `--limit`: wins over everything the project says.
+    pub limit: Option<ByteSize>,
+    /// `--platform`: wins over the project's files.
+    pub platform: Option<String>,
+    /// The only rules to run, by id; every rule when `None`.
+    pub rules: Option<Vec<&'static str>>,
+}
+
+impl Options {
+    /// Runs one rule and reports only its findings: a test of that rule sees nothing else.
+    ///
+    /// # Panics
+    /// When no rule has that id: a test that names a rule that does not exist.
+    pub fn for_rule(id: &str) -> Options {
+        let rule = rules::find(id).unwrap_or_else(|| panic!("no rule `{id}`"));
+        Options {
+            rules: Some(vec![rule.id]),
+            ..Options::default()
+        }
+    }
+
+    fn runs(&self, rule: &str) -> bool {
+        self.rules.as_ref().is_none_or(|ids| ids.contains(&rule))
+    }
 }
 
 /// memfit.toml at the project root.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     pub ignore: Vec<String>,
-    pub severity: Vec<(String, Severity)>,
-    pub limit: Option<(u64, String)>,
+    pub severity: Vec<SeverityOverride>,
+    /// `limit = "512M"` or `platform = "render:starter"`.
+    pub target: Option<ConfigTarget>,
+}
+
+/// `[severity] rule-id = "warning"` in memfit.toml.
+#[derive(Debug, Clone)]
+pub struct SeverityOverride {
+    pub rule: &'static str,
+    pub severity: Severity,
 }
 
 /// The audit's result.
@@ -40,13 +73,57 @@ pub struct Report {
 pub struct RuntimeSummary {
     pub node_version: Option<String>,
     pub node_version_source: Option<String>,
-    /// The start command and what it runs, outermost first: (place, command).
-    pub start: Vec<(String, String)>,
-    /// Every runtime heap setting, the winner first: (place, flags).
-    pub heap: Vec<(String, String)>,
-    pub workers: Option<(u32, String)>,
+    /// The start command and what it runs, outermost first.
+    pub start: Vec<StartStep>,
+    /// Every runtime heap setting, the winner first.
+    pub heap: Vec<HeapSetting>,
+    pub workers: Option<WorkerCount>,
     /// Whether the service runs Node.
     pub is_node: bool,
+}
+
+// The JSON report (memfit.audit/1) writes these as arrays, `[place, command]`: its readers
+// index them.
+
+/// A step of the start command.
+#[derive(Debug, Clone)]
+pub struct StartStep {
+    /// e.g. `Dockerfile CMD`, `package.json scripts.start`.
+    pub place: String,
+    pub command: String,
+}
+
+impl serde::Serialize for StartStep {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (&self.place, &self.command).serialize(serializer)
+    }
+}
+
+/// A place that sets a heap cap.
+#[derive(Debug, Clone)]
+pub struct HeapSetting {
+    pub place: String,
+    /// The Node options as written.
+    pub flags: String,
+}
+
+impl serde::Serialize for HeapSetting {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (&self.place, &self.flags).serialize(serializer)
+    }
+}
+
+/// How many workers share the limit, and where that is said.
+#[derive(Debug, Clone)]
+pub struct WorkerCount {
+    pub count: u32,
+    pub place: String,
+}
+
+impl serde::Serialize for WorkerCount {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (self.count, &self.place).serialize(serializer)
+    }
 }
 
 /// Reads memfit.toml, reporting problems as findings.
@@ -100,35 +177,30 @@ fn read_config(project: &Project, findings: &mut Vec<Finding>) -> Config {
     if let Some(table) = doc.get("severity").and_then(|s| s.as_table_like()) {
         for (rule, value) in table.iter() {
             match (rules::find(rule), value.as_str().and_then(Severity::parse)) {
-                (Some(_), Some(sev)) => config.severity.push((rule.to_string(), sev)),
+                (Some(rule), Some(severity)) => config.severity.push(SeverityOverride {
+                    rule: rule.id,
+                    severity,
+                }),
                 _ => findings.push(bad(value, format!("memfit.toml: [severity] {rule} must name a rule and one of error, warning, info"))),
             }
         }
     }
     if let Some(item) = doc.get("limit") {
-        match item.as_str().map(memfit_core::ByteSize::parse) {
-            Some(Ok(size)) => {
-                config.limit = Some((
-                    size.bytes(),
-                    format!(
-                        "memfit.toml limit = \"{}\"",
-                        item.as_str().unwrap_or_default()
-                    ),
-                ))
+        match item.as_str().map(|text| (text, ByteSize::parse(text))) {
+            Some((text, Ok(size))) if size >= MIN_LIMIT => {
+                config.target = Some(ConfigTarget::Limit {
+                    size,
+                    written: text.to_string(),
+                })
             }
             _ => findings.push(bad(
                 item,
-                "memfit.toml: limit must be a size such as \"512M\"".into(),
+                "memfit.toml: limit must be a size of at least 6M (Docker's minimum), such as \"512M\"".into(),
             )),
         }
     } else if let Some(item) = doc.get("platform") {
         match item.as_str().and_then(memfit_core::platform::find) {
-            Some(plan) => {
-                config.limit = Some((
-                    plan.memory.bytes(),
-                    format!("memfit.toml platform = \"{}\" ({})", plan.name, plan.memory),
-                ))
-            }
+            Some(plan) => config.target = Some(ConfigTarget::Platform(plan)),
             None => findings.push(bad(
                 item,
                 "memfit.toml: unknown platform (memfit run --platform list shows them)".into(),
@@ -214,26 +286,27 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
     }
     let mut findings = project.file_findings.clone();
     let config = read_config(&project, &mut findings);
-    let limit_override =
-        options
-            .limit
-            .clone()
-            .or(config.limit.clone())
-            .map(|(bytes, description)| LimitSource {
-                bytes,
-                description,
-                file: None,
-                span: Default::default(),
-            });
+    findings.retain(|f| options.runs(f.rule));
+    // Flags first, then memfit.toml; the project's own files come after, in the context.
+    let target = Target::resolve(&TargetRequest {
+        limit: options.limit,
+        platform: options.platform.as_deref(),
+        cpus: None,
+        config: config.target.clone(),
+    })
+    .map_err(std::io::Error::other)?;
+    let limit_override = target.map(|t| LimitSource {
+        bytes: t.memory.bytes(),
+        description: t.source_text(),
+        file: None,
+        span: Default::default(),
+        platform: t.platform,
+    });
     let (limit, runtime, notes, mut rule_findings) = {
         let ctx = Context::new(&project, limit_override);
         if timing {
-            let parsed = ctx.js.iter().filter(|(_, f, _)| !f.skipped).count();
-            let linked: usize = ctx
-                .js
-                .iter()
-                .map(|(_, f, _)| f.external_repeated.len())
-                .sum();
+            let parsed = ctx.js.iter().filter(|s| !s.facts.skipped).count();
+            let linked: usize = ctx.js.iter().map(|s| s.facts.external_repeated.len()).sum();
             eprintln!(
                 "memfit audit: model and sources {:?} ({parsed} of {} sources parsed, {linked} functions repeated from other modules)",
                 started.elapsed(),
@@ -241,7 +314,7 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
             );
         }
         let mut out = Vec::new();
-        for rule in RULES {
+        for rule in RULES.iter().filter(|r| options.runs(r.id)) {
             let before = out.len();
             let rule_started = std::time::Instant::now();
             (rule.check)(&ctx, &mut out);
@@ -270,8 +343,8 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
     findings.retain(|f| !config.ignore.iter().any(|r| r == f.rule) && !suppressed(&project, f));
     let suppressed = before - findings.len();
     for f in &mut findings {
-        if let Some((_, sev)) = config.severity.iter().find(|(r, _)| r == f.rule) {
-            f.severity = *sev;
+        if let Some(o) = config.severity.iter().find(|o| o.rule == f.rule) {
+            f.severity = o.severity;
         }
     }
     findings.sort_by(|a, b| {
@@ -300,14 +373,23 @@ fn summarize(ctx: &Context) -> RuntimeSummary {
         start: runtime
             .start
             .iter()
-            .map(|s| (s.place.clone(), s.command.clone()))
+            .map(|s| StartStep {
+                place: s.place.clone(),
+                command: s.command.clone(),
+            })
             .collect(),
         heap: runtime
             .heap_settings()
             .iter()
-            .map(|o| (o.place.clone(), o.text.clone()))
+            .map(|o| HeapSetting {
+                place: o.place.clone(),
+                flags: o.text.clone(),
+            })
             .collect(),
-        workers: runtime.workers.as_ref().map(|w| (w.0, w.1.clone())),
+        workers: runtime.workers.as_ref().map(|w| WorkerCount {
+            count: w.count,
+            place: w.place.clone(),
+        }),
         is_node: runtime.is_node,
     }
 }

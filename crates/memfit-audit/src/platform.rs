@@ -1,7 +1,7 @@
 //! Platform configuration: the memory limit (fly.toml, render.yaml, app.json, compose,
 //! Kubernetes), the environment it sets, and the start command it runs.
 
-use memfit_core::{platform, ByteSize, MIB};
+use memfit_core::{platform, ByteSize, Platform, MIB};
 
 use crate::dockerfile::Span;
 use crate::project::{Kind, Project};
@@ -16,6 +16,9 @@ pub struct LimitSource {
     pub description: String,
     pub file: Option<FileId>,
     pub span: Span,
+    /// The plan it is, where the source names one (`size = "shared-cpu-1x"`, a Heroku dyno
+    /// size, `--platform`).
+    pub platform: Option<&'static Platform>,
 }
 
 /// An environment variable a platform or a Dockerfile sets for the running service.
@@ -176,6 +179,7 @@ fn read_fly(project: &Project, id: FileId, facts: &mut PlatformFacts) {
                     ),
                     file: Some(id),
                     span: toml_span(item.span()),
+                    platform: None,
                 });
             }
         } else if let Some(item) = vm.get("memory_mb") {
@@ -186,6 +190,7 @@ fn read_fly(project: &Project, id: FileId, facts: &mut PlatformFacts) {
                     description: format!("fly.toml [[vm]] memory_mb = {mb}"),
                     file: Some(id),
                     span: toml_span(item.span()),
+                    platform: None,
                 });
             }
         } else if let Some(item) = vm.get("size") {
@@ -197,6 +202,7 @@ fn read_fly(project: &Project, id: FileId, facts: &mut PlatformFacts) {
                         description: format!("fly.toml [[vm]] size = \"{size}\" ({})", plan.memory),
                         file: Some(id),
                         span: toml_span(item.span()),
+                        platform: Some(plan),
                     });
                 }
             }
@@ -212,6 +218,7 @@ fn read_fly(project: &Project, id: FileId, facts: &mut PlatformFacts) {
                     .to_string(),
             file: Some(id),
             span: project.file(id).source.line_span(1),
+            platform: None,
         });
     }
     if let Some(env) = doc.get("env").and_then(|e| e.as_table_like()) {
@@ -266,6 +273,7 @@ fn read_render(project: &Project, id: FileId, facts: &mut PlatformFacts) {
                         description: format!("render.yaml service {name}: plan {} ({})", plan.as_str().unwrap_or_default(), p.memory),
                         file: Some(id),
                         span: line_span(project, id, plan.line),
+                        platform: Some(p),
                     }),
                     None => facts.notes.push(format!(
                         "render.yaml service {name}: plan `{}` is not in memfit's table; pass --limit",
@@ -280,6 +288,7 @@ fn read_render(project: &Project, id: FileId, facts: &mut PlatformFacts) {
                             description: format!("render.yaml service {name} names no plan: Render's default, starter ({})", p.memory),
                             file: Some(id),
                             span: line_span(project, id, service.line),
+                            platform: Some(p),
                         });
                     }
                 }
@@ -329,6 +338,7 @@ fn read_app_json(project: &Project, id: FileId, facts: &mut PlatformFacts) {
                     description: format!("app.json formation.web.size = \"{text}\" ({})", p.memory),
                     file: Some(id),
                     span: size.span,
+                    platform: Some(p),
                 }),
                 None => facts.notes.push(format!(
                     "app.json: dyno size `{text}` is not in memfit's table; pass --limit"
@@ -408,6 +418,7 @@ fn read_compose(project: &Project, id: FileId, facts: &mut PlatformFacts) {
                         ),
                         file: Some(id),
                         span: line_span(project, id, node.line),
+                        platform: None,
                     });
                 }
             }
@@ -457,6 +468,7 @@ fn read_kubernetes(project: &Project, id: FileId, facts: &mut PlatformFacts) {
                             ),
                             file: Some(id),
                             span: line_span(project, id, memory.line),
+                            platform: None,
                         });
                     }
                 }

@@ -2,8 +2,9 @@
 //! every place a Node heap flag is set and which one wins, the Node version, the workers.
 
 use memfit_core::node::NodeVersion;
+use memfit_core::HeapFlags;
 
-use crate::dockerfile::{shell, Dockerfile, Instruction, Span};
+use crate::dockerfile::{shell, Dockerfile, Instruction, Keyword, Span, Stage};
 use crate::json::JsonNode;
 use crate::platform::{EnvSetting, PlatformFacts};
 use crate::project::{Kind, Project};
@@ -32,53 +33,10 @@ pub struct NodeOptions {
     pub span: Span,
     /// The options as written.
     pub text: String,
-    pub flags: Vec<String>,
+    /// The flags, as Node reads them.
+    pub flags: HeapFlags,
     /// Whether it applies to the running service (not only to a build stage).
     pub runtime: bool,
-}
-
-impl NodeOptions {
-    fn value_of(&self, names: &[&str]) -> Option<&str> {
-        self.flags.iter().rev().find_map(|f| {
-            names
-                .iter()
-                .find_map(|n| f.strip_prefix(n).and_then(|r| r.strip_prefix('=')))
-        })
-    }
-
-    /// `--max-old-space-size=N` (MiB).
-    pub fn old_space_mib(&self) -> Option<u64> {
-        self.value_of(&["--max-old-space-size", "--max_old_space_size"])
-            .and_then(|v| v.parse().ok())
-    }
-
-    /// `--max-old-space-size-percentage=P`.
-    pub fn old_space_percentage(&self) -> Option<f64> {
-        self.value_of(&[
-            "--max-old-space-size-percentage",
-            "--max_old_space_size_percentage",
-        ])
-        .and_then(|v| v.parse().ok())
-    }
-
-    pub fn semi_space_mib(&self) -> Option<u64> {
-        self.value_of(&["--max-semi-space-size", "--max_semi_space_size"])
-            .and_then(|v| v.parse().ok())
-    }
-
-    pub fn has_heap_cap(&self) -> bool {
-        self.old_space_mib().is_some() || self.old_space_percentage().is_some()
-    }
-
-    /// The old-space cap in bytes for a container of `limit` bytes.
-    pub fn old_space_bytes(&self, limit: Option<u64>) -> Option<u64> {
-        const MIB: u64 = 1024 * 1024;
-        match (self.old_space_percentage(), limit) {
-            (Some(p), Some(limit)) => Some((limit / MIB) * (p * 100.0) as u64 / 10_000 * MIB),
-            (Some(_), None) => None,
-            _ => self.old_space_mib().map(|m| m * MIB),
-        }
-    }
 }
 
 /// A step of the start command: the command, and the npm script it runs, and so on.
@@ -100,6 +58,16 @@ pub struct VersionSource {
     pub span: Span,
 }
 
+/// Workers sharing the limit (`WEB_CONCURRENCY`, `pm2 -i`), and where the count comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workers {
+    pub count: u32,
+    /// e.g. `WEB_CONCURRENCY in fly.toml [env]`.
+    pub place: String,
+    pub file: FileId,
+    pub span: Span,
+}
+
 /// The running service.
 #[derive(Debug, Clone, Default)]
 pub struct Runtime {
@@ -112,8 +80,7 @@ pub struct Runtime {
     pub node_version: Option<VersionSource>,
     /// Runtime environment (Dockerfile ENV of the shipped stages, then the platform's).
     pub env: Vec<EnvSetting>,
-    /// Workers sharing the limit, and where the count comes from.
-    pub workers: Option<(u32, String, FileId, Span)>,
+    pub workers: Option<Workers>,
     /// Whether the service runs Node at all (a node base image, a node start command or a
     /// package.json start script).
     pub is_node: bool,
@@ -125,7 +92,7 @@ impl Runtime {
         let mut caps: Vec<&NodeOptions> = self
             .node_options
             .iter()
-            .filter(|o| o.runtime && o.has_heap_cap())
+            .filter(|o| o.runtime && o.flags.has_heap_cap())
             .collect();
         caps.sort_by_key(|o| std::cmp::Reverse(o.origin));
         caps
@@ -141,31 +108,14 @@ impl Runtime {
     }
 }
 
-/// Splits NODE_OPTIONS or a node argv into its `--flags`.
-pub fn node_flags(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let words: Vec<String> = shell::split(text)
-        .into_iter()
-        .flat_map(|c| c.words.into_iter().map(|w| w.text))
-        .collect();
-    let mut i = 0;
-    while i < words.len() {
-        let w = &words[i];
-        if w.starts_with("--") {
-            // `--max-old-space-size 512` (a separate value) is accepted by node's CLI.
-            if !w.contains('=')
-                && words.get(i + 1).is_some_and(|n| n.parse::<f64>().is_ok())
-                && w.contains("size")
-            {
-                out.push(format!("{w}={}", words[i + 1]));
-                i += 2;
-                continue;
-            }
-            out.push(w.clone());
-        }
-        i += 1;
-    }
-    out
+/// The flags of NODE_OPTIONS or a node command line written in a project file (shell quoting
+/// as in a Dockerfile or an npm script).
+pub fn node_flags(text: &str) -> HeapFlags {
+    HeapFlags::from_words(
+        shell::split(text)
+            .into_iter()
+            .flat_map(|c| c.words.into_iter().map(|w| w.text)),
+    )
 }
 
 /// `ENV A=1 B="two words"` or `ENV A value` → (name, value, start, end in args).
@@ -187,10 +137,6 @@ pub fn env_pairs(args: &str) -> Vec<(String, String, usize, usize)> {
             Some((name.to_string(), value.to_string(), w.start, w.end))
         })
         .collect()
-}
-
-fn package_scripts(pkg: &JsonNode) -> Option<&JsonNode> {
-    pkg.get("scripts")
 }
 
 /// The npm script a command runs: `npm start`, `npm run build`, `yarn start`, `pnpm run x`,
@@ -246,236 +192,24 @@ pub fn node_version_of_image(image: &str) -> Option<(Option<NodeVersion>, String
 pub fn model(project: &Project, platform: &PlatformFacts) -> Runtime {
     let mut runtime = Runtime::default();
     let root_package = project.root_package();
-
-    // The Dockerfile that ships: `Dockerfile` at the root, else the shallowest one.
-    let dockerfile = project.dockerfiles().min_by_key(|(id, f, _)| {
-        (
-            f.source.path.components().count(),
-            project.file(*id).source.display() != "Dockerfile",
-            *id,
-        )
-    });
-    if let Some((id, _, docker)) = dockerfile {
+    if let Some((id, docker)) = shipping_dockerfile(project) {
         runtime.dockerfile = Some(id);
         read_dockerfile(project, id, docker, &mut runtime);
     }
-    runtime.env.extend(platform.env.iter().cloned());
-    for setting in &platform.env {
-        if setting.name == "NODE_OPTIONS" {
-            runtime.node_options.push(NodeOptions {
-                origin: Origin::PlatformEnv,
-                place: setting.origin.clone(),
-                file: setting.file,
-                span: setting.span,
-                text: setting.value.clone(),
-                flags: node_flags(&setting.value),
-                runtime: true,
-            });
-        }
-    }
-
-    // The start command: the platform's, else the image's CMD.
-    if let Some(start) = platform.start.first() {
-        runtime.start.insert(
-            0,
-            CommandStep {
-                command: start.command.clone(),
-                place: start.origin.clone(),
-                file: start.file,
-                span: start.span,
-            },
-        );
-        runtime.start.truncate(1);
-    }
-    // Through npm scripts.
-    let mut via_npm = false;
-    let mut depth = 0;
-    while let Some(last) = runtime.start.last().cloned() {
-        depth += 1;
-        if depth > 5 {
-            break;
-        }
-        let Some((pkg_id, pkg)) = root_package else {
-            break;
-        };
-        let commands = shell::split(&last.command);
-        let Some(script) = commands.iter().find_map(npm_script_of) else {
-            break;
-        };
-        let Some(node) = package_scripts(pkg).and_then(|s| s.get(&script)) else {
-            break;
-        };
-        let Some(text) = node.as_str() else { break };
-        via_npm = true;
-        runtime.start.push(CommandStep {
-            command: text.to_string(),
-            place: format!("package.json scripts.{script}"),
-            file: pkg_id,
-            span: node.span,
-        });
-    }
-    if runtime.start.is_empty() {
-        if let Some((pkg_id, pkg)) = root_package {
-            if let Some(node) = package_scripts(pkg).and_then(|s| s.get("start")) {
-                if let Some(text) = node.as_str() {
-                    // Buildpacks (Heroku, Render native) run `npm start` when nothing else is said.
-                    via_npm = true;
-                    runtime.start.push(CommandStep {
-                        command: text.to_string(),
-                        place: "package.json scripts.start".to_string(),
-                        file: pkg_id,
-                        span: node.span,
-                    });
-                }
-            }
-        }
-    }
-
-    // Node options on the command lines.
-    for step in &runtime.start {
+    read_platform_env(platform, &mut runtime);
+    let via_npm = read_start_command(root_package, platform, &mut runtime);
+    for step in runtime.start.clone() {
         for command in shell::split(&step.command) {
-            for (name, value) in command.assignments() {
-                if name == "NODE_OPTIONS" {
-                    runtime.node_options.push(NodeOptions {
-                        origin: Origin::InlineEnv,
-                        place: step.place.clone(),
-                        file: step.file,
-                        span: step.span,
-                        text: value.to_string(),
-                        flags: node_flags(value),
-                        runtime: true,
-                    });
-                }
-                if name == "WEB_CONCURRENCY" {
-                    if let Ok(n) = value.parse() {
-                        runtime.workers = Some((
-                            n,
-                            format!("WEB_CONCURRENCY in {}", step.place),
-                            step.file,
-                            step.span,
-                        ));
-                    }
-                }
-            }
-            if command.program() == Some("node") {
-                let flags: Vec<String> = command
-                    .args()
-                    .iter()
-                    .map(|w| w.text.clone())
-                    .take_while(|w| w.starts_with('-'))
-                    .collect();
-                if !flags.is_empty() {
-                    runtime.node_options.push(NodeOptions {
-                        origin: Origin::CommandLine,
-                        place: step.place.clone(),
-                        file: step.file,
-                        span: step.span,
-                        text: flags.join(" "),
-                        flags: node_flags(&flags.join(" ")),
-                        runtime: true,
-                    });
-                }
-            }
-            if matches!(
-                command.program(),
-                Some("pm2" | "pm2-runtime" | "pm2-docker")
-            ) {
-                let args: Vec<&str> = command.args().iter().map(|w| w.text.as_str()).collect();
-                if let Some(i) = args.iter().position(|a| *a == "-i" || *a == "--instances") {
-                    if let Some(n) = args.get(i + 1).and_then(|n| n.parse::<u32>().ok()) {
-                        runtime.workers = Some((
-                            n,
-                            format!("pm2 -i {n} in {}", step.place),
-                            step.file,
-                            step.span,
-                        ));
-                    }
-                }
-            }
-            if matches!(
-                command.program(),
-                Some(
-                    "node"
-                        | "nodemon"
-                        | "ts-node"
-                        | "tsx"
-                        | "next"
-                        | "nest"
-                        | "pm2"
-                        | "pm2-runtime"
-                )
-            ) {
-                runtime.is_node = true;
-            }
+            read_command(&step, &command, &mut runtime);
         }
     }
-    // npm's node-options replaces NODE_OPTIONS for the scripts npm runs.
-    for (id, file) in project.of_kind(Kind::Npmrc) {
-        if project.dir_of(id).as_os_str().is_empty() {
-            for (n, line) in file.source.text.lines().enumerate() {
-                let Some((key, value)) = line.split_once('=') else {
-                    continue;
-                };
-                if key.trim() == "node-options" {
-                    runtime.node_options.push(NodeOptions {
-                        origin: Origin::Npmrc,
-                        place: ".npmrc node-options".to_string(),
-                        file: id,
-                        span: file.source.line_span(n + 1),
-                        text: value.trim().to_string(),
-                        flags: node_flags(value.trim()),
-                        runtime: via_npm,
-                    });
-                }
-            }
-        }
-    }
+    read_npmrc(project, via_npm, &mut runtime);
     if runtime.workers.is_none() {
-        if let Some(setting) = runtime.env_value("WEB_CONCURRENCY") {
-            if let Ok(n) = setting.value.parse() {
-                runtime.workers = Some((
-                    n,
-                    format!("WEB_CONCURRENCY in {}", setting.origin),
-                    setting.file,
-                    setting.span,
-                ));
-            }
-        }
+        runtime.workers = workers_from_env(&runtime);
     }
-
-    // The Node version: the shipped image's, else .nvmrc / .node-version / engines.
+    // The shipped image's Node version, else .nvmrc / .node-version, else engines.
     if runtime.node_version.is_none() {
-        if let Some((id, file)) = project.of_kind(Kind::NodeVersionFile).next() {
-            let text = file.source.text.trim().to_string();
-            runtime.node_version = Some(VersionSource {
-                version: text.parse().ok(),
-                text: text.clone(),
-                place: file.source.display(),
-                file: id,
-                span: file.source.line_span(1),
-            });
-        }
-    }
-    if runtime.node_version.is_none() {
-        if let Some((id, pkg)) = root_package {
-            if let Some(engines) = pkg.at(&["engines", "node"]) {
-                if let Some(text) = engines.as_str() {
-                    // ">=18" or "^20.3": the first number is the oldest allowed.
-                    let digits: String = text
-                        .trim_start_matches(|c: char| !c.is_ascii_digit())
-                        .chars()
-                        .take_while(|c| c.is_ascii_digit() || *c == '.')
-                        .collect();
-                    runtime.node_version = Some(VersionSource {
-                        version: digits.trim_end_matches('.').parse().ok(),
-                        text: text.to_string(),
-                        place: "package.json engines.node".to_string(),
-                        file: id,
-                        span: engines.span,
-                    });
-                }
-            }
-        }
+        runtime.node_version = node_version_file(project).or_else(|| engines_node(root_package));
     }
     if root_package.is_some_and(|(_, p)| p.at(&["scripts", "start"]).is_some())
         || runtime.node_version.is_some()
@@ -485,6 +219,257 @@ pub fn model(project: &Project, platform: &PlatformFacts) -> Runtime {
     runtime
 }
 
+/// Node options set at `place`.
+fn options_at(
+    origin: Origin,
+    place: String,
+    file: FileId,
+    span: Span,
+    text: &str,
+    runtime: bool,
+) -> NodeOptions {
+    NodeOptions {
+        origin,
+        place,
+        file,
+        span,
+        text: text.to_string(),
+        flags: node_flags(text),
+        runtime,
+    }
+}
+
+/// The Dockerfile that ships: `Dockerfile` at the root, else the shallowest one.
+fn shipping_dockerfile(project: &Project) -> Option<(FileId, &Dockerfile)> {
+    project
+        .dockerfiles()
+        .min_by_key(|(id, f, _)| {
+            (
+                f.source.path.components().count(),
+                project.file(*id).source.display() != "Dockerfile",
+                *id,
+            )
+        })
+        .map(|(id, _, docker)| (id, docker))
+}
+
+/// The platform's environment, which replaces the image's, and the Node options in it.
+fn read_platform_env(platform: &PlatformFacts, runtime: &mut Runtime) {
+    runtime.env.extend(platform.env.iter().cloned());
+    for setting in platform.env.iter().filter(|s| s.name == "NODE_OPTIONS") {
+        runtime.node_options.push(options_at(
+            Origin::PlatformEnv,
+            setting.origin.clone(),
+            setting.file,
+            setting.span,
+            &setting.value,
+            true,
+        ));
+    }
+}
+
+/// The start command: the platform's, else the image's CMD, followed through the npm
+/// scripts it runs; else `npm start`. Returns whether npm runs the service.
+fn read_start_command(
+    root_package: Option<(FileId, &JsonNode)>,
+    platform: &PlatformFacts,
+    runtime: &mut Runtime,
+) -> bool {
+    if let Some(start) = platform.start.first() {
+        runtime.start = vec![CommandStep {
+            command: start.command.clone(),
+            place: start.origin.clone(),
+            file: start.file,
+            span: start.span,
+        }];
+    }
+    let Some((pkg_id, pkg)) = root_package else {
+        return false;
+    };
+    let mut via_npm = follow_npm_scripts(pkg_id, pkg, &mut runtime.start);
+    if runtime.start.is_empty() {
+        // Buildpacks (Heroku, Render native) run `npm start` when nothing else is said.
+        if let Some(step) = script_step(pkg_id, pkg, "start") {
+            via_npm = true;
+            runtime.start.push(step);
+        }
+    }
+    via_npm
+}
+
+/// Follows `npm start`, `npm run x`… into package.json's scripts, at most five deep.
+/// Returns whether it followed any.
+fn follow_npm_scripts(pkg_id: FileId, pkg: &JsonNode, start: &mut Vec<CommandStep>) -> bool {
+    let mut followed = false;
+    for _ in 0..5 {
+        let Some(last) = start.last() else {
+            break;
+        };
+        let Some(script) = shell::split(&last.command).iter().find_map(npm_script_of) else {
+            break;
+        };
+        let Some(step) = script_step(pkg_id, pkg, &script) else {
+            break;
+        };
+        start.push(step);
+        followed = true;
+    }
+    followed
+}
+
+/// The command of a package.json script.
+fn script_step(pkg_id: FileId, pkg: &JsonNode, script: &str) -> Option<CommandStep> {
+    let node = pkg.get("scripts")?.get(script)?;
+    Some(CommandStep {
+        command: node.as_str()?.to_string(),
+        place: format!("package.json scripts.{script}"),
+        file: pkg_id,
+        span: node.span,
+    })
+}
+
+/// Node options, workers and Node itself in one command of the start command.
+fn read_command(step: &CommandStep, command: &shell::SimpleCommand, runtime: &mut Runtime) {
+    let options_here = |origin, text: &str| {
+        options_at(origin, step.place.clone(), step.file, step.span, text, true)
+    };
+    let workers_here = |count, place| Workers {
+        count,
+        place,
+        file: step.file,
+        span: step.span,
+    };
+    for (name, value) in command.assignments() {
+        match name {
+            "NODE_OPTIONS" => runtime
+                .node_options
+                .push(options_here(Origin::InlineEnv, value)),
+            "WEB_CONCURRENCY" => {
+                if let Ok(count) = value.parse() {
+                    let place = format!("WEB_CONCURRENCY in {}", step.place);
+                    runtime.workers = Some(workers_here(count, place));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(flags) = node_cli_flags(command) {
+        runtime
+            .node_options
+            .push(options_here(Origin::CommandLine, &flags));
+    }
+    if let Some(count) = pm2_instances(command) {
+        let place = format!("pm2 -i {count} in {}", step.place);
+        runtime.workers = Some(workers_here(count, place));
+    }
+    if matches!(
+        command.program(),
+        Some("node" | "nodemon" | "ts-node" | "tsx" | "next" | "nest" | "pm2" | "pm2-runtime")
+    ) {
+        runtime.is_node = true;
+    }
+}
+
+/// The flags before the script of a `node` command: `node --max-old-space-size=512 app.js`.
+fn node_cli_flags(command: &shell::SimpleCommand) -> Option<String> {
+    if command.program() != Some("node") {
+        return None;
+    }
+    let flags: Vec<&str> = command
+        .args()
+        .iter()
+        .map(|w| w.text.as_str())
+        .take_while(|w| w.starts_with('-'))
+        .collect();
+    (!flags.is_empty()).then(|| flags.join(" "))
+}
+
+/// `pm2 start app.js -i 4`: the number of instances.
+fn pm2_instances(command: &shell::SimpleCommand) -> Option<u32> {
+    if !matches!(
+        command.program(),
+        Some("pm2" | "pm2-runtime" | "pm2-docker")
+    ) {
+        return None;
+    }
+    let args: Vec<&str> = command.args().iter().map(|w| w.text.as_str()).collect();
+    let i = args
+        .iter()
+        .position(|a| *a == "-i" || *a == "--instances")?;
+    args.get(i + 1)?.parse().ok()
+}
+
+/// npm's `node-options` in the root .npmrc: it replaces NODE_OPTIONS for the scripts npm
+/// runs, so it applies when npm starts the service.
+fn read_npmrc(project: &Project, via_npm: bool, runtime: &mut Runtime) {
+    let root_npmrc = project
+        .of_kind(Kind::Npmrc)
+        .filter(|(id, _)| project.dir_of(*id).as_os_str().is_empty());
+    for (id, file) in root_npmrc {
+        for (n, line) in file.source.text.lines().enumerate() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            if key.trim() == "node-options" {
+                runtime.node_options.push(options_at(
+                    Origin::Npmrc,
+                    ".npmrc node-options".to_string(),
+                    id,
+                    file.source.line_span(n + 1),
+                    value.trim(),
+                    via_npm,
+                ));
+            }
+        }
+    }
+}
+
+/// `WEB_CONCURRENCY` in the image's or the platform's environment.
+fn workers_from_env(runtime: &Runtime) -> Option<Workers> {
+    let setting = runtime.env_value("WEB_CONCURRENCY")?;
+    Some(Workers {
+        count: setting.value.parse().ok()?,
+        place: format!("WEB_CONCURRENCY in {}", setting.origin),
+        file: setting.file,
+        span: setting.span,
+    })
+}
+
+/// `.nvmrc` or `.node-version`.
+fn node_version_file(project: &Project) -> Option<VersionSource> {
+    let (id, file) = project.of_kind(Kind::NodeVersionFile).next()?;
+    let text = file.source.text.trim().to_string();
+    Some(VersionSource {
+        version: text.parse().ok(),
+        text: text.clone(),
+        place: file.source.display(),
+        file: id,
+        span: file.source.line_span(1),
+    })
+}
+
+/// `engines.node` of the root package.json.
+fn engines_node(root_package: Option<(FileId, &JsonNode)>) -> Option<VersionSource> {
+    let (id, pkg) = root_package?;
+    let engines = pkg.at(&["engines", "node"])?;
+    let text = engines.as_str()?;
+    // ">=18" or "^20.3": the first number is the oldest allowed.
+    let digits: String = text
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    Some(VersionSource {
+        version: digits.trim_end_matches('.').parse().ok(),
+        text: text.to_string(),
+        place: "package.json engines.node".to_string(),
+        file: id,
+        span: engines.span,
+    })
+}
+
+/// The image's Node version, Node options and environment, stage by stage, and its start
+/// command.
 fn read_dockerfile(project: &Project, id: FileId, docker: &Dockerfile, runtime: &mut Runtime) {
     let stages = docker.stages();
     let shipped = docker.shipped_stages(&stages);
@@ -505,55 +490,93 @@ fn read_dockerfile(project: &Project, id: FileId, docker: &Dockerfile, runtime: 
                 }
             }
         }
-        for instruction in docker.stage_instructions(stage) {
-            if instruction.keyword == "ENV" {
-                for (name, value, start, end) in env_pairs(instruction.args()) {
-                    let span = instruction
-                        .source_span(instruction.args_start + start, instruction.args_start + end);
-                    if name == "NODE_OPTIONS" {
-                        runtime.node_options.push(NodeOptions {
-                            origin: Origin::DockerfileEnv,
-                            place: format!(
-                                "{place} ENV{}",
-                                stage
-                                    .name
-                                    .as_ref()
-                                    .map(|n| format!(" (stage {n})"))
-                                    .unwrap_or_default()
-                            ),
-                            file: id,
-                            span,
-                            text: value.clone(),
-                            flags: node_flags(&value),
-                            runtime: ships,
-                        });
-                    }
-                    if ships {
-                        runtime.env.push(EnvSetting {
-                            name,
-                            value,
-                            file: id,
-                            span,
-                            origin: format!("{place} ENV"),
-                        });
-                    }
-                }
-            }
+        let env = docker
+            .stage_instructions(stage)
+            .iter()
+            .filter(|i| i.keyword == Keyword::Env);
+        for instruction in env {
+            read_env_instruction(instruction, stage, ships, id, &place, runtime);
         }
     }
-    // CMD and ENTRYPOINT of the last stage (inherited ones from a FROM stage count too).
+    if let Some(step) = image_start(docker, &stages, &shipped, id, &place) {
+        runtime.start.push(step);
+    }
+}
+
+/// An ENV instruction: the Node options it sets, and, in a stage that ships, the
+/// environment.
+fn read_env_instruction(
+    instruction: &Instruction,
+    stage: &Stage,
+    ships: bool,
+    id: FileId,
+    place: &str,
+    runtime: &mut Runtime,
+) {
+    for (name, value, start, end) in env_pairs(instruction.args()) {
+        let span =
+            instruction.source_span(instruction.args_start + start, instruction.args_start + end);
+        if name == "NODE_OPTIONS" {
+            let stage_name = stage
+                .name
+                .as_ref()
+                .map(|n| format!(" (stage {n})"))
+                .unwrap_or_default();
+            runtime.node_options.push(options_at(
+                Origin::DockerfileEnv,
+                format!("{place} ENV{stage_name}"),
+                id,
+                span,
+                &value,
+                ships,
+            ));
+        }
+        if ships {
+            runtime.env.push(EnvSetting {
+                name,
+                value,
+                file: id,
+                span,
+                origin: format!("{place} ENV"),
+            });
+        }
+    }
+}
+
+/// ENTRYPOINT and CMD of the shipped stages (inherited ones from a FROM stage count too),
+/// with entrypoint wrappers and `sh -c` looked through.
+fn image_start(
+    docker: &Dockerfile,
+    stages: &[Stage],
+    shipped: &[usize],
+    id: FileId,
+    place: &str,
+) -> Option<CommandStep> {
     let mut entrypoint: Option<&Instruction> = None;
     let mut cmd: Option<&Instruction> = None;
     for index in shipped.iter().rev() {
         for instruction in docker.stage_instructions(&stages[*index]) {
-            match instruction.keyword.as_str() {
-                "CMD" => cmd = Some(instruction),
-                "ENTRYPOINT" => entrypoint = Some(instruction),
+            match instruction.keyword {
+                Keyword::Cmd => cmd = Some(instruction),
+                Keyword::Entrypoint => entrypoint = Some(instruction),
                 _ => {}
             }
         }
     }
-    let text_of = |i: &Instruction| match &i.exec {
+    let parts: Vec<&Instruction> = [entrypoint, cmd].into_iter().flatten().collect();
+    let span = parts.first()?.span;
+    let command: Vec<String> = parts.into_iter().map(instruction_command).collect();
+    Some(CommandStep {
+        command: without_wrappers(command.join(" ")),
+        place: format!("{place} CMD"),
+        file: id,
+        span,
+    })
+}
+
+/// The command of a CMD or ENTRYPOINT, exec-form words quoted where they hold a space.
+fn instruction_command(instruction: &Instruction) -> String {
+    match &instruction.exec {
         Some(words) => words
             .iter()
             .map(|w| {
@@ -565,39 +588,28 @@ fn read_dockerfile(project: &Project, id: FileId, docker: &Dockerfile, runtime: 
             })
             .collect::<Vec<_>>()
             .join(" "),
-        None => i.args().to_string(),
-    };
-    let mut parts = Vec::new();
-    let mut span = None;
-    for instruction in [entrypoint, cmd].into_iter().flatten() {
-        parts.push(text_of(instruction));
-        span.get_or_insert(instruction.span);
+        None => instruction.args().to_string(),
     }
-    if let Some(span) = span {
-        // `sh -c "…"` and entrypoint wrappers (tini, dumb-init) are looked through.
-        let mut command = parts.join(" ");
-        for wrapper in [
-            "tini -- ",
-            "/sbin/tini -- ",
-            "dumb-init ",
-            "/usr/bin/dumb-init ",
-        ] {
-            if let Some(rest) = command.strip_prefix(wrapper) {
-                command = rest.to_string();
-            }
+}
+
+/// The command that entrypoint wrappers (tini, dumb-init) and `sh -c "…"` run.
+fn without_wrappers(mut command: String) -> String {
+    for wrapper in [
+        "tini -- ",
+        "/sbin/tini -- ",
+        "dumb-init ",
+        "/usr/bin/dumb-init ",
+    ] {
+        if let Some(rest) = command.strip_prefix(wrapper) {
+            command = rest.to_string();
         }
-        for sh in ["sh -c ", "/bin/sh -c ", "bash -c ", "/bin/bash -c "] {
-            if let Some(rest) = command.strip_prefix(sh) {
-                command = rest.trim_matches(['\'', '"']).to_string();
-            }
-        }
-        runtime.start.push(CommandStep {
-            command,
-            place: format!("{place} CMD"),
-            file: id,
-            span,
-        });
     }
+    for sh in ["sh -c ", "/bin/sh -c ", "bash -c ", "/bin/bash -c "] {
+        if let Some(rest) = command.strip_prefix(sh) {
+            command = rest.trim_matches(['\'', '"']).to_string();
+        }
+    }
+    command
 }
 
 #[cfg(test)]
@@ -633,9 +645,9 @@ mod tests {
             flags: node_flags("--max-old-space-size=384 --gc-interval=100 --max_semi_space_size 4"),
             runtime: true,
         };
-        assert_eq!(o.old_space_mib(), Some(384));
-        assert_eq!(o.semi_space_mib(), Some(4));
-        assert!(o.flags.contains(&"--gc-interval=100".to_string()));
+        assert_eq!(o.flags.old_space_mib(), Some(384));
+        assert_eq!(o.flags.semi_space_mib(), Some(4));
+        assert_eq!(o.flags.value("gc-interval"), Some("100"));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The Dockerfile grammar, case by case from the BuildKit reference
-//! (moby/buildkit frontend/dockerfile/docs/reference.md) and from the inputs other linters
-//! refuse (hadolint #1137, #923, #951, #1145; shared/research/prior-art-audit.md §1, §3).
+//! (https://github.com/moby/buildkit/blob/master/frontend/dockerfile/docs/reference.md) and from
+//! the inputs other linters refuse (hadolint/hadolint#1137, #923, #951, #1145).
 
-use memfit_audit::dockerfile::{parse, Dockerfile, Instruction, StageRef};
+use memfit_audit::dockerfile::{parse, Dockerfile, Instruction, Keyword, StageRef};
 
 fn keywords(file: &Dockerfile) -> Vec<&str> {
     file.instructions
@@ -11,7 +11,7 @@ fn keywords(file: &Dockerfile) -> Vec<&str> {
         .collect()
 }
 
-fn only(file: &Dockerfile, keyword: &str) -> Instruction {
+fn only(file: &Dockerfile, keyword: Keyword) -> Instruction {
     let found: Vec<_> = file
         .instructions
         .iter()
@@ -101,21 +101,21 @@ fn lower_case_instructions_and_leading_whitespace() {
 fn json_and_shell_forms() {
     let file = clean("FROM node:20\nCMD [\"node\", \"server.js\"]\nENTRYPOINT [\"tini\", \"--\"]\nRUN [\"sh\", \"-c\", \"npm ci\"]\nSHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]\n");
     assert_eq!(
-        only(&file, "CMD").exec,
+        only(&file, Keyword::Cmd).exec,
         Some(vec!["node".into(), "server.js".into()])
     );
-    assert_eq!(only(&file, "ENTRYPOINT").exec.unwrap().len(), 2);
-    let run = only(&file, "RUN");
+    assert_eq!(only(&file, Keyword::Entrypoint).exec.unwrap().len(), 2);
+    let run = only(&file, Keyword::Run);
     assert_eq!(run.scripts()[0].text, "npm ci");
     // Not valid JSON: BuildKit runs it in shell form.
     let file = clean("FROM node:20\nCMD [\"node\", 'server.js']\n");
-    assert!(only(&file, "CMD").is_shell_form());
+    assert!(only(&file, Keyword::Cmd).is_shell_form());
 }
 
 #[test]
 fn run_flags_are_kept_as_data() {
     let file = clean("FROM node:20\nRUN --mount=type=cache,target=/root/.npm,sharing=locked --mount=type=secret,id=npmrc,target=/root/.npmrc --network=none --security=insecure npm ci\n");
-    let run = only(&file, "RUN");
+    let run = only(&file, Keyword::Run);
     assert_eq!(run.flags.len(), 4);
     assert_eq!(
         run.flag_values("mount").collect::<Vec<_>>(),
@@ -141,7 +141,7 @@ fn copy_and_add_flags_including_ones_other_linters_refuse() {
     let copies: Vec<_> = file
         .instructions
         .iter()
-        .filter(|i| i.keyword == "COPY")
+        .filter(|i| i.keyword == Keyword::Copy)
         .collect();
     assert_eq!(copies[0].flag("from"), Some("builder"));
     assert_eq!(copies[0].flag("link"), Some(""));
@@ -151,7 +151,7 @@ fn copy_and_add_flags_including_ones_other_linters_refuse() {
     let adds: Vec<_> = file
         .instructions
         .iter()
-        .filter(|i| i.keyword == "ADD")
+        .filter(|i| i.keyword == Keyword::Add)
         .collect();
     assert_eq!(adds[0].flag("keep-git-dir"), Some("true"));
     assert_eq!(adds[1].flag("unpack"), Some("true"));
@@ -161,7 +161,7 @@ fn copy_and_add_flags_including_ones_other_linters_refuse() {
 fn a_heredoc_as_the_whole_run() {
     let source = "FROM alpine\nRUN <<EOF\napk add curl\necho done\nEOF\nCMD [\"sh\"]\n";
     let file = clean(source);
-    let run = only(&file, "RUN");
+    let run = only(&file, Keyword::Run);
     assert_eq!(run.heredocs.len(), 1);
     assert_eq!(run.heredocs[0].body, "apk add curl\necho done\n");
     assert!(run.heredocs[0].terminated);
@@ -219,8 +219,11 @@ fn quoted_delimiters_dash_and_fd_prefixes() {
 #[test]
 fn copy_and_add_heredocs() {
     let file = clean("FROM nginx\nCOPY <<EOF /usr/share/nginx/html/index.html\n<html>hi</html>\nEOF\nADD <<conf /etc/app.conf\nkey=value\nconf\n");
-    assert_eq!(only(&file, "COPY").heredocs[0].body, "<html>hi</html>\n");
-    assert_eq!(only(&file, "ADD").heredocs[0].delimiter, "conf");
+    assert_eq!(
+        only(&file, Keyword::Copy).heredocs[0].body,
+        "<html>hi</html>\n"
+    );
+    assert_eq!(only(&file, Keyword::Add).heredocs[0].delimiter, "conf");
 }
 
 #[test]
@@ -229,7 +232,7 @@ fn a_heredoc_feeding_a_shell_is_a_script() {
     let runs: Vec<_> = file
         .instructions
         .iter()
-        .filter(|i| i.keyword == "RUN")
+        .filter(|i| i.keyword == Keyword::Run)
         .collect();
     assert!(runs[0].scripts().iter().any(|s| s.text == "npm ci\n"));
     assert!(!runs[1].scripts().iter().any(|s| s.text.contains("import")));
@@ -330,7 +333,7 @@ fn onbuild_wraps_an_instruction() {
         "FROM node:20\nONBUILD RUN --mount=type=cache,target=/root/.npm npm ci\nONBUILD COPY . .\n",
     );
     let inner = file.instructions[1].onbuild.as_ref().unwrap();
-    assert_eq!(inner.keyword, "RUN");
+    assert_eq!(inner.keyword, Keyword::Run);
     assert_eq!(inner.flag("mount"), Some("type=cache,target=/root/.npm"));
     assert_eq!(inner.args(), "npm ci");
     let file = parse("FROM node:20\nONBUILD ONBUILD RUN x\n");
@@ -340,7 +343,7 @@ fn onbuild_wraps_an_instruction() {
 #[test]
 fn healthcheck_forms() {
     let file = clean("FROM node:20\nHEALTHCHECK --interval=30s --timeout=3s --start-period=5s --start-interval=1s --retries=3 CMD curl -f http://localhost/ || exit 1\n");
-    let hc = only(&file, "HEALTHCHECK");
+    let hc = only(&file, Keyword::Healthcheck);
     assert_eq!(hc.flags.len(), 5);
     assert!(hc.args().starts_with("CMD curl"));
     clean("FROM node:20\nHEALTHCHECK NONE\n");

@@ -1,16 +1,28 @@
-//! The JS/TS source rules on the leaking shapes from real services (the last guide in
-//! shared/seeds/, issue threads) and on the near misses that must not fire.
+//! The JS/TS source rules, one rule at a time (as ruff's `LinterSettings::for_rule` tests),
+//! on the leaking shapes of real services (the issue threads cited in the tests) and on the
+//! near misses that must not fire.
 
 use memfit_audit::audit::{self, Options};
 
-/// Audits one source file in an app (or, with `library`, a package) and returns
-/// (rule, line) of the source findings.
-fn findings(file: &str, source: &str, library: bool) -> Vec<(String, usize)> {
+/// What holds the source: an app (a `start` script) or a library (an entry point and no
+/// `start` script).
+#[derive(Clone, Copy)]
+enum Package {
+    App,
+    Library,
+}
+
+/// Audits a project of `files` and a package.json: (file, line, message) of each finding in
+/// the sources.
+fn run(
+    options: &Options,
+    package: Package,
+    files: &[(&str, &str)],
+) -> Vec<(String, usize, String)> {
     let dir = tempfile::tempdir().unwrap();
-    let pkg = if library {
-        r#"{"name":"lib","main":"index.js"}"#
-    } else {
-        r#"{"name":"app","scripts":{"start":"node server.js"}}"#
+    let pkg = match package {
+        Package::App => r#"{"name":"app","scripts":{"start":"node server.js"}}"#,
+        Package::Library => r#"{"name":"lib","main":"index.js"}"#,
     };
     std::fs::write(dir.path().join("package.json"), pkg).unwrap();
     std::fs::write(
@@ -18,30 +30,43 @@ fn findings(file: &str, source: &str, library: bool) -> Vec<(String, usize)> {
         r#"{"lockfileVersion":3,"packages":{}}"#,
     )
     .unwrap();
-    std::fs::write(dir.path().join(file), source).unwrap();
-    let report = audit::run(dir.path(), &Options::default()).unwrap();
+    for (file, source) in files {
+        let path = dir.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, source).unwrap();
+    }
+    let report = audit::run(dir.path(), options).unwrap();
     report
         .findings
         .iter()
-        .filter(|f| report.project.file(f.file).source.display() == file)
         .map(|f| {
+            let source = &report.project.file(f.file).source;
             (
-                f.rule.to_string(),
-                report.project.file(f.file).source.line_col(f.span.start).0,
+                source.display(),
+                source.line_col(f.span.start).0,
+                f.message.clone(),
             )
         })
+        .filter(|(file, _, _)| files.iter().any(|(f, _)| f == file))
         .collect()
 }
 
-fn rules(file: &str, source: &str) -> Vec<String> {
-    findings(file, source, false)
+/// The lines where `rule`, run alone, reports in an app holding only `file`.
+fn lines(rule: &str, file: &str, source: &str) -> Vec<usize> {
+    lines_in(Package::App, rule, file, source)
+}
+
+fn lines_in(package: Package, rule: &str, file: &str, source: &str) -> Vec<usize> {
+    run(&Options::for_rule(rule), package, &[(file, source)])
         .into_iter()
-        .map(|(r, _)| r)
+        .map(|(_, line, _)| line)
         .collect()
 }
+
+const NONE: Vec<usize> = Vec::new();
 
 #[test]
-fn interval_per_request_and_discarded_module_intervals() {
+fn interval_never_cleared_fires_per_request_and_for_a_discarded_module_interval() {
     let src = r#"
 const express = require("express");
 const app = express();
@@ -52,19 +77,13 @@ app.get("/price", (req, res) => {
 });
 setInterval(() => console.log("tick"), 5000);
 "#;
-    // `latest` also grows by one key per symbol: the cache rule sees it too.
-    assert_eq!(
-        findings("server.js", src, false),
-        vec![
-            ("unbounded-module-cache".into(), 4),
-            ("interval-never-cleared".into(), 6),
-            ("interval-never-cleared".into(), 9)
-        ]
-    );
+    assert_eq!(lines("interval-never-cleared", "server.js", src), [6, 9]);
+    // `latest` also grows by one key per symbol.
+    assert_eq!(lines("unbounded-module-cache", "server.js", src), [4]);
 }
 
 #[test]
-fn intervals_that_are_cleared_unrefd_or_handed_on_do_not_fire() {
+fn interval_never_cleared_leaves_intervals_that_are_cleared_unrefd_or_handed_on() {
     let src = r#"
 const a = setInterval(flush, 1000);
 process.on("SIGTERM", () => clearInterval(a));
@@ -80,11 +99,11 @@ const timers = [];
 function track() { const t = setInterval(flush, 10); timers.push(t); }
 function flush() {}
 "#;
-    assert_eq!(rules("server.js", src), Vec::<String>::new());
+    assert_eq!(lines("interval-never-cleared", "server.js", src), NONE);
 }
 
 #[test]
-fn a_property_timer_never_cleared_fires() {
+fn interval_never_cleared_fires_for_a_property_timer_nothing_clears() {
     let src = r#"
 class Cache {
   constructor() { this.sweeper = setInterval(() => this.sweep(), 60000); }
@@ -92,11 +111,11 @@ class Cache {
 }
 module.exports = Cache;
 "#;
-    assert_eq!(rules("cache.js", src), vec!["interval-never-cleared"]);
+    assert_eq!(lines("interval-never-cleared", "cache.js", src), [3]);
 }
 
 #[test]
-fn listeners_added_per_request_to_long_lived_emitters() {
+fn listener_per_call_fires_for_listeners_added_per_request_to_long_lived_emitters() {
     let src = r#"
 const http = require("http");
 const EventEmitter = require("events");
@@ -108,17 +127,11 @@ const server = http.createServer((req, res) => {
 });
 server.listen(3000);
 "#;
-    assert_eq!(
-        findings("server.js", src, false),
-        vec![
-            ("listener-per-call".into(), 6),
-            ("listener-per-call".into(), 7)
-        ]
-    );
+    assert_eq!(lines("listener-per-call", "server.js", src), [6, 7]);
 }
 
 #[test]
-fn a_socket_made_outside_the_function_that_adds_listeners() {
+fn listener_per_call_fires_for_a_socket_made_outside_the_function_that_adds_listeners() {
     let src = r#"
 const { Server } = require("socket.io");
 const io = new Server(3000);
@@ -139,14 +152,11 @@ function proxyRequest(req, res, ProxyServer) {
 }
 module.exports = proxyRequest;
 "#;
-    assert_eq!(
-        findings("server.js", src, false),
-        vec![("listener-per-call".into(), 7)]
-    );
+    assert_eq!(lines("listener-per-call", "server.js", src), [7]);
 }
 
 #[test]
-fn listener_near_misses() {
+fn listener_per_call_leaves_once_removed_guarded_aborted_and_module_scope_listeners() {
     let src = r#"
 const http = require("http");
 const EventEmitter = require("events");
@@ -167,11 +177,11 @@ const server = http.createServer((req, res) => {
 function setup() { process.on("exit", () => {}); } // not per request
 setup();
 "#;
-    assert_eq!(rules("server.js", src), Vec::<String>::new());
+    assert_eq!(lines("listener-per-call", "server.js", src), NONE);
 }
 
 #[test]
-fn a_named_handler_registered_as_a_route_counts_as_per_request() {
+fn a_named_handler_registered_as_a_route_runs_per_request() {
     let src = r#"
 const express = require("express");
 const app = express();
@@ -183,17 +193,12 @@ async function stats(_q, s) { clients.add(s); s.end(); }
 app.get("/subscribe", subscribe);
 app.get("/stats", stats);
 "#;
-    assert_eq!(
-        findings("server.js", src, false),
-        vec![
-            ("unbounded-module-cache".into(), 4),
-            ("listener-per-call".into(), 6)
-        ]
-    );
+    assert_eq!(lines("listener-per-call", "server.js", src), [6]);
+    assert_eq!(lines("unbounded-module-cache", "server.js", src), [4]);
 }
 
 #[test]
-fn module_caches_that_grow_per_request() {
+fn unbounded_module_cache_fires_for_a_map_an_array_and_an_object_grown_per_request() {
     let src = r#"
 const express = require("express");
 const app = express();
@@ -207,18 +212,11 @@ app.post("/login", (req, res) => {
   res.sendStatus(204);
 });
 "#;
-    assert_eq!(
-        findings("server.js", src, false),
-        vec![
-            ("unbounded-module-cache".into(), 4),
-            ("unbounded-module-cache".into(), 5),
-            ("unbounded-module-cache".into(), 6)
-        ]
-    );
+    assert_eq!(lines("unbounded-module-cache", "server.js", src), [4, 5, 6]);
 }
 
 #[test]
-fn registries_filled_by_lifecycle_events_do_not_fire() {
+fn unbounded_module_cache_leaves_registries_filled_by_lifecycle_events() {
     // node-red's runtime/lib/library: plugins registered once each, by id.
     let src = r#"
 const { events } = require("./util");
@@ -229,14 +227,11 @@ events.on("registry:plugin-added", onPluginAdded);
 events.on("connection", (s) => sockets.add(s));
 "#;
     // A socket per connection, never removed: that one is a leak.
-    assert_eq!(
-        findings("server.js", src, false),
-        vec![("unbounded-module-cache".into(), 4)]
-    );
+    assert_eq!(lines("unbounded-module-cache", "server.js", src), [4]);
 }
 
 #[test]
-fn bounded_caches_do_not_fire() {
+fn unbounded_module_cache_leaves_bounded_caches() {
     let src = r#"
 const express = require("express");
 const { LRUCache } = require("lru-cache");
@@ -258,11 +253,26 @@ app.get("/x", (req, res) => {
   res.end();
 });
 "#;
-    assert_eq!(rules("server.js", src), Vec::<String>::new());
+    assert_eq!(lines("unbounded-module-cache", "server.js", src), NONE);
 }
 
 #[test]
-fn unbounded_buffers_and_body_limits() {
+fn unbounded_module_cache_reads_typescript_sources() {
+    let src = r#"
+import express, { Request, Response } from "express";
+const app = express();
+const cache: Map<string, Buffer> = new Map();
+app.get("/img/:id", async (req: Request, res: Response) => {
+  const data: Buffer = Buffer.alloc(1024);
+  cache.set(req.params.id, data);
+  res.send(data);
+});
+"#;
+    assert_eq!(lines("unbounded-module-cache", "server.ts", src), [4]);
+}
+
+#[test]
+fn unbounded_buffer_fires_for_a_large_body_limit_a_kept_data_chunk_and_a_request_chosen_file() {
     let src = r#"
 const express = require("express");
 const fs = require("fs");
@@ -278,18 +288,11 @@ app.get("/file", (req, res) => {
   res.send(fs.readFileSync("/data/" + req.query.name));
 });
 "#;
-    assert_eq!(
-        findings("server.js", src, false),
-        vec![
-            ("unbounded-buffer".into(), 5),
-            ("unbounded-buffer".into(), 9),
-            ("unbounded-buffer".into(), 13)
-        ]
-    );
+    assert_eq!(lines("unbounded-buffer", "server.js", src), [5, 9, 13]);
 }
 
 #[test]
-fn a_helper_handed_the_request_reads_its_body_per_request() {
+fn unbounded_buffer_fires_in_a_helper_handed_the_request() {
     // juspay/hyperswitch-control-center#4665 and ooples/token-optimizer-mcp#382: the body
     // is collected in a helper the handler calls, not in the handler itself.
     let src = r#"
@@ -308,14 +311,11 @@ function streamToBuffer(stream) {
 http.createServer(async (req, res) => res.end(JSON.stringify(await getRequestBody(req)))).listen(8080);
 "#;
     // The generic stream reader is not flagged: what it reads is not known here.
-    assert_eq!(
-        findings("server.mjs", src, false),
-        vec![("unbounded-buffer".into(), 6)]
-    );
+    assert_eq!(lines("unbounded-buffer", "server.mjs", src), [6]);
 }
 
 #[test]
-fn capped_buffers_and_default_limits_do_not_fire() {
+fn unbounded_buffer_leaves_capped_buffers_and_the_default_limit() {
     let src = r#"
 const express = require("express");
 const fs = require("fs");
@@ -333,11 +333,11 @@ app.post("/upload", (req, res) => {
   res.end(template);
 });
 "#;
-    assert_eq!(rules("server.js", src), Vec::<String>::new());
+    assert_eq!(lines("unbounded-buffer", "server.js", src), NONE);
 }
 
 #[test]
-fn clients_created_per_request() {
+fn client_per_request_fires_for_prisma_pg_mongoose_and_redis_clients_made_per_request() {
     let src = r#"
 import express from "express";
 import { PrismaClient } from "@prisma/client";
@@ -354,18 +354,13 @@ app.get("/users", async (req, res) => {
 });
 "#;
     assert_eq!(
-        findings("server.mjs", src, false),
-        vec![
-            ("client-per-request".into(), 9),
-            ("client-per-request".into(), 10),
-            ("client-per-request".into(), 11),
-            ("client-per-request".into(), 12)
-        ]
+        lines("client-per-request", "server.mjs", src),
+        [9, 10, 11, 12]
     );
 }
 
 #[test]
-fn a_helper_called_per_request_makes_a_client_but_lazy_singletons_do_not_fire() {
+fn client_per_request_fires_in_a_helper_called_per_request_but_not_for_lazy_singletons() {
     let src = r#"
 const express = require("express");
 const { PrismaClient } = require("@prisma/client");
@@ -384,14 +379,11 @@ const viaGlobal = () => globalThis.prisma ?? (globalThis.prisma = new PrismaClie
 app.get("/users", async (req, res) => res.json(await getUsers()));
 app.get("/n", async (req, res) => res.json((await db().user.count()) + (await lazy().user.count()) + (await viaGlobal().user.count())));
 "#;
-    assert_eq!(
-        findings("server.js", src, false),
-        vec![("client-per-request".into(), 6)]
-    );
+    assert_eq!(lines("client-per-request", "server.js", src), [6]);
 }
 
 #[test]
-fn clients_at_module_scope_do_not_fire() {
+fn client_per_request_leaves_clients_made_at_module_scope_or_in_a_factory() {
     let src = r#"
 import express from "express";
 import { PrismaClient } from "@prisma/client";
@@ -402,29 +394,82 @@ function makePool() { return new Pool(); }     // a factory, not per request
 const app = express();
 app.get("/users", async (req, res) => res.json(await prisma.user.findMany()));
 "#;
-    assert_eq!(rules("server.mjs", src), Vec::<String>::new());
+    assert_eq!(lines("client-per-request", "server.mjs", src), NONE);
 }
 
 #[test]
-fn typescript_sources_are_read() {
-    let src = r#"
-import express, { Request, Response } from "express";
+fn client_per_request_names_the_call_from_another_module_that_repeats_it() {
+    let server = r#"
+const express = require("express");
+const { db } = require("./lib/db");
+const { mid } = require("./lib/mid");
+const pool = require("./lib/pool");
 const app = express();
-const cache: Map<string, Buffer> = new Map();
-app.get("/img/:id", async (req: Request, res: Response) => {
-  const data: Buffer = Buffer.alloc(1024);
-  cache.set(req.params.id, data);
-  res.send(data);
-});
+function helper() { return db(); }
+app.get("/a", (req, res) => { helper(); res.end(); });
+app.get("/b", (req, res) => { mid(); pool(); res.end(); });
 "#;
+    let db = r#"
+const { Pool } = require("pg");
+function db() { return inner(); }
+function inner() { return new Pool(); }
+module.exports = { db };
+"#;
+    let mid = r#"
+const { leaf } = require("./leaf");
+function mid() { return step(); }
+function step() { return leaf(); }
+module.exports = { mid };
+"#;
+    let leaf = r#"
+const { Pool } = require("pg");
+function leaf() { return new Pool(); }
+module.exports = { leaf };
+"#;
+    let pool = r#"
+const { Client } = require("pg");
+module.exports = function () { return new Client(); };
+"#;
+    let files = [
+        ("server.js", server),
+        ("lib/db.js", db),
+        ("lib/mid.js", mid),
+        ("lib/leaf.js", leaf),
+        ("lib/pool.js", pool),
+    ];
+    let messages = run(
+        &Options::for_rule("client-per-request"),
+        Package::App,
+        &files,
+    );
+    let said = |file: &str| {
+        messages
+            .iter()
+            .find(|(f, _, _)| f == file)
+            .map(|(_, _, m)| m.as_str())
+            .unwrap_or_default()
+    };
+    // A local call before and after the call across modules.
     assert_eq!(
-        findings("server.ts", src, false),
-        vec![("unbounded-module-cache".into(), 4)]
+        said("lib/db.js"),
+        "`new Pool()` inside a function called from `db()`, which server.js:7 calls from a \
+         function called from a route handler: a new connection pool every time it runs"
+    );
+    // Two modules away: the last call across modules, and what repeats at the start.
+    assert_eq!(
+        said("lib/leaf.js"),
+        "`new Pool()` inside `leaf()`, which lib/mid.js:4 calls from a route handler: a new \
+         connection pool every time it runs"
+    );
+    assert_eq!(
+        said("lib/pool.js"),
+        "`new Client()` inside the module's default export, which server.js:9 calls from a \
+         route handler: a new connection pool every time it runs"
     );
 }
 
 #[test]
-fn library_module_timers_are_keep_alive_hints_not_leaks() {
+fn timer_keeps_process_alive_fires_for_a_library_interval_and_interval_never_cleared_does_not() {
     let src = r#"
 const sweep = setInterval(evict, 60000);
 const quiet = setInterval(evict, 60000);
@@ -433,27 +478,37 @@ function evict() {}
 module.exports = { evict };
 "#;
     assert_eq!(
-        findings("index.js", src, true),
-        vec![("timer-keeps-process-alive".into(), 2)]
+        lines_in(
+            Package::Library,
+            "timer-keeps-process-alive",
+            "index.js",
+            src
+        ),
+        [2]
+    );
+    assert_eq!(
+        lines_in(Package::Library, "interval-never-cleared", "index.js", src),
+        NONE
     );
 }
 
 #[test]
-fn suppression_comment_in_source() {
+fn a_suppression_comment_silences_interval_never_cleared() {
     let src = r#"
 // memfit-ignore interval-never-cleared the heartbeat runs for the life of the process
 setInterval(() => console.log("alive"), 60000);
 "#;
-    assert_eq!(rules("server.js", src), Vec::<String>::new());
+    assert_eq!(lines("interval-never-cleared", "server.js", src), NONE);
+    let unsuppressed = src.replace("memfit-ignore", "note:");
+    assert_eq!(
+        lines("interval-never-cleared", "server.js", &unsuppressed),
+        [3]
+    );
 }
 
 #[test]
-fn a_file_that_does_not_parse_is_skipped_without_findings() {
-    assert_eq!(
-        rules(
-            "broken.js",
-            "app.get('/', (req, res) => { setInterval(() => {}, 1) "
-        ),
-        Vec::<String>::new()
-    );
+fn a_file_that_does_not_parse_is_skipped_by_every_rule() {
+    let src = "app.get('/', (req, res) => { setInterval(() => {}, 1) ";
+    let every_rule = Options::default();
+    assert_eq!(run(&every_rule, Package::App, &[("broken.js", src)]), []);
 }

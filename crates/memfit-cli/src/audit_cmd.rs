@@ -12,14 +12,18 @@ use crate::args::{AuditArgs, AuditFormat, FailOn, FixArgs, ProjectLimitArgs};
 use crate::EXIT_FINDINGS;
 
 fn options(limits: &ProjectLimitArgs) -> Result<Options> {
-    let target = Target::resolve(&TargetRequest {
+    // Checked here so that a mistyped flag is a usage error; the audit resolves the flags
+    // again with the project's memfit.toml.
+    Target::resolve(&TargetRequest {
         limit: limits.limit,
         platform: limits.platform.as_deref(),
         cpus: None,
         config: None,
     })?;
     Ok(Options {
-        limit: target.map(|t| (t.memory.bytes(), t.source_text())),
+        limit: limits.limit,
+        platform: limits.platform.clone(),
+        ..Options::default()
     })
 }
 
@@ -153,15 +157,19 @@ fn human(report: &Report) -> String {
         let chain: Vec<String> = r
             .start
             .iter()
-            .map(|(place, cmd)| format!("{cmd}  [{place}]"))
+            .map(|step| format!("{}  [{}]", step.command, step.place))
             .collect();
         let _ = writeln!(out, "  start     {}", chain.join("\n         → "));
     }
     match r.heap.split_first() {
-        Some(((place, flags), rest)) => {
-            let _ = writeln!(out, "  heap      {flags}  [{place}] wins");
-            for (p, f) in rest {
-                let _ = writeln!(out, "            {f}  [{p}] overridden");
+        Some((winner, rest)) => {
+            let _ = writeln!(out, "  heap      {}  [{}] wins", winner.flags, winner.place);
+            for overridden in rest {
+                let _ = writeln!(
+                    out,
+                    "            {}  [{}] overridden",
+                    overridden.flags, overridden.place
+                );
             }
         }
         None if r.is_node => {
@@ -172,8 +180,8 @@ fn human(report: &Report) -> String {
         }
         None => {}
     }
-    if let Some((n, place)) = &r.workers {
-        let _ = writeln!(out, "  workers   {n} ({place})");
+    if let Some(workers) = &r.workers {
+        let _ = writeln!(out, "  workers   {} ({})", workers.count, workers.place);
     }
     for note in &report.notes {
         let _ = writeln!(out, "  note      {note}");

@@ -117,7 +117,7 @@ pub const HEAP_SHARE_PERCENT: u64 = 75;
 
 /// memfit's choice: at least this much per Node worker for Buffers and other memory outside
 /// the V8 heap, which no flag caps (300 MiB of Buffers under a 64 MiB heap cap: RSS 340 MiB,
-/// no V8 error; bench/node_overhead.sh).
+/// no V8 error; bench/node_flag_effects.sh).
 pub const MIN_OFF_HEAP: ByteSize = ByteSize(16 * MIB);
 
 /// memfit's choice: below this old generation a Node server spends its time collecting.

@@ -7,6 +7,7 @@
 //! container, or behind its own init) where the provider documents it.
 
 use crate::size::{ByteSize, MIB};
+use crate::CgroupVersion;
 
 /// One plan of one provider.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -22,6 +23,9 @@ pub struct Platform {
     pub note: &'static str,
     /// How the platform starts the command, where documented.
     pub process: ProcessModel,
+    /// The cgroup version its hosts run, where documented (it decides whether Node < 20.3
+    /// sees the limit at all).
+    pub cgroup: Option<CgroupVersion>,
 }
 
 /// How a platform starts the command, which decides its exit status on a V8 heap abort (139
@@ -42,7 +46,8 @@ const fn mib(n: u64) -> ByteSize {
 
 const RENDER: &str = "https://render.com/docs/workflows-limits (instance types; same specs as https://render.com/pricing)";
 const RENDER_FREE: &str = "https://render.com/pricing";
-// Heroku support article that reads the dyno's own cgroup v1 memory.limit_in_bytes.
+// Heroku support article that reads the dyno's own cgroup v1 memory.limit_in_bytes: dynos run
+// on cgroup v1.
 const HEROKU: &str =
     "https://help.heroku.com/Q386NUGG/how-can-i-determine-the-memory-limit-of-a-dyno";
 const FLY: &str = "https://fly.io/docs/machines/guides-examples/machine-sizing (minimum 256 MB per shared CPU, 2048 MB per performance CPU) and https://fly.io/docs/about/pricing/";
@@ -60,33 +65,33 @@ const KUBERNETES: ProcessModel = ProcessModel::Pid1 {
 
 /// Every plan memfit knows, grouped by provider.
 pub const PLATFORMS: &[Platform] = &[
-    Platform { name: "render:free", memory: mib(512), cpus: Some(0.1), source: RENDER_FREE, note: "spins down when idle", process: ProcessModel::Unknown },
-    Platform { name: "render:starter", memory: mib(512), cpus: Some(0.5), source: RENDER, note: "", process: ProcessModel::Unknown },
-    Platform { name: "render:standard", memory: mib(2048), cpus: Some(1.0), source: RENDER, note: "", process: ProcessModel::Unknown },
-    Platform { name: "render:pro", memory: mib(4096), cpus: Some(2.0), source: RENDER, note: "", process: ProcessModel::Unknown },
-    Platform { name: "render:pro-plus", memory: mib(8192), cpus: Some(4.0), source: RENDER, note: "", process: ProcessModel::Unknown },
-    Platform { name: "heroku:eco", memory: mib(512), cpus: None, source: HEROKU, note: "same limit as standard-1x; Heroku swaps past the quota (R14) and restarts at 5x (R15)", process: ProcessModel::Unknown },
-    Platform { name: "heroku:basic", memory: mib(512), cpus: None, source: HEROKU, note: "same limit as standard-1x; Heroku swaps past the quota (R14)", process: ProcessModel::Unknown },
-    Platform { name: "heroku:standard-1x", memory: ByteSize(536_870_912), cpus: None, source: HEROKU, note: "Heroku swaps past the quota (R14) instead of killing; try --swap", process: ProcessModel::Unknown },
-    Platform { name: "heroku:standard-2x", memory: ByteSize(1_073_741_824), cpus: None, source: HEROKU, note: "Heroku swaps past the quota (R14) instead of killing; try --swap", process: ProcessModel::Unknown },
-    Platform { name: "heroku:performance-m", memory: ByteSize(2_684_354_560), cpus: None, source: HEROKU, note: "", process: ProcessModel::Unknown },
-    Platform { name: "heroku:performance-l", memory: ByteSize(15_032_385_536), cpus: None, source: HEROKU, note: "", process: ProcessModel::Unknown },
-    Platform { name: "fly:shared-cpu-1x", memory: mib(256), cpus: Some(1.0), source: FLY, note: "the default Machine size; a Firecracker VM, so the guest kernel's OOM killer acts", process: FLY_INIT },
-    Platform { name: "fly:shared-cpu-1x-512", memory: mib(512), cpus: Some(1.0), source: FLY, note: "shared CPU", process: FLY_INIT },
-    Platform { name: "fly:shared-cpu-1x-1gb", memory: mib(1024), cpus: Some(1.0), source: FLY, note: "shared CPU", process: FLY_INIT },
-    Platform { name: "fly:shared-cpu-2x", memory: mib(512), cpus: Some(2.0), source: FLY, note: "shared CPUs", process: FLY_INIT },
-    Platform { name: "fly:performance-1x", memory: mib(2048), cpus: Some(1.0), source: FLY, note: "dedicated CPU", process: FLY_INIT },
-    Platform { name: "railway:trial", memory: mib(512), cpus: Some(1.0), source: RAILWAY, note: "\"max to 512 MB of RAM, shared vCPU capacity\"", process: ProcessModel::Unknown },
-    Platform { name: "railway:hobby", memory: mib(8192), cpus: Some(8.0), source: RAILWAY, note: "the plan's per-service ceiling (\"up to 8 GB of RAM, 8 vCPU\"); the page names it the Developer plan", process: ProcessModel::Unknown },
-    Platform { name: "northflank:nf-compute-10", memory: mib(256), cpus: Some(0.1), source: NORTHFLANK, note: "", process: KUBERNETES },
-    Platform { name: "northflank:nf-compute-20", memory: mib(512), cpus: Some(0.2), source: NORTHFLANK, note: "", process: KUBERNETES },
-    Platform { name: "northflank:nf-compute-50", memory: mib(1024), cpus: Some(0.5), source: NORTHFLANK, note: "", process: KUBERNETES },
-    Platform { name: "northflank:nf-compute-100-1", memory: mib(1024), cpus: Some(1.0), source: NORTHFLANK, note: "", process: KUBERNETES },
-    Platform { name: "northflank:nf-compute-100-2", memory: mib(2048), cpus: Some(1.0), source: NORTHFLANK, note: "", process: KUBERNETES },
-    Platform { name: "northflank:nf-compute-200", memory: mib(4096), cpus: Some(2.0), source: NORTHFLANK, note: "", process: KUBERNETES },
-    Platform { name: "github:ubuntu-slim", memory: mib(5 * 1024), cpus: Some(1.0), source: GITHUB, note: "a container on a shared VM", process: ProcessModel::Unknown },
-    Platform { name: "github:ubuntu-latest", memory: mib(16 * 1024), cpus: Some(4.0), source: GITHUB, note: "public repositories", process: ProcessModel::Unknown },
-    Platform { name: "github:ubuntu-latest-private", memory: mib(7 * 1024), cpus: Some(2.0), source: GITHUB, note: "private repositories; 7 GB is the long-standing figure, check the page for the current one", process: ProcessModel::Unknown },
+    Platform { name: "render:free", memory: mib(512), cpus: Some(0.1), source: RENDER_FREE, note: "spins down when idle", process: ProcessModel::Unknown, cgroup: None },
+    Platform { name: "render:starter", memory: mib(512), cpus: Some(0.5), source: RENDER, note: "", process: ProcessModel::Unknown, cgroup: None },
+    Platform { name: "render:standard", memory: mib(2048), cpus: Some(1.0), source: RENDER, note: "", process: ProcessModel::Unknown, cgroup: None },
+    Platform { name: "render:pro", memory: mib(4096), cpus: Some(2.0), source: RENDER, note: "", process: ProcessModel::Unknown, cgroup: None },
+    Platform { name: "render:pro-plus", memory: mib(8192), cpus: Some(4.0), source: RENDER, note: "", process: ProcessModel::Unknown, cgroup: None },
+    Platform { name: "heroku:eco", memory: mib(512), cpus: None, source: HEROKU, note: "same limit as standard-1x; Heroku swaps past the quota (R14) and restarts at 5x (R15)", process: ProcessModel::Unknown, cgroup: Some(CgroupVersion::V1) },
+    Platform { name: "heroku:basic", memory: mib(512), cpus: None, source: HEROKU, note: "same limit as standard-1x; Heroku swaps past the quota (R14)", process: ProcessModel::Unknown, cgroup: Some(CgroupVersion::V1) },
+    Platform { name: "heroku:standard-1x", memory: ByteSize(536_870_912), cpus: None, source: HEROKU, note: "Heroku swaps past the quota (R14) instead of killing; try --swap", process: ProcessModel::Unknown, cgroup: Some(CgroupVersion::V1) },
+    Platform { name: "heroku:standard-2x", memory: ByteSize(1_073_741_824), cpus: None, source: HEROKU, note: "Heroku swaps past the quota (R14) instead of killing; try --swap", process: ProcessModel::Unknown, cgroup: Some(CgroupVersion::V1) },
+    Platform { name: "heroku:performance-m", memory: ByteSize(2_684_354_560), cpus: None, source: HEROKU, note: "", process: ProcessModel::Unknown, cgroup: Some(CgroupVersion::V1) },
+    Platform { name: "heroku:performance-l", memory: ByteSize(15_032_385_536), cpus: None, source: HEROKU, note: "", process: ProcessModel::Unknown, cgroup: Some(CgroupVersion::V1) },
+    Platform { name: "fly:shared-cpu-1x", memory: mib(256), cpus: Some(1.0), source: FLY, note: "the default Machine size; a Firecracker VM, so the guest kernel's OOM killer acts", process: FLY_INIT, cgroup: None },
+    Platform { name: "fly:shared-cpu-1x-512", memory: mib(512), cpus: Some(1.0), source: FLY, note: "shared CPU", process: FLY_INIT, cgroup: None },
+    Platform { name: "fly:shared-cpu-1x-1gb", memory: mib(1024), cpus: Some(1.0), source: FLY, note: "shared CPU", process: FLY_INIT, cgroup: None },
+    Platform { name: "fly:shared-cpu-2x", memory: mib(512), cpus: Some(2.0), source: FLY, note: "shared CPUs", process: FLY_INIT, cgroup: None },
+    Platform { name: "fly:performance-1x", memory: mib(2048), cpus: Some(1.0), source: FLY, note: "dedicated CPU", process: FLY_INIT, cgroup: None },
+    Platform { name: "railway:trial", memory: mib(512), cpus: Some(1.0), source: RAILWAY, note: "\"max to 512 MB of RAM, shared vCPU capacity\"", process: ProcessModel::Unknown, cgroup: None },
+    Platform { name: "railway:hobby", memory: mib(8192), cpus: Some(8.0), source: RAILWAY, note: "the plan's per-service ceiling (\"up to 8 GB of RAM, 8 vCPU\"); the page names it the Developer plan", process: ProcessModel::Unknown, cgroup: None },
+    Platform { name: "northflank:nf-compute-10", memory: mib(256), cpus: Some(0.1), source: NORTHFLANK, note: "", process: KUBERNETES, cgroup: None },
+    Platform { name: "northflank:nf-compute-20", memory: mib(512), cpus: Some(0.2), source: NORTHFLANK, note: "", process: KUBERNETES, cgroup: None },
+    Platform { name: "northflank:nf-compute-50", memory: mib(1024), cpus: Some(0.5), source: NORTHFLANK, note: "", process: KUBERNETES, cgroup: None },
+    Platform { name: "northflank:nf-compute-100-1", memory: mib(1024), cpus: Some(1.0), source: NORTHFLANK, note: "", process: KUBERNETES, cgroup: None },
+    Platform { name: "northflank:nf-compute-100-2", memory: mib(2048), cpus: Some(1.0), source: NORTHFLANK, note: "", process: KUBERNETES, cgroup: None },
+    Platform { name: "northflank:nf-compute-200", memory: mib(4096), cpus: Some(2.0), source: NORTHFLANK, note: "", process: KUBERNETES, cgroup: None },
+    Platform { name: "github:ubuntu-slim", memory: mib(5 * 1024), cpus: Some(1.0), source: GITHUB, note: "a container on a shared VM", process: ProcessModel::Unknown, cgroup: None },
+    Platform { name: "github:ubuntu-latest", memory: mib(16 * 1024), cpus: Some(4.0), source: GITHUB, note: "public repositories", process: ProcessModel::Unknown, cgroup: None },
+    Platform { name: "github:ubuntu-latest-private", memory: mib(7 * 1024), cpus: Some(2.0), source: GITHUB, note: "private repositories; 7 GB is the long-standing figure, check the page for the current one", process: ProcessModel::Unknown, cgroup: None },
 ];
 
 /// Looks a plan up by `provider:plan` (case-insensitive).

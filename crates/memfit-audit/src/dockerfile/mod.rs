@@ -1,12 +1,13 @@
 //! A Dockerfile parser that never refuses a valid Dockerfile.
 //!
-//! It follows the BuildKit reference (moby/buildkit frontend/dockerfile/docs/reference.md;
-//! shared/research/prior-art-audit.md §3): parser directives (`syntax`, `escape`, `check`)
-//! at the top only, continuation lines with either escape character, comment lines inside
-//! continuations dropped, heredocs anywhere in RUN/COPY/ADD (several per instruction, `<<-`,
-//! quoted delimiters, file-descriptor prefixes), JSON and shell forms, every flag kept as data
-//! (unknown ones included: hadolint's hard failures on `ADD --keep-git-dir` and `--unpack`
-//! are its users' first complaint), ARG before FROM, stage aliases, ONBUILD, CRLF.
+//! It follows the BuildKit reference
+//! (https://github.com/moby/buildkit/blob/master/frontend/dockerfile/docs/reference.md):
+//! parser directives (`syntax`, `escape`, `check`) at the top only, continuation lines with
+//! either escape character, comment lines inside continuations dropped, heredocs anywhere in
+//! RUN/COPY/ADD (several per instruction, `<<-`, quoted delimiters, file-descriptor prefixes),
+//! JSON and shell forms, every flag kept as data (unknown ones included: hadolint's hard
+//! failures on `ADD --keep-git-dir` and `--unpack`, hadolint/hadolint#951 and #1145, are its
+//! users' first complaint), ARG before FROM, stage aliases, ONBUILD, CRLF.
 //!
 //! What it cannot make sense of becomes a [`Problem`] with a span, and parsing goes on:
 //! an unknown instruction is kept as one, an unterminated heredoc runs to the end of the file.
@@ -70,11 +71,92 @@ pub struct Problem {
     pub span: Span,
 }
 
+/// An instruction's keyword: BuildKit's instructions (reference.md, "Overview"), compared
+/// in upper case as BuildKit does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keyword {
+    Add,
+    Arg,
+    Cmd,
+    Copy,
+    Entrypoint,
+    Env,
+    Expose,
+    From,
+    Healthcheck,
+    Label,
+    Maintainer,
+    Onbuild,
+    Run,
+    Shell,
+    Stopsignal,
+    User,
+    Volume,
+    Workdir,
+    /// Not one of BuildKit's instructions, upper-cased: kept, and reported as a problem.
+    Unknown(String),
+}
+
+impl Keyword {
+    pub fn parse(word: &str) -> Keyword {
+        match word.to_ascii_uppercase().as_str() {
+            "ADD" => Keyword::Add,
+            "ARG" => Keyword::Arg,
+            "CMD" => Keyword::Cmd,
+            "COPY" => Keyword::Copy,
+            "ENTRYPOINT" => Keyword::Entrypoint,
+            "ENV" => Keyword::Env,
+            "EXPOSE" => Keyword::Expose,
+            "FROM" => Keyword::From,
+            "HEALTHCHECK" => Keyword::Healthcheck,
+            "LABEL" => Keyword::Label,
+            "MAINTAINER" => Keyword::Maintainer,
+            "ONBUILD" => Keyword::Onbuild,
+            "RUN" => Keyword::Run,
+            "SHELL" => Keyword::Shell,
+            "STOPSIGNAL" => Keyword::Stopsignal,
+            "USER" => Keyword::User,
+            "VOLUME" => Keyword::Volume,
+            "WORKDIR" => Keyword::Workdir,
+            other => Keyword::Unknown(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Keyword::Add => "ADD",
+            Keyword::Arg => "ARG",
+            Keyword::Cmd => "CMD",
+            Keyword::Copy => "COPY",
+            Keyword::Entrypoint => "ENTRYPOINT",
+            Keyword::Env => "ENV",
+            Keyword::Expose => "EXPOSE",
+            Keyword::From => "FROM",
+            Keyword::Healthcheck => "HEALTHCHECK",
+            Keyword::Label => "LABEL",
+            Keyword::Maintainer => "MAINTAINER",
+            Keyword::Onbuild => "ONBUILD",
+            Keyword::Run => "RUN",
+            Keyword::Shell => "SHELL",
+            Keyword::Stopsignal => "STOPSIGNAL",
+            Keyword::User => "USER",
+            Keyword::Volume => "VOLUME",
+            Keyword::Workdir => "WORKDIR",
+            Keyword::Unknown(word) => word,
+        }
+    }
+}
+
+impl std::fmt::Display for Keyword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One instruction, with its continuation lines and heredoc bodies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instruction {
-    /// Upper case, as BuildKit compares it.
-    pub keyword: String,
+    pub keyword: Keyword,
     pub keyword_span: Span,
     /// From the keyword to the end of its last line or heredoc terminator.
     pub span: Span,
@@ -168,7 +250,7 @@ impl Instruction {
     /// of its text: in `text` (`Some`) or in the source (heredoc bodies, `None`).
     pub fn scripts(&self) -> Vec<Script> {
         let mut out = Vec::new();
-        if self.keyword != "RUN" {
+        if self.keyword != Keyword::Run {
             return out;
         }
         if let Some(words) = &self.exec {

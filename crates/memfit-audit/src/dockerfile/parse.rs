@@ -1,34 +1,6 @@
 //! The line scanner: directives, comments, continuations, heredocs, flags, forms.
 
-use super::{Comment, Directive, Dockerfile, Flag, Heredoc, Instruction, Problem, Span};
-
-/// Instructions BuildKit knows (reference.md, "Overview").
-const KEYWORDS: &[&str] = &[
-    "ADD",
-    "ARG",
-    "CMD",
-    "COPY",
-    "ENTRYPOINT",
-    "ENV",
-    "EXPOSE",
-    "FROM",
-    "HEALTHCHECK",
-    "LABEL",
-    "MAINTAINER",
-    "ONBUILD",
-    "RUN",
-    "SHELL",
-    "STOPSIGNAL",
-    "USER",
-    "VOLUME",
-    "WORKDIR",
-];
-
-/// Instructions whose leading `--flags` BuildKit parses.
-const WITH_FLAGS: &[&str] = &["ADD", "COPY", "FROM", "HEALTHCHECK", "RUN"];
-
-/// Instructions that take heredocs.
-const WITH_HEREDOCS: &[&str] = &["ADD", "COPY", "RUN"];
+use super::{Comment, Directive, Dockerfile, Flag, Heredoc, Instruction, Keyword, Problem, Span};
 
 /// One physical line: its start offset and content without the line ending.
 #[derive(Clone, Copy)]
@@ -196,7 +168,7 @@ fn read_instruction(
     }
 
     let keyword_len = text.find(|c: char| c.is_whitespace()).unwrap_or(text.len());
-    let keyword = text[..keyword_len].to_ascii_uppercase();
+    let keyword = Keyword::parse(&text[..keyword_len]);
     let keyword_span = Span::new(map[0], map[keyword_len.max(1) - 1] + 1);
     let mut rest_start = keyword_len;
     while text[rest_start..].starts_with(|c: char| c.is_whitespace()) {
@@ -205,7 +177,7 @@ fn read_instruction(
     let body_text = text[rest_start..].to_string();
     let body_map = map[rest_start..].to_vec();
 
-    if !KEYWORDS.contains(&keyword.as_str()) {
+    if matches!(keyword, Keyword::Unknown(_)) {
         file.problems.push(Problem {
             message: format!(
                 "unknown instruction `{}`: not one of BuildKit's instructions",
@@ -215,10 +187,11 @@ fn read_instruction(
         });
     }
 
-    let mut instruction = build(&keyword, keyword_span, body_text, body_map, last_end, file);
+    let takes_heredocs = matches!(keyword, Keyword::Add | Keyword::Copy | Keyword::Run);
+    let mut instruction = build(keyword, keyword_span, body_text, body_map, last_end, file);
 
     // Heredoc bodies follow the instruction's lines, in the order their markers appear.
-    if WITH_HEREDOCS.contains(&keyword.as_str()) {
+    if takes_heredocs {
         let markers = heredoc_markers(instruction.args(), escape);
         for marker in markers {
             let marker_span = instruction.source_span(
@@ -276,7 +249,7 @@ fn push_mapped(text: &mut String, map: &mut Vec<usize>, piece: &str, source_star
 
 /// Builds an instruction from its keyword and logical text (used for ONBUILD's inner one too).
 fn build(
-    keyword: &str,
+    keyword: Keyword,
     keyword_span: Span,
     text: String,
     text_map: Vec<usize>,
@@ -285,7 +258,11 @@ fn build(
 ) -> Instruction {
     let mut flags = Vec::new();
     let mut args_start = 0;
-    if WITH_FLAGS.contains(&keyword) {
+    // The instructions whose leading `--flags` BuildKit parses.
+    if matches!(
+        keyword,
+        Keyword::Add | Keyword::Copy | Keyword::From | Keyword::Healthcheck | Keyword::Run
+    ) {
         loop {
             let rest = &text[args_start..];
             if !rest.starts_with("--") {
@@ -311,24 +288,33 @@ fn build(
     let args = &text[args_start..];
     let exec = if matches!(
         keyword,
-        "RUN" | "CMD" | "ENTRYPOINT" | "SHELL" | "COPY" | "ADD" | "VOLUME"
+        Keyword::Run
+            | Keyword::Cmd
+            | Keyword::Entrypoint
+            | Keyword::Shell
+            | Keyword::Copy
+            | Keyword::Add
+            | Keyword::Volume
     ) && args.trim_start().starts_with('[')
     {
         serde_json::from_str::<Vec<String>>(args.trim()).ok()
     } else {
         None
     };
-    if keyword == "SHELL" && exec.is_none() {
+    if keyword == Keyword::Shell && exec.is_none() {
         file.problems.push(Problem {
             message: "SHELL takes a JSON array, e.g. SHELL [\"/bin/bash\", \"-c\"]".to_string(),
             span: keyword_span,
         });
     }
-    let onbuild = if keyword == "ONBUILD" && !args.trim().is_empty() {
+    let onbuild = if keyword == Keyword::Onbuild && !args.trim().is_empty() {
         let inner_len = args.find(|c: char| c.is_whitespace()).unwrap_or(args.len());
-        let inner_keyword = args[..inner_len].to_ascii_uppercase();
+        let inner_keyword = Keyword::parse(&args[..inner_len]);
         let inner_span = span_of(&text_map, args_start, args_start + inner_len, keyword_span);
-        if matches!(inner_keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
+        if matches!(
+            inner_keyword,
+            Keyword::Onbuild | Keyword::From | Keyword::Maintainer
+        ) {
             file.problems.push(Problem {
                 message: format!("ONBUILD {inner_keyword} is not allowed"),
                 span: inner_span,
@@ -339,7 +325,7 @@ fn build(
             inner_start += 1;
         }
         Some(Box::new(build(
-            &inner_keyword,
+            inner_keyword,
             inner_span,
             text[inner_start..].to_string(),
             text_map[inner_start..].to_vec(),
@@ -351,7 +337,7 @@ fn build(
     };
     let start = keyword_span.start;
     Instruction {
-        keyword: keyword.to_string(),
+        keyword,
         keyword_span,
         span: Span::new(start, end.max(start)),
         flags,

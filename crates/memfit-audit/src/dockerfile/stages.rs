@@ -1,7 +1,7 @@
 //! Build stages: `FROM image AS name`, global ARGs, `FROM <stage>`, `COPY --from`, and which
 //! stages end up in the image that ships.
 
-use super::{Dockerfile, Instruction};
+use super::{Dockerfile, Instruction, Keyword};
 
 /// One `FROM` and the instructions up to the next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +32,8 @@ impl Dockerfile {
     pub fn global_args(&self) -> Vec<(String, Option<String>)> {
         self.instructions
             .iter()
-            .take_while(|i| i.keyword != "FROM")
-            .filter(|i| i.keyword == "ARG")
+            .take_while(|i| i.keyword != Keyword::From)
+            .filter(|i| i.keyword == Keyword::Arg)
             .flat_map(|i| arg_declarations(i.args()))
             .collect()
     }
@@ -44,7 +44,7 @@ impl Dockerfile {
             .instructions
             .iter()
             .enumerate()
-            .filter(|(_, i)| i.keyword == "FROM")
+            .filter(|(_, i)| i.keyword == Keyword::From)
             .map(|(n, _)| n)
             .collect();
         let mut stages: Vec<Stage> = Vec::new();

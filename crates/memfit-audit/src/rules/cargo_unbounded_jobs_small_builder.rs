@@ -1,5 +1,6 @@
 use super::Rule;
 use crate::context::Context;
+use crate::dockerfile::Keyword;
 use crate::finding::{Finding, Severity};
 
 pub const RULE: Rule = Rule {
@@ -51,10 +52,10 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
                         view.docker
                             .instructions
                             .iter()
-                            .take_while(|i| i.keyword != "FROM"),
+                            .take_while(|i| i.keyword != Keyword::From),
                     )
                 {
-                    if matches!(i.keyword.as_str(), "ENV" | "ARG")
+                    if matches!(i.keyword, Keyword::Env | Keyword::Arg)
                         && i.args().contains("CARGO_BUILD_JOBS")
                     {
                         found = true;

@@ -2,6 +2,7 @@ use std::path::Path;
 
 use super::Rule;
 use crate::context::Context;
+use crate::dockerfile::Keyword;
 use crate::finding::{Edit, Finding, Severity};
 use crate::project::Kind;
 
@@ -53,7 +54,7 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
     let node_project = ctx.project.of_kind(Kind::PackageJson).next().is_some();
     for view in ctx.dockerfiles() {
         let copies_context = view.docker.instructions.iter().find(|i| {
-            matches!(i.keyword.as_str(), "COPY" | "ADD")
+            matches!(i.keyword, Keyword::Copy | Keyword::Add)
                 && i.flag("from").is_none()
                 && i.heredocs.is_empty()
                 && {

@@ -1,5 +1,6 @@
 use super::Rule;
 use crate::context::Context;
+use crate::dockerfile::Keyword;
 use crate::finding::{Finding, Severity};
 
 pub const RULE: Rule = Rule {
@@ -31,7 +32,7 @@ COPY --from=build /app/node_modules /app/node_modules
 fn check(ctx: &Context, out: &mut Vec<Finding>) {
     for view in ctx.dockerfiles() {
         for instruction in &view.docker.instructions {
-            if instruction.keyword != "COPY" || instruction.flag("from").is_none() {
+            if instruction.keyword != Keyword::Copy || instruction.flag("from").is_none() {
                 continue;
             }
             let words: Vec<&str> = match &instruction.exec {

@@ -1,6 +1,7 @@
 use super::Rule;
 use crate::context::{build_command, Context};
 use crate::dockerfile::shell::SimpleCommand;
+use crate::dockerfile::Keyword;
 use crate::finding::{Edit, Finding, Severity};
 
 pub const RULE: Rule = Rule {
@@ -122,7 +123,7 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
         // COPY --from=<stage> …node_modules… from a stage that installed everything.
         for &s in &view.shipped {
             for instruction in view.docker.stage_instructions(&view.stages[s]) {
-                if instruction.keyword != "COPY" {
+                if instruction.keyword != Keyword::Copy {
                     continue;
                 }
                 let Some(from) = instruction.flag("from") else {
@@ -139,7 +140,7 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
                     .stage_instructions(&view.stages[source])
                     .iter()
                     .rev()
-                    .find(|i| i.keyword == "WORKDIR")
+                    .find(|i| i.keyword == Keyword::Workdir)
                     .map(|i| i.args().trim().trim_end_matches('/').to_string());
                 let words: Vec<String> = match &instruction.exec {
                     Some(w) => w.clone(),
@@ -176,7 +177,7 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
                     }
                     for st in chain.iter().rev() {
                         for i in view.docker.stage_instructions(&view.stages[*st]) {
-                            if i.keyword == "ENV" {
+                            if i.keyword == Keyword::Env {
                                 for (n, val, _, _) in crate::runtime::env_pairs(i.args()) {
                                     if n == "NODE_ENV" {
                                         v = Some(val);

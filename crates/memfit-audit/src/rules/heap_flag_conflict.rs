@@ -41,15 +41,17 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
         return;
     };
     let limit = ctx.limit_bytes();
-    let value =
-        |o: &crate::runtime::NodeOptions| match (o.old_space_percentage(), o.old_space_mib()) {
-            (Some(p), _) => format!("--max-old-space-size-percentage={p}"),
-            (None, Some(m)) => format!("--max-old-space-size={m}"),
-            _ => String::new(),
-        };
+    let value = |o: &crate::runtime::NodeOptions| match (
+        o.flags.old_space_percentage(),
+        o.flags.old_space_mib(),
+    ) {
+        (Some(p), _) => format!("--max-old-space-size-percentage={p}"),
+        (None, Some(m)) => format!("--max-old-space-size={m}"),
+        _ => String::new(),
+    };
     for loser in settings.iter().skip(1) {
-        let same = loser.old_space_bytes(limit).is_some()
-            && loser.old_space_bytes(limit) == winner.old_space_bytes(limit);
+        let same = loser.flags.old_space_bytes(limit).is_some()
+            && loser.flags.old_space_bytes(limit) == winner.flags.old_space_bytes(limit);
         if same && value(loser) == value(winner) {
             continue;
         }
@@ -66,6 +68,7 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
             _ => "the platform's environment replaces the image's ENV",
         };
         let resolved = winner
+            .flags
             .old_space_bytes(limit)
             .map(|b| format!(" ({})", mib(b)))
             .unwrap_or_default();

@@ -15,8 +15,9 @@ Compares the heap cap that wins at runtime (`--max-old-space-size` or
 
 ## Why is this bad?
 The flag caps V8's old generation only. The young generation, code, stacks and every Buffer
-live outside it: a working process measured RSS = heapTotal + 55 MiB, and 300 MiB of Buffers
-under a 64 MiB cap gave RSS 339 MiB with no V8 error (shared/research/prior-art-guard.md §4).
+live outside it: a process near a 200 MiB cap measured RSS = heapTotal + 34 MiB, and 300 MiB
+of Buffers under a 64 MiB cap gave RSS 340 MiB with no V8 error (`bench/node_flag_effects.sh`,
+Node 20.20).
 A cap at or near the limit means the kernel kills the process (exit 137) before V8 ever
 collects hard. The common practice, and Node's own docs (1536 MiB on a 2 GiB machine), leave
 about 25% of the limit outside the heap.
@@ -33,7 +34,8 @@ ENV NODE_OPTIONS=--max-old-space-size=384   # memfit plan --platform render:star
 
 ## References
 - `memfit plan` prints the full budget for the limit.
-- Node.js docs, `--max-old-space-size`; TryGhost/ActivityPub#2038.
+- Node.js docs, `--max-old-space-size`: https://nodejs.org/api/cli.html#--max-old-space-sizesize-in-mib
+- TryGhost/ActivityPub#2038: https://github.com/TryGhost/ActivityPub/pull/2038
 "#,
     check,
 };
@@ -45,9 +47,9 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
     let Some(effective) = ctx.runtime.effective_heap() else {
         return;
     };
-    let workers = ctx.runtime.workers.as_ref().map_or(1, |w| w.0.max(1)) as u64;
+    let workers = ctx.runtime.workers.as_ref().map_or(1, |w| w.count.max(1)) as u64;
     let share = limit / workers;
-    let Some(old) = effective.old_space_bytes(Some(limit)) else {
+    let Some(old) = effective.flags.old_space_bytes(Some(limit)) else {
         return;
     };
     // 80%: the common 75% plus rounding slack (384 MiB of 512 passes, 420 does not).
@@ -94,7 +96,7 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
         Some(rec) => {
             let description = format!("set --max-old-space-size={rec} (memfit plan: 75% of the share, the rest for young generation, native memory and Buffers)");
             finding = match (
-                effective.old_space_percentage(),
+                effective.flags.old_space_percentage(),
                 old_space_edit(ctx, effective, rec),
             ) {
                 (None, Some(edit)) => finding.fix_with(description, vec![edit]),

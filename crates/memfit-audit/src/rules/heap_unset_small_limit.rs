@@ -3,7 +3,7 @@ use memfit_core::ByteSize;
 
 use super::{mib, node_version, recommended_old_space_mib, Rule, ASSUMED_NODE};
 use crate::context::Context;
-use crate::dockerfile::Span;
+use crate::dockerfile::{Keyword, Span};
 use crate::finding::{Edit, Finding, Severity};
 use crate::runtime::env_pairs;
 
@@ -113,7 +113,7 @@ fn dockerfile_edit(ctx: &Context, flag: &str) -> Option<Edit> {
     let stages = docker.stages();
     let last = stages.last()?;
     let body = docker.stage_instructions(last);
-    for instruction in body.iter().filter(|i| i.keyword == "ENV") {
+    for instruction in body.iter().filter(|i| i.keyword == Keyword::Env) {
         for (name, value, start, end) in env_pairs(instruction.args()) {
             if name == "NODE_OPTIONS" {
                 let span = instruction
@@ -128,7 +128,7 @@ fn dockerfile_edit(ctx: &Context, flag: &str) -> Option<Edit> {
     }
     let anchor = body
         .iter()
-        .find(|i| matches!(i.keyword.as_str(), "CMD" | "ENTRYPOINT"))
+        .find(|i| matches!(i.keyword, Keyword::Cmd | Keyword::Entrypoint))
         .map(|i| i.span.start)
         .or_else(|| {
             body.last().map(|i| {

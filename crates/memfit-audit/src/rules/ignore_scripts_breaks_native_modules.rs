@@ -16,9 +16,10 @@ pnpm-lock.yaml) and the same stage does not `npm rebuild` them afterwards.
 ## Why is this bad?
 OOM guides suggest skipping install scripts to save build memory. For packages such as
 bcrypt, sharp, better-sqlite3 or argon2 the install script is what compiles or downloads the
-native binary: without it the service fails at its first `require`. The research behind this
-rule recommends `--ignore-scripts` per package, never globally
-(shared/research/prior-art-audit.md §7).
+native binary: without it the service fails at its first `require`. `ignore-scripts` applies
+to every package at once (https://docs.npmjs.com/cli/using-npm/config#ignore-scripts); the
+lockfile says which packages need their script (`hasInstallScript`,
+https://docs.npmjs.com/cli/configuring-npm/package-lock-json).
 
 ## Example
 ```dockerfile

@@ -2,6 +2,7 @@ use super::Rule;
 use crate::context::Context;
 use crate::finding::{Finding, Severity};
 use crate::js::Handle;
+use crate::js::JsFile;
 
 pub const RULE: Rule = Rule {
     id: "interval-never-cleared",
@@ -40,7 +41,12 @@ process.on("SIGTERM", () => clearInterval(timer));
 };
 
 fn check(ctx: &Context, out: &mut Vec<Finding>) {
-    for (file, facts, library) in &ctx.js {
+    for JsFile {
+        file,
+        facts,
+        library,
+    } in &ctx.js
+    {
         for timer in facts
             .timers
             .iter()

@@ -2,6 +2,7 @@ use super::Rule;
 use crate::context::Context;
 use crate::finding::{Finding, Severity};
 use crate::js::Handle;
+use crate::js::JsFile;
 
 pub const RULE: Rule = Rule {
     id: "listener-per-call",
@@ -40,7 +41,7 @@ app.post("/jobs", (req, res) => { queue.add({ user: req.user }); res.sendStatus(
 };
 
 fn check(ctx: &Context, out: &mut Vec<Finding>) {
-    for (file, facts, _) in &ctx.js {
+    for JsFile { file, facts, .. } in &ctx.js {
         for l in &facts.listeners {
             if !(l.long_lived || l.outer_from.is_some()) || l.once_option || l.conditional {
                 continue;

@@ -15,7 +15,7 @@ use crate::runtime::NodeOptions;
 mod build_tools_in_runtime_image;
 mod cargo_fat_lto_small_builder;
 mod cargo_unbounded_jobs_small_builder;
-mod client_per_request;
+pub(crate) mod client_per_request;
 mod copy_context_without_dockerignore;
 mod copy_whole_stage_filesystem;
 mod dev_dependencies_in_image;
@@ -39,7 +39,7 @@ mod timer_keeps_process_alive;
 mod tooling_in_dependencies;
 mod tsc_without_skiplibcheck;
 mod tsconfig_broad_include;
-mod unbounded_buffer;
+pub(crate) mod unbounded_buffer;
 mod unbounded_module_cache;
 mod workers_times_heap_over_limit;
 
@@ -112,7 +112,7 @@ pub fn node_plan(ctx: &Context, limit: u64) -> Budget {
         runtime: PlanRuntime::Node,
         node_version: node_version(ctx),
         cgroup: ctx.cgroup(),
-        workers: ctx.runtime.workers.as_ref().map(|w| w.0),
+        workers: ctx.runtime.workers.as_ref().map(|w| w.count),
         cpus: None,
         worker_size: None,
     })

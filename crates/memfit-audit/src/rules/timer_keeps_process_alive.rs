@@ -2,6 +2,7 @@ use super::Rule;
 use crate::context::Context;
 use crate::finding::{Finding, Severity};
 use crate::js::Handle;
+use crate::js::JsFile;
 
 pub const RULE: Rule = Rule {
     id: "timer-keeps-process-alive",
@@ -31,7 +32,12 @@ sweep.unref();
 };
 
 fn check(ctx: &Context, out: &mut Vec<Finding>) {
-    for (file, facts, library) in &ctx.js {
+    for JsFile {
+        file,
+        facts,
+        library,
+    } in &ctx.js
+    {
         if !library {
             continue;
         }

@@ -1,6 +1,7 @@
 use super::Rule;
 use crate::context::Context;
 use crate::finding::{Finding, Severity};
+use crate::js::JsFile;
 
 pub const RULE: Rule = Rule {
     id: "unbounded-module-cache",
@@ -38,7 +39,7 @@ or delete entries when they expire, or check `sessions.size` before adding.
 };
 
 fn check(ctx: &Context, out: &mut Vec<Finding>) {
-    for (file, facts, _) in &ctx.js {
+    for JsFile { file, facts, .. } in &ctx.js {
         for c in &facts.collections {
             if facts.bounded.contains(&c.symbol) {
                 continue;

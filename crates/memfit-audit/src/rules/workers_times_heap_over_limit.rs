@@ -4,6 +4,7 @@ use memfit_core::ByteSize;
 use super::{mib, node_plan, node_version, Rule};
 use crate::context::Context;
 use crate::finding::{Finding, Severity};
+use crate::runtime::Workers;
 
 pub const RULE: Rule = Rule {
     id: "workers-times-heap-over-limit",
@@ -38,7 +39,13 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
     let Some(limit) = ctx.limit_bytes() else {
         return;
     };
-    let Some((workers, place, file, span)) = ctx.runtime.workers.clone() else {
+    let Some(Workers {
+        count: workers,
+        place,
+        file,
+        span,
+    }) = ctx.runtime.workers.clone()
+    else {
         return;
     };
     if workers < 2 {
@@ -49,7 +56,7 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
     let heap = match ctx
         .runtime
         .effective_heap()
-        .and_then(|o| o.old_space_bytes(Some(limit)))
+        .and_then(|o| o.flags.old_space_bytes(Some(limit)))
     {
         Some(old) => old + young,
         None => version.heap_size_limit(ByteSize(limit), None, None).bytes(),
