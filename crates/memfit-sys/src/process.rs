@@ -122,6 +122,34 @@ pub fn spawn_detached(command: &mut Command, new_group: bool) -> io::Result<i32>
     Ok(child.id() as i32)
 }
 
+/// Blocks, in the calling thread, every signal a supervisor waits for with `sigtimedwait` and
+/// forwards to its child — all but the synchronous ones (SIGFPE, SIGILL, SIGSEGV, SIGBUS,
+/// SIGABRT, SIGTRAP, SIGSYS), which stay with whoever caused them, and the terminal's
+/// SIGTTIN/SIGTTOU, as tini does. Returns the blocked set. The child gets the default state
+/// back with [`reset_signal_state`].
+pub fn block_forwarded_signals() -> libc::sigset_t {
+    // SAFETY: plain sigset manipulation on a local.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        for s in [
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGABRT,
+            libc::SIGTRAP,
+            libc::SIGSYS,
+            libc::SIGTTIN,
+            libc::SIGTTOU,
+        ] {
+            libc::sigdelset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
 /// A minimal init, as `docker run --init` puts tini in front of a container's command: start
 /// `command` as this process's child, forward every signal sent to this process to it, reap
 /// every process that ends (orphans of the command are reparented to PID 1), and when the
@@ -131,26 +159,7 @@ pub fn run_init(command: &[std::ffi::OsString]) -> i32 {
     let Some(program) = command.first() else {
         return 127;
     };
-    // Block what this process waits for; the child gets the default state back.
-    // SAFETY: plain sigset manipulation on locals.
-    let waited = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut set);
-        // Synchronous signals stay with whoever caused them, as tini does.
-        for s in [
-            libc::SIGFPE,
-            libc::SIGILL,
-            libc::SIGSEGV,
-            libc::SIGBUS,
-            libc::SIGABRT,
-            libc::SIGTRAP,
-            libc::SIGSYS,
-        ] {
-            libc::sigdelset(&mut set, s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    };
+    let waited = block_forwarded_signals();
     let mut child = Command::new(program);
     child.args(&command[1..]);
     let pid = match spawn_detached(&mut child, false) {

@@ -66,30 +66,6 @@ pub(crate) struct Guard {
     restart_count: RestartCounts,
 }
 
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: plain sigset manipulation on a local.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut set);
-        // Synchronous signals stay with whoever caused them, as tini does.
-        for s in [
-            libc::SIGFPE,
-            libc::SIGILL,
-            libc::SIGSEGV,
-            libc::SIGBUS,
-            libc::SIGABRT,
-            libc::SIGTRAP,
-            libc::SIGSYS,
-            libc::SIGTTIN,
-            libc::SIGTTOU,
-        ] {
-            libc::sigdelset(&mut set, s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
 fn mib(bytes: u64) -> String {
     ByteSize(bytes).to_string()
 }
@@ -97,7 +73,7 @@ fn mib(bytes: u64) -> String {
 impl Guard {
     pub(crate) fn start(options: Options) -> Result<Guard, String> {
         let own_pid = std::process::id() as i32;
-        let signals = block_signals();
+        let signals = process::block_forwarded_signals();
         if own_pid != 1 {
             process::become_subreaper();
         }
