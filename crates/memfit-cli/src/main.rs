@@ -4,6 +4,7 @@
 mod args;
 mod audit_cmd;
 mod bisect_cmd;
+mod build_steps;
 mod explain_cmd;
 mod fidelity;
 mod output;

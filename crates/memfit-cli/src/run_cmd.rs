@@ -7,6 +7,7 @@ use memfit_core::{ByteSize, Target, TargetRequest};
 use memfit_measure::{html, svg, PeakSource, PidMode, RunOptions, RunReport, SignalWatcher, Stdio};
 
 use crate::args::{LimitArgs, RunArgs};
+use crate::build_steps;
 use crate::fidelity;
 use crate::output;
 use crate::{EXIT_FINDINGS, EXIT_USAGE};
@@ -80,7 +81,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
             .chain(fidelity.caveats)
             .collect(),
     };
-    let report = match memfit_measure::run(&options, &signals) {
+    let mut report = match memfit_measure::run(&options, &signals) {
         Ok(report) => report,
         Err(error) => {
             eprintln!("memfit: error: {error}");
@@ -88,6 +89,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         }
     };
 
+    build_steps::locate(&mut report, &args.command);
     if let Some(path) = &args.json {
         output::write_atomically(path, &serde_json::to_vec_pretty(&report)?)?;
     }
@@ -243,6 +245,7 @@ pub fn summary(report: &RunReport) -> String {
                 .join(", ")
         );
     }
+    render_steps(&mut out, report);
     for variable in &report.inherited_env {
         let _ = writeln!(
             out,
@@ -255,6 +258,51 @@ pub fn summary(report: &RunReport) -> String {
     }
     let _ = writeln!(out, "  verdict   {}", report.verdict());
     out
+}
+
+/// The build steps: the one killed, else the one that peaked; or the containers of a
+/// `docker run`.
+fn render_steps(out: &mut String, report: &RunReport) {
+    let step_text = |s: &memfit_measure::BuildStep| {
+        format!(
+            "step {}/{} `{}` ({}:{})",
+            s.index,
+            s.of,
+            truncate(&s.instruction, 60),
+            s.file,
+            s.line
+        )
+    };
+    if let Some(killed) = report.steps.iter().find(|s| s.oom_killed) {
+        let limit = report
+            .limit_bytes
+            .map(|l| format!(" at {}", ByteSize(l)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  step      {} OOM-killed{limit}", step_text(killed));
+    } else if let Some(top) = report.steps.iter().max_by_key(|s| s.peak_bytes) {
+        let _ = writeln!(
+            out,
+            "  step      {} peaked at {} ({} RUN step(s) measured)",
+            step_text(top),
+            ByteSize(top.peak_bytes),
+            report.steps.len()
+        );
+    } else {
+        for container in report.containers.iter().take(5) {
+            let _ = writeln!(
+                out,
+                "  container {} `{}` peak {}{}",
+                &container.id[..container.id.len().min(12)],
+                truncate(&container.command.join(" "), 50),
+                ByteSize(container.peak_bytes),
+                if container.oom_kills > 0 {
+                    ", OOM-killed"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
 }
 
 fn truncate(text: &str, max: usize) -> String {

@@ -14,9 +14,11 @@
 //! Not here: command-line parsing and terminal output (memfit-cli), log classification
 //! (memfit-explain), static checks (memfit-audit), production supervision (memfit-guard).
 
+mod adopt;
 pub mod bisect;
 mod clone3;
 mod container_view;
+pub mod docker;
 mod environment;
 pub mod html;
 mod kmsg;
@@ -27,15 +29,16 @@ mod signals;
 mod spawn;
 pub mod svg;
 mod taskstats;
+mod units;
 
 pub use bisect::{
     bisect, BisectError, BisectObserver, BisectOptions, BisectReport, Precision, TryRecord,
 };
 pub use environment::Environment;
 pub use report::{
-    describe_exit, short_command, ExitInfo, Mode, OomInfo, OomVictim, Peak, PeakSource,
-    ProcessAtPeak, ProcessRecord, ProcessRss, RunReport, Sample, SamplingCost, VictimEvidence,
-    RUN_SCHEMA,
+    describe_exit, short_command, BuildStep, ContainerKind, ContainerRecord, ExitInfo, Mode,
+    OomInfo, OomVictim, Peak, PeakSource, ProcessAtPeak, ProcessRecord, ProcessRss, RunReport,
+    Sample, SamplingCost, VictimEvidence, RUN_SCHEMA,
 };
 pub use run::{run, RunError, RunOptions};
 pub use signals::SignalWatcher;

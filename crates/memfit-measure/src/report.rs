@@ -80,6 +80,13 @@ pub struct RunReport {
     pub left_behind: Vec<ProcessAtPeak>,
     /// memfit received SIGINT/SIGTERM/SIGHUP/SIGQUIT during the run.
     pub interrupted: bool,
+    /// Containers Docker started for the command (the run's child cgroups), in start order.
+    #[serde(default)]
+    pub containers: Vec<ContainerRecord>,
+    /// The build steps those containers ran, located in the Dockerfile (filled in by the
+    /// caller, which reads the Dockerfile).
+    #[serde(default)]
+    pub steps: Vec<BuildStep>,
     pub sampling: SamplingCost,
     pub caveats: Vec<String>,
 }
@@ -205,6 +212,51 @@ impl From<ProcessRss> for (i32, u64) {
     }
 }
 
+/// A container Docker started for the command, measured in its own cgroup below the run's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    /// Its cgroup's name: the container id, or `buildkit-<id>` for an adopted BuildKit step.
+    pub id: String,
+    pub kind: ContainerKind,
+    /// What it ran, as first seen after the runtime's own init (`/bin/sh -c npm ci`).
+    pub command: Vec<String>,
+    /// Its cgroup's watermark, as last read (v2 `memory.peak`, v1 `max_usage_in_bytes`).
+    pub peak_bytes: u64,
+    /// OOM kills its cgroup counted.
+    pub oom_kills: u64,
+    pub started_ms: u64,
+    pub ended_ms: Option<u64>,
+}
+
+/// Why Docker started a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContainerKind {
+    /// `docker run`/`create`.
+    Container,
+    /// A build's RUN step.
+    BuildStep,
+}
+
+/// A RUN step of a build, located in its Dockerfile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildStep {
+    /// The instruction as written, e.g. `RUN npm ci`.
+    pub instruction: String,
+    pub file: String,
+    pub line: usize,
+    /// The stage's name (`FROM … AS build`) or index.
+    pub stage: String,
+    /// Its position among the Dockerfile's instructions, and their count ("step 4/9").
+    pub index: usize,
+    pub of: usize,
+    pub peak_bytes: u64,
+    pub oom_killed: bool,
+    /// Its exit status where known (137 after an OOM kill).
+    pub exit: Option<i32>,
+    pub duration_ms: u64,
+}
+
 /// What measuring cost memfit itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SamplingCost {
@@ -278,18 +330,33 @@ impl RunReport {
         }
     }
 
-    /// Why charged and working peaks differ, in one sentence, when they do.
+    /// Why charged and working peaks differ, in one sentence, when they do — from what was
+    /// measured: page cache only where the samples saw it.
     pub fn gap_explanation(&self) -> Option<String> {
-        let gap = self
-            .peak
-            .charged_bytes
-            .saturating_sub(self.peak.working_bytes);
-        if self.mode == Mode::MeasureOnly || gap < self.peak.charged_bytes / 10 {
+        let charged = self.peak.charged_bytes;
+        let gap = charged.saturating_sub(self.peak.working_bytes);
+        if self.mode == Mode::MeasureOnly || gap < charged / 10 {
             return None;
         }
+        let sampled = self.peak.sampled_charged_bytes;
+        if self.peak.source == PeakSource::KernelWatermark && sampled + charged / 10 < charged {
+            return Some(format!(
+                "no sample caught the peak (the highest sampled charge was {} of the kernel's {} watermark): the working peak is what the samples saw, not a measure of page cache",
+                ByteSize(sampled),
+                ByteSize(charged)
+            ));
+        }
+        let cache = self.peak.page_cache_bytes;
+        if cache >= gap / 10 * 8 {
+            return Some(format!(
+                "{} of the charged peak is page cache (files read or written) that the kernel reclaims before it OOM-kills; the working peak is what the command cannot do without",
+                ByteSize(gap)
+            ));
+        }
         Some(format!(
-            "{} of the charged peak is page cache (files read or written) that the kernel reclaims before it OOM-kills; the working peak is what the command cannot do without",
-            ByteSize(gap)
+            "{} of the charged peak is not working memory: {} page cache at the sampled peak, the rest kernel memory (page tables, slab) or memory charged between samples",
+            ByteSize(gap),
+            ByteSize(cache)
         ))
     }
 }

@@ -294,6 +294,13 @@ impl Sampler {
         self.suspected_victims.extend(vanished.iter().cloned());
     }
 
+    fn name_of(&self, pid: i32) -> Option<&str> {
+        self.live
+            .get(&pid)
+            .or_else(|| self.ended.iter().rev().find(|t| t.pid == pid))
+            .map(|t| t.name.as_str())
+    }
+
     fn command_of(&self, pid: i32) -> String {
         self.live
             .get(&pid)
@@ -328,21 +335,23 @@ impl Sampler {
     pub(crate) fn victims(
         &self,
         kernel: &[KernelOomKill],
-        cgroup_suffix: Option<&str>,
+        cgroup_name: Option<&str>,
         kill_count: u64,
     ) -> Vec<OomVictim> {
         let tracked =
             |pid: i32| self.live.contains_key(&pid) || self.ended.iter().any(|t| t.pid == pid);
         let ours: Vec<OomVictim> = kernel
             .iter()
-            .filter(|k| match (&k.task_memcg, cgroup_suffix) {
-                (Some(memcg), Some(suffix)) => memcg.ends_with(suffix),
+            .filter(|k| match (&k.task_memcg, cgroup_name) {
+                // The run's cgroup, or a container's below it.
+                (Some(memcg), Some(name)) => memcg.split('/').any(|part| part == name),
                 _ => tracked(k.pid),
             })
             .map(|k| OomVictim {
                 pid: k.pid,
-                // A process killed before its first sample is known by its kernel name.
-                command: if tracked(k.pid) {
+                // A process killed before its first sample, or that exec'd something else
+                // since its last one, is known by its kernel name.
+                command: if tracked(k.pid) && self.name_of(k.pid) == Some(k.comm.as_str()) {
                     self.command_of(k.pid)
                 } else {
                     k.comm.clone()

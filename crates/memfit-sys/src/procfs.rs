@@ -75,13 +75,18 @@ pub fn read_starttime(pid: i32) -> Option<u64> {
 
 /// The command line, arguments joined by spaces; `None` for zombies and kernel threads.
 pub fn read_cmdline(pid: i32) -> Option<String> {
+    read_argv(pid).map(|argv| argv.join(" "))
+}
+
+/// The arguments, each whole; `None` for zombies and kernel threads.
+pub fn read_argv(pid: i32) -> Option<Vec<String>> {
     let raw = fs::read(proc_path(pid, "cmdline")).ok()?;
-    let text: Vec<String> = raw
+    let argv: Vec<String> = raw
         .split(|b| *b == 0)
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    (!text.is_empty()).then(|| text.join(" "))
+    (!argv.is_empty()).then_some(argv)
 }
 
 /// The direct children of `pid`, from every thread's `task/TID/children` file.

@@ -17,10 +17,12 @@
 //! edit the file in place.
 
 mod parse;
+mod run_steps;
 pub mod shell;
 mod stages;
 
 pub use parse::parse;
+pub use run_steps::RunStep;
 pub use stages::{Stage, StageRef};
 
 /// A byte range in the source.

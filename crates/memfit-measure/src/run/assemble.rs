@@ -19,6 +19,7 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
         inherited_env,
         exit_records,
         own_usage,
+        containers,
     } = finished;
     let mut caveats = prepared.caveats;
     let mode = prepared.mode;
@@ -74,6 +75,8 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
         duration_ms: supervised.duration_ms,
         left_behind,
         interrupted: supervised.interrupted,
+        containers,
+        steps: Vec::new(),
         sampling: SamplingCost {
             samples_taken,
             mean_interval_ms: if samples_taken > 1 {

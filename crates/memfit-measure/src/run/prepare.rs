@@ -7,14 +7,31 @@ use memfit_sys::cgroup::{self, Hierarchy, OwnedCgroup};
 use memfit_sys::procfs;
 use memfit_sys::CgroupVersion;
 
+use std::ffi::OsString;
+use std::path::PathBuf;
+
 use super::{RunError, RunOptions};
-use crate::report::Mode;
+use crate::docker::{self, CgroupPathsBefore, DockerAction, DockerCommand};
+use crate::report::{ContainerKind, Mode};
 use crate::spawn::PidMode;
 
 static RUN_SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
+/// A docker command, and how its containers are brought under the run's cgroup.
+pub(super) struct DockerRun {
+    pub kind: ContainerKind,
+    /// Where dockerd creates cgroups memfit adopts (BuildKit steps that ignore
+    /// `--cgroup-parent`).
+    pub adopt_roots: Vec<PathBuf>,
+    /// The `--cgroup-parent` path in the other cgroup hierarchies, where docker creates it.
+    pub paths_before: CgroupPathsBefore,
+}
+
 /// What the run has before its command starts.
 pub(super) struct Prepared {
+    /// The command to start: the user's, with `--cgroup-parent` added for docker.
+    pub command: Vec<OsString>,
+    pub docker: Option<DockerRun>,
     pub host_cpus: usize,
     /// CPUs the command sees: its cpuset, or every CPU memfit may use.
     pub visible_cpus: usize,
@@ -101,12 +118,23 @@ pub(super) fn prepare(options: &RunOptions) -> Result<Prepared, RunError> {
         )),
         _ => {}
     }
+    let (command, docker) = match (&hierarchy, &cgroup) {
+        (Some(hierarchy), Some(cgroup)) => prepare_docker(options, hierarchy, cgroup, &mut caveats),
+        _ => {
+            if DockerCommand::recognize(&options.command).is_some() {
+                caveats.push("the containers Docker starts are not measured without a cgroup: this measures the docker CLI alone".to_string());
+            }
+            (options.command.clone(), None)
+        }
+    };
     let host_has_swap = procfs::meminfo("SwapTotal").unwrap_or(0) > 0;
     let swap_limitable = cgroup.as_ref().is_some_and(OwnedCgroup::swap_limitable);
     if host_has_swap && mode == Mode::CgroupV1 && !swap_limitable {
         caveats.push("this host has swap and the kernel has no swap accounting (memory.memsw.*): the command may swap instead of being OOM-killed".to_string());
     }
     Ok(Prepared {
+        command,
+        docker,
         host_cpus,
         visible_cpus,
         cpu_set,
@@ -118,6 +146,72 @@ pub(super) fn prepare(options: &RunOptions) -> Result<Prepared, RunError> {
         mode_reason,
         caveats,
     })
+}
+
+/// For a docker command: the command line with the run's cgroup as `--cgroup-parent`, and
+/// where dockerd's BuildKit puts steps that ignore it. What cannot be measured is a caveat.
+fn prepare_docker(
+    options: &RunOptions,
+    hierarchy: &Hierarchy,
+    cgroup: &OwnedCgroup,
+    caveats: &mut Vec<String>,
+) -> (Vec<OsString>, Option<DockerRun>) {
+    let unchanged = options.command.clone();
+    let Some(docker) = DockerCommand::recognize(&options.command) else {
+        return (unchanged, None);
+    };
+    let not_measured =
+        "the containers it starts are not measured: this measures the docker CLI alone";
+    let daemon = match docker::daemon(&options.command[0]) {
+        Ok(daemon) => daemon,
+        Err(reason) => {
+            caveats.push(format!("{reason}; {not_measured}"));
+            return (unchanged, None);
+        }
+    };
+    if daemon.cgroup_driver != "cgroupfs" {
+        caveats.push(format!("dockerd {} uses the {} cgroup driver, where a container's cgroup parent is a systemd slice memfit does not create yet; {not_measured}", daemon.server_version, daemon.cgroup_driver));
+        return (unchanged, None);
+    }
+    if docker.action == DockerAction::Compose {
+        caveats.push(format!(
+            "docker compose has no option that places its containers in a cgroup; {not_measured}"
+        ));
+        return (unchanged, None);
+    }
+    let relative = format!(
+        "/{}",
+        cgroup
+            .path()
+            .strip_prefix(&hierarchy.mount)
+            .unwrap_or(cgroup.path())
+            .display()
+    );
+    let Some(command) = docker.with_cgroup_parent(&options.command, &relative) else {
+        caveats.push(format!(
+            "the command gives its own --cgroup-parent; {not_measured}"
+        ));
+        return (unchanged, None);
+    };
+    let kind = match docker.action {
+        DockerAction::Build => ContainerKind::BuildStep,
+        DockerAction::Container | DockerAction::Compose => ContainerKind::Container,
+    };
+    let adopt_roots = match docker.action {
+        DockerAction::Build => vec![hierarchy
+            .mount
+            .join(docker::daemon_cgroup_parent().trim_start_matches('/'))
+            .join("buildkit")],
+        _ => Vec::new(),
+    };
+    (
+        command,
+        Some(DockerRun {
+            kind,
+            adopt_roots,
+            paths_before: CgroupPathsBefore::record(&relative, &hierarchy.mount),
+        }),
+    )
 }
 
 /// A fresh cgroup for this run, named after memfit's pid and the run's sequence number.

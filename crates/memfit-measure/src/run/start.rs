@@ -10,6 +10,7 @@ use memfit_sys::{process, procfs};
 use super::own_cost::OwnUsage;
 use super::prepare::Prepared;
 use super::{RunError, RunOptions};
+use crate::adopt::Adopter;
 use crate::container_view::{self, ViewOutcome};
 use crate::kmsg::KernelLog;
 use crate::spawn::{self, SpawnPlan};
@@ -29,6 +30,8 @@ pub(super) struct Running {
     pub container_view: bool,
     /// The host's runtime variables (NODE_OPTIONS…) that reached the command.
     pub inherited_env: Vec<String>,
+    /// Moves BuildKit's steps into the run's cgroup, for a docker build.
+    pub adopter: Option<Adopter>,
 }
 
 const HOST_VIEW_EFFECT: &str = "runtimes that read the limit at the root of /sys/fs/cgroup (Node ≤ 20.2) size themselves from the host's RAM";
@@ -64,11 +67,23 @@ pub(super) fn start(options: &RunOptions, prepared: &mut Prepared) -> Result<Run
     };
 
     let environment = options.environment.build();
+    let adopter = match (&prepared.docker, cgroup) {
+        (Some(docker), Some(cgroup)) if !docker.adopt_roots.is_empty() => {
+            match Adopter::start(docker.adopt_roots.clone(), (**cgroup).clone(), "buildkit-") {
+                Ok(adopter) => Some(adopter),
+                Err(e) => {
+                    prepared.caveats.push(format!("cannot watch dockerd's BuildKit cgroups ({e}): RUN steps of a builder that ignores --cgroup-parent are not measured"));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let own_usage_before = OwnUsage::now();
     let boot_ms_at_start = procfs::boot_time_ms();
     let started = Instant::now();
     let spawned = spawn::spawn(&SpawnPlan {
-        command: &options.command,
+        command: &prepared.command,
         stdio: options.stdio,
         memory_cgroup: cgroup,
         cpu_cgroup_v1: prepared.cpu_v1.as_ref().map(|(_, cgroup)| cgroup),
@@ -101,5 +116,6 @@ pub(super) fn start(options: &RunOptions, prepared: &mut Prepared) -> Result<Run
         exit_listener,
         container_view,
         inherited_env: environment.inherited_runtime,
+        adopter,
     })
 }

@@ -10,8 +10,10 @@ use memfit_sys::procfs;
 
 use super::own_cost::thread_cpu_time;
 use super::start::Running;
+use crate::report::ContainerKind;
 use crate::sampler::{GroupMemory, Sampler};
 use crate::signals::SignalWatcher;
+use crate::units::Units;
 
 /// Default sampling bounds: at most every 30 ms when sampling is cheap, at least every
 /// second; in between, 150 × the cost of one sample. A tick costs more than the sample it
@@ -31,14 +33,18 @@ pub(super) struct Supervised {
     pub interrupted: bool,
     /// The sum of the sleeps between samples, for the mean interval.
     pub intervals_total: Duration,
+    /// Containers Docker started for the command.
+    pub units: Units,
 }
 
 pub(super) fn supervise(
     running: &mut Running,
     cgroup: Option<&OwnedCgroup>,
+    containers: Option<ContainerKind>,
     signals: &SignalWatcher,
     fixed_interval: Option<Duration>,
 ) -> Supervised {
+    let mut units = Units::default();
     let mut sampler = Sampler::new(
         running.boot_ms_at_start,
         procfs::clock_ticks_per_second(),
@@ -73,6 +79,9 @@ pub(super) fn supervise(
             stat: cg.stat(),
         });
         let vanished = sampler.sample(&pids, now_ms, memory);
+        if let (Some(cg), Some(kind)) = (cgroup, containers) {
+            units.sample(cg, kind, now_ms);
+        }
         sampler.resolve_pending_exits();
         if let Some(cg) = cgroup {
             let counters = cg.oom_counters();
@@ -88,6 +97,7 @@ pub(super) fn supervise(
                 duration_ms,
                 interrupted,
                 intervals_total,
+                units,
             };
         }
         if fixed_interval.is_none() {
@@ -112,10 +122,11 @@ pub(super) fn supervise(
     }
 }
 
-/// The processes of the run: the cgroup's members, or memfit's descendants without one.
+/// The processes of the run: the members of its cgroup and of the containers' below it, or
+/// memfit's descendants without one.
 pub(super) fn members(cgroup: Option<&OwnedCgroup>) -> Vec<i32> {
     match cgroup {
-        Some(cg) => cg.pids(),
+        Some(cg) => cg.pids_recursive(),
         None => procfs::descendants(std::process::id() as i32),
     }
 }

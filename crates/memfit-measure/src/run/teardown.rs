@@ -11,8 +11,10 @@ use super::own_cost::OwnUsage;
 use super::prepare::Prepared;
 use super::start::Running;
 use super::supervise::{self, Supervised};
-use crate::report::{OomVictim, ProcessAtPeak};
+use crate::adopt::Adopter;
+use crate::report::{ContainerRecord, OomVictim, ProcessAtPeak};
 use crate::sampler::Sampler;
+use crate::units;
 
 /// Everything measured, the cgroup gone.
 pub(super) struct Finished {
@@ -28,6 +30,7 @@ pub(super) struct Finished {
     pub inherited_env: Vec<String>,
     pub exit_records: bool,
     pub own_usage: OwnUsage,
+    pub containers: Vec<ContainerRecord>,
 }
 
 pub(super) fn teardown(
@@ -39,6 +42,16 @@ pub(super) fn teardown(
     let sampler = &mut supervised.sampler;
     let ended_ms = supervised.duration_ms;
 
+    // BuildKit steps stop being adopted before what is left is killed.
+    let adopted = running
+        .adopter
+        .take()
+        .map(Adopter::stop)
+        .unwrap_or_default();
+    if !adopted.is_empty() {
+        let moved: usize = adopted.iter().map(|a| a.moved).sum();
+        prepared.caveats.push(format!("dockerd's BuildKit ignored --cgroup-parent (moby/moby#45796): memfit moved the {} RUN step(s) it started into the run's cgroup as they began ({moved} processes); what the container runtime charged before the move (its own start, a few MiB) is not counted", adopted.len()));
+    }
     let leftover = supervise::members(cgroup);
     let left_behind = sampler.describe(&leftover);
     if !leftover.is_empty() {
@@ -63,6 +76,26 @@ pub(super) fn teardown(
         .map(|k| k.oom_kills())
         .unwrap_or_default();
     let cgroup_path = cgroup.map(|c| c.path().display().to_string());
+    let mut units = std::mem::take(&mut supervised.units);
+    units.learn_commands(adopted.iter().filter_map(|a| {
+        let id = a.target.path().file_name()?.to_string_lossy().into_owned();
+        Some((id, a.command.clone()))
+    }));
+    let mut containers = units.finish(ended_ms);
+    // A container's cgroup may be gone before a sample read its OOM counter: the kernel log
+    // names the victim's cgroup, the container's id among its path.
+    for container in &mut containers {
+        let logged = kernel_kills
+            .iter()
+            .filter(|k| {
+                k.task_memcg
+                    .as_deref()
+                    .is_some_and(|memcg| memcg.split('/').any(|part| part == container.id))
+            })
+            .count() as u64;
+        container.oom_kills = container.oom_kills.max(logged);
+    }
+    let container_kills: u64 = containers.iter().map(|c| c.oom_kills).sum();
     if let Some(cg) = prepared.cgroup.take() {
         let mut reap = || {
             for reaped in process::reap_exited() {
@@ -76,21 +109,49 @@ pub(super) fn teardown(
         }
     }
 
+    if let Some(docker) = &prepared.docker {
+        docker.paths_before.remove_created();
+    }
+    // The kernel names a victim's memcg by its path: the run's cgroup, or a container's below.
+    let cgroup_name = cgroup_path.as_deref().and_then(|p| p.rsplit('/').next());
+    let kernel_kills_in_run = kernel_kills
+        .iter()
+        .filter(|k| {
+            k.task_memcg
+                .as_deref()
+                .zip(cgroup_name)
+                .is_some_and(|(memcg, name)| memcg.split('/').any(|part| part == name))
+        })
+        .count() as u64;
     let baseline = running.baseline;
+    // cgroup v1 counts a kill only in the victim's own cgroup, which for a container is a
+    // child of the run's: its counter, and the kernel log, say what the run's does not.
     let oom = final_counters.map(|after| OomCounters {
-        oom_kill: after.oom_kill.saturating_sub(baseline.oom_kill),
+        oom_kill: after
+            .oom_kill
+            .saturating_sub(baseline.oom_kill)
+            .max(container_kills)
+            .max(kernel_kills_in_run),
         limit_hits: after.limit_hits.saturating_sub(baseline.limit_hits),
     });
-    // The kernel names a victim's memcg by its path; the run cgroup's name ends it.
-    let cgroup_name = cgroup_path
-        .as_deref()
-        .and_then(|p| p.rsplit('/').next())
-        .map(|name| format!("/{name}"));
-    let victims = sampler.victims(
-        &kernel_kills,
-        cgroup_name.as_deref(),
-        oom.map_or(0, |o| o.oom_kill),
-    );
+    let victims = sampler.victims(&kernel_kills, cgroup_name, oom.map_or(0, |o| o.oom_kill));
+    // A container killed before a sample saw its command is named by its victim.
+    for container in &mut containers {
+        if !container.command.is_empty() && !units::is_runtime_init(&container.command) {
+            continue;
+        }
+        let victim = kernel_kills
+            .iter()
+            .filter(|k| {
+                k.task_memcg
+                    .as_deref()
+                    .is_some_and(|memcg| memcg.split('/').any(|part| part == container.id))
+            })
+            .find_map(|k| victims.iter().find(|v| v.pid == k.pid));
+        if let Some(victim) = victim {
+            container.command = victim.command.split(' ').map(str::to_string).collect();
+        }
+    }
     Finished {
         left_behind,
         oom,
@@ -101,6 +162,7 @@ pub(super) fn teardown(
         inherited_env: std::mem::take(&mut running.inherited_env),
         exit_records,
         own_usage: OwnUsage::now().since(&running.own_usage_before),
+        containers,
         supervised,
     }
 }

@@ -22,6 +22,7 @@ pub use stat::{
 };
 
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::CgroupVersion;
@@ -67,11 +68,45 @@ impl CgroupFiles {
         &self.path
     }
 
-    /// Every process in the group, the authoritative membership list.
+    /// Every process in the group itself (not in its child cgroups).
     pub fn pids(&self) -> Vec<i32> {
         self.read("cgroup.procs")
             .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
             .unwrap_or_default()
+    }
+
+    /// The child cgroups (a container runtime's, under a cgroup it was given as parent).
+    pub fn children(&self) -> Vec<CgroupFiles> {
+        let Ok(entries) = fs::read_dir(&self.path) else {
+            return Vec::new();
+        };
+        let mut children: Vec<CgroupFiles> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| CgroupFiles::open(self.version, e.path()))
+            .collect();
+        children.sort_by(|a, b| a.path.cmp(&b.path));
+        children
+    }
+
+    /// Every process in the group and in all its descendants, bounded to a depth of 16.
+    pub fn pids_recursive(&self) -> Vec<i32> {
+        fn walk(files: &CgroupFiles, depth: usize, out: &mut Vec<i32>) {
+            out.extend(files.pids());
+            if depth < 16 {
+                for child in files.children() {
+                    walk(&child, depth + 1, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, 0, &mut out);
+        out
+    }
+
+    /// Moves a process into this group (its threads with it: `cgroup.procs`).
+    pub fn adopt(&self, pid: i32) -> io::Result<()> {
+        fs::write(self.path.join("cgroup.procs"), pid.to_string())
     }
 
     /// Charged memory now (page cache and kernel memory included).

@@ -136,17 +136,24 @@ impl OwnedCgroup {
         self.procs.as_raw_fd()
     }
 
-    /// SIGKILLs every process in the group (v2 `cgroup.kill` where the kernel has it, which is
-    /// race-free against forks; else a kill loop over `cgroup.procs`).
+    /// SIGKILLs every process in the group and in its child cgroups (v2 `cgroup.kill` where
+    /// the kernel has it, which is recursive and race-free against forks; else a kill loop).
     pub fn kill_all(&self) {
         let kill_file = self.path().join("cgroup.kill");
         if self.version() == CgroupVersion::V2 && kill_file.exists() {
             let _ = fs::write(kill_file, "1");
             return;
         }
-        for pid in self.pids() {
+        for pid in self.pids_recursive() {
             process::kill(pid, libc::SIGKILL);
         }
+    }
+
+    /// Creates a child cgroup of this one, to be removed with it.
+    pub fn create_child(&self, name: &str) -> io::Result<CgroupFiles> {
+        let path = self.path().join(name);
+        fs::create_dir(&path)?;
+        Ok(CgroupFiles::open(self.version(), path))
     }
 
     /// Kills what is left, waits for the group to empty and removes it.
@@ -163,7 +170,10 @@ impl OwnedCgroup {
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if self.pids().is_empty() {
+            if self.pids_recursive().is_empty() {
+                // Child cgroups (a container runtime's, or adopted ones) go first: a cgroup
+                // with children cannot be removed.
+                remove_descendants(self.path());
                 match remove_dir(self.path()) {
                     Ok(()) => {
                         self.removed = true;
@@ -178,13 +188,27 @@ impl OwnedCgroup {
                 if Instant::now() > deadline {
                     return Err(io::Error::other(format!(
                         "processes {:?} survived SIGKILL in {}",
-                        self.pids(),
+                        self.pids_recursive(),
                         self.path().display()
                     )));
                 }
             }
             reap();
             std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Removes every child cgroup below `dir`, deepest first (empty ones only: the kernel refuses
+/// a cgroup that holds processes).
+fn remove_descendants(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_descendants(&entry.path());
+            let _ = remove_dir(&entry.path());
         }
     }
 }

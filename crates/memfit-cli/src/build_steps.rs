@@ -1,0 +1,70 @@
+//! The RUN steps of a measured `docker build`, located in its Dockerfile: each container the
+//! run measured is matched to the step that started it (by its command, else by order after
+//! the last matched step, for steps too short to be seen running).
+
+use std::ffi::OsString;
+
+use memfit_audit::dockerfile::{self, RunStep};
+use memfit_measure::docker::DockerCommand;
+use memfit_measure::{BuildStep, ContainerKind, RunReport};
+
+/// Fills `report.steps` for a docker build whose Dockerfile can be read.
+pub fn locate(report: &mut RunReport, command: &[OsString]) {
+    let Some(path) = DockerCommand::recognize(command).and_then(|c| c.dockerfile(command)) else {
+        return;
+    };
+    // A Dockerfile is small; anything larger is not one worth reading here.
+    let Ok(source) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    if source.len() > 4 * 1024 * 1024 {
+        return;
+    }
+    let steps = dockerfile::parse(&source).run_steps(&source);
+    let file = path.display().to_string();
+    let mut next = 0;
+    for container in report
+        .containers
+        .iter()
+        .filter(|c| c.kind == ContainerKind::BuildStep)
+    {
+        let matched = steps
+            .iter()
+            .enumerate()
+            .skip(next)
+            .find(|(_, step)| step.is_run_by(&container.command))
+            .map(|(i, _)| i)
+            .or_else(|| (next < steps.len()).then_some(next));
+        let Some(index) = matched else {
+            continue;
+        };
+        next = index + 1;
+        report
+            .steps
+            .push(step_record(&steps[index], &file, container));
+    }
+}
+
+fn step_record(
+    step: &RunStep,
+    file: &str,
+    container: &memfit_measure::ContainerRecord,
+) -> BuildStep {
+    let oom_killed = container.oom_kills > 0;
+    BuildStep {
+        instruction: step.instruction.clone(),
+        file: file.to_string(),
+        line: step.line,
+        stage: step.stage.clone(),
+        index: step.index,
+        of: step.of,
+        peak_bytes: container.peak_bytes,
+        oom_killed,
+        // An OOM kill is a SIGKILL: the builder reports 137.
+        exit: oom_killed.then_some(137),
+        duration_ms: container
+            .ended_ms
+            .unwrap_or(container.started_ms)
+            .saturating_sub(container.started_ms),
+    }
+}

@@ -1,0 +1,231 @@
+//! Adopting cgroups another manager creates during the run (dockerd's embedded BuildKit, which
+//! ignores `--cgroup-parent`): a thread watches the directories with inotify and, the moment a
+//! new cgroup appears there, makes a cgroup of the same name below the run's and moves every
+//! process of the new one into it — again and again while it lives, so children forked before
+//! a move follow. Memory charged before a move stays where it was (the kernel no longer moves
+//! charges, Documentation/admin-guide/cgroup-v1/memory.rst on move_charge_at_immigrate): that is
+//! the container runtime's own start, a few MiB, said in the report.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use memfit_sys::cgroup::CgroupFiles;
+use memfit_sys::procfs;
+
+use crate::units;
+
+/// How often adopted cgroups are swept for processes forked before a move.
+const SWEEP: Duration = Duration::from_millis(2);
+
+/// One adopted cgroup.
+#[derive(Debug, Clone)]
+pub struct Adoption {
+    /// Where the manager created it.
+    pub source: PathBuf,
+    /// Its place below the run's cgroup.
+    pub target: CgroupFiles,
+    /// Processes moved.
+    pub moved: usize,
+    /// What the step ran, once its command replaced the runtime's init (read while it runs:
+    /// a short step is gone before the run's next sample).
+    pub command: Vec<String>,
+}
+
+/// The watcher thread; [`Adopter::stop`] ends it and returns what it adopted.
+pub struct Adopter {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+    adopted: Arc<Mutex<Vec<Adoption>>>,
+}
+
+impl Adopter {
+    /// Watches `roots` (each may not exist yet: then its parent is watched for it) and adopts
+    /// what appears in them below `run`, named `prefix` + the original name.
+    pub fn start(
+        roots: Vec<PathBuf>,
+        run: CgroupFiles,
+        prefix: &'static str,
+    ) -> std::io::Result<Adopter> {
+        // SAFETY: inotify_init1 with valid flags; the fd is owned by the watcher below.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut watcher = Watcher {
+            fd,
+            watches: Vec::new(),
+        };
+        for root in &roots {
+            watcher.watch(root);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let adopted = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let adopted = Arc::clone(&adopted);
+            std::thread::Builder::new()
+                .name("memfit-adopt".into())
+                .spawn(move || watcher.run(&stop, &adopted, &run, prefix))?
+        };
+        Ok(Adopter {
+            stop,
+            thread,
+            adopted,
+        })
+    }
+
+    pub fn stop(self) -> Vec<Adoption> {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        let adopted = self.adopted.lock().unwrap_or_else(|p| p.into_inner());
+        adopted.clone()
+    }
+}
+
+/// An inotify instance and what it watches: (watch descriptor, directory, whether it is a
+/// root's parent waiting for the root to appear).
+struct Watcher {
+    fd: i32,
+    watches: Vec<(i32, PathBuf, Option<PathBuf>)>,
+}
+
+impl Watcher {
+    fn watch(&mut self, root: &Path) {
+        let (dir, waiting_for) = if root.is_dir() {
+            (root.to_path_buf(), None)
+        } else {
+            match root.parent() {
+                Some(parent) => (parent.to_path_buf(), Some(root.to_path_buf())),
+                None => return,
+            }
+        };
+        let Ok(path) = CString::new(dir.as_os_str().as_bytes()) else {
+            return;
+        };
+        // SAFETY: a valid fd and C string.
+        let wd = unsafe {
+            libc::inotify_add_watch(self.fd, path.as_ptr(), libc::IN_CREATE | libc::IN_ONLYDIR)
+        };
+        if wd >= 0 {
+            self.watches.push((wd, dir, waiting_for));
+        }
+    }
+
+    fn run(
+        mut self,
+        stop: &AtomicBool,
+        adopted: &Mutex<Vec<Adoption>>,
+        run: &CgroupFiles,
+        prefix: &str,
+    ) {
+        let mut buffer = [0u8; 4096];
+        while !stop.load(Ordering::Relaxed) {
+            let mut poll = libc::pollfd {
+                fd: self.fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut poll, 1, SWEEP.as_millis() as i32) };
+            for created in self.read_events(&mut buffer) {
+                let target = run.path().join(format!(
+                    "{prefix}{}",
+                    created
+                        .file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default()
+                ));
+                if std::fs::create_dir(&target).is_ok() {
+                    adopted
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(Adoption {
+                            source: created,
+                            target: CgroupFiles::open(run.version(), target),
+                            moved: 0,
+                            command: Vec::new(),
+                        });
+                }
+            }
+            let mut adopted = adopted.lock().unwrap_or_else(|p| p.into_inner());
+            for adoption in adopted.iter_mut() {
+                let source = CgroupFiles::open(run.version(), &adoption.source);
+                for pid in source.pids() {
+                    if adoption.target.adopt(pid).is_ok() {
+                        adoption.moved += 1;
+                    }
+                }
+                if adoption.command.is_empty() || units::is_runtime_init(&adoption.command) {
+                    if let Some(argv) = adoption
+                        .target
+                        .pids()
+                        .into_iter()
+                        .min()
+                        .and_then(procfs::read_argv)
+                    {
+                        adoption.command = argv;
+                    }
+                }
+            }
+        }
+        // SAFETY: closing the fd this watcher owns.
+        unsafe { libc::close(self.fd) };
+    }
+
+    /// New directories reported since the last read; a watched root that appears is watched.
+    fn read_events(&mut self, buffer: &mut [u8]) -> Vec<PathBuf> {
+        let mut created = Vec::new();
+        loop {
+            // SAFETY: reading into a local buffer of the given length.
+            let n = unsafe { libc::read(self.fd, buffer.as_mut_ptr().cast(), buffer.len()) };
+            if n <= 0 {
+                break;
+            }
+            let mut offset = 0;
+            let header = std::mem::size_of::<libc::inotify_event>();
+            while offset + header <= n as usize {
+                // SAFETY: the kernel wrote a whole inotify_event at offset; read unaligned.
+                let event: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buffer.as_ptr().add(offset).cast()) };
+                let name_bytes = &buffer[offset + header..offset + header + event.len as usize];
+                let name_end = name_bytes
+                    .iter()
+                    .position(|b| *b == 0)
+                    .unwrap_or(name_bytes.len());
+                let name = std::ffi::OsStr::from_bytes(&name_bytes[..name_end]);
+                offset += header + event.len as usize;
+                let Some((_, dir, waiting_for)) = self
+                    .watches
+                    .iter()
+                    .find(|(wd, _, _)| *wd == event.wd)
+                    .cloned()
+                else {
+                    continue;
+                };
+                let path = dir.join(name);
+                match waiting_for {
+                    Some(root) if root == path => {
+                        // What appeared in the root before its watch was in place.
+                        self.watch(&root);
+                        if let Ok(entries) = std::fs::read_dir(&root) {
+                            created.extend(
+                                entries
+                                    .flatten()
+                                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                                    .map(|e| e.path()),
+                            );
+                        }
+                    }
+                    Some(_) => {}
+                    None => created.push(path),
+                }
+            }
+        }
+        created
+    }
+}

@@ -1,0 +1,427 @@
+//! Measuring what Docker runs for a command. `docker build` and `docker run` only ask dockerd
+//! to run containers, outside the CLI's cgroup: a run that measured the CLI alone would call
+//! a 300 MiB build step "11 MiB". So the containers are brought under the run's cgroup:
+//!
+//! * `docker run`/`create` and `docker build` (the classic builder, and BuildKit from buildx
+//!   0.11.1, docker/buildx#1913) take `--cgroup-parent`: memfit adds the run's cgroup, and
+//!   every container or RUN step is created inside it, counted against its limit with
+//!   parallel stages together.
+//! * dockerd's embedded BuildKit before that ignores it (moby/moby#45796) and creates each RUN
+//!   step's cgroup under `<dockerd's cgroup parent>/buildkit/`: memfit watches that directory
+//!   (inotify) and moves each new step's processes into a cgroup of its own below the run's
+//!   the moment they appear, before the step's command runs.
+//!
+//! Docker's configuration is never changed. What cannot be measured (the systemd cgroup
+//! driver, compose) is said in the report. The mechanism is documented in docs/fidelity.md.
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use memfit_sys::mountinfo;
+
+/// What a docker command line asks dockerd to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DockerAction {
+    /// `docker run`, `docker create`, `docker container run|create`.
+    Container,
+    /// `docker build`, `docker image build`, `docker builder build`, `docker buildx build`.
+    Build,
+    /// `docker compose …` (and `docker-compose`): no flag places its containers.
+    Compose,
+}
+
+/// A recognised docker command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerCommand {
+    pub action: DockerAction,
+    /// Where the subcommand's own options start in argv.
+    options_at: usize,
+    /// The user gave `--cgroup-parent` themselves.
+    has_cgroup_parent: bool,
+}
+
+/// Docker's global options that take a value (`docker --help`).
+const GLOBAL_WITH_VALUE: [&str; 8] = [
+    "--config",
+    "-c",
+    "--context",
+    "-H",
+    "--host",
+    "-l",
+    "--log-level",
+    "--tlscacert",
+];
+
+impl DockerCommand {
+    /// Recognises `docker …` / `podman …` commands that start containers.
+    pub fn recognize(argv: &[OsString]) -> Option<DockerCommand> {
+        let program = Path::new(argv.first()?).file_name()?.to_str()?;
+        let words: Vec<&str> = argv.iter().map(|a| a.to_str().unwrap_or("")).collect();
+        if program == "docker-compose" {
+            return Some(DockerCommand {
+                action: DockerAction::Compose,
+                options_at: 1,
+                has_cgroup_parent: false,
+            });
+        }
+        if program != "docker" && program != "podman" {
+            return None;
+        }
+        let mut i = 1;
+        while let Some(word) = words.get(i) {
+            if GLOBAL_WITH_VALUE.contains(word) || matches!(*word, "--tlscert" | "--tlskey") {
+                i += 2;
+            } else if word.starts_with('-') {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        let (action, consumed) = match (words.get(i).copied(), words.get(i + 1).copied()) {
+            (Some("run" | "create"), _) => (DockerAction::Container, 1),
+            (Some("container"), Some("run" | "create")) => (DockerAction::Container, 2),
+            (Some("build"), _) => (DockerAction::Build, 1),
+            (Some("image" | "builder" | "buildx"), Some("build")) => (DockerAction::Build, 2),
+            (Some("compose"), _) => (DockerAction::Compose, 1),
+            _ => return None,
+        };
+        let options_at = i + consumed;
+        let has_cgroup_parent = words[options_at..]
+            .iter()
+            .take_while(|w| **w != "--")
+            .any(|w| *w == "--cgroup-parent" || w.starts_with("--cgroup-parent="));
+        Some(DockerCommand {
+            action,
+            options_at,
+            has_cgroup_parent,
+        })
+    }
+
+    /// The command line with `--cgroup-parent=PARENT` added to the subcommand's options, or
+    /// `None` where it cannot be (compose, or the user set their own).
+    pub fn with_cgroup_parent(&self, argv: &[OsString], parent: &str) -> Option<Vec<OsString>> {
+        if self.action == DockerAction::Compose || self.has_cgroup_parent {
+            return None;
+        }
+        let mut out = argv[..self.options_at].to_vec();
+        out.push(OsString::from(format!("--cgroup-parent={parent}")));
+        out.extend_from_slice(&argv[self.options_at..]);
+        Some(out)
+    }
+}
+
+/// `docker build` options that take a value (`docker buildx build --help`), so that the
+/// context is told from an option's value.
+const BUILD_WITH_VALUE: [&str; 37] = [
+    "-t",
+    "--tag",
+    "-f",
+    "--file",
+    "--build-arg",
+    "--target",
+    "--network",
+    "--platform",
+    "--progress",
+    "--cache-from",
+    "--cache-to",
+    "--label",
+    "--iidfile",
+    "--secret",
+    "--ssh",
+    "-o",
+    "--output",
+    "--cgroup-parent",
+    "-m",
+    "--memory",
+    "--memory-swap",
+    "--cpu-shares",
+    "--cpu-period",
+    "--cpu-quota",
+    "--cpuset-cpus",
+    "--cpuset-mems",
+    "--shm-size",
+    "--ulimit",
+    "--add-host",
+    "--isolation",
+    "--security-opt",
+    "--build-context",
+    "--metadata-file",
+    "--builder",
+    "--allow",
+    "--attest",
+    "--call",
+];
+
+impl DockerCommand {
+    /// The Dockerfile a build reads: `-f/--file` (relative to the working directory), else
+    /// `Dockerfile` in the context directory. `None` for builds from stdin or a URL.
+    pub fn dockerfile(&self, argv: &[OsString]) -> Option<PathBuf> {
+        if self.action != DockerAction::Build {
+            return None;
+        }
+        let words: Vec<&str> = argv.iter().map(|a| a.to_str().unwrap_or("")).collect();
+        let mut file = None;
+        let mut context = None;
+        let mut i = self.options_at;
+        while let Some(word) = words.get(i) {
+            if let Some(value) = word.strip_prefix("--file=") {
+                file = Some(value);
+            } else if *word == "-f" || *word == "--file" {
+                file = words.get(i + 1).copied();
+                i += 1;
+            } else if BUILD_WITH_VALUE.contains(word) {
+                i += 1;
+            } else if !word.starts_with('-') && context.is_none() {
+                context = Some(*word);
+            }
+            i += 1;
+        }
+        match (file, context) {
+            (Some("-"), _) | (None, Some("-")) => None,
+            (Some(file), _) => Some(PathBuf::from(file)),
+            (None, Some(context)) if !context.contains("://") && !context.starts_with("git@") => {
+                Some(Path::new(context).join("Dockerfile"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What dockerd says of itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerDaemon {
+    pub cgroup_driver: String,
+    pub server_version: String,
+}
+
+/// Asks dockerd through the same CLI (`docker info`); `Err` with the reason when it cannot.
+pub fn daemon(program: &OsStr) -> Result<DockerDaemon, String> {
+    let output = Command::new(program)
+        .args(["info", "--format", "{{.CgroupDriver}} {{.ServerVersion}}"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `docker info`: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut words = text.split_whitespace();
+    match (output.status.success(), words.next(), words.next()) {
+        (true, Some(driver), Some(version)) => Ok(DockerDaemon {
+            cgroup_driver: driver.to_string(),
+            server_version: version.to_string(),
+        }),
+        _ => Err(format!(
+            "`docker info` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )),
+    }
+}
+
+/// The cgroup path dockerd puts containers under with the cgroupfs driver: its
+/// `--cgroup-parent` (command line, or `cgroup-parent` in /etc/docker/daemon.json), else
+/// `/docker` (moby cmd/dockerd/daemon_unix.go `newCgroupParent`).
+pub fn daemon_cgroup_parent() -> String {
+    let from_cmdline = fs::read_dir("/proc").ok().and_then(|entries| {
+        entries.flatten().find_map(|entry| {
+            let raw = fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<String> = raw
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if !args.first()?.ends_with("dockerd") {
+                return None;
+            }
+            args.iter().enumerate().find_map(|(i, a)| {
+                a.strip_prefix("--cgroup-parent=")
+                    .map(str::to_string)
+                    .or_else(|| (a == "--cgroup-parent").then(|| args.get(i + 1).cloned())?)
+            })
+        })
+    });
+    let from_config = || {
+        let text = fs::read_to_string("/etc/docker/daemon.json").ok()?;
+        let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+        value.get("cgroup-parent")?.as_str().map(str::to_string)
+    };
+    let parent = from_cmdline
+        .or_else(from_config)
+        .unwrap_or_else(|| "/docker".to_string());
+    format!("/{}", parent.trim_matches('/'))
+}
+
+/// Which of a path's prefixes exist in every cgroup hierarchy but the one memfit owns: docker
+/// creates the `--cgroup-parent` path in each v1 hierarchy, and what it creates there is
+/// removed after the run.
+#[derive(Debug, Default)]
+pub struct CgroupPathsBefore {
+    /// (mount point, the prefixes of the path that did not exist yet), deepest last.
+    missing: Vec<(PathBuf, Vec<PathBuf>)>,
+}
+
+impl CgroupPathsBefore {
+    pub fn record(relative: &str, except: &Path) -> CgroupPathsBefore {
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let missing = mountinfo::parse(&mounts)
+            .into_iter()
+            .filter(|m| (m.fstype == "cgroup" || m.fstype == "cgroup2") && m.mount_point != except)
+            .map(|m| {
+                let mut prefix = m.mount_point.clone();
+                let mut missing = Vec::new();
+                for part in relative.split('/').filter(|p| !p.is_empty()) {
+                    prefix.push(part);
+                    if !prefix.exists() {
+                        missing.push(prefix.clone());
+                    }
+                }
+                (m.mount_point, missing)
+            })
+            .collect();
+        CgroupPathsBefore { missing }
+    }
+
+    /// Removes what appeared since, deepest first, where empty. Returns how many were removed.
+    pub fn remove_created(&self) -> usize {
+        let mut removed = 0;
+        for (_, missing) in &self.missing {
+            for dir in missing.iter().rev() {
+                if dir.exists() {
+                    remove_tree(dir, 0);
+                    if fs::remove_dir(dir).is_ok() {
+                        removed += 1;
+                    }
+                }
+            }
+        }
+        removed
+    }
+}
+
+/// Removes empty child cgroups below `dir` (bounded depth; cgroupfs directories are removed
+/// with rmdir, their files with them).
+fn remove_tree(dir: &Path, depth: usize) {
+    if depth > 16 {
+        return;
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&entry.path(), depth + 1);
+                let _ = fs::remove_dir(entry.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn docker_commands_that_start_containers_are_recognised() {
+        let cases = [
+            (&["docker", "build", "."][..], Some(DockerAction::Build), 2),
+            (
+                &[
+                    "/usr/bin/docker",
+                    "-H",
+                    "unix:///x.sock",
+                    "run",
+                    "--rm",
+                    "img",
+                ],
+                Some(DockerAction::Container),
+                4,
+            ),
+            (
+                &["docker", "buildx", "build", "--load", "."],
+                Some(DockerAction::Build),
+                3,
+            ),
+            (
+                &["docker", "container", "create", "img"],
+                Some(DockerAction::Container),
+                3,
+            ),
+            (
+                &["docker", "--debug", "image", "build", "."],
+                Some(DockerAction::Build),
+                4,
+            ),
+            (&["docker", "compose", "up"], Some(DockerAction::Compose), 2),
+            (&["docker", "ps"], None, 0),
+            (&["npm", "run", "build"], None, 0),
+        ];
+        for (words, action, at) in cases {
+            let found = DockerCommand::recognize(&argv(words));
+            assert_eq!(found.as_ref().map(|c| c.action), action, "{words:?}");
+            if let Some(found) = found {
+                assert_eq!(found.options_at, at, "{words:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_dockerfile_of_a_build() {
+        let file = |words: &[&str]| {
+            let argv = argv(words);
+            DockerCommand::recognize(&argv).unwrap().dockerfile(&argv)
+        };
+        assert_eq!(
+            file(&["docker", "build", "."]),
+            Some(PathBuf::from("./Dockerfile"))
+        );
+        assert_eq!(
+            file(&[
+                "docker",
+                "build",
+                "-t",
+                "app",
+                "--file",
+                "ops/Dockerfile.prod",
+                "src"
+            ]),
+            Some(PathBuf::from("ops/Dockerfile.prod"))
+        );
+        assert_eq!(
+            file(&["docker", "build", "app", "-t", "x"]),
+            Some(PathBuf::from("app/Dockerfile"))
+        );
+        assert_eq!(file(&["docker", "build", "-"]), None);
+        assert_eq!(file(&["docker", "run", "img"]), None);
+    }
+
+    #[test]
+    fn the_cgroup_parent_goes_among_the_subcommands_options() {
+        let words = argv(&[
+            "docker",
+            "run",
+            "--rm",
+            "img",
+            "node",
+            "--max-old-space-size=64",
+        ]);
+        let command = DockerCommand::recognize(&words).unwrap();
+        let rewritten = command.with_cgroup_parent(&words, "/a/memfit-1-0").unwrap();
+        assert_eq!(
+            rewritten,
+            argv(&[
+                "docker",
+                "run",
+                "--cgroup-parent=/a/memfit-1-0",
+                "--rm",
+                "img",
+                "node",
+                "--max-old-space-size=64"
+            ])
+        );
+        let own = argv(&["docker", "build", "--cgroup-parent", "/mine", "."]);
+        assert!(DockerCommand::recognize(&own)
+            .unwrap()
+            .with_cgroup_parent(&own, "/x")
+            .is_none());
+    }
+}
