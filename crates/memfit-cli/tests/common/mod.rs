@@ -51,9 +51,15 @@ impl Run {
 
 /// `memfit run ARGS -- CMD` with a JSON report, parsed.
 pub fn run(args: &[&str], command: &[&str]) -> Run {
+    run_env(args, command, &[])
+}
+
+/// `run` with variables set for memfit (and so for the command).
+pub fn run_env(args: &[&str], command: &[&str], env: &[(&str, &str)]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("run.json");
     let output = memfit()
+        .envs(env.iter().copied())
         .arg("run")
         .args(args)
         .arg("--json")

@@ -50,7 +50,7 @@ pub(super) fn teardown(
         .unwrap_or_default();
     if !adopted.is_empty() {
         let moved: usize = adopted.iter().map(|a| a.moved).sum();
-        prepared.caveats.push(format!("dockerd's BuildKit ignored --cgroup-parent (moby/moby#45796): memfit moved the {} RUN step(s) it started into the run's cgroup as they began ({moved} processes); what the container runtime charged before the move (its own start, a few MiB) is not counted", adopted.len()));
+        prepared.caveats.push(format!("dockerd's BuildKit ignored --cgroup-parent (moby/moby#45796): memfit moved the {} RUN step(s) it started into the run's cgroup as they began ({moved} processes); what the container runtime charged before the move (its own start, a few MiB) is not counted, and a build another client ran on the same dockerd meanwhile would be counted too", adopted.len()));
     }
     let leftover = supervise::members(cgroup);
     let left_behind = sampler.describe(&leftover);
