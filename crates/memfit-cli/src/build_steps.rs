@@ -1,6 +1,6 @@
 //! The RUN steps of a measured `docker build`, located in its Dockerfile: each container the
-//! run measured is matched to the step that started it (by its command, else by order after
-//! the last matched step, for steps too short to be seen running).
+//! run measured is matched to the step that started it (by its command, else the next step
+//! after the last one matched, for steps too short to be seen running).
 
 use std::ffi::OsString;
 
@@ -22,27 +22,31 @@ pub fn locate(report: &mut RunReport, command: &[OsString]) {
     }
     let steps = dockerfile::parse(&source).run_steps(&source);
     let file = path.display().to_string();
-    let mut next = 0;
+    let mut taken = vec![false; steps.len()];
+    let mut last = None;
     for container in report
         .containers
         .iter()
         .filter(|c| c.kind == ContainerKind::BuildStep)
     {
-        let matched = steps
-            .iter()
-            .enumerate()
-            .skip(next)
-            .find(|(_, step)| step.is_run_by(&container.command))
-            .map(|(i, _)| i)
-            .or_else(|| (next < steps.len()).then_some(next));
-        let Some(index) = matched else {
+        // By its command among the steps not yet matched (parallel stages start in any
+        // order), else the next step after the last one matched.
+        let by_command =
+            (0..steps.len()).find(|&i| !taken[i] && steps[i].is_run_by(&container.command));
+        let by_order = || {
+            let from = last.map_or(0, |l| l + 1);
+            (from..steps.len()).find(|&i| !taken[i])
+        };
+        let Some(index) = by_command.or_else(by_order) else {
             continue;
         };
-        next = index + 1;
+        taken[index] = true;
+        last = Some(index);
         report
             .steps
             .push(step_record(&steps[index], &file, container));
     }
+    report.steps.sort_by_key(|s| s.index);
 }
 
 fn step_record(

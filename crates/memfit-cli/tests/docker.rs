@@ -616,3 +616,38 @@ fn a_container_started_by_docker_run_is_measured_and_killed_at_the_limit() {
     assert!(containers[0]["oom_kills"].as_u64().unwrap() >= 1);
     assert_cgroup_removed(&run);
 }
+
+#[test]
+fn bisect_finds_the_smallest_memory_a_build_needs() {
+    let Some(_one) = engine() else { return };
+    if !cgroups_available("docker bisect") {
+        return;
+    }
+    let dir = context(STEP_60M);
+    let json_dir = tempfile::tempdir().unwrap();
+    let json = json_dir.path().join("bisect.json");
+    let output = memfit()
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["bisect", "--precision", "16M", "--repeat", "1", "--json"])
+        .arg(&json)
+        .args([
+            "--",
+            "/usr/bin/docker",
+            "build",
+            "--no-cache",
+            "--network",
+            "none",
+            "-q",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    // The build's RUN step holds 60 MiB of Buffers: no smaller limit lets it pass; the docker
+    // CLI alone would have "passed" at 6 MiB.
+    let min = report["min_passing_bytes"].as_u64().unwrap();
+    assert!(min >= 60 * MIB, "{stderr}");
+    assert!(!stderr.contains("reuses the layers"), "{stderr}");
+}

@@ -155,6 +155,15 @@ const BUILD_WITH_VALUE: [&str; 37] = [
 ];
 
 impl DockerCommand {
+    /// Whether a build may reuse cached layers (no `--no-cache`): then tries after the first
+    /// run none of the steps they would measure.
+    pub fn may_use_build_cache(&self, argv: &[OsString]) -> bool {
+        self.action == DockerAction::Build
+            && !argv[self.options_at..]
+                .iter()
+                .any(|a| a == "--no-cache" || a == "--no-cache=true")
+    }
+
     /// The Dockerfile a build reads: `-f/--file` (relative to the working directory), else
     /// `Dockerfile` in the context directory. `None` for builds from stdin or a URL.
     pub fn dockerfile(&self, argv: &[OsString]) -> Option<PathBuf> {

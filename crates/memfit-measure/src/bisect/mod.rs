@@ -11,6 +11,7 @@ use std::str::FromStr;
 use memfit_core::ByteSize;
 use serde::Serialize;
 
+use crate::docker::DockerCommand;
 use crate::run::{run, RunError, RunOptions};
 use crate::signals::SignalWatcher;
 use crate::spawn::Stdio;
@@ -179,6 +180,11 @@ pub fn bisect(
     };
     let mut result = search::search(options, &mut trial, observer)?;
     caveats.push("tries after the first run with a warm page cache: files cached by an earlier try are not charged to the next, so a cold build on a fresh builder may need more".to_string());
+    if DockerCommand::recognize(&options.run.command)
+        .is_some_and(|docker| docker.may_use_build_cache(&options.run.command))
+    {
+        caveats.push("a docker build without --no-cache reuses the layers an earlier try built: later tries run none of the steps; bisect -- docker build --no-cache … makes every try a fresh build".to_string());
+    }
     if command_mentions_node(&options.run.command) {
         caveats.push("Node.js ≥ 20.3 sizes its heap from the cgroup limit, so each try runs with a different heap limit — as it would on that plan".to_string());
     }
