@@ -66,6 +66,7 @@ fn step_record(
         oom_killed,
         // An OOM kill is a SIGKILL: the builder reports 137.
         exit: oom_killed.then_some(137),
+        started_ms: container.started_ms,
         duration_ms: container
             .ended_ms
             .unwrap_or(container.started_ms)

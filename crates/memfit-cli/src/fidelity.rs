@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use memfit_core::{ProcessModel, Target};
-use memfit_measure::{Environment, PidMode};
+use memfit_measure::{Environment, PidMode, Variable};
 
 use crate::args::FidelityArgs;
 
@@ -72,7 +72,7 @@ pub fn resolve(args: &FidelityArgs, target: Option<&Target>) -> Result<Fidelity>
 
 /// `NAME=VALUE`, or `NAME` alone for this machine's value (skipped when it has none), as
 /// `docker run -e` and `--env-file` read them.
-fn variable(entry: &str, place: impl Fn() -> String) -> Result<Option<(OsString, OsString)>> {
+fn variable(entry: &str, place: impl Fn() -> String) -> Result<Option<Variable>> {
     let (name, value) = match entry.split_once('=') {
         Some((name, value)) => (name, Some(OsString::from(value))),
         None => (entry, None),
@@ -86,12 +86,15 @@ fn variable(entry: &str, place: impl Fn() -> String) -> Result<Option<(OsString,
     }
     Ok(value
         .or_else(|| std::env::var_os(name))
-        .map(|value| (OsString::from(name), value)))
+        .map(|value| Variable {
+            name: OsString::from(name),
+            value,
+        }))
 }
 
 /// A `docker run --env-file` file: one `NAME=VALUE` (or `NAME`) per line; blank lines and
 /// lines starting with `#` are skipped; values are taken as written (no quotes removed).
-fn read_env_file(path: &Path) -> Result<Vec<(OsString, OsString)>> {
+fn read_env_file(path: &Path) -> Result<Vec<Variable>> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
             "cannot read --env-file {}: give a file of NAME=VALUE lines",
@@ -124,8 +127,9 @@ mod tests {
         )
         .unwrap();
         let set = read_env_file(&file).unwrap();
+        let pairs: Vec<(OsString, OsString)> = set.into_iter().map(|v| (v.name, v.value)).collect();
         assert_eq!(
-            set,
+            pairs,
             [
                 ("NODE_ENV".into(), "production".into()),
                 ("QUOTED".into(), "\"kept\"".into())

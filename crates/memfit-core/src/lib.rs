@@ -1,6 +1,6 @@
 //! The shared vocabulary of memfit.
 //!
-//! This crate holds the small types every other memfit crate speaks in: [`ByteSize`]
+//! This crate holds the small types the other memfit crates speak in: [`ByteSize`]
 //! (parsed the way `docker run --memory` parses sizes, printed in binary units), the
 //! [`Target`] a command is sized for (resolved once from `--limit`, `--platform` and
 //! memfit.toml), the table of PaaS plans ([`platform`]) with the page each number comes from,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use memfit_sys::cgroup::CgroupFiles;
 use memfit_sys::procfs;
@@ -34,6 +34,9 @@ pub struct Adoption {
     /// What the step ran, once its command replaced the runtime's init (read while it runs:
     /// a short step is gone before the run's next sample).
     pub command: Vec<String>,
+    /// When it appeared, and when its last process ended.
+    pub started: Instant,
+    pub ended: Option<Instant>,
 }
 
 /// The watcher thread; [`Adopter::stop`] ends it and returns what it adopted.
@@ -149,12 +152,22 @@ impl Watcher {
                             target: CgroupFiles::open(run.version(), target),
                             moved: 0,
                             command: Vec::new(),
+                            started: Instant::now(),
+                            ended: None,
                         });
                 }
             }
             let mut adopted = adopted.lock().unwrap_or_else(|p| p.into_inner());
-            for adoption in adopted.iter_mut() {
+            for adoption in adopted.iter_mut().filter(|a| a.ended.is_none()) {
+                // The step has ended when what was moved is gone and nothing is left to move.
                 let source = CgroupFiles::open(run.version(), &adoption.source);
+                if adoption.moved > 0
+                    && source.pids().is_empty()
+                    && adoption.target.pids_recursive().is_empty()
+                {
+                    adoption.ended = Some(Instant::now());
+                    continue;
+                }
                 for pid in source.pids() {
                     if adoption.target.adopt(pid).is_ok() {
                         adoption.moved += 1;

@@ -13,7 +13,14 @@ pub struct Environment {
     /// container starts from its image's environment.
     pub clear: bool,
     /// Variables to set, in order (a later one wins): `--env`, `--env-file`.
-    pub set: Vec<(OsString, OsString)>,
+    pub set: Vec<Variable>,
+}
+
+/// `NAME=value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variable {
+    pub name: OsString,
+    pub value: OsString,
 }
 
 /// Host variables that change a runtime's memory: its heap caps and flags (NODE_OPTIONS,
@@ -62,13 +69,13 @@ impl Environment {
                 RUNTIME_VARIABLES
                     .iter()
                     .any(|v| name.as_bytes() == v.as_bytes())
-                    && !self.set.iter().any(|(set, _)| set == name)
+                    && !self.set.iter().any(|set| set.name == *name)
             })
             .map(|(name, value)| format!("{}={}", name.to_string_lossy(), value.to_string_lossy()))
             .collect();
-        for (name, value) in &self.set {
-            pairs.retain(|(existing, _)| existing != name);
-            pairs.push((name.clone(), value.clone()));
+        for variable in &self.set {
+            pairs.retain(|(existing, _)| *existing != variable.name);
+            pairs.push((variable.name.clone(), variable.value.clone()));
         }
         let entries = pairs
             .into_iter()
@@ -114,7 +121,10 @@ mod tests {
     fn a_cleared_environment_keeps_path_and_home_and_what_is_set() {
         let env = Environment {
             clear: true,
-            set: vec![("NODE_ENV".into(), "production".into())],
+            set: vec![Variable {
+                name: "NODE_ENV".into(),
+                value: "production".into(),
+            }],
         };
         let built = env.build_from(host());
         assert_eq!(
@@ -132,7 +142,10 @@ mod tests {
     fn a_variable_set_for_the_run_replaces_the_hosts() {
         let env = Environment {
             clear: false,
-            set: vec![("NODE_OPTIONS".into(), "--max-old-space-size=384".into())],
+            set: vec![Variable {
+                name: "NODE_OPTIONS".into(),
+                value: "--max-old-space-size=384".into(),
+            }],
         };
         let built = env.build_from(host());
         assert!(built.inherited_runtime.is_empty());

@@ -207,6 +207,13 @@ td.cmd { font-family: ui-monospace, monospace; font-size: 12px; word-break: brea
     var d = samples.map(function (s, i) { return (i ? "L" : "M") + x(s.t_ms).toFixed(1) + " " + y(s[key]).toFixed(1); }).join(" ");
     el("path", { d: d, fill: "none", stroke: color, "stroke-width": width, "class": "series-" + key });
   }
+  var bands = (report.steps || []).length
+    ? report.steps.map(function (s) { return { start: s.started_ms, end: s.started_ms + s.duration_ms, label: "step " + s.index + "/" + s.of }; })
+    : (report.containers || []).map(function (c) { return { start: c.started_ms, end: c.ended_ms === null ? endMs : c.ended_ms, label: c.id.slice(0, 12) }; });
+  bands.forEach(function (b) {
+    el("rect", { x: x(b.start), y: T, width: Math.max(1, x(b.end) - x(b.start)), height: H - T - B, fill: "#17becf", "fill-opacity": 0.12, "class": "band" });
+    el("text", { x: x(b.start) + 3, y: T + 12, "font-size": 11, fill: "#555" }, b.label);
+  });
   path("working_bytes", "#222", 1.2);
   path("charged_bytes", "#1f5fbf", 2);
   if (report.limit_bytes) {

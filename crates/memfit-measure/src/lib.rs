@@ -34,7 +34,7 @@ mod units;
 pub use bisect::{
     bisect, BisectError, BisectObserver, BisectOptions, BisectReport, Precision, TryRecord,
 };
-pub use environment::Environment;
+pub use environment::{Environment, Variable};
 pub use report::{
     describe_exit, short_command, BuildStep, ContainerKind, ContainerRecord, ExitInfo, Mode,
     OomInfo, OomVictim, Peak, PeakSource, ProcessAtPeak, ProcessRecord, ProcessRss, RunReport,

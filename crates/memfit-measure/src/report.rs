@@ -254,7 +254,17 @@ pub struct BuildStep {
     pub oom_killed: bool,
     /// Its exit status where known (137 after an OOM kill).
     pub exit: Option<i32>,
+    pub started_ms: u64,
     pub duration_ms: u64,
+}
+
+/// A span of the timeline a container or build step ran in, for the charts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Band {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// `step 4/9`, or a container's short id.
+    pub label: String,
 }
 
 /// What measuring cost memfit itself.
@@ -328,6 +338,29 @@ impl RunReport {
             }
             (None, _, _) => format!("peak {peak}{holder_text}; no limit set"),
         }
+    }
+
+    /// When each build step (else each container) ran, for the charts.
+    pub fn bands(&self) -> Vec<Band> {
+        if !self.steps.is_empty() {
+            return self
+                .steps
+                .iter()
+                .map(|s| Band {
+                    start_ms: s.started_ms,
+                    end_ms: s.started_ms + s.duration_ms,
+                    label: format!("step {}/{}", s.index, s.of),
+                })
+                .collect();
+        }
+        self.containers
+            .iter()
+            .map(|c| Band {
+                start_ms: c.started_ms,
+                end_ms: c.ended_ms.unwrap_or(self.duration_ms),
+                label: c.id.chars().take(12).collect(),
+            })
+            .collect()
     }
 
     /// Why charged and working peaks differ, in one sentence, when they do — from what was

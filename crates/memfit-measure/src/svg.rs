@@ -80,6 +80,24 @@ fn draw(report: &RunReport, out: &mut String) -> Result<(), String> {
         .draw()
         .map_err(|e| err(&e))?;
 
+    // Build steps (or containers) as shaded bands under the lines, labelled at the top.
+    for band in report.bands() {
+        let (start, end) = (band.start_ms as f64 / 1000.0, band.end_ms as f64 / 1000.0);
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(start, 0.0), (end.max(start + end_s / 500.0), top_mib)],
+                CYAN.mix(0.12).filled(),
+            )))
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                band.label,
+                (start, top_mib * 0.98),
+                ("sans-serif", 11).into_font().color(&BLACK.mix(0.6)),
+            )))
+            .map_err(|e| err(&e))?;
+    }
+
     let series = |value: fn(&crate::Sample) -> u64| -> Vec<(f64, f64)> {
         report
             .samples

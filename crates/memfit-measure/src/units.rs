@@ -21,6 +21,17 @@ struct Unit {
     record: ContainerRecord,
     /// The command is the container's own (after the runtime's init exec'd it).
     command_final: bool,
+    /// It has held processes: once empty again it has ended, even while its cgroup stays (an
+    /// adopted step's, which memfit removes at the end).
+    populated: bool,
+}
+
+/// What the adopter saw of one step.
+pub(crate) struct Seen {
+    pub id: String,
+    pub command: Vec<String>,
+    pub started_ms: u64,
+    pub ended_ms: Option<u64>,
 }
 
 /// Every child cgroup seen during the run.
@@ -51,24 +62,34 @@ impl Units {
                     ended_ms: None,
                 },
                 command_final: false,
+                populated: false,
             });
-            unit.read();
+            if unit.record.ended_ms.is_none() {
+                unit.read();
+            }
         }
         for unit in self.known.values_mut() {
-            if unit.record.ended_ms.is_none() && !children.contains(&unit.files) {
+            let emptied = unit.populated && unit.files.pids_recursive().is_empty();
+            if unit.record.ended_ms.is_none() && (emptied || !children.contains(&unit.files)) {
                 unit.record.ended_ms = Some(now_ms);
             }
         }
     }
 
-    /// Commands the adopter read while the steps ran, for steps too short for the samples.
-    pub fn learn_commands(&mut self, commands: impl IntoIterator<Item = (String, Vec<String>)>) {
-        for (id, command) in commands {
-            if let Some(unit) = self.known.get_mut(&id) {
-                if !unit.command_final && !command.is_empty() {
-                    unit.command_final = !is_runtime_init(&command);
-                    unit.record.command = command;
-                }
+    /// What the adopter saw of the steps it moved, closer than the samples: the command a
+    /// short step ran, and when each started and ended (in ms from the run's start).
+    pub fn learn(&mut self, seen: impl IntoIterator<Item = Seen>) {
+        for seen in seen {
+            let Some(unit) = self.known.get_mut(&seen.id) else {
+                continue;
+            };
+            if !unit.command_final && !seen.command.is_empty() {
+                unit.command_final = !is_runtime_init(&seen.command);
+                unit.record.command = seen.command;
+            }
+            unit.record.started_ms = seen.started_ms;
+            if let Some(ended) = seen.ended_ms {
+                unit.record.ended_ms = Some(ended);
             }
         }
     }
@@ -97,14 +118,10 @@ impl Unit {
             .record
             .oom_kills
             .max(self.files.oom_counters().oom_kill);
+        let pids = self.files.pids_recursive();
+        self.populated |= !pids.is_empty();
         if !self.command_final {
-            if let Some(argv) = self
-                .files
-                .pids_recursive()
-                .into_iter()
-                .min()
-                .and_then(procfs::read_argv)
-            {
+            if let Some(argv) = pids.into_iter().min().and_then(procfs::read_argv) {
                 self.command_final = !is_runtime_init(&argv);
                 self.record.command = argv;
             }

@@ -14,7 +14,7 @@ use super::supervise::{self, Supervised};
 use crate::adopt::Adopter;
 use crate::report::{ContainerRecord, OomVictim, ProcessAtPeak};
 use crate::sampler::Sampler;
-use crate::units;
+use crate::units::{self, Seen};
 
 /// Everything measured, the cgroup gone.
 pub(super) struct Finished {
@@ -77,9 +77,14 @@ pub(super) fn teardown(
         .unwrap_or_default();
     let cgroup_path = cgroup.map(|c| c.path().display().to_string());
     let mut units = std::mem::take(&mut supervised.units);
-    units.learn_commands(adopted.iter().filter_map(|a| {
-        let id = a.target.path().file_name()?.to_string_lossy().into_owned();
-        Some((id, a.command.clone()))
+    let since_start = |t: Instant| t.saturating_duration_since(running.started).as_millis() as u64;
+    units.learn(adopted.iter().filter_map(|a| {
+        Some(Seen {
+            id: a.target.path().file_name()?.to_string_lossy().into_owned(),
+            command: a.command.clone(),
+            started_ms: since_start(a.started),
+            ended_ms: a.ended.map(since_start),
+        })
     }));
     let mut containers = units.finish(ended_ms);
     // A container's cgroup may be gone before a sample read its OOM counter: the kernel log
