@@ -18,6 +18,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use common::*;
+use memfit_measure::docker::CgroupPathsBefore;
 use serde_json::Value;
 
 const IMAGE: &str = "memfit-test/node:20";
@@ -170,6 +171,9 @@ fn docker_run(limit: &str, cpus: Option<&str>, argv: &[&str]) -> Observed {
     let name = format!("memfit-conformance-{}-{}", std::process::id(), unique());
     let parent_rel = format!("{}/{name}", own.trim_end_matches('/'));
     let parent = mount.join(parent_rel.trim_start_matches('/'));
+    // Docker creates the parent's path in every other hierarchy (cpu, pids, …): what it
+    // creates there is removed after, as memfit run does for its own runs.
+    let created_elsewhere = CgroupPathsBefore::record(&parent_rel, &mount);
     std::fs::create_dir(&parent).unwrap();
     let container = name.clone();
     let mut command = Command::new("docker");
@@ -206,22 +210,14 @@ fn docker_run(limit: &str, cpus: Option<&str>, argv: &[&str]) -> Observed {
     let _ = Command::new("docker")
         .args(["rm", "-f", &container])
         .output();
-    remove_cgroup_everywhere(&parent_rel);
+    let _ = std::fs::remove_dir(&parent);
+    created_elsewhere.remove_created();
     Observed {
         status: output.status.code().unwrap_or(-1),
         oom_killed: String::from_utf8_lossy(&inspect.stdout).trim() == "true",
         peak_bytes,
         stdout: String::from_utf8_lossy(&output.stdout).trim().to_string(),
     }
-}
-
-/// Docker creates the parent path in every hierarchy; the test made it, the test removes it.
-fn remove_cgroup_everywhere(relative: &str) {
-    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let dir = entry.path().join(relative.trim_start_matches('/'));
-        let _ = std::fs::remove_dir(&dir);
-    }
-    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(relative.trim_start_matches('/')));
 }
 
 fn unique() -> u64 {
