@@ -586,6 +586,41 @@ fn parallel_build_stages_count_together() {
 }
 
 #[test]
+fn a_container_started_by_docker_run_that_fits_is_counted_in_the_peak() {
+    let Some(_one) = engine() else { return };
+    if !cgroups_available("docker run") {
+        return;
+    }
+    let hold_60m = "const b = []; for (let i = 0; i < 60; i++) b.push(Buffer.alloc(1 << 20, 1)); setTimeout(() => {}, 300)";
+    let run = run(
+        &["--limit", "256M"],
+        &[
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            IMAGE,
+            "node",
+            "-e",
+            hold_60m,
+        ],
+    );
+    assert_eq!(run.status(), 0, "{}", run.stderr());
+    assert_eq!(run.report["oom_killed"], false);
+    assert!(
+        run.u64("/peak/charged_bytes") >= 60 * MIB,
+        "{}",
+        run.stderr()
+    );
+    let containers = run.report["containers"].as_array().unwrap();
+    assert!(
+        containers[0]["peak_bytes"].as_u64().unwrap() >= 60 * MIB,
+        "{containers:?}"
+    );
+}
+
+#[test]
 fn a_container_started_by_docker_run_is_measured_and_killed_at_the_limit() {
     let Some(_one) = engine() else { return };
     if !cgroups_available("docker run") {
