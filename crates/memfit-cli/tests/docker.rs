@@ -585,15 +585,10 @@ fn parallel_build_stages_count_together() {
     assert_eq!(steps.len(), 2, "{steps:?}");
 }
 
-#[test]
-fn a_container_started_by_docker_run_that_fits_is_counted_in_the_peak() {
-    let Some(_one) = engine() else { return };
-    if !cgroups_available("docker run") {
-        return;
-    }
-    let hold_60m = "const b = []; for (let i = 0; i < 60; i++) b.push(Buffer.alloc(1 << 20, 1)); setTimeout(() => {}, 300)";
-    let run = run(
-        &["--limit", "256M"],
+/// `memfit run --limit L -- docker run … node -e SCRIPT`.
+fn memfit_docker_run_node(limit: &str, script: &str) -> Run {
+    run(
+        &["--limit", limit],
         &[
             "docker",
             "run",
@@ -603,9 +598,19 @@ fn a_container_started_by_docker_run_that_fits_is_counted_in_the_peak() {
             IMAGE,
             "node",
             "-e",
-            hold_60m,
+            script,
         ],
-    );
+    )
+}
+
+#[test]
+fn a_container_started_by_docker_run_that_fits_is_counted_in_the_peak() {
+    let Some(_one) = engine() else { return };
+    if !cgroups_available("docker run") {
+        return;
+    }
+    let hold_60m = "const b = []; for (let i = 0; i < 60; i++) b.push(Buffer.alloc(1 << 20, 1)); setTimeout(() => {}, 300)";
+    let run = memfit_docker_run_node("256M", hold_60m);
     assert_eq!(run.status(), 0, "{}", run.stderr());
     assert_eq!(run.report["oom_killed"], false);
     assert!(
@@ -626,20 +631,7 @@ fn a_container_started_by_docker_run_is_measured_and_killed_at_the_limit() {
     if !cgroups_available("docker run") {
         return;
     }
-    let run = run(
-        &["--limit", "100M"],
-        &[
-            "docker",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            IMAGE,
-            "node",
-            "-e",
-            BUFFERS_300M,
-        ],
-    );
+    let run = memfit_docker_run_node("100M", BUFFERS_300M);
     assert_eq!(run.status(), 137, "{}", run.stderr());
     assert_eq!(run.report["oom_killed"], true);
     let containers = run.report["containers"].as_array().unwrap();

@@ -229,17 +229,7 @@ impl ChildPlan<'_> {
 /// In a new PID namespace, /proc must show that namespace, as in a container: a private mount
 /// namespace (mounts propagate in from the host, never out) with a fresh procfs on /proc.
 unsafe fn mount_own_proc() -> bool {
-    if libc::unshare(libc::CLONE_NEWNS) != 0 {
-        return false;
-    }
-    if libc::mount(
-        std::ptr::null(),
-        c"/".as_ptr(),
-        std::ptr::null(),
-        libc::MS_REC | libc::MS_SLAVE,
-        std::ptr::null(),
-    ) != 0
-    {
+    if process::private_mount_namespace().is_err() {
         return false;
     }
     libc::mount(

@@ -21,6 +21,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use memfit_sys::cgroup::Hierarchy;
+use memfit_sys::process::{self, MountNamespaceStep};
 use memfit_sys::CgroupVersion;
 
 /// How the view was made, reported by the child through a pipe before exec.
@@ -156,20 +157,10 @@ impl ViewSetup {
     }
 
     unsafe fn steps(&self) -> usize {
-        if libc::unshare(libc::CLONE_NEWNS) != 0 {
-            return 1;
-        }
-        // A new mount namespace shares the host's propagation: without this, the unmount
-        // below would propagate back to the host.
-        if libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_SLAVE,
-            std::ptr::null(),
-        ) != 0
-        {
-            return 2;
+        match process::private_mount_namespace() {
+            Ok(()) => {}
+            Err(MountNamespaceStep::Unshare) => return 1,
+            Err(MountNamespaceStep::MakeSlave) => return 2,
         }
         if libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
             return 3;

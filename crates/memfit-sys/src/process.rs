@@ -104,6 +104,38 @@ pub unsafe fn reset_signal_state() {
     libc::signal(libc::SIGPIPE, libc::SIG_DFL);
 }
 
+/// Which step of [`private_mount_namespace`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountNamespaceStep {
+    Unshare,
+    MakeSlave,
+}
+
+/// Moves the calling process into a mount namespace of its own whose mounts receive the
+/// host's but never propagate back (`/` made a recursive slave, as container runtimes do): a
+/// mount or unmount made afterwards stays private.
+///
+/// # Safety
+/// Only async-signal-safe calls: meant for a child between fork (or clone) and exec.
+pub unsafe fn private_mount_namespace() -> Result<(), MountNamespaceStep> {
+    if libc::unshare(libc::CLONE_NEWNS) != 0 {
+        return Err(MountNamespaceStep::Unshare);
+    }
+    // A new mount namespace shares the host's propagation: without this, mounts and unmounts
+    // made in it would propagate back to the host.
+    if libc::mount(
+        std::ptr::null(),
+        c"/".as_ptr(),
+        std::ptr::null(),
+        libc::MS_REC | libc::MS_SLAVE,
+        std::ptr::null(),
+    ) != 0
+    {
+        return Err(MountNamespaceStep::MakeSlave);
+    }
+    Ok(())
+}
+
 /// Starts `command` with the reset signal state (and in a process group of its own when
 /// `new_group`), and returns its pid. The caller reaps it with [`reap_exited`], with every
 /// adopted orphan, so std's handle is not kept.
