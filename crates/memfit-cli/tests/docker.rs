@@ -23,6 +23,13 @@ use serde_json::Value;
 
 const IMAGE: &str = "memfit-test/node:20";
 
+/// The engine, one test at a time, and cgroups memfit can create: `None` (said why) when the
+/// test cannot run here.
+fn docker_suite(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
+    let one = engine()?;
+    cgroups_available(test).then_some(one)
+}
+
 /// One Docker test at a time: dockerd's BuildKit steps are adopted by whichever run watches,
 /// so two builds at once would count each other's steps (as two memfit runs would).
 fn engine() -> Option<std::sync::MutexGuard<'static, ()>> {
@@ -352,10 +359,9 @@ fn agree(case: &Case, docker: &Observed, memfit: &Observed) -> Result<(), String
 
 #[test]
 fn memfit_run_agrees_with_docker_run_on_every_case() {
-    let Some(_one) = engine() else { return };
-    if !cgroups_available("docker conformance") {
+    let Some(_one) = docker_suite("docker conformance") else {
         return;
-    }
+    };
     let runs: usize = std::env::var("MEMFIT_FIDELITY_RUNS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -487,10 +493,9 @@ fn docker_build_classic(limit: &str, dir: &Path) -> Output {
 
 #[test]
 fn a_build_step_over_the_limit_is_oom_killed_and_named_with_its_line() {
-    let Some(_one) = engine() else { return };
-    if !cgroups_available("docker build") {
+    let Some(_one) = docker_suite("docker build") else {
         return;
-    }
+    };
     let dir = context(STEP_300M);
     let reference = docker_build_classic("100m", dir.path());
     let reference_text = String::from_utf8_lossy(&reference.stderr).to_string()
@@ -534,22 +539,15 @@ fn a_build_step_over_the_limit_is_oom_killed_and_named_with_its_line() {
 
 #[test]
 fn a_build_step_that_fits_is_counted_in_the_peak() {
-    let Some(_one) = engine() else { return };
-    if !cgroups_available("docker build") {
+    let Some(_one) = docker_suite("docker build") else {
         return;
-    }
+    };
     let dir = context(STEP_60M);
     assert!(docker_build_classic("256m", dir.path()).status.success());
     for buildkit in [false, true] {
         let run = memfit_build("256M", buildkit, dir.path());
-        assert_eq!(run.status(), 0, "{}", run.stderr());
-        assert_eq!(run.report["oom_killed"], false);
         // The docker CLI alone stays near 40 MiB; the step's 60 MiB of Buffers is counted.
-        assert!(
-            run.u64("/peak/charged_bytes") >= 60 * MIB,
-            "{}",
-            run.stderr()
-        );
+        assert_fits_counting(&run, 60 * MIB);
         let steps = run.report["steps"].as_array().unwrap();
         let big = steps
             .iter()
@@ -561,10 +559,9 @@ fn a_build_step_that_fits_is_counted_in_the_peak() {
 
 #[test]
 fn parallel_build_stages_count_together() {
-    let Some(_one) = engine() else { return };
-    if !cgroups_available("docker build") {
+    let Some(_one) = docker_suite("docker build") else {
         return;
-    }
+    };
     // Two stages BuildKit runs at once, each holding 80 MiB for 2 s; a small builder holds
     // both. Docker cannot limit a build's stages together (moby/buildkit#593).
     let hold = "node -e 'const b = []; for (let i = 0; i < 80; i++) b.push(Buffer.alloc(1 << 20, 1)); setTimeout(() => {}, 2000)'";
@@ -583,6 +580,13 @@ fn parallel_build_stages_count_together() {
     );
     let steps = run.report["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 2, "{steps:?}");
+}
+
+/// The run succeeded without an OOM kill, and its peak counts what the container held.
+fn assert_fits_counting(run: &Run, held: u64) {
+    assert_eq!(run.status(), 0, "{}", run.stderr());
+    assert_eq!(run.report["oom_killed"], false);
+    assert!(run.u64("/peak/charged_bytes") >= held, "{}", run.stderr());
 }
 
 /// `memfit run --limit L -- docker run … node -e SCRIPT`.
@@ -605,19 +609,12 @@ fn memfit_docker_run_node(limit: &str, script: &str) -> Run {
 
 #[test]
 fn a_container_started_by_docker_run_that_fits_is_counted_in_the_peak() {
-    let Some(_one) = engine() else { return };
-    if !cgroups_available("docker run") {
+    let Some(_one) = docker_suite("docker run") else {
         return;
-    }
+    };
     let hold_60m = "const b = []; for (let i = 0; i < 60; i++) b.push(Buffer.alloc(1 << 20, 1)); setTimeout(() => {}, 300)";
     let run = memfit_docker_run_node("256M", hold_60m);
-    assert_eq!(run.status(), 0, "{}", run.stderr());
-    assert_eq!(run.report["oom_killed"], false);
-    assert!(
-        run.u64("/peak/charged_bytes") >= 60 * MIB,
-        "{}",
-        run.stderr()
-    );
+    assert_fits_counting(&run, 60 * MIB);
     let containers = run.report["containers"].as_array().unwrap();
     assert!(
         containers[0]["peak_bytes"].as_u64().unwrap() >= 60 * MIB,
@@ -627,10 +624,9 @@ fn a_container_started_by_docker_run_that_fits_is_counted_in_the_peak() {
 
 #[test]
 fn a_container_started_by_docker_run_is_measured_and_killed_at_the_limit() {
-    let Some(_one) = engine() else { return };
-    if !cgroups_available("docker run") {
+    let Some(_one) = docker_suite("docker run") else {
         return;
-    }
+    };
     let run = memfit_docker_run_node("100M", BUFFERS_300M);
     assert_eq!(run.status(), 137, "{}", run.stderr());
     assert_eq!(run.report["oom_killed"], true);
@@ -642,10 +638,9 @@ fn a_container_started_by_docker_run_is_measured_and_killed_at_the_limit() {
 
 #[test]
 fn bisect_finds_the_smallest_memory_a_build_needs() {
-    let Some(_one) = engine() else { return };
-    if !cgroups_available("docker bisect") {
+    let Some(_one) = docker_suite("docker bisect") else {
         return;
-    }
+    };
     let dir = context(STEP_60M);
     let json_dir = tempfile::tempdir().unwrap();
     let json = json_dir.path().join("bisect.json");

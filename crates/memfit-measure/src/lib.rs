@@ -14,7 +14,6 @@
 //! Not here: command-line parsing and terminal output (memfit-cli), log classification
 //! (memfit-explain), static checks (memfit-audit), production supervision (memfit-guard).
 
-mod adopt;
 pub mod bisect;
 mod clone3;
 mod container_view;
@@ -30,6 +29,7 @@ mod spawn;
 pub mod svg;
 mod taskstats;
 mod units;
+mod watch;
 
 pub use bisect::{
     bisect, BisectError, BisectObserver, BisectOptions, BisectReport, Precision, TryRecord,

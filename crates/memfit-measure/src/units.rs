@@ -76,6 +76,15 @@ impl Units {
         }
     }
 
+    /// How long ago the most recent container still running started; `None` when none runs.
+    pub fn youngest_age_ms(&self, now_ms: u64) -> Option<u64> {
+        self.known
+            .values()
+            .filter(|u| u.record.ended_ms.is_none())
+            .map(|u| now_ms.saturating_sub(u.record.started_ms))
+            .min()
+    }
+
     /// What the adopter saw of the steps it moved, closer than the samples: the command a
     /// short step ran, and when each started and ended (in ms from the run's start).
     pub fn learn(&mut self, seen: impl IntoIterator<Item = Seen>) {

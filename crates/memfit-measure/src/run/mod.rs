@@ -72,11 +72,9 @@ pub fn run(options: &RunOptions, signals: &SignalWatcher) -> Result<RunReport, R
     }
     let mut prepared = prepare::prepare(options)?;
     let mut running = start::start(options, &mut prepared)?;
-    let containers = prepared.docker.as_ref().map(|d| d.kind);
     let supervised = supervise::supervise(
         &mut running,
         prepared.cgroup.as_ref(),
-        containers,
         signals,
         options.interval,
     );

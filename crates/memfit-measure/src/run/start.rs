@@ -10,11 +10,11 @@ use memfit_sys::{process, procfs};
 use super::own_cost::OwnUsage;
 use super::prepare::Prepared;
 use super::{RunError, RunOptions};
-use crate::adopt::Adopter;
 use crate::container_view::{self, ViewOutcome};
 use crate::kmsg::KernelLog;
 use crate::spawn::{self, SpawnPlan};
 use crate::taskstats::ExitListener;
+use crate::watch::{ContainerWatcher, WatchPlan};
 
 /// The command, started, and what its supervision needs.
 pub(super) struct Running {
@@ -30,8 +30,8 @@ pub(super) struct Running {
     pub container_view: bool,
     /// The host's runtime variables (NODE_OPTIONS…) that reached the command.
     pub inherited_env: Vec<String>,
-    /// Moves BuildKit's steps into the run's cgroup, for a docker build.
-    pub adopter: Option<Adopter>,
+    /// Watches the containers Docker starts, and adopts BuildKit's steps.
+    pub watcher: Option<ContainerWatcher>,
 }
 
 const HOST_VIEW_EFFECT: &str = "runtimes that read the limit at the root of /sys/fs/cgroup (Node ≤ 20.2) size themselves from the host's RAM";
@@ -67,21 +67,25 @@ pub(super) fn start(options: &RunOptions, prepared: &mut Prepared) -> Result<Run
     };
 
     let environment = options.environment.build();
-    let adopter = match (&prepared.docker, cgroup) {
-        (Some(docker), Some(cgroup)) if !docker.adopt_roots.is_empty() => {
-            match Adopter::start(docker.adopt_roots.clone(), (**cgroup).clone(), "buildkit-") {
-                Ok(adopter) => Some(adopter),
-                Err(e) => {
-                    prepared.caveats.push(format!("cannot watch dockerd's BuildKit cgroups ({e}): RUN steps of a builder that ignores --cgroup-parent are not measured"));
-                    None
-                }
-            }
-        }
-        _ => None,
-    };
     let own_usage_before = OwnUsage::now();
     let boot_ms_at_start = procfs::boot_time_ms();
     let started = Instant::now();
+    let watcher = match (&prepared.docker, cgroup) {
+        (Some(docker), Some(cgroup)) => match ContainerWatcher::start(WatchPlan {
+            run: (**cgroup).clone(),
+            kind: docker.kind,
+            started,
+            adopt_roots: docker.adopt_roots.clone(),
+            prefix: "buildkit-",
+        }) {
+            Ok(watcher) => Some(watcher),
+            Err(e) => {
+                prepared.caveats.push(format!("cannot watch the containers Docker starts ({e}): they count in the run's peak but are not listed, and RUN steps of a builder that ignores --cgroup-parent are not measured"));
+                None
+            }
+        },
+        _ => None,
+    };
     let spawned = spawn::spawn(&SpawnPlan {
         command: &prepared.command,
         stdio: options.stdio,
@@ -116,6 +120,6 @@ pub(super) fn start(options: &RunOptions, prepared: &mut Prepared) -> Result<Run
         exit_listener,
         container_view,
         inherited_env: environment.inherited_runtime,
-        adopter,
+        watcher,
     })
 }

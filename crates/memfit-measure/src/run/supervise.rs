@@ -10,10 +10,8 @@ use memfit_sys::procfs;
 
 use super::own_cost::thread_cpu_time;
 use super::start::Running;
-use crate::report::ContainerKind;
 use crate::sampler::{GroupMemory, Sampler};
 use crate::signals::SignalWatcher;
-use crate::units::Units;
 
 /// Default sampling bounds: at most every 30 ms when sampling is cheap, at least every
 /// second; in between, 150 × the cost of one sample. A tick costs more than the sample it
@@ -33,18 +31,14 @@ pub(super) struct Supervised {
     pub interrupted: bool,
     /// The sum of the sleeps between samples, for the mean interval.
     pub intervals_total: Duration,
-    /// Containers Docker started for the command.
-    pub units: Units,
 }
 
 pub(super) fn supervise(
     running: &mut Running,
     cgroup: Option<&OwnedCgroup>,
-    containers: Option<ContainerKind>,
     signals: &SignalWatcher,
     fixed_interval: Option<Duration>,
 ) -> Supervised {
-    let mut units = Units::default();
     let mut sampler = Sampler::new(
         running.boot_ms_at_start,
         procfs::clock_ticks_per_second(),
@@ -79,9 +73,6 @@ pub(super) fn supervise(
             stat: cg.stat(),
         });
         let vanished = sampler.sample(&pids, now_ms, memory);
-        if let (Some(cg), Some(kind)) = (cgroup, containers) {
-            units.sample(cg, kind, now_ms);
-        }
         sampler.resolve_pending_exits();
         if let Some(cg) = cgroup {
             let counters = cg.oom_counters();
@@ -97,7 +88,6 @@ pub(super) fn supervise(
                 duration_ms,
                 interrupted,
                 intervals_total,
-                units,
             };
         }
         if fixed_interval.is_none() {

@@ -11,10 +11,10 @@ use super::own_cost::OwnUsage;
 use super::prepare::Prepared;
 use super::start::Running;
 use super::supervise::{self, Supervised};
-use crate::adopt::Adopter;
 use crate::report::{ContainerRecord, OomVictim, ProcessAtPeak};
 use crate::sampler::Sampler;
 use crate::units::{self, Seen};
+use crate::watch::ContainerWatcher;
 
 /// Everything measured, the cgroup gone.
 pub(super) struct Finished {
@@ -42,11 +42,12 @@ pub(super) fn teardown(
     let sampler = &mut supervised.sampler;
     let ended_ms = supervised.duration_ms;
 
-    // BuildKit steps stop being adopted before what is left is killed.
-    let adopted = running
-        .adopter
+    // Containers stop being watched (and BuildKit steps adopted) before what is left is
+    // killed.
+    let (adopted, mut units) = running
+        .watcher
         .take()
-        .map(Adopter::stop)
+        .map(ContainerWatcher::stop)
         .unwrap_or_default();
     if !adopted.is_empty() {
         let moved: usize = adopted.iter().map(|a| a.moved).sum();
@@ -76,7 +77,6 @@ pub(super) fn teardown(
         .map(|k| k.oom_kills())
         .unwrap_or_default();
     let cgroup_path = cgroup.map(|c| c.path().display().to_string());
-    let mut units = std::mem::take(&mut supervised.units);
     let since_start = |t: Instant| t.saturating_duration_since(running.started).as_millis() as u64;
     units.learn(adopted.iter().filter_map(|a| {
         Some(Seen {

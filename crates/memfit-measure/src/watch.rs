@@ -1,8 +1,11 @@
-//! Adopting cgroups another manager creates during the run (dockerd's embedded BuildKit, which
-//! ignores `--cgroup-parent`): a thread watches the directories with inotify and, the moment a
-//! new cgroup appears there, makes a cgroup of the same name below the run's and moves every
-//! process of the new one into it — again and again while it lives, so children forked before
-//! a move follow. Memory charged before a move stays where it was (the kernel no longer moves
+//! The containers of a docker run, watched closely by a thread of their own: every few
+//! milliseconds it reads the run's child cgroups (a container's lifetime can fall between two
+//! samples of the run, and runc removes its cgroup at once), and it adopts cgroups another
+//! manager creates during the run (dockerd's embedded BuildKit, which ignores
+//! `--cgroup-parent`): it watches their directories with inotify and, the moment a new cgroup
+//! appears there, makes a cgroup of the same name below the run's and moves every process of
+//! the new one into it — again and again while it lives, so children forked before a move
+//! follow. Memory charged before a move stays where it was (the kernel no longer moves
 //! charges, Documentation/admin-guide/cgroup-v1/memory.rst on move_charge_at_immigrate): that is
 //! the container runtime's own start, a few MiB, said in the report.
 
@@ -17,10 +20,17 @@ use std::time::{Duration, Instant};
 use memfit_sys::cgroup::CgroupFiles;
 use memfit_sys::procfs;
 
-use crate::units;
+use crate::report::ContainerKind;
+use crate::units::{self, Units};
 
-/// How often adopted cgroups are swept for processes forked before a move.
-const SWEEP: Duration = Duration::from_millis(2);
+/// How often the containers are read and adopted cgroups swept for processes forked before a
+/// move, while a container is young (a short RUN step lives a fraction of a second): a few
+/// small files per container.
+const SWEEP: Duration = Duration::from_millis(3);
+/// How long a container counts as young.
+const YOUNG_MS: u64 = 2000;
+/// The pace once every container is older: a long-running `docker run` costs memfit little.
+const SETTLED: Duration = Duration::from_millis(50);
 
 /// One adopted cgroup.
 #[derive(Debug, Clone)]
@@ -39,21 +49,29 @@ pub struct Adoption {
     pub ended: Option<Instant>,
 }
 
-/// The watcher thread; [`Adopter::stop`] ends it and returns what it adopted.
-pub struct Adopter {
+/// The watcher thread; [`ContainerWatcher::stop`] ends it and returns what it saw.
+pub struct ContainerWatcher {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<()>,
     adopted: Arc<Mutex<Vec<Adoption>>>,
+    units: Arc<Mutex<Units>>,
 }
 
-impl Adopter {
-    /// Watches `roots` (each may not exist yet: then its parent is watched for it) and adopts
-    /// what appears in them below `run`, named `prefix` + the original name.
-    pub fn start(
-        roots: Vec<PathBuf>,
-        run: CgroupFiles,
-        prefix: &'static str,
-    ) -> std::io::Result<Adopter> {
+/// Where the watcher works.
+pub struct WatchPlan {
+    /// The run's cgroup: its children are the containers.
+    pub run: CgroupFiles,
+    pub kind: ContainerKind,
+    /// When the run started, for the containers' times.
+    pub started: Instant,
+    /// Directories whose new cgroups are adopted (each may not exist yet: then its parent is
+    /// watched for it), named `prefix` + the original name below the run's.
+    pub adopt_roots: Vec<PathBuf>,
+    pub prefix: &'static str,
+}
+
+impl ContainerWatcher {
+    pub fn start(plan: WatchPlan) -> std::io::Result<ContainerWatcher> {
         // SAFETY: inotify_init1 with valid flags; the fd is owned by the watcher below.
         let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
         if fd < 0 {
@@ -63,30 +81,42 @@ impl Adopter {
             fd,
             watches: Vec::new(),
         };
-        for root in &roots {
+        for root in &plan.adopt_roots {
             watcher.watch(root);
         }
+        // A new container's cgroup below the run's wakes the thread at once; the event itself
+        // is not needed (the sample that follows finds the container).
+        watcher.wake_on_new_children(plan.run.path());
         let stop = Arc::new(AtomicBool::new(false));
         let adopted = Arc::new(Mutex::new(Vec::new()));
+        let units = Arc::new(Mutex::new(Units::default()));
         let thread = {
             let stop = Arc::clone(&stop);
             let adopted = Arc::clone(&adopted);
+            let units = Arc::clone(&units);
             std::thread::Builder::new()
-                .name("memfit-adopt".into())
-                .spawn(move || watcher.run(&stop, &adopted, &run, prefix))?
+                .name("memfit-containers".into())
+                .spawn(move || watcher.run(&stop, &adopted, &units, &plan))?
         };
-        Ok(Adopter {
+        Ok(ContainerWatcher {
             stop,
             thread,
             adopted,
+            units,
         })
     }
 
-    pub fn stop(self) -> Vec<Adoption> {
+    /// Ends the thread: what was adopted, and the containers.
+    pub fn stop(self) -> (Vec<Adoption>, Units) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
-        let adopted = self.adopted.lock().unwrap_or_else(|p| p.into_inner());
-        adopted.clone()
+        let adopted = self
+            .adopted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let units = std::mem::take(&mut *self.units.lock().unwrap_or_else(|p| p.into_inner()));
+        (adopted, units)
     }
 }
 
@@ -119,13 +149,25 @@ impl Watcher {
         }
     }
 
+    fn wake_on_new_children(&self, dir: &Path) {
+        if let Ok(path) = CString::new(dir.as_os_str().as_bytes()) {
+            // SAFETY: a valid fd and C string.
+            unsafe {
+                libc::inotify_add_watch(self.fd, path.as_ptr(), libc::IN_CREATE | libc::IN_ONLYDIR)
+            };
+        }
+    }
+
     fn run(
         mut self,
         stop: &AtomicBool,
         adopted: &Mutex<Vec<Adoption>>,
-        run: &CgroupFiles,
-        prefix: &str,
+        units: &Mutex<Units>,
+        plan: &WatchPlan,
     ) {
+        let run = &plan.run;
+        let prefix = plan.prefix;
+        let mut pace = SWEEP;
         let mut buffer = [0u8; 4096];
         while !stop.load(Ordering::Relaxed) {
             let mut poll = libc::pollfd {
@@ -134,7 +176,7 @@ impl Watcher {
                 revents: 0,
             };
             // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&mut poll, 1, SWEEP.as_millis() as i32) };
+            unsafe { libc::poll(&mut poll, 1, pace.as_millis() as i32) };
             for created in self.read_events(&mut buffer) {
                 let target = run.path().join(format!(
                     "{prefix}{}",
@@ -185,6 +227,22 @@ impl Watcher {
                     }
                 }
             }
+            let adopting = adopted.iter().any(|a| a.ended.is_none());
+            drop(adopted);
+            let now_ms = plan.started.elapsed().as_millis() as u64;
+            let mut units = units.lock().unwrap_or_else(|p| p.into_inner());
+            units.sample(run, plan.kind, now_ms);
+            // Fast while a container is young or a step is being adopted; a new one wakes
+            // the thread through inotify whatever the pace.
+            pace = if adopting
+                || units
+                    .youngest_age_ms(now_ms)
+                    .is_some_and(|age| age < YOUNG_MS)
+            {
+                SWEEP
+            } else {
+                SETTLED
+            };
         }
         // SAFETY: closing the fd this watcher owns.
         unsafe { libc::close(self.fd) };
