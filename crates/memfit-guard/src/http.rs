@@ -25,17 +25,36 @@ const DEADLINE: Duration = Duration::from_secs(3);
 /// What /health/memory reports; written by the main loop.
 #[derive(Debug, Clone, Default)]
 pub struct Status {
+    pub memory: MemoryStatus,
+    /// Where the numbers come from (the cgroup, the machine, the process tree).
+    pub source: String,
+    pub child: ChildStatus,
+    pub trend: TrendStatus,
+    pub events: EventCounts,
+}
+
+/// The container's memory as last read.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStatus {
     pub reading: Reading,
     pub limit: u64,
     pub peak: u64,
     pub state: Level,
-    pub source: String,
-    pub child_pid: i32,
+    pub pressure_some_avg10: Option<f64>,
+}
+
+/// The child and the largest processes of its tree.
+#[derive(Debug, Clone, Default)]
+pub struct ChildStatus {
+    pub pid: i32,
     pub top: Vec<Proc>,
-    pub trend: TrendStatus,
+}
+
+/// What happened since the guard started.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventCounts {
     pub restarts: RestartCounts,
     pub oom_kills: u64,
-    pub pressure_some_avg10: Option<f64>,
 }
 
 pub struct Shared {
@@ -71,12 +90,14 @@ fn number(v: Option<f64>) -> String {
 }
 
 pub fn health_json(s: &Status) -> String {
-    let percent = if s.limit > 0 {
-        s.reading.working as f64 * 100.0 / s.limit as f64
+    let memory = &s.memory;
+    let percent = if memory.limit > 0 {
+        memory.reading.working as f64 * 100.0 / memory.limit as f64
     } else {
         0.0
     };
     let top: Vec<String> = s
+        .child
         .top
         .iter()
         .map(|p| {
@@ -90,21 +111,21 @@ pub fn health_json(s: &Status) -> String {
         .collect();
     format!(
         "{{\"usage_bytes\":{},\"charged_bytes\":{},\"limit_bytes\":{},\"percent\":{:.1},\"peak_bytes\":{},\"state\":{},\"source\":{},\"child_pid\":{},\"top_processes\":[{}],\"trend\":{{\"bytes_per_second\":{},\"seconds_to_limit\":{}}},\"restarts\":{{\"memory\":{},\"http\":{}}},\"oom_kills\":{},\"pressure_some_avg10\":{}}}\n",
-        s.reading.working,
-        s.reading.charged,
-        s.limit,
+        memory.reading.working,
+        memory.reading.charged,
+        memory.limit,
         percent,
-        s.peak,
-        json_string(s.state.as_str()),
+        memory.peak,
+        json_string(memory.state.as_str()),
         json_string(&s.source),
-        s.child_pid,
+        s.child.pid,
         top.join(","),
         number(s.trend.bytes_per_second),
         number(s.trend.seconds_to_limit),
-        s.restarts.memory,
-        s.restarts.http,
-        s.oom_kills,
-        number(s.pressure_some_avg10),
+        s.events.restarts.memory,
+        s.events.restarts.http,
+        s.events.oom_kills,
+        number(memory.pressure_some_avg10),
     )
 }
 

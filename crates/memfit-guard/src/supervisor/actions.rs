@@ -118,11 +118,11 @@ impl Guard {
         self.metrics.own_rss.set(own_rss as i64);
         if let Some(shared) = &self.shared {
             let mut s = shared.status.lock().unwrap_or_else(|e| e.into_inner());
-            s.reading = reading;
-            s.peak = self.peak;
-            s.state = level;
-            s.child_pid = self.child.unwrap_or(0);
-            s.top = self.top.clone();
+            s.memory.reading = reading;
+            s.memory.peak = self.peak;
+            s.memory.state = level;
+            s.child.pid = self.child.unwrap_or(0);
+            s.child.top = self.top.clone();
             let slope = self.trend.slope();
             s.trend = TrendStatus {
                 bytes_per_second: slope,
@@ -133,7 +133,7 @@ impl Guard {
                         / r
                 }),
             };
-            s.pressure_some_avg10 = self.source.pressure_some_avg10();
+            s.memory.pressure_some_avg10 = self.source.pressure_some_avg10();
         }
     }
 

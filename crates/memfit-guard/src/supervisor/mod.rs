@@ -20,7 +20,7 @@ use crate::log;
 use crate::memory::{self, Source};
 use crate::metrics::{Metrics, RestartCounts, RestartReason};
 use crate::options::{self, signal_name, Action, Options};
-use crate::policy::{Level, Policy};
+use crate::policy::Policy;
 use crate::procs;
 use crate::startup;
 use crate::trend::Trend;
@@ -128,8 +128,10 @@ impl Guard {
                 let bound = listener.local_addr().unwrap_or(addr);
                 let shared = Arc::new(http::Shared {
                     status: Mutex::new(http::Status {
-                        limit,
-                        state: Level::Ok,
+                        memory: http::MemoryStatus {
+                            limit,
+                            ..Default::default()
+                        },
                         source: source.describe(),
                         ..Default::default()
                     }),
@@ -321,6 +323,7 @@ impl Guard {
                     .status
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
+                    .events
                     .oom_kills += new_ooms;
             }
         }
@@ -340,7 +343,7 @@ impl Guard {
                     self.restart_count.count(reason);
                     if let Some(shared) = &self.shared {
                         let mut s = shared.status.lock().unwrap_or_else(|e| e.into_inner());
-                        s.restarts = self.restart_count;
+                        s.events.restarts = self.restart_count;
                     }
                     log(format!(
                         "restarted ({}): the old child ended in {} ms with {}; new pid {}",
