@@ -230,8 +230,9 @@ fn read_run(path: &Path) -> Result<Measured> {
             path.display()
         );
     }
+    // The limit that killed it: an enclosing cgroup's where that was lower than the run's.
     let oom_limit = (report.oom_killed == Some(true))
-        .then_some(report.limit_bytes)
+        .then(|| report.limit_that_held())
         .flatten()
         .map(ByteSize);
     let largest_process = report

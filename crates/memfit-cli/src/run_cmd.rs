@@ -160,6 +160,15 @@ pub fn summary(report: &RunReport) -> String {
         report.mode.as_str(),
         ByteSize(report.swap_bytes),
     );
+    if let (Some(effective), Some(cgroup)) =
+        (report.effective_limit_bytes, &report.effective_limit_cgroup)
+    {
+        let _ = writeln!(
+            out,
+            "  limit     {} holds: the enclosing cgroup {cgroup} sets it, lower than the run's own",
+            ByteSize(effective)
+        );
+    }
     if let Some(reason) = &report.mode_reason {
         let _ = writeln!(out, "  !! MEASURE-ONLY: {reason}");
     }

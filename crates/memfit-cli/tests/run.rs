@@ -359,6 +359,45 @@ fn budget_gates_ci_with_exit_1() {
 }
 
 #[test]
+fn a_lower_enclosing_limit_is_the_one_the_verdict_speaks_of() {
+    // memfit inside memfit: the outer run is the CI job's container, the inner one asks for
+    // more than the job allows.
+    let memfit_bin = env!("CARGO_BIN_EXE_memfit");
+    let dir = tempfile::tempdir().unwrap();
+    let inner = dir.path().join("inner.json");
+    let inner_text = inner.to_str().unwrap();
+    let outer = run(
+        &["--limit", "100M"],
+        &[
+            memfit_bin,
+            "run",
+            "--limit",
+            "1G",
+            "--json",
+            inner_text,
+            "--",
+            workload(),
+            "alloc",
+            "300M",
+            "100",
+        ],
+    );
+    assert_eq!(outer.status(), 137, "{}", outer.stderr());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&inner).unwrap()).unwrap();
+    assert_eq!(report["limit_bytes"], 1024 * MIB);
+    assert_eq!(report["effective_limit_bytes"], 100 * MIB);
+    assert_eq!(report["oom_killed"], true);
+    let stderr = outer.stderr();
+    assert!(
+        stderr.contains("100 MiB holds: the enclosing cgroup"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("needs more than 100 MiB"), "{stderr}");
+    assert!(!stderr.contains("needs more than 1 GiB"), "{stderr}");
+}
+
+#[test]
 fn platform_sets_limit_and_cpu_time() {
     let run = run(&["--platform", "render:starter"], &["nproc"]);
     assert_eq!(run.status(), 0, "{}", run.stderr());

@@ -59,7 +59,7 @@ impl Source {
     /// limit above a container's), or the machine's RAM.
     pub fn limit(&self) -> Option<u64> {
         match self {
-            Source::Cgroup(files) => files.enclosing_limit(),
+            Source::Cgroup(files) => files.enclosing_limit().map(|l| l.bytes),
             Source::Meminfo | Source::Tree => procfs::meminfo("MemTotal"),
         }
     }

@@ -48,6 +48,13 @@ pub struct RunReport {
     pub limit_bytes: Option<u64>,
     /// Whether the limit was enforced by the kernel (false in measure-only mode).
     pub limit_enforced: bool,
+    /// A lower limit an enclosing cgroup sets (a CI job's, a container's, a systemd slice's),
+    /// which holds for the command too; `null` when none is lower than `limit_bytes`.
+    #[serde(default)]
+    pub effective_limit_bytes: Option<u64>,
+    /// The cgroup that sets `effective_limit_bytes`.
+    #[serde(default)]
+    pub effective_limit_cgroup: Option<String>,
     pub swap_bytes: u64,
     pub platform: Option<String>,
     /// CPUs the command could see (after `--cpuset`), and the host's.
@@ -301,7 +308,9 @@ impl RunReport {
                 )
             })
             .unwrap_or_default();
-        match (self.limit_bytes, self.limit_enforced, self.oom_killed) {
+        let limit = self.limit_that_held();
+        let enforced = self.limit_enforced || self.effective_limit_bytes.is_some();
+        match (limit, enforced, self.oom_killed) {
             (Some(limit), true, Some(true)) => format!(
                 "needs more than {}: OOM-killed at {}{}",
                 ByteSize(limit),
@@ -337,6 +346,14 @@ impl RunReport {
                 format!("OOM-killed without a memfit limit at {peak}{holder_text}")
             }
             (None, _, _) => format!("peak {peak}{holder_text}; no limit set"),
+        }
+    }
+
+    /// The limit that held: the run's own, or an enclosing cgroup's where that is lower.
+    pub fn limit_that_held(&self) -> Option<u64> {
+        match (self.limit_bytes, self.effective_limit_bytes) {
+            (Some(own), Some(effective)) => Some(own.min(effective)),
+            (own, effective) => own.or(effective),
         }
     }
 

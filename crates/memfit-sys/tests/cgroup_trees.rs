@@ -118,7 +118,15 @@ fn the_enclosing_limit_is_the_lowest_on_the_way_up() {
     let files = CgroupFiles::open(CgroupVersion::V2, &container);
     // The pod's 256 MiB holds above the container's 512 MiB; the walk stops at the first
     // directory without limit files (here the temporary directory).
-    assert_eq!(files.enclosing_limit(), Some(268_435_456));
+    let lowest = files.enclosing_limit().unwrap();
+    assert_eq!(
+        (lowest.bytes, lowest.cgroup.as_path()),
+        (268_435_456, pod.as_path())
+    );
     fs::write(pod.join("memory.max"), "max\n").unwrap();
-    assert_eq!(files.enclosing_limit(), Some(536_870_912));
+    assert_eq!(files.enclosing_limit().unwrap().bytes, 536_870_912);
+    // memory.high counts for the guard, not for what the OOM killer enforces.
+    fs::write(container.join("memory.high"), "134217728\n").unwrap();
+    assert_eq!(files.enclosing_limit().unwrap().bytes, 134_217_728);
+    assert_eq!(files.enclosing_hard_limit().unwrap().bytes, 536_870_912);
 }

@@ -47,6 +47,17 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
         container_view,
         limit_bytes: options.limit,
         limit_enforced: mode != Mode::MeasureOnly && options.limit.is_some(),
+        effective_limit_bytes: prepared.effective_limit.as_ref().map(|e| e.bytes),
+        effective_limit_cgroup: prepared.effective_limit.as_ref().map(|e| {
+            // In a container's own cgroup namespace its cgroup is the root of the mount.
+            match &prepared.hierarchy {
+                Some(h) if h.mount == e.cgroup => format!(
+                    "{} (the root of the cgroup mount: the container memfit runs in)",
+                    e.cgroup.display()
+                ),
+                _ => e.cgroup.display().to_string(),
+            }
+        }),
         swap_bytes: options.swap,
         platform: options.platform.clone(),
         cpus: prepared.visible_cpus,

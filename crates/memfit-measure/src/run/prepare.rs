@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use memfit_sys::cgroup::{self, Hierarchy, OwnedCgroup};
+use memfit_sys::cgroup::{self, EnclosingLimit, Hierarchy, OwnedCgroup};
 use memfit_sys::procfs;
 use memfit_sys::CgroupVersion;
 
@@ -42,6 +42,8 @@ pub(super) struct Prepared {
     pub cpu_v1: Option<(Hierarchy, OwnedCgroup)>,
     /// The quota applied, in CPUs.
     pub cpu_quota: Option<f64>,
+    /// A lower limit an enclosing cgroup sets.
+    pub effective_limit: Option<EnclosingLimit>,
     pub mode: Mode,
     /// Why no cgroup is used, in measure-only mode.
     pub mode_reason: Option<String>,
@@ -127,6 +129,10 @@ pub(super) fn prepare(options: &RunOptions) -> Result<Prepared, RunError> {
             (options.command.clone(), None)
         }
     };
+    let effective_limit = cgroup
+        .as_ref()
+        .and_then(|c| c.enclosing_hard_limit())
+        .filter(|e| options.limit.is_none_or(|own| e.bytes < own));
     let host_has_swap = procfs::meminfo("SwapTotal").unwrap_or(0) > 0;
     let swap_limitable = cgroup.as_ref().is_some_and(OwnedCgroup::swap_limitable);
     if host_has_swap && mode == Mode::CgroupV1 && !swap_limitable {
@@ -142,6 +148,7 @@ pub(super) fn prepare(options: &RunOptions) -> Result<Prepared, RunError> {
         cgroup,
         cpu_v1,
         cpu_quota,
+        effective_limit,
         mode,
         mode_reason,
         caveats,

@@ -34,6 +34,13 @@ pub struct CgroupFiles {
     path: PathBuf,
 }
 
+/// The lowest limit on the way up a cgroup tree, and the cgroup that sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnclosingLimit {
+    pub bytes: u64,
+    pub cgroup: PathBuf,
+}
+
 /// OOM counters, read before and after to compute deltas.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OomCounters {
@@ -166,14 +173,15 @@ impl CgroupFiles {
         }
     }
 
-    /// The limits this cgroup's own files set: v2 `memory.max` and `memory.high` (the kernel
-    /// throttles and reclaims hard at `high`; Node ≥ 20.3 sizes its heap from the lower of
-    /// the two, nodejs/node#47259), v1 `memory.limit_in_bytes`. Empty when the directory has
-    /// none of them (the v2 root, or above the mount).
-    fn own_limits(&self) -> Vec<Limit> {
-        let files: &[&str] = match self.version {
-            CgroupVersion::V2 => &["memory.max", "memory.high"],
-            CgroupVersion::V1 => &["memory.limit_in_bytes"],
+    /// The limits this cgroup's own files set: v2 `memory.max` and, when `with_high`,
+    /// `memory.high` (the kernel throttles and reclaims hard at `high`; Node ≥ 20.3 sizes its
+    /// heap from the lower of the two, nodejs/node#47259), v1 `memory.limit_in_bytes`. Empty
+    /// when the directory has none of them (the v2 root, or above the mount).
+    fn own_limits(&self, with_high: bool) -> Vec<Limit> {
+        let files: &[&str] = match (self.version, with_high) {
+            (CgroupVersion::V2, true) => &["memory.max", "memory.high"],
+            (CgroupVersion::V2, false) => &["memory.max"],
+            (CgroupVersion::V1, _) => &["memory.limit_in_bytes"],
         };
         files
             .iter()
@@ -182,18 +190,32 @@ impl CgroupFiles {
     }
 
     /// The limit that holds for this cgroup: the smallest of its own and its ancestors' (a
-    /// pod's limit above a container's, a CI job's above a step's), up to the first directory
-    /// without limit files. `None` when nothing limits it.
-    pub fn enclosing_limit(&self) -> Option<u64> {
-        let mut lowest: Option<u64> = None;
+    /// pod's limit above a container's, a CI job's above a step's), `memory.high` included, up
+    /// to the first directory without limit files. `None` when nothing limits it.
+    pub fn enclosing_limit(&self) -> Option<EnclosingLimit> {
+        self.lowest_limit(true)
+    }
+
+    /// The same for the hard limit alone: what the OOM killer enforces.
+    pub fn enclosing_hard_limit(&self) -> Option<EnclosingLimit> {
+        self.lowest_limit(false)
+    }
+
+    fn lowest_limit(&self, with_high: bool) -> Option<EnclosingLimit> {
+        let mut lowest: Option<EnclosingLimit> = None;
         let mut dir = Some(self.path.as_path());
         while let Some(current) = dir {
-            let limits = CgroupFiles::open(self.version, current).own_limits();
+            let limits = CgroupFiles::open(self.version, current).own_limits(with_high);
             if limits.is_empty() {
                 break;
             }
             for bytes in limits.into_iter().filter_map(Limit::bytes) {
-                lowest = Some(lowest.map_or(bytes, |l| l.min(bytes)));
+                if lowest.as_ref().is_none_or(|l| bytes < l.bytes) {
+                    lowest = Some(EnclosingLimit {
+                        bytes,
+                        cgroup: current.to_path_buf(),
+                    });
+                }
             }
             dir = current.parent();
         }
