@@ -442,3 +442,17 @@ fn never_panics_on_arbitrary_input() {
         let _ = file.shipped_stages(&stages);
     }
 }
+
+#[test]
+fn a_line_holding_only_the_escape_is_a_problem_not_a_panic() {
+    // A continuation with nothing after it (the parser panicked on this before).
+    for source in ["FROM node:20\n\\\n", "FROM node:20\n\\", "\\\n"] {
+        let file = parse(source);
+        assert_eq!(file.problems.len(), 1, "{source:?}: {:?}", file.problems);
+        assert!(file.problems[0].message.contains("line continuation"));
+        assert!(file.instructions.iter().all(|i| i.keyword == Keyword::From));
+    }
+    // Before another line it continues into it, as BuildKit reads it.
+    let file = clean("FROM node:20\n\\\nRUN true\n");
+    assert_eq!(keywords(&file), ["FROM", "RUN"]);
+}

@@ -342,7 +342,13 @@ mod tests {
         };
         // A child that touches 40 MiB and exits at once: dd reads into one 40 MiB buffer.
         let child = std::process::Command::new("dd")
-            .args(["if=/dev/zero", "of=/dev/null", "bs=40M", "count=1", "status=none"])
+            .args([
+                "if=/dev/zero",
+                "of=/dev/null",
+                "bs=40M",
+                "count=1",
+                "status=none",
+            ])
             .status()
             .unwrap();
         assert!(child.success());

@@ -84,7 +84,7 @@ pub fn parse(source: &str) -> Dockerfile {
             continue;
         }
         let (instruction, next) = read_instruction(&lines, i, file.escape, &mut file);
-        file.instructions.push(instruction);
+        file.instructions.extend(instruction);
         i = next;
     }
     file
@@ -123,13 +123,15 @@ fn continuation(content: &str, escape: char) -> Option<usize> {
         .then(|| trimmed.len() - escape.len_utf8())
 }
 
-/// Reads the instruction starting at line `first`; returns it and the next line to read.
+/// Reads the instruction starting at line `first`; returns it and the next line to read. A
+/// line continuation with nothing to continue (a line holding only `\`) is a problem, not an
+/// instruction.
 fn read_instruction(
     lines: &[Line<'_>],
     first: usize,
     escape: char,
     file: &mut Dockerfile,
-) -> (Instruction, usize) {
+) -> (Option<Instruction>, usize) {
     let mut text = String::new();
     let mut map = Vec::new();
     let mut i = first;
@@ -167,6 +169,14 @@ fn read_instruction(
         }
     }
 
+    if text.trim().is_empty() {
+        let start = lines[first].start;
+        file.problems.push(Problem {
+            message: format!("a line continuation (`{escape}`) with no instruction to continue"),
+            span: Span::new(start, last_end.max(start + 1)),
+        });
+        return (None, i);
+    }
     let keyword_len = text.find(|c: char| c.is_whitespace()).unwrap_or(text.len());
     let keyword = Keyword::parse(&text[..keyword_len]);
     let keyword_span = Span::new(map[0], map[keyword_len.max(1) - 1] + 1);
@@ -239,7 +249,7 @@ fn read_instruction(
         }
         instruction.span.end = last_end;
     }
-    (instruction, i)
+    (Some(instruction), i)
 }
 
 fn push_mapped(text: &mut String, map: &mut Vec<usize>, piece: &str, source_start: usize) {
