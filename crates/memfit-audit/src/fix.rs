@@ -3,8 +3,9 @@
 //! endings). Fixes whose edits overlap an earlier one wait for the next run.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use memfit_sys::safe_write;
 
 use crate::audit::Report;
 use crate::finding::Edit;
@@ -103,27 +104,15 @@ pub fn plan(report: &Report) -> Vec<FileChange> {
     changes
 }
 
-/// Writes a change: to a temporary file beside the target, then renamed over it, keeping the
-/// file's permissions.
+/// Writes a change through memfit-sys's safe writer: never through a link, only over a regular
+/// file (or a new one), keeping its owner, group and mode, and only if the file still holds
+/// what the audit read.
 pub fn apply(root: &Path, change: &FileChange) -> std::io::Result<()> {
     let target = root.join(&change.path);
-    let dir = target.parent().unwrap_or(root);
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.memfit-fix-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(change.new.as_bytes())?;
-        file.sync_all()?;
-        if let Ok(meta) = std::fs::metadata(&target) {
-            std::fs::set_permissions(&tmp, meta.permissions())?;
-        }
-        std::fs::rename(&tmp, &target)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    safe_write::replace(
+        &target,
+        change.new.as_bytes(),
+        change.old.as_deref().map(str::as_bytes),
+    )
+    .map_err(std::io::Error::other)
 }

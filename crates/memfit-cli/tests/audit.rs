@@ -906,3 +906,40 @@ fn next_route_handlers_and_tsconfig_path_aliases() {
         ]
     );
 }
+
+#[test]
+fn fix_keeps_a_files_owner_group_and_mode() {
+    // memfit runs as root on a user's checkout: the files it edits stay the user's.
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = project(&[
+        ("Dockerfile", "FROM node:20\nRUN npm install\n"),
+        (
+            "package.json",
+            "{\"name\":\"x\",\"scripts\":{\"start\":\"node s.js\"}}",
+        ),
+        (
+            "package-lock.json",
+            "{\"lockfileVersion\":3,\"packages\":{}}",
+        ),
+    ]);
+    let dockerfile = dir.path().join("Dockerfile");
+    if std::os::unix::fs::chown(&dockerfile, Some(4242), Some(4343)).is_err() {
+        eprintln!("skipping: chown needs root");
+        return;
+    }
+    std::fs::set_permissions(&dockerfile, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let output = memfit().arg("fix").arg(dir.path()).output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    assert!(text.contains("npm ci"), "{text}");
+    let meta = std::fs::metadata(&dockerfile).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o777),
+        (4242, 4343, 0o640)
+    );
+}

@@ -359,6 +359,27 @@ fn budget_gates_ci_with_exit_1() {
 }
 
 #[test]
+fn reports_are_never_written_through_a_link_or_over_a_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let link = dir.path().join("run.json");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let err = usage_error(&["run", "--json", link.to_str().unwrap(), "--", "true"]);
+    assert!(err.contains("symbolic link"), "{err}");
+    let err = usage_error(&["run", "--svg", "/dev/null", "--", "true"]);
+    assert!(err.contains("a device"), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    // `-` is standard output.
+    let output = memfit()
+        .args(["run", "-q", "--json", "-", "--", "true"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["schema"], "memfit.run/1");
+}
+
+#[test]
 fn a_lower_enclosing_limit_is_the_one_the_verdict_speaks_of() {
     // memfit inside memfit: the outer run is the CI job's container, the inner one asks for
     // more than the job allows.

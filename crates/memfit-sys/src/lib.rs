@@ -6,6 +6,7 @@
 //!   reading a cgroup's memory files (usage, watermark, limit, events, stat, swap, pressure),
 //!   and creating, filling, emptying and removing a cgroup of one's own.
 //! * [`procfs`]: `/proc/PID/{status,stat,statm,cmdline}`, `/proc/meminfo`, process-tree walks.
+//! * [`safe_write`]: writing a file in a directory someone else controls, as root, safely.
 //! * [`process`]: what a parent does for its children — the signal state a child gets before
 //!   exec, reaping, decoding wait statuses.
 //!
@@ -17,5 +18,6 @@ pub mod cgroup;
 pub mod mountinfo;
 pub mod process;
 pub mod procfs;
+pub mod safe_write;
 
 pub use memfit_core::CgroupVersion;
