@@ -453,39 +453,34 @@ fn context(steps: &str) -> tempfile::TempDir {
 const STEP_300M: &str = "RUN echo first\nRUN node -e 'const b = []; for (let i = 0; i < 300; i++) b.push(Buffer.alloc(1 << 20, 1))'\nRUN echo never\n";
 const STEP_60M: &str = "RUN echo first\nRUN node -e 'const b = []; for (let i = 0; i < 60; i++) b.push(Buffer.alloc(1 << 20, 1)); setTimeout(() => {}, 300)'\n";
 
+/// A fresh build with no network (none is reachable here), quiet; the context follows. The
+/// Debian docker.io CLI (20.10) drives dockerd's BuildKit with DOCKER_BUILDKIT=1.
+const DOCKER_BUILD: [&str; 6] = [
+    "/usr/bin/docker",
+    "build",
+    "--no-cache",
+    "--network",
+    "none",
+    "-q",
+];
+
 /// `memfit run --limit L -- docker build --no-cache --network none DIR` with a builder.
 fn memfit_build(limit: &str, buildkit: bool, dir: &Path) -> Run {
     let dir_text = dir.to_str().unwrap().to_string();
-    // The Debian docker.io CLI (20.10) drives dockerd's BuildKit with DOCKER_BUILDKIT=1.
+    let mut command = DOCKER_BUILD.to_vec();
+    command.push(&dir_text);
     run_env(
         &["--limit", limit],
-        &[
-            "/usr/bin/docker",
-            "build",
-            "--no-cache",
-            "--network",
-            "none",
-            "-q",
-            &dir_text,
-        ],
+        &command,
         &[("DOCKER_BUILDKIT", if buildkit { "1" } else { "0" })],
     )
 }
 
 fn docker_build_classic(limit: &str, dir: &Path) -> Output {
-    Command::new("/usr/bin/docker")
+    Command::new(DOCKER_BUILD[0])
         .env("DOCKER_BUILDKIT", "0")
-        .args([
-            "build",
-            "--no-cache",
-            "--network",
-            "none",
-            "-q",
-            "-m",
-            limit,
-            "--memory-swap",
-            limit,
-        ])
+        .args(&DOCKER_BUILD[1..])
+        .args(["-m", limit, "--memory-swap", limit])
         .arg(dir)
         .output()
         .unwrap()
@@ -648,15 +643,8 @@ fn bisect_finds_the_smallest_memory_a_build_needs() {
         .env("DOCKER_BUILDKIT", "0")
         .args(["bisect", "--precision", "16M", "--repeat", "1", "--json"])
         .arg(&json)
-        .args([
-            "--",
-            "/usr/bin/docker",
-            "build",
-            "--no-cache",
-            "--network",
-            "none",
-            "-q",
-        ])
+        .arg("--")
+        .args(DOCKER_BUILD)
         .arg(dir.path())
         .output()
         .unwrap();
