@@ -42,6 +42,11 @@ fn main() -> ExitCode {
         Commands::Fix(args) => audit_cmd::fix(args),
         Commands::Guard(args) => Ok(memfit_guard::main_with(&args.args).clamp(0, 255) as u8),
     };
+    // On cgroup v2 a memfit alone in its cgroup moved into a leaf of its own to make its
+    // cgroups there; its cgroups are gone now, so it moves back and removes the leaf.
+    if let Err(reason) = memfit_sys::cgroup::leave_self_leaf() {
+        eprintln!("memfit: warning: {reason}");
+    }
     match result {
         Ok(code) => ExitCode::from(code),
         Err(error) => {

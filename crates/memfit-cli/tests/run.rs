@@ -274,7 +274,7 @@ fn sigint_to_memfit_is_forwarded_and_nothing_is_left_behind() {
         .args(["--", workload(), "alloc", "50M", "60000"])
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    wait_for_descendant(child.id(), "memfit-workload");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let output = child.wait_with_output().unwrap();
@@ -298,7 +298,7 @@ fn sigterm_to_memfit_is_forwarded_and_the_cgroup_removed() {
         .spawn()
         .unwrap();
     let memfit_pid = child.id();
-    std::thread::sleep(Duration::from_millis(700));
+    wait_for_descendant(memfit_pid, "memfit-workload");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(memfit_pid as i32, libc::SIGTERM) };
     let output = child.wait_with_output().unwrap();
@@ -329,7 +329,8 @@ fn a_command_that_ignores_sigint_is_killed_on_the_third_signal() {
         .args(["--", "sh", "-c", "trap '' INT; sleep 60"])
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // sleep starts after the trap is set.
+    wait_for_descendant(child.id(), "sleep");
     let started = Instant::now();
     for _ in 0..3 {
         // SAFETY: signalling our own child.

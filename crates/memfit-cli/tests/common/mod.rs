@@ -145,3 +145,54 @@ pub fn leftover_cgroups(memfit_pid: u32) -> Vec<PathBuf> {
     }
     found
 }
+
+/// Waits until a descendant of `ancestor` whose `comm` is `comm` exists, and returns its PID:
+/// a signal test starts signalling only once the command it signals runs (memfit installs its
+/// signal handling before it starts the command), however slow the machine (the cgroup-v2
+/// guest of tests/vm/ emulates its CPUs).
+pub fn wait_for_descendant(ancestor: u32, comm: &str) -> i64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Some(pid) = find_descendant(ancestor as i64, comm) {
+            return pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no process '{comm}' under {ancestor} after 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn find_descendant(ancestor: i64, comm: &str) -> Option<i64> {
+    let parent_of = |pid: i64| -> Option<(i64, String)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let open = stat.find('(')?;
+        let close = stat.rfind(')')?;
+        let name = stat[open + 1..close].to_string();
+        let ppid = stat[close + 2..].split_whitespace().nth(1)?.parse().ok()?;
+        Some((ppid, name))
+    };
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        let Some((mut ppid, name)) = parent_of(pid) else {
+            continue;
+        };
+        if name != comm {
+            continue;
+        }
+        while ppid > 1 {
+            if ppid == ancestor {
+                return Some(pid);
+            }
+            ppid = parent_of(ppid)?.0;
+        }
+    }
+    None
+}

@@ -154,26 +154,106 @@ impl Hierarchy {
 }
 
 /// The directory to create cgroups in: this process's own cgroup where that works (a
-/// container's or a delegated subtree's limits then still apply above ours), else the root.
+/// container's or a delegated subtree's limits then still apply above ours), else the nearest
+/// ancestor that can hold them.
 fn pick_parent(found: &FoundHierarchy, controller: &str) -> Result<PathBuf, String> {
-    let own = found.own_dir(Path::is_dir);
+    let mut own = found.own_dir(Path::is_dir);
     match found.version {
         CgroupVersion::V1 => Ok(own),
         CgroupVersion::V2 => {
+            // Already moved into a leaf of our own (an earlier controller): its parent is ours.
+            if own.file_name() == Some(self_leaf_name().as_ref()) {
+                own.pop();
+            }
             // cgroup v2's "no internal process" rule: a non-root cgroup that holds processes
-            // cannot enable controllers for children. The root may.
+            // cannot enable controllers for its children
+            // (https://docs.kernel.org/admin-guide/cgroup-v2.html#no-internal-process-constraint).
             if enable_for_children(&own, controller).is_ok() {
                 return Ok(own);
             }
-            if enable_for_children(&found.mount, controller).is_ok() {
-                return Ok(found.mount.clone());
+            // Alone in our cgroup (`systemd-run --scope memfit …`, memfit as a container's
+            // command, memfit under memfit): move into a leaf of our own, as container
+            // runtimes' init does, so the runs stay inside this cgroup and under its limits.
+            if holds_only_this_process(&own)
+                && move_self_into_leaf(&own).is_ok()
+                && enable_for_children(&own, controller).is_ok()
+            {
+                return Ok(own);
+            }
+            // Shared with other processes (a CI runner's shell, a service's siblings): the
+            // nearest ancestor that can hold our cgroups, beside our own; the enclosing
+            // limits above it still apply.
+            let mut dir = own.clone();
+            while dir.pop() && dir.starts_with(&found.mount) {
+                if enable_for_children(&dir, controller).is_ok() {
+                    return Ok(dir);
+                }
             }
             Err(format!(
-                "cgroup v2: the {controller} controller cannot be enabled for children of {} (it holds processes) nor of the root; run memfit as root, or inside a delegated scope: systemd-run --user --scope -p Delegate=yes memfit …",
+                "cgroup v2: the {controller} controller cannot be enabled for children of {} (it holds processes) nor of any cgroup above it; run memfit as root, or inside a delegated scope: systemd-run --user --scope -p Delegate=yes memfit …",
                 own.display()
             ))
         }
     }
+}
+
+/// The leaf memfit moves itself into on cgroup v2 when it is alone in its cgroup.
+fn self_leaf_name() -> String {
+    format!("memfit-self-{}", std::process::id())
+}
+
+/// The cgroup memfit moved out of into its leaf, which [`leave_self_leaf`] moves it back to.
+static SELF_LEAF_OF: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+fn holds_only_this_process(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|procs| {
+            let me = std::process::id().to_string();
+            procs.lines().all(|pid| pid.trim() == me)
+        })
+        .unwrap_or(false)
+}
+
+fn move_self_into_leaf(own: &Path) -> io::Result<()> {
+    let mut moved = SELF_LEAF_OF.lock().unwrap_or_else(|e| e.into_inner());
+    if moved.is_some() {
+        return Ok(());
+    }
+    let leaf = own.join(self_leaf_name());
+    match fs::create_dir(&leaf) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    if let Err(e) = fs::write(leaf.join("cgroup.procs"), std::process::id().to_string()) {
+        let _ = fs::remove_dir(&leaf);
+        return Err(e);
+    }
+    *moved = Some(own.to_path_buf());
+    Ok(())
+}
+
+/// Moves memfit back into the cgroup it started in and removes its leaf (see
+/// [`Hierarchy::detect`]): call it once the cgroups made under that cgroup are gone. The
+/// cgroup held memfit before, so it enabled no controller for children then: every one
+/// enabled now was enabled by memfit and goes off again (one still used by a cgroup someone
+/// else made meanwhile stays, and so does memfit). Says what could not be undone.
+pub fn leave_self_leaf() -> Result<(), String> {
+    let Some(own) = SELF_LEAF_OF
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    else {
+        return Ok(());
+    };
+    let enabled = fs::read_to_string(own.join("cgroup.subtree_control")).unwrap_or_default();
+    for controller in enabled.split_whitespace() {
+        let _ = fs::write(own.join("cgroup.subtree_control"), format!("-{controller}"));
+    }
+    let leaf = own.join(self_leaf_name());
+    fs::write(own.join("cgroup.procs"), std::process::id().to_string())
+        .and_then(|()| fs::remove_dir(&leaf))
+        .map_err(|e| format!("could not move back out of {}: {e}", leaf.display()))
 }
 
 /// Makes `controller` available to the children of a v2 cgroup (a no-op where it is).

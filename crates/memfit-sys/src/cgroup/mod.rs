@@ -12,8 +12,8 @@ mod owned;
 mod stat;
 
 pub use discover::{
-    enable_for_children, find_hierarchy, find_memory_hierarchy, find_own_hierarchy, own_cgroup,
-    FoundHierarchy, Hierarchy,
+    enable_for_children, find_hierarchy, find_memory_hierarchy, find_own_hierarchy,
+    leave_self_leaf, own_cgroup, FoundHierarchy, Hierarchy,
 };
 pub use owned::OwnedCgroup;
 pub use stat::{

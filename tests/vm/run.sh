@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Boot a real cgroup-v2 Linux kernel under qemu (software emulation) and run memfit's tests in it.
+#
+#   tests/vm/run.sh                 # cgroup v2 only (cgroup_no_v1=all): every test binary but Docker's
+#   tests/vm/run.sh --layout hybrid # v1 memory controller + v2 unified hierarchy, as many hosts have
+#   tests/vm/run.sh -- run guard    # only these test targets (names as in `cargo test --test NAME`)
+#
+# The host's cgroup layout is whatever the machine has; the guest's is chosen on the kernel
+# command line, so `.ci/run` tests both for real. The guest is an initramfs: static busybox, node,
+# the test binaries already built by `cargo test --workspace` (copied to the same absolute paths,
+# so CARGO_BIN_EXE_* resolve), the libraries `ldd` lists, and the repository's test fixtures.
+# Exit status: the tests' (0 when all passed), 3 when the guest gave no status line.
+#
+# The kernel is Debian's: pinned below. When Debian's mirror drops the pinned package (a kernel
+# ABI bump, e.g. linux-image-6.1.0-58-amd64), the script falls back to what `linux-image-amd64`
+# depends on and says so; then set KERNEL_PKG and KERNEL_VERSION to that package
+# (`apt-cache depends linux-image-amd64`, `apt-cache policy PKG`).
+set -euo pipefail
+
+KERNEL_PKG="${MEMFIT_VM_KERNEL_PKG:-linux-image-6.1.0-57-amd64}"
+KERNEL_VERSION="${MEMFIT_VM_KERNEL_VERSION:-6.1.192-3}"
+
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+cache="${MEMFIT_VM_CACHE:-$HOME/.cache/memfit-vm}"
+layout=v2
+targets=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --layout) layout="$2"; shift 2 ;;
+    --) shift; targets=("$@"); break ;;
+    *) echo "usage: tests/vm/run.sh [--layout v2|hybrid] [-- TEST_TARGET...]" >&2; exit 2 ;;
+  esac
+done
+case "$layout" in
+  v2) cmdline_cgroup="cgroup_no_v1=all" ;;
+  hybrid) cmdline_cgroup="" ;;
+  *) echo "tests/vm/run.sh: --layout is v2 or hybrid, not '$layout'" >&2; exit 2 ;;
+esac
+
+need=()
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
+command -v cpio >/dev/null 2>&1 || need+=(cpio)
+command -v jq >/dev/null 2>&1 || need+=(jq)
+if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then need+=(busybox-static); fi
+if [ ${#need[@]} -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# The kernel, from Debian's package, unpacked once.
+mkdir -p "$cache"
+kdir="$cache/$KERNEL_PKG-$KERNEL_VERSION"
+if [ ! -f "$kdir/vmlinuz" ]; then
+  dl="$(mktemp -d)"
+  if ! (cd "$dl" && apt-get download -q "$KERNEL_PKG=$KERNEL_VERSION" >/dev/null 2>&1); then
+    fallback="$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -1)"
+    echo "*** tests/vm/run.sh: the pinned kernel $KERNEL_PKG=$KERNEL_VERSION is not in the mirror;" \
+         "using $fallback: pin it in tests/vm/run.sh (KERNEL_PKG, KERNEL_VERSION)" >&2
+    KERNEL_PKG="$fallback"
+    KERNEL_VERSION="$(apt-cache policy "$fallback" | sed -n 's/^ *Candidate: //p')"
+    kdir="$cache/$KERNEL_PKG-$KERNEL_VERSION"
+    (cd "$dl" && apt-get download -q "$KERNEL_PKG" >/dev/null 2>&1)
+  fi
+  rm -rf "$kdir.tmp" && mkdir -p "$kdir.tmp"
+  dpkg-deb -x "$dl"/*.deb "$kdir.tmp/root"
+  cp "$kdir.tmp"/root/boot/vmlinuz-* "$kdir.tmp/vmlinuz"
+  mods="$(echo "$kdir.tmp"/root/lib/modules/*)"
+  mkdir -p "$kdir.tmp/modules"
+  cp "$mods/kernel/mm/zsmalloc.ko" "$mods/kernel/drivers/block/zram/zram.ko" "$kdir.tmp/modules/"
+  rm -rf "$kdir.tmp/root" "$dl"
+  rm -rf "$kdir" && mv "$kdir.tmp" "$kdir"
+fi
+
+# The test binaries `cargo test --workspace` built (no rebuild: same profile and features).
+cd "$repo"
+artifacts="$(mktemp)"
+cargo test --workspace --no-run --message-format=json 2>/dev/null \
+  | jq -r 'select(.reason == "compiler-artifact" and .executable != null)
+           | [.executable, .target.name, (.target.kind | join(",")), (.manifest_path | rtrimstr("/Cargo.toml")), (.profile.test | tostring)]
+           | @tsv' >"$artifacts"
+
+root="$(mktemp -d /tmp/memfit-vm-root.XXXXXX)"
+trap 'rm -rf "$root" "$artifacts"' EXIT
+mkdir -p "$root"/{bin,sbin,usr/bin,proc,sys,dev,tmp,run,etc,root,lib/modules}
+chmod 1777 "$root/tmp"
+cp /bin/busybox "$root/bin/busybox"
+for applet in $(/bin/busybox --list); do
+  [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+done
+printf 'root:x:0:0:root:/root:/bin/sh\nmemfit:x:1000:1000:memfit:/tmp:/bin/sh\n' >"$root/etc/passwd"
+printf 'root:x:0:\nmemfit:x:1000:\n' >"$root/etc/group"
+cp "$kdir"/modules/*.ko "$root/lib/modules/"
+
+copy_with_libs() { # copy_with_libs SRC [DEST]: a binary and the libraries ldd lists, at their paths
+  local src="$1" dest="${2:-$1}"
+  mkdir -p "$root$(dirname "$dest")"
+  cp -L "$src" "$root$dest"
+  ldd "$src" 2>/dev/null | grep -oE '/[^ ]+' | while read -r lib; do
+    [ -e "$root$lib" ] || { mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"; }
+  done
+}
+copy_with_libs "$(command -v node)" /usr/bin/node
+
+# The repository's sources and fixtures (tests read fixtures relative to their crate).
+rel="${repo#/}"
+tar -C / --exclude="$rel/target" --exclude="$rel/.git" --exclude="$rel/fuzz" -cf - "$rel" \
+  | tar -C "$root" -xf -
+
+tests_list="$root/vm-tests"
+: >"$tests_list"
+while IFS=$'\t' read -r exe name kind dir is_test; do
+  copy_with_libs "$exe"
+  strip --strip-debug "$root$exe" 2>/dev/null || true
+  [ "$is_test" = true ] || continue
+  [ "$name" = docker ] && continue   # no Docker Engine in the guest: the host runs that suite
+  if [ ${#targets[@]} -gt 0 ]; then
+    case " ${targets[*]} " in *" $name "*) ;; *) continue ;; esac
+  fi
+  printf '%s\t%s\t%s\n' "$dir" "$exe" "$name" >>"$tests_list"
+done <"$artifacts"
+if [ ! -s "$tests_list" ]; then
+  echo "tests/vm/run.sh: no test binary matched (build them first: cargo test --workspace --no-run)" >&2
+  exit 2
+fi
+
+cp "$repo/tests/vm/init" "$root/init"
+chmod +x "$root/init"
+echo "$layout" >"$root/vm-layout"
+
+initrd="$(mktemp /tmp/memfit-vm-initrd.XXXXXX)"
+trap 'rm -rf "$root" "$artifacts" "$initrd"' EXIT
+(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) >"$initrd"
+echo "tests/vm/run.sh: $(wc -l <"$tests_list") test binaries, initramfs $(( $(stat -c %s "$initrd") / 1048576 )) MiB, kernel $KERNEL_PKG $KERNEL_VERSION, layout $layout" >&2
+
+log="$(mktemp /tmp/memfit-vm-log.XXXXXX)"
+# -accel tcg: KVM hangs on this kind of machine. thread=multi lets the guest's 2 CPUs run on 2
+# host threads; the memory holds the initramfs (unpacked in RAM) and the tests' limits.
+timeout "${MEMFIT_VM_TIMEOUT:-2400}" qemu-system-x86_64 \
+  -accel tcg,thread=multi,tb-size=1024 -cpu max -m "${MEMFIT_VM_MEMORY:-4096}" -smp 2 \
+  -nographic -no-reboot -nic none \
+  -kernel "$kdir/vmlinuz" -initrd "$initrd" \
+  -append "console=ttyS0 panic=-1 quiet $cmdline_cgroup" </dev/null | tee "$log" || true
+status="$(sed -n 's/^MEMFIT-VM-STATUS: \([0-9]*\).*/\1/p' "$log" | tail -1)"
+rm -f "$log"
+if [ -z "$status" ]; then
+  echo "tests/vm/run.sh: the guest ended without a status line" >&2
+  exit 3
+fi
+exit "$status"
