@@ -96,7 +96,7 @@ fn a_pid_1_without_a_handler_ignores_a_forwarded_sigterm() {
             .args(["--", "sleep", "2"])
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        wait_for_descendant(child.id(), "sleep");
         // SAFETY: kill(2) on our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         child.wait().unwrap().code()
