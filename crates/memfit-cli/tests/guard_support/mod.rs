@@ -87,9 +87,14 @@ impl Guarded {
     }
 
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+        self.wait_for_count(needle, 1, timeout)
+    }
+
+    /// Waits up to `timeout` for `n` log lines containing `needle`.
+    pub fn wait_for_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if self.count(needle) > 0 {
+            if self.count(needle) >= n {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -165,4 +170,18 @@ pub fn metric(port: u16, name: &str) -> u64 {
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .unwrap_or_else(|| panic!("{name} not in {body}")) as u64
+}
+
+/// The action token the tests give the guard (MEMFIT_GUARD_ACTION_TOKEN).
+pub const TEST_TOKEN: &str = "memfit-test-token-0123456789abcdef";
+
+/// `POST /actions/restart` with an `Authorization` header when given; the whole response.
+pub fn post_restart(port: u16, authorization: Option<&str>) -> String {
+    let header = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    http(
+        port,
+        &format!("POST /actions/restart HTTP/1.1\r\nHost: x\r\n{header}Content-Length: 0\r\n\r\n"),
+    )
 }
