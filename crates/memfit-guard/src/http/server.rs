@@ -23,8 +23,9 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(3);
 /// From the request to the client's taking the whole response and closing.
 const RESPONSE_DEADLINE: Duration = Duration::from_secs(2);
 
-/// What a client may still send after its response before it is cut off.
-const LINGER_BYTES: usize = 64 * 1024;
+/// What a client may still send after its response before it is cut off (read and dropped, so
+/// it costs no memory; the deadline bounds the time).
+const LINGER_BYTES: usize = 1024 * 1024;
 
 /// After `accept` fails for want of descriptors or memory, the listener stays readable: wait
 /// this long instead of spinning.
@@ -56,7 +57,8 @@ impl Phase {
 
 struct Connection {
     stream: TcpStream,
-    opened: Instant,
+    /// Accept order: the lowest is the oldest.
+    serial: u64,
     deadline: Instant,
     phase: Phase,
     received: Vec<u8>,
@@ -71,10 +73,10 @@ fn would_block(e: &io::Error) -> bool {
 }
 
 impl Connection {
-    fn new(stream: TcpStream, now: Instant) -> Connection {
+    fn new(stream: TcpStream, serial: u64, now: Instant) -> Connection {
         Connection {
             stream,
-            opened: now,
+            serial,
             deadline: now + REQUEST_DEADLINE,
             phase: Phase::Reading,
             received: Vec::new(),
@@ -184,6 +186,7 @@ pub fn run(listener: TcpListener, shared: &Shared) {
     let mut connections: Vec<Connection> = Vec::with_capacity(MAX_CONNECTIONS);
     let mut fds: Vec<libc::pollfd> = Vec::with_capacity(MAX_CONNECTIONS + 1);
     let mut accept_paused_until: Option<Instant> = None;
+    let mut accepted: u64 = 0;
     loop {
         let now = Instant::now();
         let mut i = 0;
@@ -237,7 +240,7 @@ pub fn run(listener: TcpListener, shared: &Shared) {
             }
         }
         if fds[0].revents != 0 {
-            accept_paused_until = accept(&listener, &mut connections, shared, now);
+            accept_paused_until = accept(&listener, &mut connections, &mut accepted, shared, now);
         }
     }
 }
@@ -248,6 +251,7 @@ pub fn run(listener: TcpListener, shared: &Shared) {
 fn accept(
     listener: &TcpListener,
     connections: &mut Vec<Connection>,
+    accepted: &mut u64,
     shared: &Shared,
     now: Instant,
 ) -> Option<Instant> {
@@ -260,7 +264,8 @@ fn accept(
                 if connections.len() >= MAX_CONNECTIONS {
                     evict_one(connections);
                 }
-                let mut connection = Connection::new(stream, now);
+                *accepted += 1;
+                let mut connection = Connection::new(stream, *accepted, now);
                 // A probe has usually sent its request by now: answer it at once.
                 if connection.progress(shared, now) {
                     connections.push(connection);
@@ -288,7 +293,7 @@ fn evict_one(connections: &mut Vec<Connection>) {
     let victim = connections
         .iter()
         .enumerate()
-        .min_by_key(|(_, c)| (c.phase.eviction_rank(), c.opened))
+        .min_by_key(|(_, c)| (c.phase.eviction_rank(), c.serial))
         .map(|(i, _)| i);
     if let Some(i) = victim {
         connections.swap_remove(i).close_with(|| {
