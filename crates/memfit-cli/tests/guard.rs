@@ -2,166 +2,17 @@
 //! (`memfit run --limit`, which shows the guard its cgroup as a container does), forking
 //! trees, a child that ignores SIGTERM, a grandchild that outlives its parent, the kernel's
 //! OOM kill, restart limits, spikes against sustained breaches, signal forwarding and exit
-//! codes as tini's own tests check them, PID 1 in a PID namespace, and the HTTP endpoints.
+//! codes as tini's own tests check them, PID 1 in a PID namespace, bad options, and a child
+//! that must not outlive the guard. The HTTP endpoints are in guard_http.rs.
 
 mod common;
+mod guard_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn leak_js() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/guard/leak.js")
-}
-
-fn node_available() -> bool {
-    Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// A running guard, its stderr collected line by line.
-struct Guarded {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
-    json: PathBuf,
-}
-
-impl Guarded {
-    /// `memfit run RUN_ARGS -- memfit guard GUARD_ARGS -- COMMAND` (or without memfit run when
-    /// RUN_ARGS is None).
-    fn start(
-        run_args: Option<&[&str]>,
-        guard_args: &[&str],
-        command: &[&str],
-        env: &[(&str, &str)],
-    ) -> Guarded {
-        let dir = tempfile::tempdir().unwrap();
-        let json = dir.path().join("run.json");
-        let mut cmd = memfit();
-        if let Some(run_args) = run_args {
-            cmd.args(["run", "-q"])
-                .args(run_args)
-                .arg("--json")
-                .arg(&json)
-                .arg("--")
-                .arg(env!("CARGO_BIN_EXE_memfit"));
-        }
-        cmd.arg("guard").args(guard_args).arg("--").args(command);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.env_remove("NODE_OPTIONS");
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("  | {line}");
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Guarded {
-            child,
-            lines,
-            _dir: dir,
-            json,
-        }
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.log().iter().filter(|l| l.contains(needle)).count()
-    }
-
-    fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.count(needle) > 0 {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    /// The first log line containing `needle`, waiting up to `timeout` for it.
-    fn line_with(&self, needle: &str, timeout: Duration) -> String {
-        assert!(self.wait_for(needle, timeout), "{needle}: {:?}", self.log());
-        self.log().into_iter().find(|l| l.contains(needle)).unwrap()
-    }
-
-    /// The port the guard listens on, from its log.
-    fn port(&self) -> u16 {
-        let line = self.line_with("serving /health/memory", Duration::from_secs(10));
-        line.rsplit(':').next().unwrap().trim().parse().unwrap()
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on a child of the test.
-        unsafe { libc::kill(self.child.id() as i32, signal) };
-    }
-
-    fn finish(mut self, timeout: Duration) -> (i32, Vec<String>, Option<serde_json::Value>) {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("the guard did not end within {timeout:?}: {:?}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        std::thread::sleep(Duration::from_millis(50));
-        let report = std::fs::read_to_string(&self.json)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        (status.code().unwrap_or(-1), self.log(), report)
-    }
-}
-
-fn http(port: u16, request: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut out = String::new();
-    let _ = stream.read_to_string(&mut out);
-    out
-}
-
-fn get(port: u16, path: &str) -> (u16, String) {
-    let response = http(port, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
-}
+use guard_support::*;
 
 #[test]
 fn a_leaking_node_service_is_restarted_before_the_kernel_kills_it() {
@@ -330,13 +181,10 @@ fn a_child_that_ignores_sigterm_is_killed_after_the_grace_period() {
             "--allow-actions",
         ],
         &["sh", "-c", "trap '' TERM; sleep 60"],
-        &[],
+        &[("MEMFIT_GUARD_ACTION_TOKEN", TEST_TOKEN)],
     );
     let port = g.port();
-    let accepted = http(
-        port,
-        "POST /actions/restart HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-    );
+    let accepted = post_restart(port, Some(&format!("Bearer {TEST_TOKEN}")));
     assert!(accepted.starts_with("HTTP/1.1 202"), "{accepted}");
     assert!(
         g.wait_for("restarted (http)", Duration::from_secs(15)),
@@ -442,6 +290,98 @@ fn a_grandchild_that_outlives_its_parent_is_stopped_and_reaped_at_shutdown() {
     assert!(!process_alive(pid), "the daemon {pid} survived the guard");
 }
 
+/// Waits up to `timeout` for `pid` to be gone (a zombie counts as gone).
+fn gone_within(pid: i64, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while process_alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !process_alive(pid)
+}
+
+/// The pid a child script wrote, waiting up to 10 s for it.
+fn pid_from(file: &std::path::Path) -> Option<i64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            return Some(pid);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_child_that_ignores_sigterm_does_not_outlive_the_guard() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("child.pid");
+    // The shell ignores SIGTERM and becomes sleep, which inherits that.
+    let script = format!(
+        "trap '' TERM; echo $$ > {}; exec sleep 60",
+        pidfile.display()
+    );
+
+    // A grace period too long for the clock is refused before the child starts (it used to
+    // panic at SIGTERM, leaving the child running).
+    let mut guard = memfit()
+        .args(["guard", "--no-listen", "--grace", "18000000000000000000s"])
+        .args(["--", "sh", "-c", &script])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // It should exit at once; if it runs (as it did), SIGTERM it after 10 s, SIGKILL after 20 s.
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = guard.try_wait().unwrap() {
+            break status;
+        }
+        let waited = started.elapsed();
+        if waited > Duration::from_secs(20) {
+            let _ = guard.kill();
+            break guard.wait().unwrap();
+        }
+        if waited > Duration::from_secs(10) {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(guard.id() as i32, libc::SIGTERM) };
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let survivor = std::fs::read_to_string(&pidfile)
+        .ok()
+        .and_then(|t| t.trim().parse::<i64>().ok())
+        .filter(|pid| !gone_within(*pid, Duration::from_secs(5)));
+    if let Some(pid) = survivor {
+        // SAFETY: kill(2) on the process the test's guard started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert_eq!(survivor, None, "the child survived the guard");
+    assert_eq!(status.code(), Some(2));
+    std::fs::remove_file(&pidfile).ok();
+
+    // A guard killed outright has no say; the kernel kills its child with it.
+    let g = Guarded::start(
+        None,
+        &["--no-listen", "--grace", "1s"],
+        &["sh", "-c", &script],
+        &[],
+    );
+    let pid = pid_from(&pidfile).expect("the child wrote no pid");
+    g.signal(libc::SIGKILL);
+    let (code, log, _) = g.finish(Duration::from_secs(10));
+    assert_eq!(code, -1, "{log:?}");
+    let survived = !gone_within(pid, Duration::from_secs(10));
+    if survived {
+        // SAFETY: kill(2) on the process the test's guard started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert!(!survived, "the child {pid} survived a SIGKILLed guard");
+}
+
 #[test]
 fn as_pid_1_it_reaps_orphaned_zombies() {
     let unshare = Command::new("unshare")
@@ -478,139 +418,6 @@ fn as_pid_1_it_reaps_orphaned_zombies() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(output.status.code(), Some(0));
-}
-
-#[test]
-fn the_http_endpoints_survive_hostile_clients_and_change_nothing_without_allow_actions() {
-    let g = Guarded::start(
-        None,
-        &["--listen", "127.0.0.1:0", "--limit", "1G"],
-        &["sleep", "30"],
-        &[],
-    );
-    let port = g.port();
-    let (code, body) = get(port, "/health/memory");
-    assert_eq!(code, 200);
-    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
-    for key in [
-        "usage_bytes",
-        "limit_bytes",
-        "percent",
-        "state",
-        "top_processes",
-        "trend",
-        "restarts",
-        "oom_kills",
-    ] {
-        assert!(health.get(key).is_some(), "{key} in {body}");
-    }
-    assert_eq!(health["state"], "ok");
-    assert_eq!(get(port, "/nowhere").0, 404);
-    assert_eq!(
-        http(port, "DELETE /metrics HTTP/1.1\r\n\r\n")
-            .split_whitespace()
-            .nth(1),
-        Some("405")
-    );
-    let denied = http(
-        port,
-        "POST /actions/restart HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-    );
-    assert!(denied.starts_with("HTTP/1.1 403"), "{denied}");
-
-    let rss_before = metric(port, "memfit_guard_own_resident_bytes");
-    for i in 0..100 {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let hostile: Vec<u8> = match i % 4 {
-            0 => b"\x00\xff\xfe garbage \r\n\r\n".to_vec(),
-            1 => format!("GET /{} HTTP/1.1\r\n", "a".repeat(100_000)).into_bytes(),
-            2 => b"GET /health/memory HTTP/9.9\r\n\r\n".to_vec(),
-            _ => b"GET".to_vec(),
-        };
-        let _ = s.write_all(&hostile);
-        if i % 4 == 3 {
-            // Half a request, then close.
-            drop(s);
-            continue;
-        }
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        let text = String::from_utf8_lossy(&out);
-        assert!(text.starts_with("HTTP/1.1 4"), "{i}: {text}");
-    }
-    // A silent client is cut off after the deadline; the next request is served.
-    let silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let started = Instant::now();
-    let (code, _) = get(port, "/health/memory");
-    assert_eq!(code, 200);
-    assert!(started.elapsed() < Duration::from_secs(6));
-    drop(silent);
-    let rss_after = metric(port, "memfit_guard_own_resident_bytes");
-    assert!(
-        rss_after < rss_before + 1024 * 1024,
-        "{rss_before} → {rss_after}"
-    );
-    g.signal(libc::SIGTERM);
-    let _ = g.finish(Duration::from_secs(20));
-}
-
-fn metric(port: u16, name: &str) -> u64 {
-    let (_, body) = get(port, "/metrics");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("{name} not in {body}")) as u64
-}
-
-#[test]
-fn metrics_pass_promtool_and_allowed_actions_restart() {
-    let g = Guarded::start(
-        None,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--limit",
-            "1G",
-            "--allow-actions",
-        ],
-        &["sleep", "30"],
-        &[],
-    );
-    let port = g.port();
-    let (code, body) = get(port, "/metrics");
-    assert_eq!(code, 200);
-    for series in [
-        "memfit_guard_memory_usage_bytes",
-        "memfit_guard_memory_limit_bytes 1073741824",
-        "memfit_guard_memory_peak_bytes",
-        "memfit_guard_restarts_total{reason=\"memory\"} 0",
-        "memfit_guard_oom_kills_total 0",
-        "memfit_guard_leak_trend_bytes_per_second",
-    ] {
-        assert!(body.contains(series), "{series} in {body}");
-    }
-    match Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
-        Ok(mut promtool) => {
-            promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-            let out = promtool.wait_with_output().unwrap();
-            assert!(out.status.success(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        }
-        Err(_) => eprintln!("promtool not installed (Debian package prometheus; .ci/run installs it): format check skipped"),
-    }
-    let accepted = http(
-        port,
-        "POST /actions/restart HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-    );
-    assert!(accepted.starts_with("HTTP/1.1 202"), "{accepted}");
-    assert!(
-        g.wait_for("restarted (http)", Duration::from_secs(15)),
-        "{:?}",
-        g.log()
-    );
-    assert!(metric(port, "memfit_guard_restarts_total{reason=\"http\"}") == 1);
-    g.signal(libc::SIGTERM);
-    let _ = g.finish(Duration::from_secs(20));
 }
 
 #[test]
@@ -657,8 +464,134 @@ fn bad_input_exits_2_with_one_line() {
             vec!["guard", "--listen", "256.0.0.1:1", "--", "true"],
             "HOST:PORT",
         ),
+        // Durations and sizes too large for the clock or the kernel.
+        (
+            vec![
+                "guard",
+                "--no-listen",
+                "--grace",
+                "99999999999999999999999999s",
+                "--",
+                "true",
+            ],
+            "--grace 99999999999999999999999999s: too long",
+        ),
+        (
+            vec![
+                "guard",
+                "--no-listen",
+                "--grace",
+                "18000000000000000000s",
+                "--",
+                "true",
+            ],
+            "--grace 18000000000000000000s: too long",
+        ),
+        (
+            vec![
+                "guard",
+                "--no-listen",
+                "--max-restarts",
+                "5/99999999999999999999h",
+                "--",
+                "true",
+            ],
+            "too long",
+        ),
+        (
+            vec![
+                "guard",
+                "--no-listen",
+                "--max-interval",
+                "10h",
+                "--",
+                "true",
+            ],
+            "--max-interval 10h: too long",
+        ),
+        (
+            vec![
+                "guard",
+                "--no-listen",
+                "--limit",
+                "8589934592G",
+                "--",
+                "true",
+            ],
+            "--limit 8589934592G: too large",
+        ),
+        // Thresholds in the wrong order, or beyond the limit.
+        (
+            vec![
+                "guard",
+                "--no-listen",
+                "--warn",
+                "50M",
+                "--critical",
+                "40M",
+                "--",
+                "true",
+            ],
+            "--warn 50 MiB must be below --critical 40 MiB",
+        ),
+        (
+            vec![
+                "guard",
+                "--no-listen",
+                "--limit",
+                "1G",
+                "--warn",
+                "95%",
+                "--critical",
+                "900M",
+                "--",
+                "true",
+            ],
+            "must be below --critical",
+        ),
+        (
+            vec![
+                "guard",
+                "--no-listen",
+                "--limit",
+                "1G",
+                "--critical",
+                "2G",
+                "--",
+                "true",
+            ],
+            "--critical 2 GiB is above the 1 GiB limit",
+        ),
+        // The action token.
+        (
+            vec![
+                "guard",
+                "--no-listen",
+                "--action-token",
+                "0123456789abcdef0123",
+                "--",
+                "true",
+            ],
+            "only with --allow-actions",
+        ),
+        (
+            vec![
+                "guard",
+                "--no-listen",
+                "--allow-actions",
+                "--action-token",
+                "short",
+                "--",
+                "true",
+            ],
+            "at least 16",
+        ),
     ] {
-        let out = memfit().args(&args).output().unwrap();
+        let out = memfit()
+            .args(&args)
+            .env_remove("MEMFIT_GUARD_ACTION_TOKEN")
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{args:?}: {stderr}");

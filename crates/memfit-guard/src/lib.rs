@@ -34,7 +34,7 @@ fn log(message: impl AsRef<str>) {
 
 /// Entry point for both `memfit guard ARGS` and the `memfit-guard` binary.
 pub fn main_with(args: &[OsString]) -> i32 {
-    let options = match Options::parse(args) {
+    let options = match Options::parse(args, std::env::var_os(options::ACTION_TOKEN_ENV)) {
         Ok(o) => o,
         Err(None) => {
             println!("{USAGE}");

@@ -29,13 +29,27 @@ impl Threshold {
                 _ => return Err(format!("{flag} {text}: use a percentage of the limit from 1% to 100% (e.g. 80%) or a size (e.g. 400M)")),
             }
         }
-        ByteSize::parse(text)
-            .map(|b| Threshold::Bytes(b.bytes()))
-            .map_err(|_| {
-                format!(
-                    "{flag} {text}: use a percentage of the limit (e.g. 80%) or a size (e.g. 400M)"
-                )
-            })
+        match ByteSize::parse(text) {
+            Ok(b) if b.bytes() == 0 => Err(format!(
+                "{flag} {text}: use a size above 0 or a percentage of the limit (e.g. 80%)"
+            )),
+            Ok(b) if b.bytes() >= MAX_LIMIT => Err(format!(
+                "{flag} {text}: too large; memory sizes are below 4096P (4 EiB)"
+            )),
+            Ok(b) => Ok(Threshold::Bytes(b.bytes())),
+            Err(_) => Err(format!(
+                "{flag} {text}: use a percentage of the limit (e.g. 80%) or a size (e.g. 400M)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Threshold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Threshold::Percent(p) => write!(f, "{p}%"),
+            Threshold::Bytes(b) => write!(f, "{}", ByteSize(*b)),
+        }
     }
 }
 
@@ -123,7 +137,8 @@ pub fn signal_name(number: i32) -> String {
     name.to_string()
 }
 
-/// `2s`, `500ms`, `10m`, `1h`, `1.5s`.
+/// `2s`, `500ms`, `10m`, `1h`, `1.5s`, `7d`. `None` for anything else, including a duration
+/// too long for [`Duration`] (it would panic in `Duration::from_secs_f64`).
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
@@ -134,9 +149,56 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "s" => value,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86400.0,
         _ => return None,
     };
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+/// The longest duration any option takes: far beyond any sensible setting, and short enough
+/// that `Instant + duration` can never overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86400);
+
+/// The slowest sampling period: slower would miss a leak between two samples.
+const MAX_SAMPLING_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Memory limits are below 4 EiB: cgroup v1 shows "no limit" as 2^63 − 4096 bytes
+/// (`PAGE_COUNTER_MAX` pages, include/linux/page_counter.h), so nothing that large is a limit,
+/// and sizes this far below `u64::MAX` leave room for the sums made of them.
+pub const MAX_LIMIT: u64 = 4 << 60;
+
+/// The environment variable that carries the action token (kept out of `ps` and /proc/PID/cmdline,
+/// unlike `--action-token`).
+pub const ACTION_TOKEN_ENV: &str = "MEMFIT_GUARD_ACTION_TOKEN";
+
+/// Tokens shorter than this are guessable.
+const MIN_TOKEN_LEN: usize = 16;
+
+/// The bearer token `POST /actions/restart` needs. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    /// Where the token came from names it in the error.
+    fn new(source: &str, token: String) -> Result<Secret, String> {
+        if token.len() < MIN_TOKEN_LEN {
+            return Err(format!("{source}: the action token needs at least {MIN_TOKEN_LEN} characters (e.g. from `openssl rand -hex 32`)"));
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!("{source}: the action token must be printable ASCII without spaces (it is sent as `Authorization: Bearer TOKEN`)"));
+        }
+        Ok(Secret(token))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
 }
 
 /// `--max-restarts N/DURATION`: at most `count` memory restarts within any `window`.
@@ -162,7 +224,13 @@ pub struct Options {
     pub grace: Duration,
     pub signal_group: bool,
     pub listen: Option<SocketAddr>,
-    pub allow_actions: bool,
+    /// `POST /actions/restart` is served only with this token (`--allow-actions`).
+    pub action_token: Option<Secret>,
+    /// At most one restart over HTTP per this period.
+    pub action_interval: Duration,
+    /// Full command lines on /health/memory (`--health-details`); by default only the
+    /// executable's name, since arguments can hold secrets.
+    pub health_details: bool,
     /// Slowest sampling period (far from the limit).
     pub max_interval: Duration,
     pub command: Vec<OsString>,
@@ -186,7 +254,9 @@ impl Default for Options {
             grace: Duration::from_secs(10),
             signal_group: false,
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
-            allow_actions: false,
+            action_token: None,
+            action_interval: Duration::from_secs(30),
+            health_details: false,
             max_interval: Duration::from_secs(1),
             command: Vec::new(),
         }
@@ -212,8 +282,13 @@ CMD's status, and acts before the kernel's OOM killer does.
   --signal-group           forward signals to CMD's process group
   --listen ADDR            HTTP for /health/memory and /metrics (default 127.0.0.1:9464)
   --no-listen              no HTTP
-  --allow-actions          allow POST /actions/restart over HTTP
+  --health-details         full command lines on /health/memory (default: executable names only)
+  --allow-actions          allow POST /actions/restart over HTTP, with `Authorization: Bearer TOKEN`;
+                           the token from MEMFIT_GUARD_ACTION_TOKEN or --action-token TOKEN
+  --action-interval DURATION  at most one restart over HTTP per DURATION (default 30s)
   --max-interval DURATION  slowest sampling period, far from the limit (default 1s)
+
+Durations: 500ms, 2s, 10m, 1h, 1d (at most 7d). Sizes: 400M, 1.5G (below 4096P).
 
 Exit status: CMD's (128 + signal when it was killed); 2 for usage errors.";
 
@@ -225,14 +300,56 @@ fn value<'a>(args: &'a [String], i: &mut usize, flag: &str) -> Result<&'a str, S
 }
 
 fn duration(flag: &str, text: &str) -> Result<Duration, String> {
-    parse_duration(text)
-        .ok_or_else(|| format!("{flag} {text}: use a duration such as 500ms, 2s, 10m or 1h"))
+    bounded_duration(flag, text, MAX_DURATION)
+}
+
+/// A duration of at most `max`; every error names the flag and what is accepted.
+fn bounded_duration(flag: &str, text: &str, max: Duration) -> Result<Duration, String> {
+    let too_long = || format!("{flag} {text}: too long; use at most {}", describe(max));
+    match parse_duration(text) {
+        Some(d) if d > max => Err(too_long()),
+        Some(d) => Ok(d),
+        // A number with a known unit that does not fit a Duration is too long, not malformed.
+        None if text.trim().ends_with(['s', 'm', 'h', 'd'])
+            && text.trim().starts_with(|c: char| c.is_ascii_digit()) =>
+        {
+            let digits = text
+                .trim()
+                .trim_end_matches(|c: char| c.is_ascii_alphabetic());
+            if digits.parse::<f64>().is_ok_and(f64::is_finite) {
+                Err(too_long())
+            } else {
+                Err(format!(
+                    "{flag} {text}: use a duration such as 500ms, 2s, 10m or 1h"
+                ))
+            }
+        }
+        None => Err(format!(
+            "{flag} {text}: use a duration such as 500ms, 2s, 10m or 1h"
+        )),
+    }
+}
+
+/// `7d`, `60s`: a bound as the user would type it.
+fn describe(d: Duration) -> String {
+    let s = d.as_secs();
+    if s % 86400 == 0 {
+        format!("{}d", s / 86400)
+    } else {
+        format!("{s}s")
+    }
 }
 
 impl Options {
-    /// Parses the arguments after `memfit guard`. `Err(None)` means --help.
-    pub fn parse(raw: &[OsString]) -> Result<Options, Option<String>> {
+    /// Parses the arguments after `memfit guard`, with the value of MEMFIT_GUARD_ACTION_TOKEN
+    /// when it is set. `Err(None)` means --help.
+    pub fn parse(
+        raw: &[OsString],
+        token_from_env: Option<OsString>,
+    ) -> Result<Options, Option<String>> {
         let mut options = Options::default();
+        let mut allow_actions = false;
+        let mut token_flag: Option<String> = None;
         let split = raw.iter().position(|a| a == "--");
         let (flags, command) = match split {
             Some(p) => (&raw[..p], &raw[p + 1..]),
@@ -264,6 +381,9 @@ impl Options {
                     if size.bytes() < 6 * 1024 * 1024 {
                         return Err(Some(format!("--limit {v}: too small; a container needs at least 6M")));
                     }
+                    if size.bytes() >= MAX_LIMIT {
+                        return Err(Some(format!("--limit {v}: too large; memory limits are below 4096P (4 EiB)")));
+                    }
                     options.limit = Some(size.bytes());
                 }
                 "--warn" => options.warn = Threshold::parse(flag, &take(&mut i)?)?,
@@ -272,8 +392,15 @@ impl Options {
                 "--startup-grace" => options.startup_grace = duration(flag, &take(&mut i)?)?,
                 "--cooldown" => options.cooldown = duration(flag, &take(&mut i)?)?,
                 "--grace" => options.grace = duration(flag, &take(&mut i)?)?,
-                "--max-interval" => {
+                "--action-interval" => {
                     let d = duration(flag, &take(&mut i)?)?;
+                    if d < Duration::from_secs(1) {
+                        return Err(Some("--action-interval: use at least 1s".to_string()));
+                    }
+                    options.action_interval = d;
+                }
+                "--max-interval" => {
+                    let d = bounded_duration(flag, &take(&mut i)?, MAX_SAMPLING_INTERVAL)?;
                     if d < Duration::from_millis(10) {
                         return Err(Some("--max-interval: use at least 10ms".to_string()));
                     }
@@ -281,18 +408,20 @@ impl Options {
                 }
                 "--max-restarts" => {
                     let v = take(&mut i)?;
-                    let parsed = v.split_once('/').and_then(|(n, d)| {
-                        Some(RestartLimit {
-                            count: n.parse::<u32>().ok()?,
-                            window: parse_duration(d)?,
-                        })
-                    });
-                    options.max_restarts = parsed.ok_or_else(|| format!("--max-restarts {v}: use N/DURATION, e.g. 5/10m"))?;
+                    let usage = || format!("--max-restarts {v}: use N/DURATION, e.g. 5/10m");
+                    let (n, d) = v.split_once('/').ok_or_else(usage)?;
+                    let count = n.parse::<u32>().map_err(|_| usage())?;
+                    let window = duration(flag, d).map_err(|e| {
+                        if e.contains("too long") { format!("--max-restarts {v}: the window is too long; use at most {}", describe(MAX_DURATION)) } else { usage() }
+                    })?;
+                    options.max_restarts = RestartLimit { count, window };
                 }
                 "--on-warn" => options.on_warn = Action::parse(flag, &take(&mut i)?, false)?,
                 "--on-critical" => options.on_critical = Action::parse(flag, &take(&mut i)?, true)?,
                 "--signal-group" => options.signal_group = true,
-                "--allow-actions" => options.allow_actions = true,
+                "--allow-actions" => allow_actions = true,
+                "--action-token" => token_flag = Some(take(&mut i)?),
+                "--health-details" => options.health_details = true,
                 "--no-listen" => options.listen = None,
                 "--listen" => {
                     let v = take(&mut i)?;
@@ -312,13 +441,66 @@ impl Options {
                     .to_string(),
             ));
         }
-        if let (Threshold::Percent(w), Threshold::Percent(c)) = (options.warn, options.critical) {
-            if w >= c {
-                return Err(Some(format!("--warn {w}% must be below --critical {c}%")));
-            }
+        let comparable = matches!(
+            (options.warn, options.critical),
+            (Threshold::Percent(_), Threshold::Percent(_))
+                | (Threshold::Bytes(_), Threshold::Bytes(_))
+        );
+        // Percentages compare alike for every limit; a mix waits for the limit (`thresholds`).
+        if comparable && options.warn.bytes(MAX_LIMIT) >= options.critical.bytes(MAX_LIMIT) {
+            return Err(Some(format!(
+                "--warn {} must be below --critical {}",
+                options.warn, options.critical
+            )));
         }
+        options.action_token = match (allow_actions, token_flag, token_from_env) {
+            (false, Some(_), _) => {
+                return Err(Some(
+                    "--action-token is used only with --allow-actions; add --allow-actions or drop the token".to_string(),
+                ))
+            }
+            (false, None, _) => None,
+            (true, Some(token), _) => Some(Secret::new("--action-token", token)?),
+            (true, None, Some(token)) => Some(Secret::new(
+                ACTION_TOKEN_ENV,
+                token.to_string_lossy().into_owned(),
+            )?),
+            (true, None, None) => {
+                return Err(Some(format!(
+                    "--allow-actions needs a token: set {ACTION_TOKEN_ENV} (or --action-token TOKEN) and send `Authorization: Bearer TOKEN`"
+                )))
+            }
+        };
         options.command = command.to_vec();
         Ok(options)
+    }
+
+    /// The warning and critical thresholds in bytes for `limit`, checked against each other and
+    /// the limit (a mix of a percentage and a size can only be checked here).
+    pub fn thresholds(&self, limit: u64, limit_from: &str) -> Result<(u64, u64), String> {
+        let (warn, critical) = (self.warn.bytes(limit), self.critical.bytes(limit));
+        for (flag, threshold, bytes) in [
+            ("--warn", self.warn, warn),
+            ("--critical", self.critical, critical),
+        ] {
+            if bytes > limit {
+                return Err(format!(
+                    "{flag} {threshold} is above the {} limit (from {limit_from}); use a percentage (e.g. 90%) or a smaller size",
+                    ByteSize(limit)
+                ));
+            }
+        }
+        if warn >= critical {
+            return Err(format!(
+                "--warn {} ({}) must be below --critical {} ({}) for the {} limit",
+                self.warn,
+                ByteSize(warn),
+                self.critical,
+                ByteSize(critical),
+                ByteSize(limit)
+            ));
+        }
+        Ok((warn, critical))
     }
 }
 
@@ -328,7 +510,7 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Options, Option<String>> {
         let raw: Vec<OsString> = args.iter().map(OsString::from).collect();
-        Options::parse(&raw)
+        Options::parse(&raw, None)
     }
 
     #[test]
@@ -390,5 +572,74 @@ mod tests {
             assert!(err.contains(needle), "{args:?}: {err}");
         }
         assert!(parse(&["--help"]).unwrap_err().is_none());
+    }
+
+    #[test]
+    fn durations_too_long_for_the_clock_are_errors_not_panics() {
+        for text in [
+            "18000000000000000000s",
+            "99999999999999999999999999999999999999h",
+            "1e400s",
+            "8d",
+            "NaNs",
+            "infs",
+        ] {
+            assert!(parse(&["--grace", text, "--", "x"]).is_err(), "{text}");
+            assert!(parse(&["--max-restarts", &format!("1/{text}"), "--", "x"]).is_err());
+        }
+        assert_eq!(parse_duration("99999999999999999999999999d"), None);
+        assert_eq!(
+            parse(&["--grace", "7d", "--", "x"]).unwrap().grace,
+            MAX_DURATION
+        );
+    }
+
+    #[test]
+    fn the_action_token_comes_from_the_flag_or_the_environment() {
+        let raw = |args: &[&str]| args.iter().map(OsString::from).collect::<Vec<_>>();
+        let token = "0123456789abcdef0123456789abcdef";
+        let from_env =
+            Options::parse(&raw(&["--allow-actions", "--", "x"]), Some(token.into())).unwrap();
+        assert_eq!(from_env.action_token.unwrap().as_bytes(), token.as_bytes());
+        // Without --allow-actions the variable is ignored.
+        let off = Options::parse(&raw(&["--", "x"]), Some(token.into())).unwrap();
+        assert!(off.action_token.is_none());
+        let err = Options::parse(&raw(&["--allow-actions", "--", "x"]), Some("short".into()))
+            .unwrap_err()
+            .unwrap();
+        assert!(err.starts_with("MEMFIT_GUARD_ACTION_TOKEN: "), "{err}");
+        let err = parse(&[
+            "--allow-actions",
+            "--action-token",
+            "with a space in it ok",
+            "--",
+            "x",
+        ])
+        .unwrap_err()
+        .unwrap();
+        assert!(err.contains("without spaces"), "{err}");
+        // Debug output never shows it.
+        let o = parse(&["--allow-actions", "--action-token", token, "--", "x"]).unwrap();
+        assert!(!format!("{o:?}").contains(token));
+    }
+
+    #[test]
+    fn thresholds_are_checked_against_each_other_and_the_limit() {
+        const MIB: u64 = 1024 * 1024;
+        // 80% is below 900M in 1 GiB, above it in 2 GiB.
+        let o = parse(&["--warn", "80%", "--critical", "900M", "--", "x"]).unwrap();
+        assert_eq!(
+            o.thresholds(1000 * MIB, "--limit").unwrap(),
+            (800 * MIB, 900 * MIB)
+        );
+        let err = o.thresholds(2048 * MIB, "--limit").unwrap_err();
+        assert!(err.contains("must be below --critical 900 MiB"), "{err}");
+        let o = parse(&["--critical", "2G", "--", "x"]).unwrap();
+        let err = o.thresholds(1024 * MIB, "the cgroup").unwrap_err();
+        assert!(
+            err.starts_with("--critical 2 GiB is above the 1 GiB limit (from the cgroup)"),
+            "{err}"
+        );
+        assert!(parse(&["--warn", "0", "--", "x"]).is_err());
     }
 }

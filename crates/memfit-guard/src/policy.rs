@@ -227,7 +227,10 @@ impl Policy {
         if self.rate > 0.0 {
             // A quarter of the time the growth needs to reach the critical threshold.
             let seconds = (critical - usage) as f64 / self.rate / 4.0;
-            interval = interval.min(Duration::from_secs_f64(seconds.max(0.0)));
+            // A slow growth makes a time too long for a Duration: then the interval stands.
+            if let Ok(quarter) = Duration::try_from_secs_f64(seconds.max(0.0)) {
+                interval = interval.min(quarter);
+            }
         }
         interval.max(MIN_INTERVAL)
     }

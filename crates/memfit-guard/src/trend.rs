@@ -70,7 +70,7 @@ impl Trend {
                 .unwrap_or(pair[0]);
             self.lows.push_back((pair[0].0, low.1));
         }
-        self.bucket *= 2;
+        self.bucket = self.bucket.saturating_mul(2);
     }
 
     /// Bytes per second, when the lows rise consistently (at least 70% of the pairs).

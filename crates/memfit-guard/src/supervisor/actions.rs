@@ -215,7 +215,8 @@ impl Guard {
             }
             Action::Exec(cmd) => {
                 let mut hook = Command::new("/bin/sh");
-                hook.arg("-c")
+                hook.env_remove(crate::options::ACTION_TOKEN_ENV)
+                    .arg("-c")
                     .arg(&cmd)
                     .env("MEMFIT_GUARD_LEVEL", level.as_str())
                     .env("MEMFIT_GUARD_USAGE_BYTES", usage.to_string())

@@ -6,6 +6,7 @@ mod actions;
 
 use std::collections::VecDeque;
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -92,14 +93,15 @@ impl Guard {
                 None => return Err("no memory limit found (no cgroup limit, no /proc/meminfo): pass --limit, e.g. --limit 512M".to_string()),
             },
         };
+        let (warn_bytes, critical_bytes) = options.thresholds(limit, &limit_from)?;
         let cgroup_version = source.cgroup_version();
         let mut startup_log = Vec::new();
         startup_log.push(format!(
             "watching {}: limit {} (from {limit_from}); warn at {}, critical at {} (on critical: {})",
             source.describe(),
             mib(limit),
-            mib(options.warn.bytes(limit)),
-            mib(options.critical.bytes(limit)),
+            mib(warn_bytes),
+            mib(critical_bytes),
             match &options.on_critical {
                 Action::Restart => "restart".to_string(),
                 Action::Stop => "stop".to_string(),
@@ -137,10 +139,18 @@ impl Guard {
                     }),
                     registry,
                     restart_requested: AtomicBool::new(false),
-                    allow_actions: options.allow_actions,
+                    actions: Mutex::new(options.action_token.clone().map(|token| http::Actions {
+                        token,
+                        interval: options.action_interval,
+                        last_accepted: None,
+                    })),
+                    health_details: options.health_details,
                 });
                 http::serve(listener, Arc::clone(&shared))
                     .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
+                if !bound.ip().is_loopback() {
+                    startup_log.push(beyond_loopback_warning(bound, &options));
+                }
                 startup_log.push(format!(
                     "serving /health/memory and /metrics on http://{bound}"
                 ));
@@ -176,7 +186,9 @@ impl Guard {
             oom_baseline,
             metrics,
             shared,
-            last_top: now - Duration::from_secs(60),
+            // Long enough ago that the first sample lists the top processes (checked: the
+            // monotonic clock starts near boot, and a VM can start the guard within a minute).
+            last_top: now.checked_sub(Duration::from_secs(60)).unwrap_or(now),
             top: Vec::new(),
             heap_snapshot_signal,
             restart_count: RestartCounts::default(),
@@ -202,6 +214,25 @@ impl Guard {
     fn spawn(&mut self) -> io::Result<()> {
         let mut command = Command::new(&self.options.command[0]);
         command.args(&self.options.command[1..]);
+        // The token is the guard's, not the service's.
+        command.env_remove(options::ACTION_TOKEN_ENV);
+        // The child dies with the guard even when the guard cannot stop it (SIGKILL, a crash):
+        // a guard that is gone can no longer keep it under its limit, and as PID 1 of a
+        // container it would have taken the child with it anyway.
+        let guard_pid = self.own_pid;
+        // SAFETY: prctl(2) and getppid(2) are async-signal-safe; this runs between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The guard died before the prctl: the signal will not come.
+                if libc::getppid() != guard_pid {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
         // Reaped with waitpid(-1) with every adopted orphan.
         self.child = Some(process::spawn_detached(
             &mut command,
@@ -299,7 +330,7 @@ impl Guard {
                 None if self.child.is_some() => {
                     let now = Instant::now();
                     self.stopping = Some(Stopping {
-                        deadline: now + self.options.grace,
+                        deadline: later(now, self.options.grace),
                         killed: false,
                         then: Then::Exit,
                         since: now,
@@ -391,7 +422,7 @@ impl Guard {
             for pid in &left {
                 process::kill(*pid, libc::SIGTERM);
             }
-            let deadline = Instant::now() + self.options.grace;
+            let deadline = later(Instant::now(), self.options.grace);
             loop {
                 process::reap_exited();
                 let alive = procfs::descendants(self.own_pid);
@@ -419,12 +450,38 @@ impl Guard {
         let now = Instant::now();
         self.send(libc::SIGTERM);
         self.stopping = Some(Stopping {
-            deadline: now + self.options.grace,
+            deadline: later(now, self.options.grace),
             killed: false,
             then,
             since: now,
         });
     }
+}
+
+/// `now + after`, saturating: options are bounded ([`options::MAX_DURATION`]), and a clock
+/// near its end must not panic the process that keeps the child alive.
+fn later(now: Instant, after: Duration) -> Instant {
+    now.checked_add(after)
+        .or_else(|| now.checked_add(options::MAX_DURATION))
+        .unwrap_or(now)
+}
+
+/// The endpoints are open to the network: say so once, at start.
+fn beyond_loopback_warning(bound: std::net::SocketAddr, options: &Options) -> String {
+    let endpoints = if options.action_token.is_some() {
+        "/health/memory, /metrics and POST /actions/restart (with its token)"
+    } else {
+        "/health/memory and /metrics"
+    };
+    let details = if options.health_details {
+        "with whole command lines (--health-details)"
+    } else {
+        "command lines redacted"
+    };
+    format!(
+        "warning: listening on {bound}: {endpoints} are reachable beyond this machine ({details}); use --listen 127.0.0.1:{} to keep them local",
+        bound.port()
+    )
 }
 
 fn describe_status(status: ExitStatus) -> String {
@@ -439,6 +496,6 @@ fn trend_bucket() -> Duration {
     std::env::var("MEMFIT_GUARD_TREND_BUCKET")
         .ok()
         .and_then(|v| options::parse_duration(&v))
-        .filter(|d| *d >= Duration::from_millis(50))
+        .filter(|d| *d >= Duration::from_millis(50) && *d <= options::MAX_DURATION)
         .unwrap_or(Duration::from_secs(10))
 }
