@@ -169,6 +169,15 @@ pub fn summary(report: &RunReport) -> String {
             ByteSize(effective)
         );
     }
+    if let Some(t) = report.cpu_throttling.filter(|t| t.throttled_periods > 0) {
+        let _ = writeln!(
+            out,
+            "  cpu       throttled in {} of {} periods ({:.1} s waiting for CPU time): the quota slowed it, as it would on the plan",
+            t.throttled_periods,
+            t.periods,
+            t.throttled_ms as f64 / 1000.0
+        );
+    }
     if let Some(reason) = &report.mode_reason {
         let _ = writeln!(out, "  !! MEASURE-ONLY: {reason}");
     }

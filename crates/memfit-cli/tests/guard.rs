@@ -99,33 +99,35 @@ fn a_short_spike_is_left_alone_and_a_sustained_breach_is_not() {
         "--warn",
         "30%",
         "--sustain",
-        "1s",
+        "4s",
         "--startup-grace",
         "0s",
         "--on-critical",
         "log",
     ];
-    // 150 MiB for 300 ms in a 300 MiB container: above 40%, shorter than the sustain.
+    // 150 MiB for 300 ms in a 300 MiB container: above 40%, shorter than the sustain. The
+    // sustain leaves room for slow page faults: in the emulated guest of tests/vm/ touching
+    // the 30 MiB above the threshold alone took about 1 s.
     let spike = Guarded::start(
         Some(&["--limit", "300M"]),
         &args,
         &[workload(), "spike", "150M", "300", "1500"],
         &[],
     );
-    let (code, log, _) = spike.finish(Duration::from_secs(20));
+    let (code, log, _) = spike.finish(Duration::from_secs(60));
     assert_eq!(code, 0);
     assert!(
         !log.iter().any(|l| l.contains("memfit guard: critical:")),
         "{log:?}"
     );
-    // The same for 3 s: acted on once the breach has lasted 1 s.
+    // The same for 9 s: acted on once the breach has lasted 4 s.
     let held = Guarded::start(
         Some(&["--limit", "300M"]),
         &args,
-        &[workload(), "alloc", "150M", "3000"],
+        &[workload(), "alloc", "150M", "9000"],
         &[],
     );
-    let (code, log, _) = held.finish(Duration::from_secs(20));
+    let (code, log, _) = held.finish(Duration::from_secs(60));
     assert_eq!(code, 0);
     assert_eq!(
         log.iter()

@@ -63,6 +63,9 @@ pub struct RunReport {
     /// CPU time the command got, in CPUs (a CFS quota, as `docker run --cpus`).
     #[serde(default)]
     pub cpu_quota: Option<f64>,
+    /// With a CPU quota: what the kernel's bandwidth control did (`cpu.stat`).
+    #[serde(default)]
+    pub cpu_throttling: Option<CpuThrottlingInfo>,
     /// Whether the command was PID 1 of its own PID namespace (`pid1`), behind an init
     /// (`init`), or a plain child (`child`).
     #[serde(default)]
@@ -458,4 +461,14 @@ fn shorten(text: &str, max: usize) -> String {
     }
     let kept: String = text.chars().take(max.saturating_sub(1)).collect();
     format!("{kept}…")
+}
+
+/// The kernel's CFS bandwidth counters over a run with a CPU quota: the 100 ms periods in
+/// which the command ran, those in which it used up its quota and waited, and how long it
+/// waited in all (https://docs.kernel.org/scheduler/sched-bwc.html).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuThrottlingInfo {
+    pub periods: u64,
+    pub throttled_periods: u64,
+    pub throttled_ms: u64,
 }

@@ -130,3 +130,43 @@ fn the_enclosing_limit_is_the_lowest_on_the_way_up() {
     assert_eq!(files.enclosing_limit().unwrap().bytes, 134_217_728);
     assert_eq!(files.enclosing_hard_limit().unwrap().bytes, 536_870_912);
 }
+
+#[test]
+fn cpu_throttling_reads_both_versions_units() {
+    // cpu.stat as Linux 6.1 writes it (v2 in µs; v1's cpu controller in ns).
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("cpu.stat"),
+        "usage_usec 835000\nuser_usec 830000\nsystem_usec 5000\nnr_periods 12\nnr_throttled 9\nthrottled_usec 1204000\nnr_bursts 0\nburst_usec 0\n",
+    )
+    .unwrap();
+    let v2 = CgroupFiles::open(CgroupVersion::V2, dir.path())
+        .cpu_throttling()
+        .unwrap();
+    assert_eq!(
+        (v2.periods, v2.throttled_periods, v2.throttled_us),
+        (12, 9, 1_204_000)
+    );
+    fs::write(
+        dir.path().join("cpu.stat"),
+        "nr_periods 10\nnr_throttled 1\nthrottled_time 26000000\n",
+    )
+    .unwrap();
+    let v1 = CgroupFiles::open(CgroupVersion::V1, dir.path())
+        .cpu_throttling()
+        .unwrap();
+    assert_eq!(
+        (v1.periods, v1.throttled_periods, v1.throttled_us),
+        (10, 1, 26_000)
+    );
+    // Without a quota's counters (v2 cpu.stat without the cpu controller): none.
+    fs::write(
+        dir.path().join("cpu.stat"),
+        "usage_usec 5\nuser_usec 5\nsystem_usec 0\n",
+    )
+    .unwrap();
+    assert_eq!(
+        CgroupFiles::open(CgroupVersion::V2, dir.path()).cpu_throttling(),
+        None
+    );
+}

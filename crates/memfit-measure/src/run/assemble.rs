@@ -4,7 +4,8 @@ use super::prepare::Prepared;
 use super::teardown::Finished;
 use super::RunOptions;
 use crate::report::{
-    ExitInfo, Mode, OomInfo, Peak, PeakSource, RunReport, SamplingCost, RUN_SCHEMA,
+    CpuThrottlingInfo, ExitInfo, Mode, OomInfo, Peak, PeakSource, RunReport, SamplingCost,
+    RUN_SCHEMA,
 };
 
 pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finished) -> RunReport {
@@ -20,6 +21,7 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
         exit_records,
         own_usage,
         containers,
+        cpu_throttling,
     } = finished;
     let mut caveats = prepared.caveats;
     let mode = prepared.mode;
@@ -63,6 +65,11 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
         cpus: prepared.visible_cpus,
         host_cpus: prepared.host_cpus,
         cpu_quota: prepared.cpu_quota,
+        cpu_throttling: cpu_throttling.map(|t| CpuThrottlingInfo {
+            periods: t.periods,
+            throttled_periods: t.throttled_periods,
+            throttled_ms: t.throttled_us / 1000,
+        }),
         pid: options.pid,
         inherited_env,
         exit: ExitInfo::of(supervised.main_exit),

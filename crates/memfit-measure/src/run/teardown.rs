@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use memfit_sys::cgroup::OomCounters;
+use memfit_sys::cgroup::{CpuThrottling, OomCounters};
 use memfit_sys::{process, procfs};
 
 use super::own_cost::OwnUsage;
@@ -31,6 +31,7 @@ pub(super) struct Finished {
     pub exit_records: bool,
     pub own_usage: OwnUsage,
     pub containers: Vec<ContainerRecord>,
+    pub cpu_throttling: Option<CpuThrottling>,
 }
 
 pub(super) fn teardown(
@@ -71,6 +72,11 @@ pub(super) fn teardown(
     let exit_records = running.exit_listener.take().is_some();
     let final_counters = cgroup.map(|c| c.oom_counters());
     let watermark = cgroup.and_then(|c| c.peak());
+    // v1 keeps the quota in a cgroup of the cpu hierarchy; v2 in the run's own.
+    let cpu_throttling = prepared.cpu_quota.and(match &prepared.cpu_v1 {
+        Some((_, cpu)) => cpu.cpu_throttling(),
+        None => cgroup.and_then(|c| c.cpu_throttling()),
+    });
     let kernel_kills = running
         .kernel_log
         .as_mut()
@@ -168,6 +174,7 @@ pub(super) fn teardown(
         exit_records,
         own_usage: OwnUsage::now().since(&running.own_usage_before),
         containers,
+        cpu_throttling,
         supervised,
     }
 }

@@ -41,6 +41,15 @@ pub struct EnclosingLimit {
     pub cgroup: PathBuf,
 }
 
+/// What the kernel's CFS bandwidth control did to a cgroup with a CPU quota (`cpu.stat`):
+/// the periods in which it ran and those in which it used up its quota and waited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuThrottling {
+    pub periods: u64,
+    pub throttled_periods: u64,
+    pub throttled_us: u64,
+}
+
 /// OOM counters, read before and after to compute deltas.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OomCounters {
@@ -171,6 +180,23 @@ impl CgroupFiles {
                 }
             }
         }
+    }
+
+    /// The CFS bandwidth counters of a cgroup of the cpu controller (v2: the same directory;
+    /// v1: the cgroup in the cpu hierarchy): `nr_periods`, `nr_throttled`, and
+    /// `throttled_usec` (v2) or `throttled_time` in ns (v1), as
+    /// https://docs.kernel.org/scheduler/sched-bwc.html describes. `None` without them.
+    pub fn cpu_throttling(&self) -> Option<CpuThrottling> {
+        let stat = self.read("cpu.stat")?;
+        let throttled_us = match self.version {
+            CgroupVersion::V2 => flat_keyed_value(&stat, "throttled_usec")?,
+            CgroupVersion::V1 => flat_keyed_value(&stat, "throttled_time")? / 1000,
+        };
+        Some(CpuThrottling {
+            periods: flat_keyed_value(&stat, "nr_periods")?,
+            throttled_periods: flat_keyed_value(&stat, "nr_throttled")?,
+            throttled_us,
+        })
     }
 
     /// The limits this cgroup's own files set: v2 `memory.max` and, when `with_high`,
