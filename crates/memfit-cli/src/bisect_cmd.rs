@@ -15,6 +15,7 @@ use memfit_measure::{
 use crate::args::BisectArgs;
 use crate::fidelity;
 use crate::output;
+use crate::run_cmd;
 use crate::{EXIT_FINDINGS, EXIT_USAGE};
 
 pub fn execute(args: BisectArgs) -> Result<u8> {
@@ -61,19 +62,32 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
         Ok(report) => report,
         Err(error) => {
             eprintln!("memfit: {error}");
-            return Ok(match error {
+            return Ok(match &error {
                 BisectError::FailsUnconstrained(_) | BisectError::FailsAtUpperBound(_) => {
                     EXIT_FINDINGS
                 }
+                BisectError::Run(run_error) => run_cmd::start_failure_status(run_error),
                 _ => EXIT_USAGE,
             });
         }
     };
-    if let Some(path) = &args.json {
-        output::write_atomically(path, &serde_json::to_vec_pretty(&report)?)?;
-    }
+    // As for `run`: the summary is printed whatever happens to the report file, and an
+    // interruption keeps its status.
+    let report_error = match &args.json {
+        Some(path) => output::write_atomically(path, &serde_json::to_vec_pretty(&report)?).err(),
+        None => None,
+    };
     eprint!("{}", summary(&report));
-    Ok(if report.interrupted { 130 } else { 0 })
+    if let Some(error) = &report_error {
+        eprintln!("memfit: error: {error:#}");
+    }
+    Ok(if report.interrupted {
+        130
+    } else if report_error.is_some() {
+        EXIT_USAGE
+    } else {
+        0
+    })
 }
 
 fn summary(report: &BisectReport) -> String {

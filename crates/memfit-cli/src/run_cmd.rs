@@ -4,13 +4,16 @@ use std::fmt::Write as _;
 
 use anyhow::{bail, Result};
 use memfit_core::{ByteSize, Target, TargetRequest};
-use memfit_measure::{html, svg, PeakSource, PidMode, RunOptions, RunReport, SignalWatcher, Stdio};
+use memfit_measure::{
+    html, svg, PeakSource, PidMode, RunError, RunOptions, RunReport, SignalWatcher, SpawnError,
+    Stdio,
+};
 
 use crate::args::{LimitArgs, RunArgs};
 use crate::build_steps;
 use crate::fidelity;
 use crate::output;
-use crate::{EXIT_FINDINGS, EXIT_USAGE};
+use crate::{EXIT_FINDINGS, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_USAGE};
 
 /// The target that `--limit`/`--platform`/`--cpus` resolve to; `None` without a limit.
 pub fn resolve_target(args: &LimitArgs) -> Result<Option<Target>> {
@@ -85,19 +88,24 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         Ok(report) => report,
         Err(error) => {
             eprintln!("memfit: error: {error}");
-            return Ok(EXIT_USAGE);
+            return Ok(start_failure_status(&error));
         }
     };
 
     build_steps::locate(&mut report, &args.command);
+    // Every report is attempted; a failure is said after the summary, and never hides the
+    // command's status (an OOM kill must still read 137).
+    let mut report_errors = Vec::new();
     if let Some(path) = &args.json {
-        output::write_atomically(path, &serde_json::to_vec_pretty(&report)?)?;
+        let json = serde_json::to_vec_pretty(&report)?;
+        report_errors.extend(output::write_atomically(path, &json).err());
     }
     if let Some(path) = &args.svg {
-        output::write_atomically(path, svg::render(&report).as_bytes())?;
+        report_errors.extend(output::write_atomically(path, svg::render(&report).as_bytes()).err());
     }
     if let Some(path) = &args.html {
-        output::write_atomically(path, html::render(&report).as_bytes())?;
+        report_errors
+            .extend(output::write_atomically(path, html::render(&report).as_bytes()).err());
     }
     let over_budget = args
         .budget
@@ -118,14 +126,31 @@ pub fn execute(args: RunArgs) -> Result<u8> {
             );
         }
     }
+    for error in &report_errors {
+        eprintln!("memfit: error: {error:#}");
+    }
     let status = report.exit.status;
     Ok(if status != 0 {
         status.clamp(1, 255) as u8
+    } else if !report_errors.is_empty() {
+        EXIT_USAGE
     } else if over_budget.is_some() {
         EXIT_FINDINGS
     } else {
         0
     })
+}
+
+/// A command that could not be started exits as `env` and `timeout` say (POSIX 2.8.2,
+/// https://pubs.opengroup.org/onlinepubs/9799919799/utilities/V3_chap02.html#tag_19_08_02):
+/// 127 when it is not found, 126 when it is found but cannot be executed; 2 for memfit's own
+/// errors.
+pub fn start_failure_status(error: &RunError) -> u8 {
+    match error {
+        RunError::Spawn(SpawnError::CommandNotFound(_)) => EXIT_NOT_FOUND,
+        RunError::Spawn(SpawnError::NotExecutable(_)) => EXIT_NOT_EXECUTABLE,
+        _ => EXIT_USAGE,
+    }
 }
 
 /// The terminal summary printed to stderr when the command ends.

@@ -315,7 +315,7 @@ fn a_command_that_is_not_found_leaves_no_cgroup() {
         .unwrap();
     let memfit_pid = child.id();
     let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(output.status.code(), Some(127));
     assert!(leftover_cgroups(memfit_pid).is_empty());
 }
 
