@@ -54,6 +54,7 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
         repeat: args.repeat,
         setup: args.setup.clone(),
     };
+    output::say_swept(&memfit_measure::sweep_stale_cgroups());
     let signals = SignalWatcher::install()?;
     let mut progress = Progress::new(!args.show_output && std::io::stderr().is_terminal());
     let result = memfit_measure::bisect(&options, &signals, &mut progress);

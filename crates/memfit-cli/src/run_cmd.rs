@@ -59,6 +59,9 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     for path in [&args.json, &args.svg, &args.html].into_iter().flatten() {
         output::check_writable(path)?;
     }
+    if !args.limits.measure_only {
+        output::say_swept(&memfit_measure::sweep_stale_cgroups());
+    }
     let signals = SignalWatcher::install()?;
     let options = RunOptions {
         command: args.command.clone(),
