@@ -103,10 +103,16 @@ fn summary(report: &BisectReport) -> String {
         "  unconstrained charged peak {}\n",
         ByteSize(report.unconstrained_peak_bytes)
     );
-    if report.interrupted {
-        out += "  INTERRUPTED: the band below is what was learnt before the stop\n";
+    if report.interrupted_during_setup {
+        out += "  INTERRUPTED during --setup (the try's command was not started): the band below is what was learnt before the stop\n";
+    } else if report.interrupted {
+        out += "  INTERRUPTED: the band below is what was learnt before the stop; a try cut short is not counted\n";
     }
-    out += &format!("  band         {}\n", report.band);
+    if report.band.is_empty() {
+        out += "  band         nothing learnt yet\n";
+    } else {
+        out += &format!("  band         {}\n", report.band);
+    }
     if let Some(recommended) = report.recommended_bytes {
         out += &format!(
             "  recommended  {} (the smallest passing limit + 20% headroom)\n",
@@ -132,7 +138,9 @@ fn describe_try(record: &TryRecord) -> String {
     let limit = record
         .limit_bytes
         .map_or("no limit".to_string(), |l| ByteSize(l).to_string());
-    let outcome = if record.passed {
+    let outcome = if record.interrupted {
+        "interrupted, not counted".to_string()
+    } else if record.passed {
         "pass".to_string()
     } else if record.oom_killed == Some(true) {
         "FAIL (OOM-killed)".to_string()
@@ -179,6 +187,18 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+
+    /// One line about the current try.
+    fn say(&self, what: String) {
+        let line = format!("try {}/~{}: {what}", self.index, self.total);
+        match &self.bar {
+            Some(bar) => {
+                bar.println(line);
+                bar.set_position(self.index as u64);
+            }
+            None => eprintln!("memfit: {line}"),
+        }
+    }
 }
 
 impl BisectObserver for Progress {
@@ -195,18 +215,10 @@ impl BisectObserver for Progress {
     }
 
     fn try_finished(&mut self, record: &TryRecord) {
-        let line = format!(
-            "try {}/~{}: {}",
-            self.index,
-            self.total,
-            describe_try(record)
-        );
-        match &self.bar {
-            Some(bar) => {
-                bar.println(line);
-                bar.set_position(self.index as u64);
-            }
-            None => eprintln!("memfit: {line}"),
-        }
+        self.say(describe_try(record));
+    }
+
+    fn stopped_during_setup(&mut self) {
+        self.say("interrupted during --setup; the command was not started".to_string());
     }
 }
