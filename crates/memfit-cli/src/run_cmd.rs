@@ -144,10 +144,11 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     })
 }
 
-/// A command that could not be started exits as `env` and `timeout` say (POSIX 2.8.2,
-/// https://pubs.opengroup.org/onlinepubs/9799919799/utilities/V3_chap02.html#tag_19_08_02):
-/// 127 when it is not found, 126 when it is found but cannot be executed; 2 for memfit's own
-/// errors.
+/// A command that could not be started exits as `env`, `timeout` and the shell say: 127 when
+/// it is not found, 126 when it is found but cannot be executed (POSIX env, EXIT STATUS:
+/// https://pubs.opengroup.org/onlinepubs/009696899/utilities/env.html; bash:
+/// https://www.gnu.org/software/bash/manual/html_node/Exit-Status.html). 2 is memfit's own
+/// errors, and a command's own 2 must not be mistaken for them.
 pub fn start_failure_status(error: &RunError) -> u8 {
     match error {
         RunError::Spawn(SpawnError::CommandNotFound(_)) => EXIT_NOT_FOUND,
