@@ -15,6 +15,7 @@ use memfit_measure::{
 use crate::args::BisectArgs;
 use crate::fidelity;
 use crate::output;
+use crate::run_cmd;
 use crate::{EXIT_FINDINGS, EXIT_USAGE};
 
 pub fn execute(args: BisectArgs) -> Result<u8> {
@@ -53,6 +54,7 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
         repeat: args.repeat,
         setup: args.setup.clone(),
     };
+    output::say_swept(&memfit_measure::sweep_stale_cgroups());
     let signals = SignalWatcher::install()?;
     let mut progress = Progress::new(!args.show_output && std::io::stderr().is_terminal());
     let result = memfit_measure::bisect(&options, &signals, &mut progress);
@@ -61,19 +63,32 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
         Ok(report) => report,
         Err(error) => {
             eprintln!("memfit: {error}");
-            return Ok(match error {
+            return Ok(match &error {
                 BisectError::FailsUnconstrained(_) | BisectError::FailsAtUpperBound(_) => {
                     EXIT_FINDINGS
                 }
+                BisectError::Run(run_error) => run_cmd::start_failure_status(run_error),
                 _ => EXIT_USAGE,
             });
         }
     };
-    if let Some(path) = &args.json {
-        output::write_atomically(path, &serde_json::to_vec_pretty(&report)?)?;
-    }
+    // As for `run`: the summary is printed whatever happens to the report file, and an
+    // interruption keeps its status.
+    let report_error = match &args.json {
+        Some(path) => output::write_atomically(path, &serde_json::to_vec_pretty(&report)?).err(),
+        None => None,
+    };
     eprint!("{}", summary(&report));
-    Ok(if report.interrupted { 130 } else { 0 })
+    if let Some(error) = &report_error {
+        eprintln!("memfit: error: {error:#}");
+    }
+    Ok(if report.interrupted {
+        130
+    } else if report_error.is_some() {
+        EXIT_USAGE
+    } else {
+        0
+    })
 }
 
 fn summary(report: &BisectReport) -> String {
@@ -88,10 +103,16 @@ fn summary(report: &BisectReport) -> String {
         "  unconstrained charged peak {}\n",
         ByteSize(report.unconstrained_peak_bytes)
     );
-    if report.interrupted {
-        out += "  INTERRUPTED: the band below is what was learnt before the stop\n";
+    if report.interrupted_during_setup {
+        out += "  INTERRUPTED during --setup (the try's command was not started): the band below is what was learnt before the stop\n";
+    } else if report.interrupted {
+        out += "  INTERRUPTED: the band below is what was learnt before the stop; a try cut short is not counted\n";
     }
-    out += &format!("  band         {}\n", report.band);
+    if report.band.is_empty() {
+        out += "  band         nothing learnt yet\n";
+    } else {
+        out += &format!("  band         {}\n", report.band);
+    }
     if let Some(recommended) = report.recommended_bytes {
         out += &format!(
             "  recommended  {} (the smallest passing limit + 20% headroom)\n",
@@ -117,7 +138,9 @@ fn describe_try(record: &TryRecord) -> String {
     let limit = record
         .limit_bytes
         .map_or("no limit".to_string(), |l| ByteSize(l).to_string());
-    let outcome = if record.passed {
+    let outcome = if record.interrupted {
+        "interrupted, not counted".to_string()
+    } else if record.passed {
         "pass".to_string()
     } else if record.oom_killed == Some(true) {
         "FAIL (OOM-killed)".to_string()
@@ -164,6 +187,18 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+
+    /// One line about the current try.
+    fn say(&self, what: String) {
+        let line = format!("try {}/~{}: {what}", self.index, self.total);
+        match &self.bar {
+            Some(bar) => {
+                bar.println(line);
+                bar.set_position(self.index as u64);
+            }
+            None => eprintln!("memfit: {line}"),
+        }
+    }
 }
 
 impl BisectObserver for Progress {
@@ -180,18 +215,10 @@ impl BisectObserver for Progress {
     }
 
     fn try_finished(&mut self, record: &TryRecord) {
-        let line = format!(
-            "try {}/~{}: {}",
-            self.index,
-            self.total,
-            describe_try(record)
-        );
-        match &self.bar {
-            Some(bar) => {
-                bar.println(line);
-                bar.set_position(self.index as u64);
-            }
-            None => eprintln!("memfit: {line}"),
-        }
+        self.say(describe_try(record));
+    }
+
+    fn stopped_during_setup(&mut self) {
+        self.say("interrupted during --setup; the command was not started".to_string());
     }
 }

@@ -20,6 +20,9 @@ use args::{Cli, Commands};
 /// Exit codes, kept stable: the wrapped command's status passes through where there is one.
 pub const EXIT_FINDINGS: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
+/// The command cannot be executed (found, but not an executable file) / was not found.
+pub const EXIT_NOT_EXECUTABLE: u8 = 126;
+pub const EXIT_NOT_FOUND: u8 = 127;
 
 fn main() -> ExitCode {
     // `memfit __init -- CMD`: the minimal init `memfit run --init` puts in front of the

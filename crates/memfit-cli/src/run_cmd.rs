@@ -4,13 +4,16 @@ use std::fmt::Write as _;
 
 use anyhow::{bail, Result};
 use memfit_core::{ByteSize, Target, TargetRequest};
-use memfit_measure::{html, svg, PeakSource, PidMode, RunOptions, RunReport, SignalWatcher, Stdio};
+use memfit_measure::{
+    html, svg, PeakSource, PidMode, RunError, RunOptions, RunReport, SignalWatcher, SpawnError,
+    Stdio,
+};
 
 use crate::args::{LimitArgs, RunArgs};
 use crate::build_steps;
 use crate::fidelity;
 use crate::output;
-use crate::{EXIT_FINDINGS, EXIT_USAGE};
+use crate::{EXIT_FINDINGS, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_USAGE};
 
 /// The target that `--limit`/`--platform`/`--cpus` resolve to; `None` without a limit.
 pub fn resolve_target(args: &LimitArgs) -> Result<Option<Target>> {
@@ -56,6 +59,9 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     for path in [&args.json, &args.svg, &args.html].into_iter().flatten() {
         output::check_writable(path)?;
     }
+    if !args.limits.measure_only {
+        output::say_swept(&memfit_measure::sweep_stale_cgroups());
+    }
     let signals = SignalWatcher::install()?;
     let options = RunOptions {
         command: args.command.clone(),
@@ -85,19 +91,24 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         Ok(report) => report,
         Err(error) => {
             eprintln!("memfit: error: {error}");
-            return Ok(EXIT_USAGE);
+            return Ok(start_failure_status(&error));
         }
     };
 
     build_steps::locate(&mut report, &args.command);
+    // Every report is attempted; a failure is said after the summary, and never hides the
+    // command's status (an OOM kill must still read 137).
+    let mut report_errors = Vec::new();
     if let Some(path) = &args.json {
-        output::write_atomically(path, &serde_json::to_vec_pretty(&report)?)?;
+        let json = serde_json::to_vec_pretty(&report)?;
+        report_errors.extend(output::write_atomically(path, &json).err());
     }
     if let Some(path) = &args.svg {
-        output::write_atomically(path, svg::render(&report).as_bytes())?;
+        report_errors.extend(output::write_atomically(path, svg::render(&report).as_bytes()).err());
     }
     if let Some(path) = &args.html {
-        output::write_atomically(path, html::render(&report).as_bytes())?;
+        report_errors
+            .extend(output::write_atomically(path, html::render(&report).as_bytes()).err());
     }
     let over_budget = args
         .budget
@@ -118,14 +129,32 @@ pub fn execute(args: RunArgs) -> Result<u8> {
             );
         }
     }
+    for error in &report_errors {
+        eprintln!("memfit: error: {error:#}");
+    }
     let status = report.exit.status;
     Ok(if status != 0 {
         status.clamp(1, 255) as u8
+    } else if !report_errors.is_empty() {
+        EXIT_USAGE
     } else if over_budget.is_some() {
         EXIT_FINDINGS
     } else {
         0
     })
+}
+
+/// A command that could not be started exits as `env`, `timeout` and the shell say: 127 when
+/// it is not found, 126 when it is found but cannot be executed (POSIX env, EXIT STATUS:
+/// https://pubs.opengroup.org/onlinepubs/009696899/utilities/env.html; bash:
+/// https://www.gnu.org/software/bash/manual/html_node/Exit-Status.html). 2 is memfit's own
+/// errors, and a command's own 2 must not be mistaken for them.
+pub fn start_failure_status(error: &RunError) -> u8 {
+    match error {
+        RunError::Spawn(SpawnError::CommandNotFound(_)) => EXIT_NOT_FOUND,
+        RunError::Spawn(SpawnError::NotExecutable(_)) => EXIT_NOT_EXECUTABLE,
+        _ => EXIT_USAGE,
+    }
 }
 
 /// The terminal summary printed to stderr when the command ends.

@@ -35,11 +35,12 @@ pub use bisect::{
     bisect, BisectError, BisectObserver, BisectOptions, BisectReport, Precision, TryRecord,
 };
 pub use environment::{Environment, Variable};
+pub use memfit_sys::cgroup::SweptCgroup;
 pub use report::{
     describe_exit, short_command, BuildStep, ContainerKind, ContainerRecord, ExitInfo, Mode,
     OomInfo, OomVictim, Peak, PeakSource, ProcessAtPeak, ProcessRecord, ProcessRss, RunReport,
     Sample, SamplingCost, VictimEvidence, RUN_SCHEMA,
 };
-pub use run::{run, RunError, RunOptions};
+pub use run::{run, sweep_stale_cgroups, RunError, RunOptions};
 pub use signals::SignalWatcher;
 pub use spawn::{PidMode, SpawnError, Stdio};

@@ -181,7 +181,7 @@ fn create_temp(dir: &Path, target: &Path) -> io::Result<(OwnedFd, PathBuf)> {
     ))
 }
 
-fn random_u64() -> io::Result<u64> {
+pub(crate) fn random_u64() -> io::Result<u64> {
     let mut bytes = [0u8; 8];
     // SAFETY: getrandom fills the local buffer.
     let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };

@@ -56,7 +56,8 @@ pub(super) fn report(
     let mut band_parts = Vec::new();
     match max_failing {
         Some(limit) => band_parts.push(describe(limit, "fails", |t| t.total - t.passed)),
-        None if min_passing.is_some() => band_parts.push(format!(
+        // Only a search that ran to its end may say nothing fails below.
+        None if min_passing.is_some() && !interrupted => band_parts.push(format!(
             "no failing limit found at or above {}",
             ByteSize(options.lo.unwrap_or(DEFAULT_LO))
         )),
@@ -89,10 +90,14 @@ pub(super) fn report(
         recommended_bytes: recommended,
         band: band_parts.join(", "),
         fitting_plans,
-        unconstrained_peak_bytes: tries.first().map_or(0, |t| t.peak_charged_bytes),
+        unconstrained_peak_bytes: tries
+            .first()
+            .filter(|t| !t.interrupted)
+            .map_or(0, |t| t.peak_charged_bytes),
         precision_bytes: precision,
         tries,
         interrupted,
+        interrupted_during_setup: false,
         caveats: Vec::new(),
     }
 }

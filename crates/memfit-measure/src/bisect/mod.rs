@@ -5,7 +5,6 @@
 //! because garbage-collected runtimes size their heaps from the limit (V8 from the cgroup:
 //! nodejs/node#35573, #64646) and network timing, caches, JIT and GC make tries unequal.
 
-use std::process::Command;
 use std::str::FromStr;
 
 use memfit_core::ByteSize;
@@ -14,11 +13,11 @@ use serde::Serialize;
 use crate::docker::DockerCommand;
 use crate::run::{run, RunError, RunOptions};
 use crate::signals::SignalWatcher;
-use crate::spawn::Stdio;
 use crate::{Mode, RunReport};
 
 mod band;
 mod search;
+mod setup;
 
 const PAGE: u64 = 4096;
 /// Docker's minimum `--memory`.
@@ -81,6 +80,9 @@ pub struct TryRecord {
     pub duration_ms: u64,
     pub exit_status: i32,
     pub phase: TryPhase,
+    /// memfit was asked to stop (Ctrl-C, SIGTERM) during this try: it says nothing about the
+    /// limit and is kept out of the band.
+    pub interrupted: bool,
 }
 
 /// What a try was for.
@@ -114,7 +116,10 @@ pub struct BisectReport {
     pub unconstrained_peak_bytes: u64,
     pub precision_bytes: u64,
     pub tries: Vec<TryRecord>,
+    /// memfit was asked to stop: the band is what was learnt before.
     pub interrupted: bool,
+    /// It was asked during `--setup`, and the try's command was not started.
+    pub interrupted_during_setup: bool,
     pub caveats: Vec<String>,
 }
 
@@ -140,12 +145,17 @@ pub enum BisectError {
 pub trait BisectObserver {
     fn try_started(&mut self, index: usize, estimated_total: usize, limit: Option<u64>);
     fn try_finished(&mut self, record: &TryRecord);
+    /// The try that started was stopped during `--setup`; its command never ran.
+    fn stopped_during_setup(&mut self);
 }
 
 /// The outcome of one try as the search sees it.
-pub(crate) struct Outcome {
-    record: TryRecord,
-    interrupted: bool,
+pub(crate) enum Outcome {
+    /// The command ran; `stop` when memfit was asked to stop (during the try, which its
+    /// record then says, or after it).
+    Ran { record: TryRecord, stop: bool },
+    /// memfit was asked to stop during `--setup` (or before it): the command did not start.
+    StoppedBeforeStart,
 }
 
 pub fn bisect(
@@ -157,8 +167,14 @@ pub fn bisect(
     let mut cpus = 0;
     let mut caveats = Vec::new();
     let mut trial = |limit: Option<u64>, phase: TryPhase| -> Result<Outcome, BisectError> {
+        if termination_pending(signals) {
+            return Ok(Outcome::StoppedBeforeStart);
+        }
         if let Some(setup) = &options.setup {
-            run_setup(setup, options.run.stdio)?;
+            let end = setup::run_setup(setup, options.run.stdio, signals)?;
+            if end == setup::SetupEnd::Interrupted || termination_pending(signals) {
+                return Ok(Outcome::StoppedBeforeStart);
+            }
         }
         let mut run_options = options.run.clone();
         run_options.limit = limit;
@@ -173,9 +189,9 @@ pub fn bisect(
         if caveats.is_empty() {
             caveats = report.caveats.clone();
         }
-        Ok(Outcome {
+        Ok(Outcome::Ran {
             record: record_of(&report, limit, phase),
-            interrupted: report.interrupted || termination_pending(signals),
+            stop: report.interrupted || termination_pending(signals),
         })
     };
     let mut result = search::search(options, &mut trial, observer)?;
@@ -200,7 +216,7 @@ pub fn bisect(
     Ok(result)
 }
 
-/// Whether memfit was asked to stop between tries (e.g. Ctrl-C during --setup).
+/// Whether memfit was asked to stop since it last looked (between tries, as a setup ended).
 fn termination_pending(signals: &SignalWatcher) -> bool {
     signals.drain().iter().any(|s| s.is_termination())
 }
@@ -226,28 +242,14 @@ fn record_of(report: &RunReport, limit: Option<u64>, phase: TryPhase) -> TryReco
         duration_ms: report.duration_ms,
         exit_status: report.exit.status,
         phase,
-    }
-}
-
-fn run_setup(setup: &str, stdio: Stdio) -> Result<(), BisectError> {
-    let mut command = Command::new("sh");
-    command.arg("-c").arg(setup);
-    if stdio == Stdio::Null {
-        command
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null());
-    }
-    let status = command.status().map_err(BisectError::SetupSpawn)?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(BisectError::SetupFailed(status.to_string()))
+        interrupted: report.interrupted,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spawn::Stdio;
 
     const MIB: u64 = 1024 * 1024;
 
@@ -255,6 +257,7 @@ mod tests {
     impl BisectObserver for Silent {
         fn try_started(&mut self, _: usize, _: usize, _: Option<u64>) {}
         fn try_finished(&mut self, _: &TryRecord) {}
+        fn stopped_during_setup(&mut self) {}
     }
 
     fn options(precision: Precision, repeat: u32) -> BisectOptions {
@@ -302,7 +305,7 @@ mod tests {
                 }
                 Some(_) => false,
             };
-            Ok(Outcome {
+            Ok(Outcome::Ran {
                 record: TryRecord {
                     limit_bytes: limit,
                     passed,
@@ -312,8 +315,9 @@ mod tests {
                     duration_ms: 1,
                     exit_status: if passed { 0 } else { 137 },
                     phase,
+                    interrupted: false,
                 },
-                interrupted: false,
+                stop: false,
             })
         }
     }
@@ -377,7 +381,7 @@ mod tests {
     fn a_command_failing_unconstrained_is_an_error() {
         let opts = options(Precision::Bytes(4 * MIB), 1);
         let mut always_fail = |limit: Option<u64>, phase| {
-            Ok(Outcome {
+            Ok(Outcome::Ran {
                 record: TryRecord {
                     limit_bytes: limit,
                     passed: false,
@@ -387,13 +391,53 @@ mod tests {
                     duration_ms: 1,
                     exit_status: 1,
                     phase,
+                    interrupted: false,
                 },
-                interrupted: false,
+                stop: false,
             })
         };
         assert!(matches!(
             search::search(&opts, &mut always_fail, &mut Silent),
             Err(BisectError::FailsUnconstrained(_))
         ));
+    }
+
+    #[test]
+    fn an_interrupted_try_is_kept_out_of_the_band() {
+        let opts = options(Precision::Bytes(4 * MIB), 2);
+        let mut passing = model(150 * MIB, 150 * MIB, 400 * MIB);
+        let mut calls = 0;
+        // The third try (the first search step, at a limit that passes) is cut short.
+        let mut trial = |limit: Option<u64>, phase| {
+            calls += 1;
+            let mut outcome = passing(limit, phase)?;
+            if calls == 3 {
+                if let Outcome::Ran { record, stop } = &mut outcome {
+                    record.passed = false;
+                    record.exit_status = 130;
+                    record.interrupted = true;
+                    *stop = true;
+                }
+            }
+            Ok(outcome)
+        };
+        let report = search::search(&opts, &mut trial, &mut Silent).unwrap();
+        assert!(report.interrupted);
+        assert_eq!(report.tries.len(), 3);
+        assert_eq!(report.max_failing_bytes, None, "{}", report.band);
+        assert_eq!(report.min_passing_bytes, report.tries[1].limit_bytes);
+        assert!(!report.band.contains("fails"), "{}", report.band);
+    }
+
+    #[test]
+    fn a_stop_before_the_first_command_leaves_an_empty_band() {
+        let mut opts = options(Precision::Bytes(4 * MIB), 2);
+        opts.setup = Some("make clean".into());
+        let mut stopped = |_: Option<u64>, _| Ok(Outcome::StoppedBeforeStart);
+        let report = search::search(&opts, &mut stopped, &mut Silent).unwrap();
+        assert!(report.interrupted && report.interrupted_during_setup);
+        assert!(report.tries.is_empty());
+        assert_eq!(report.band, "");
+        assert_eq!(report.unconstrained_peak_bytes, 0);
     }
 }

@@ -30,6 +30,8 @@ struct Search<'a, 'o> {
     tallies: BTreeMap<u64, Tally>,
     /// For the progress display; grows when the search must go back up.
     estimated_total: usize,
+    /// memfit was asked to stop before a try's command started.
+    stopped_before_start: bool,
 }
 
 pub(crate) fn search<'a>(
@@ -43,12 +45,13 @@ pub(crate) fn search<'a>(
         tries: Vec::new(),
         tallies: BTreeMap::new(),
         estimated_total: 2,
+        stopped_before_start: false,
     };
     let first = search.attempt(None, TryPhase::Unconstrained)?;
-    let unconstrained = search.tries[0].clone();
     if first.interrupted {
         return Ok(search.finish(options, 0, true));
     }
+    let unconstrained = search.tries[0].clone();
     if !first.passed {
         return Err(BisectError::FailsUnconstrained(crate::describe_exit(
             (unconstrained.exit_status < 128).then_some(unconstrained.exit_status),
@@ -99,17 +102,28 @@ impl Search<'_, '_> {
         let index = self.tries.len() + 1;
         self.observer
             .try_started(index, self.estimated_total.max(index), limit);
-        let outcome = (self.trial)(limit, phase)?;
-        self.observer.try_finished(&outcome.record);
-        let passed = outcome.record.passed;
-        if let Some(limit) = limit {
-            self.tallies.entry(limit).or_default().add(passed);
+        let (record, stop) = match (self.trial)(limit, phase)? {
+            Outcome::Ran { record, stop } => (record, stop),
+            Outcome::StoppedBeforeStart => {
+                self.observer.stopped_during_setup();
+                self.stopped_before_start = true;
+                return Ok(Attempt {
+                    passed: false,
+                    interrupted: true,
+                });
+            }
+        };
+        self.observer.try_finished(&record);
+        let attempt = Attempt {
+            passed: record.passed,
+            interrupted: stop || record.interrupted,
+        };
+        // A try cut short says nothing about its limit: it stays out of the band.
+        if let (Some(limit), false) = (limit, record.interrupted) {
+            self.tallies.entry(limit).or_default().add(record.passed);
         }
-        self.tries.push(outcome.record);
-        Ok(Attempt {
-            passed,
-            interrupted: outcome.interrupted,
-        })
+        self.tries.push(record);
+        Ok(attempt)
     }
 
     /// The upper bound must pass. GC'd runtimes may need more than their unconstrained peak
@@ -201,13 +215,13 @@ impl Search<'_, '_> {
             .is_none_or(|tally| tally.always_passed());
         while self.tallies.get(&limit).map_or(0, |t| t.total) < repeat {
             let again = self.attempt(Some(limit), TryPhase::Confirm)?;
-            all_passed &= again.passed;
             if again.interrupted {
                 return Ok(Attempt {
                     passed: all_passed,
                     interrupted: true,
                 });
             }
+            all_passed &= again.passed;
             if !again.passed && stop_on_failure {
                 break;
             }
@@ -219,6 +233,8 @@ impl Search<'_, '_> {
     }
 
     fn finish(self, options: &BisectOptions, precision: u64, interrupted: bool) -> BisectReport {
-        band::report(options, self.tries, self.tallies, precision, interrupted)
+        let mut report = band::report(options, self.tries, self.tallies, precision, interrupted);
+        report.interrupted_during_setup = self.stopped_before_start && options.setup.is_some();
+        report
     }
 }

@@ -16,6 +16,9 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use memfit_sys::cgroup::{self, Hierarchy, SweptCgroup};
+use memfit_sys::CgroupVersion;
+
 use crate::environment::Environment;
 use crate::report::RunReport;
 use crate::signals::SignalWatcher;
@@ -63,6 +66,23 @@ pub enum RunError {
     NoInitProgram,
     #[error("cannot create the run's cgroup under {parent}: {source}")]
     Cgroup { parent: String, source: io::Error },
+}
+
+/// Sweeps the cgroups a SIGKILLed memfit left where this one creates its own (the memory
+/// hierarchy, and on cgroup v1 the CPU one `--cpus` uses): what they hold is killed and they
+/// are removed; the cgroup of a memfit that still runs is never touched. Returns what was
+/// swept, for the caller to say. Once per memfit, before its first run.
+pub fn sweep_stale_cgroups() -> Vec<SweptCgroup> {
+    let Ok(memory) = Hierarchy::detect() else {
+        return Vec::new();
+    };
+    let mut swept = cgroup::sweep_stale(&memory.parent, memory.version);
+    if memory.version == CgroupVersion::V1 {
+        if let Ok(cpu) = Hierarchy::detect_controller("cpu") {
+            swept.extend(cgroup::sweep_stale(&cpu.parent, cpu.version));
+        }
+    }
+    swept
 }
 
 /// Runs the command to completion and reports on it.

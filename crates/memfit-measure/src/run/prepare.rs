@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use memfit_sys::cgroup::{self, EnclosingLimit, Hierarchy, OwnedCgroup};
+use memfit_sys::cgroup::{self, CgroupOwner, EnclosingLimit, Hierarchy, OwnedCgroup};
 use memfit_sys::procfs;
 use memfit_sys::CgroupVersion;
 
@@ -221,19 +221,27 @@ fn prepare_docker(
     )
 }
 
-/// A fresh cgroup for this run, named after memfit's pid and the run's sequence number.
+/// A fresh cgroup for this run, named after its owner (memfit's pid, start time and PID
+/// namespace, so that a later memfit can tell when it is gone) and the run's sequence number.
 fn create_cgroup(hierarchy: &Hierarchy, options: &RunOptions) -> Result<OwnedCgroup, RunError> {
-    let name = format!(
-        "memfit-{}-{}",
-        std::process::id(),
-        RUN_SEQUENCE.fetch_add(1, Ordering::Relaxed)
-    );
-    OwnedCgroup::create(hierarchy, &name, options.limit, options.swap).map_err(|source| {
-        RunError::Cgroup {
-            parent: hierarchy.parent.display().to_string(),
-            source,
+    let owner = CgroupOwner::current();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let created = owner
+            .cgroup_name(RUN_SEQUENCE.fetch_add(1, Ordering::Relaxed))
+            .and_then(|name| OwnedCgroup::create(hierarchy, &name, options.limit, options.swap));
+        match created {
+            // Swept the instant it was made by a memfit in another PID namespace: a new name.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 => continue,
+            other => {
+                return other.map_err(|source| RunError::Cgroup {
+                    parent: hierarchy.parent.display().to_string(),
+                    source,
+                })
+            }
         }
-    })
+    }
 }
 
 /// Applies a CPU quota: on cgroup v2 in the run's own cgroup (the cpu controller enabled for

@@ -1,5 +1,6 @@
 //! cgroup memory controllers, v2 and v1: finding them ([`discover`]), reading one cgroup's
-//! memory files ([`CgroupFiles`]), and owning a cgroup of one's own ([`OwnedCgroup`]).
+//! memory files ([`CgroupFiles`]), owning a cgroup of one's own ([`OwnedCgroup`]), and
+//! sweeping those a killed memfit left behind ([`stale`]).
 //!
 //! The files and their meaning are the kernel's (Documentation/admin-guide/cgroup-v2.rst,
 //! "Memory Interface Files"; cgroup-v1/memory.rst): `memory.peak` (v2, Linux 5.19+) and
@@ -9,6 +10,7 @@
 
 mod discover;
 mod owned;
+mod stale;
 mod stat;
 
 pub use discover::{
@@ -16,6 +18,7 @@ pub use discover::{
     leave_self_leaf, own_cgroup, FoundHierarchy, Hierarchy,
 };
 pub use owned::OwnedCgroup;
+pub use stale::{sweep_stale, CgroupOwner, SweptCgroup};
 pub use stat::{
     flat_keyed_value, parse_flat_keyed, parse_limit, parse_v1_stat, parse_v2_stat, Limit,
     MemoryStat,

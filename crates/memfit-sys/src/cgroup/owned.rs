@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::cgroup::{CgroupFiles, Hierarchy};
+use crate::cgroup::{stale, CgroupFiles, Hierarchy};
 use crate::process;
 use crate::CgroupVersion;
 
@@ -17,12 +17,15 @@ const CFS_PERIOD_US: u64 = 100_000;
 const MIN_QUOTA_US: u64 = 1_000;
 
 /// A cgroup this process created. Dropping it kills whatever is left inside and removes the
-/// directory.
+/// directory. While it exists its directory is locked, which tells another memfit that its
+/// owner still runs (see [`super::stale`]).
 #[derive(Debug)]
 pub struct OwnedCgroup {
     files: CgroupFiles,
     procs: File,
     removed: bool,
+    /// The directory, `flock`ed; released when this process closes it or dies.
+    _lock: File,
 }
 
 impl std::ops::Deref for OwnedCgroup {
@@ -46,25 +49,36 @@ impl OwnedCgroup {
         Ok(cgroup)
     }
 
-    /// Creates `parent/name` in any hierarchy, with the kernel's defaults.
+    /// Creates `parent/name` in any hierarchy, with the kernel's defaults. `name` should come
+    /// from [`CgroupOwner::cgroup_name`](super::CgroupOwner::cgroup_name), so that another
+    /// memfit can tell when this one is gone. An `ErrorKind::NotFound` can mean a memfit in
+    /// another PID namespace swept the directory the instant it was made: create another.
     pub fn create_empty(hierarchy: &Hierarchy, name: &str) -> io::Result<OwnedCgroup> {
         let path = hierarchy.parent.join(name);
         fs::create_dir(&path)?;
-        // From here on the directory is owned by the value, whatever fails next.
-        let procs = match OpenOptions::new()
+        let owned = stale::lock_created(&path)
+            .and_then(|lock| OwnedCgroup::own(CgroupFiles::open(hierarchy.version, &path), lock));
+        // From here on the directory is owned by the value; until then it is removed here.
+        owned.inspect_err(|_| {
+            let _ = fs::remove_dir(&path);
+        })
+    }
+
+    /// Takes over the cgroup of a memfit that is gone, its directory locked by the caller, to
+    /// empty and remove it.
+    pub(super) fn adopt_stale(files: CgroupFiles, lock: File) -> io::Result<OwnedCgroup> {
+        OwnedCgroup::own(files, lock)
+    }
+
+    fn own(files: CgroupFiles, lock: File) -> io::Result<OwnedCgroup> {
+        let procs = OpenOptions::new()
             .write(true)
-            .open(path.join("cgroup.procs"))
-        {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = fs::remove_dir(&path);
-                return Err(e);
-            }
-        };
+            .open(files.path().join("cgroup.procs"))?;
         Ok(OwnedCgroup {
-            files: CgroupFiles::open(hierarchy.version, path),
+            files,
             procs,
             removed: false,
+            _lock: lock,
         })
     }
 
