@@ -83,6 +83,7 @@ cargo test --workspace --no-run --message-format=json 2>/dev/null \
            | @tsv' >"$artifacts"
 
 root="$(mktemp -d /tmp/memfit-vm-root.XXXXXX)"
+chmod 755 "$root"   # the guest's / : a non-root user must get through it
 trap 'rm -rf "$root" "$artifacts"' EXIT
 mkdir -p "$root"/{bin,sbin,usr/bin,proc,sys,dev,tmp,run,etc,root,lib/modules}
 chmod 1777 "$root/tmp"

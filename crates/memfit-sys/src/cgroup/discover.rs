@@ -198,7 +198,7 @@ fn pick_parent(found: &FoundHierarchy, controller: &str) -> Result<PathBuf, Stri
 }
 
 /// The leaf memfit moves itself into on cgroup v2 when it is alone in its cgroup.
-fn self_leaf_name() -> String {
+pub(super) fn self_leaf_name() -> String {
     format!("memfit-self-{}", std::process::id())
 }
 

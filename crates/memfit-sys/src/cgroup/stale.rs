@@ -166,11 +166,23 @@ pub fn sweep_stale(parent: &Path, version: CgroupVersion) -> Vec<SweptCgroup> {
     let me = CgroupOwner::current();
     let mut swept = Vec::new();
     for entry in entries.flatten() {
-        let Some(owner) = entry
-            .file_name()
-            .to_str()
-            .and_then(CgroupOwner::of_cgroup_name)
-        else {
+        // The v2 leaf a memfit alone in its cgroup moved into (see `Hierarchy::detect`), left
+        // by one that was killed: empty, it only goes (rmdir fails on one in use).
+        let name = entry.file_name();
+        if name.to_str().is_some_and(|n| {
+            n.strip_prefix("memfit-self-")
+                .is_some_and(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        }) && name.to_str() != Some(&super::discover::self_leaf_name())
+        {
+            let path = entry.path();
+            let empty = fs::read_to_string(path.join("cgroup.procs"))
+                .is_ok_and(|procs| procs.trim().is_empty());
+            if empty && fs::remove_dir(&path).is_ok() {
+                swept.push(SweptCgroup { path, killed: 0 });
+            }
+            continue;
+        }
+        let Some(owner) = name.to_str().and_then(CgroupOwner::of_cgroup_name) else {
             continue;
         };
         if owner == me || owner.runs_here() {
