@@ -185,6 +185,9 @@ pub fn summary(report: &RunReport) -> String {
     if let Some(gap) = report.gap_explanation() {
         let _ = writeln!(out, "            {gap}");
     }
+    if report.swap_bytes > 0 || report.peak.swap_used_bytes > 0 {
+        let _ = writeln!(out, "  swap      {}", report.swap_summary());
+    }
     let oom = match report.oom_killed {
         None => "no verdict possible without a cgroup".to_string(),
         Some(false) => format!(

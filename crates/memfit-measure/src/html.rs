@@ -66,6 +66,9 @@ pub fn render(report: &RunReport) -> String {
     if let Some(gap) = report.gap_explanation() {
         row("charged − working", gap);
     }
+    if report.swap_bytes > 0 || report.peak.swap_used_bytes > 0 {
+        row("swap", report.swap_summary());
+    }
     row(
         "OOM",
         match report.oom_killed {

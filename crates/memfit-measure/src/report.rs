@@ -7,6 +7,9 @@ use memfit_sys::process::ExitStatus;
 use crate::spawn::PidMode;
 use serde::{Deserialize, Serialize};
 
+/// Swap below this is noise (a few pages the kernel swapped out while reclaiming).
+pub const SWAP_THAT_COUNTS: u64 = 1024 * 1024;
+
 /// The schema of a run report's JSON form.
 pub const RUN_SCHEMA: &str = "memfit.run/1";
 
@@ -168,6 +171,11 @@ pub struct Peak {
     pub sampled_charged_bytes: u64,
     /// Page cache charged at the sampled peak.
     pub page_cache_bytes: u64,
+    /// The most swap the run used (v2 `memory.swap.peak` or `memory.swap.current` sampled;
+    /// v1 `memory.memsw.*` − `memory.*`): memory that did not fit under the limit. 0 without
+    /// `--swap` or without the kernel's swap accounting.
+    #[serde(default)]
+    pub swap_used_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -312,8 +320,13 @@ impl RunReport {
         let enforced = self.limit_enforced || self.effective_limit_bytes.is_some();
         match (limit, enforced, self.oom_killed) {
             (Some(limit), true, Some(true)) => format!(
-                "needs more than {}: OOM-killed at {}{}",
+                "needs more than {}{}: OOM-killed at {}{}",
                 ByteSize(limit),
+                if self.swap_bytes > 0 {
+                    format!(" and {} of swap", ByteSize(self.swap_bytes))
+                } else {
+                    String::new()
+                },
                 peak,
                 holder_text
             ),
@@ -323,6 +336,22 @@ impl RunReport {
                 peak,
                 self.exit.description
             ),
+            (Some(limit), true, _) if self.peak.swap_used_bytes >= SWAP_THAT_COUNTS => {
+                let swap = self.peak.swap_used_bytes;
+                // Without swap those pages stay in memory, unless the kernel reclaims as much
+                // page cache instead.
+                let without = if self.peak.page_cache_bytes < swap {
+                    "without swap it is OOM-killed"
+                } else {
+                    "without swap it fits only if the kernel reclaims page cache instead"
+                };
+                format!(
+                    "fits in {} only with {} of swap (peak {} in memory); {without}",
+                    ByteSize(limit),
+                    ByteSize(swap),
+                    peak
+                )
+            }
             (Some(limit), true, _) => {
                 let headroom = 100.0 * (limit as f64 - peak.0 as f64) / limit as f64;
                 format!(
@@ -346,6 +375,20 @@ impl RunReport {
                 format!("OOM-killed without a memfit limit at {peak}{holder_text}")
             }
             (None, _, _) => format!("peak {peak}{holder_text}; no limit set"),
+        }
+    }
+
+    /// How much swap the run used, of how much it was allowed, and what that means.
+    pub fn swap_summary(&self) -> String {
+        let used = self.peak.swap_used_bytes;
+        let allowed = ByteSize(self.swap_bytes);
+        if used >= SWAP_THAT_COUNTS {
+            format!(
+                "{} used at most (of {allowed} allowed): memory that did not fit under the limit",
+                ByteSize(used)
+            )
+        } else {
+            format!("none used (of {allowed} allowed)")
         }
     }
 

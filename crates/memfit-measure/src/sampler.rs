@@ -26,6 +26,8 @@ const MAX_PENDING_EXITS: usize = 10_000;
 pub(crate) struct GroupMemory {
     pub usage: u64,
     pub stat: MemoryStat,
+    /// Swap in use (`None` without swap accounting).
+    pub swap: Option<u64>,
 }
 
 /// An exit record waiting for its parent to be known, and when it arrived.
@@ -67,6 +69,8 @@ pub(crate) struct Sampler {
     pub(crate) max_charged: u64,
     pub(crate) max_working: u64,
     pub(crate) page_cache_at_peak: u64,
+    /// The most swap any sample saw in use.
+    pub(crate) max_swap: u64,
     at_peak: Vec<ProcessRss>,
     pub(crate) at_peak_t_ms: u64,
     /// Processes that vanished in a tick when the oom_kill counter rose.
@@ -87,6 +91,7 @@ impl Sampler {
             max_charged: 0,
             max_working: 0,
             page_cache_at_peak: 0,
+            max_swap: 0,
             at_peak: Vec::new(),
             at_peak_t_ms: 0,
             suspected_victims: Vec::new(),
@@ -195,7 +200,10 @@ impl Sampler {
         }
 
         let (charged, working, page_cache) = match group {
-            Some(GroupMemory { usage, stat }) => (usage, stat.working(usage), stat.file),
+            Some(GroupMemory { usage, stat, swap }) => {
+                self.max_swap = self.max_swap.max(swap.unwrap_or(0));
+                (usage, stat.working(usage), stat.file)
+            }
             None => (rss_sum, anon_sum, 0),
         };
         seen.sort_by_key(|p| std::cmp::Reverse(p.rss_bytes));

@@ -81,6 +81,8 @@ pub struct TryRecord {
     pub duration_ms: u64,
     pub exit_status: i32,
     pub phase: TryPhase,
+    /// Swap the try used (with `--swap`): it passed only with that much swap.
+    pub swap_used_bytes: u64,
 }
 
 /// What a try was for.
@@ -226,6 +228,7 @@ fn record_of(report: &RunReport, limit: Option<u64>, phase: TryPhase) -> TryReco
         duration_ms: report.duration_ms,
         exit_status: report.exit.status,
         phase,
+        swap_used_bytes: report.peak.swap_used_bytes,
     }
 }
 
@@ -311,6 +314,7 @@ mod tests {
                     peak_working_bytes: 0,
                     duration_ms: 1,
                     exit_status: if passed { 0 } else { 137 },
+                    swap_used_bytes: 0,
                     phase,
                 },
                 interrupted: false,
@@ -386,6 +390,7 @@ mod tests {
                     peak_working_bytes: MIB,
                     duration_ms: 1,
                     exit_status: 1,
+                    swap_used_bytes: 0,
                     phase,
                 },
                 interrupted: false,

@@ -78,6 +78,7 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
             source,
             sampled_charged_bytes: sampled_peak,
             page_cache_bytes: sampler.page_cache_at_peak,
+            swap_used_bytes: sampler.max_swap.max(supervised.swap_watermark.unwrap_or(0)),
         },
         at_peak: sampler.at_peak_described(),
         at_peak_t_ms: sampler.at_peak_t_ms,

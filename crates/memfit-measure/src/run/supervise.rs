@@ -31,6 +31,8 @@ pub(super) struct Supervised {
     pub interrupted: bool,
     /// The sum of the sleeps between samples, for the mean interval.
     pub intervals_total: Duration,
+    /// The kernel's swap watermark (or its lower bound on v1) when the command exited.
+    pub swap_watermark: Option<u64>,
 }
 
 pub(super) fn supervise(
@@ -71,6 +73,7 @@ pub(super) fn supervise(
         let memory = cgroup.map(|cg| GroupMemory {
             usage: cg.usage(),
             stat: cg.stat(),
+            swap: cg.swap_usage(),
         });
         let vanished = sampler.sample(&pids, now_ms, memory);
         sampler.resolve_pending_exits();
@@ -88,6 +91,7 @@ pub(super) fn supervise(
                 duration_ms,
                 interrupted,
                 intervals_total,
+                swap_watermark: cgroup.and_then(|cg| cg.swap_peak()),
             };
         }
         if fixed_interval.is_none() {
