@@ -178,9 +178,10 @@ pub fn summary(report: &RunReport) -> String {
     };
     let _ = writeln!(
         out,
-        "  peak      charged {} ({source}) · working {} (sampled)",
+        "  peak      charged {} ({source}) · working {} ({})",
         ByteSize(report.peak.charged_bytes),
         ByteSize(report.peak.working_bytes),
+        report.peak.working_source.describe(),
     );
     if let Some(gap) = report.gap_explanation() {
         let _ = writeln!(out, "            {gap}");

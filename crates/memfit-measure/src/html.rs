@@ -61,7 +61,11 @@ pub fn render(report: &RunReport) -> String {
     );
     row(
         "peak working",
-        format!("{} (sampled)", ByteSize(report.peak.working_bytes)),
+        format!(
+            "{} ({})",
+            ByteSize(report.peak.working_bytes),
+            report.peak.working_source.describe()
+        ),
     );
     if let Some(gap) = report.gap_explanation() {
         row("charged − working", gap);

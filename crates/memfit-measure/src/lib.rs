@@ -38,7 +38,7 @@ pub use environment::{Environment, Variable};
 pub use report::{
     describe_exit, short_command, BuildStep, ContainerKind, ContainerRecord, ExitInfo, Mode,
     OomInfo, OomVictim, Peak, PeakSource, ProcessAtPeak, ProcessRecord, ProcessRss, RunReport,
-    Sample, SamplingCost, VictimEvidence, RUN_SCHEMA, SWAP_THAT_COUNTS,
+    Sample, SamplingCost, VictimEvidence, WorkingSource, RUN_SCHEMA, SWAP_THAT_COUNTS,
 };
 pub use run::{run, RunError, RunOptions};
 pub use signals::SignalWatcher;

@@ -69,6 +69,8 @@ pub(crate) struct Sampler {
     pub(crate) max_charged: u64,
     pub(crate) max_working: u64,
     pub(crate) page_cache_at_peak: u64,
+    /// Kernel memory (slab, stacks, page tables) charged at the sampled peak.
+    pub(crate) kernel_at_peak: u64,
     /// The most swap any sample saw in use.
     pub(crate) max_swap: u64,
     at_peak: Vec<ProcessRss>,
@@ -91,6 +93,7 @@ impl Sampler {
             max_charged: 0,
             max_working: 0,
             page_cache_at_peak: 0,
+            kernel_at_peak: 0,
             max_swap: 0,
             at_peak: Vec::new(),
             at_peak_t_ms: 0,
@@ -199,17 +202,18 @@ impl Sampler {
             }
         }
 
-        let (charged, working, page_cache) = match group {
+        let (charged, working, page_cache, kernel) = match group {
             Some(GroupMemory { usage, stat, swap }) => {
                 self.max_swap = self.max_swap.max(swap.unwrap_or(0));
-                (usage, stat.working(usage), stat.file)
+                (usage, stat.working(usage), stat.file, stat.kernel)
             }
-            None => (rss_sum, anon_sum, 0),
+            None => (rss_sum, anon_sum, 0, 0),
         };
         seen.sort_by_key(|p| std::cmp::Reverse(p.rss_bytes));
         if charged >= self.max_charged {
             self.max_charged = charged;
             self.page_cache_at_peak = page_cache;
+            self.kernel_at_peak = kernel;
             self.at_peak = seen.iter().take(10).copied().collect();
             self.at_peak_t_ms = now_ms;
         }

@@ -13,13 +13,24 @@ use super::start::Running;
 use crate::sampler::{GroupMemory, Sampler};
 use crate::signals::SignalWatcher;
 
-/// Default sampling bounds: at most every 30 ms when sampling is cheap, at least every
-/// second; in between, 150 × the cost of one sample. A tick costs more than the sample it
-/// times (wake-up, reaping), so 150 rather than 100 keeps memfit under 1% of a core
-/// (bench/README.md: 1, 10 and 100 processes).
+/// Default sampling bounds: at most every 30 ms when sampling is cheap; in between, 150 × the
+/// cost of one sample. A tick costs more than the sample it times (wake-up, reaping), so 150
+/// rather than 100 keeps memfit under 1% of a core (bench/README.md: 1, 10 and 100
+/// processes). The period never exceeds 100 ms: where a sample is slow (5 ms of CPU under
+/// qemu's software emulation, a busy host) 150 × its cost would sample every 750 ms and miss
+/// a peak that lasts half a second.
 const MIN_INTERVAL: Duration = Duration::from_millis(30);
-const MAX_INTERVAL: Duration = Duration::from_millis(1000);
+const MAX_INTERVAL: Duration = Duration::from_millis(100);
 const COST_FACTOR: u32 = 150;
+/// Within this share of the limit (in percent), or rising by more than this share of it in
+/// one tick, memory is sampled at [`MIN_INTERVAL`] whatever a sample costs: the peak is there.
+const NEAR_LIMIT_PERCENT: u64 = 80;
+const FAST_RISE_PERCENT: u64 = 10;
+/// Without a limit, a rise of this much in one tick also counts as fast.
+const FAST_RISE_BYTES: u64 = 64 << 20;
+/// A debugging knob: count every sample as this many more milliseconds of CPU, to reproduce
+/// a slow sampler (an emulated or busy machine) on a fast one. Not a user option.
+const DEBUG_SAMPLE_COST_VAR: &str = "MEMFIT_DEBUG_SAMPLE_COST_MS";
 
 /// What the loop saw, up to the command's exit.
 pub(super) struct Supervised {
@@ -33,6 +44,8 @@ pub(super) struct Supervised {
     pub intervals_total: Duration,
     /// The kernel's swap watermark (or its lower bound on v1) when the command exited.
     pub swap_watermark: Option<u64>,
+    /// Ticks sampled at the fastest period because memory was near the limit or rising fast.
+    pub near_limit_samples: u64,
 }
 
 pub(super) fn supervise(
@@ -53,6 +66,15 @@ pub(super) fn supervise(
     let mut last_oom = running.baseline;
     let mut interval = fixed_interval.unwrap_or(MIN_INTERVAL);
     let mut intervals_total = Duration::ZERO;
+    let limit = cgroup
+        .and_then(|cg| cg.enclosing_hard_limit())
+        .map(|l| l.bytes);
+    let mut previous_usage = 0;
+    let mut near_limit_samples = 0;
+    let debug_cost = std::env::var(DEBUG_SAMPLE_COST_VAR)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(Duration::ZERO, |ms| Duration::from_millis(ms.min(1000)));
 
     loop {
         let tick_cpu_started = thread_cpu_time();
@@ -75,6 +97,7 @@ pub(super) fn supervise(
             stat: cg.stat(),
             swap: cg.swap_usage(),
         });
+        let usage = memory.map_or(0, |m| m.usage);
         let vanished = sampler.sample(&pids, now_ms, memory);
         sampler.resolve_pending_exits();
         if let Some(cg) = cgroup {
@@ -92,13 +115,19 @@ pub(super) fn supervise(
                 interrupted,
                 intervals_total,
                 swap_watermark: cgroup.and_then(|cg| cg.swap_peak()),
+                near_limit_samples,
             };
         }
         if fixed_interval.is_none() {
             // CPU time, not wall time: a busy machine must not slow the sampling down.
-            let cost = thread_cpu_time().saturating_sub(tick_cpu_started);
+            let cost = thread_cpu_time().saturating_sub(tick_cpu_started) + debug_cost;
             interval = (cost * COST_FACTOR).clamp(MIN_INTERVAL, MAX_INTERVAL);
+            if near_the_peak(usage, previous_usage, limit) {
+                interval = MIN_INTERVAL;
+                near_limit_samples += 1;
+            }
         }
+        previous_usage = usage;
         intervals_total += interval;
         for received in signals.wait(interval) {
             if !received.is_termination() {
@@ -113,6 +142,18 @@ pub(super) fn supervise(
                 process::kill(running.pid, received.signal);
             }
         }
+    }
+}
+
+/// Whether memory is where a peak is likely: near the limit, or rising fast.
+fn near_the_peak(usage: u64, previous: u64, limit: Option<u64>) -> bool {
+    let rise = usage.saturating_sub(previous);
+    match limit {
+        Some(limit) => {
+            usage.saturating_mul(100) >= limit.saturating_mul(NEAR_LIMIT_PERCENT)
+                || rise.saturating_mul(100) >= limit.saturating_mul(FAST_RISE_PERCENT)
+        }
+        None => rise >= FAST_RISE_BYTES,
     }
 }
 

@@ -164,7 +164,11 @@ impl CgroupFiles {
         let text = self.read("memory.stat").unwrap_or_default();
         match self.version {
             CgroupVersion::V2 => parse_v2_stat(&text),
-            CgroupVersion::V1 => parse_v1_stat(&text),
+            CgroupVersion::V1 => MemoryStat {
+                // v1 keeps kernel memory out of memory.stat.
+                kernel: self.read_u64("memory.kmem.usage_in_bytes").unwrap_or(0),
+                ..parse_v1_stat(&text)
+            },
         }
     }
 
