@@ -19,6 +19,7 @@ mod clone3;
 mod container_view;
 pub mod docker;
 mod environment;
+mod exec_events;
 pub mod html;
 mod kmsg;
 mod report;

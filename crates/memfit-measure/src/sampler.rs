@@ -9,6 +9,7 @@ use memfit_sys::cgroup::MemoryStat;
 use memfit_sys::process::{ExitStatus, Reaped};
 use memfit_sys::procfs;
 
+use crate::exec_events::SharedExecLog;
 use crate::kmsg::KernelOomKill;
 use crate::report::{
     ExitInfo, OomVictim, ProcessAtPeak, ProcessRecord, ProcessRss, Sample, VictimEvidence,
@@ -52,6 +53,9 @@ pub(crate) struct Tracked {
     /// Forked but maybe not yet exec'd: its command line is still its parent's. Exec of the
     /// same binary keeps the name, so the command line is re-read until it differs.
     maybe_before_exec: bool,
+    /// Known only by the kernel's 15-byte name so far (an exit record): the exec log may
+    /// still tell its command line.
+    command_is_comm: bool,
 }
 
 pub(crate) struct Sampler {
@@ -77,6 +81,8 @@ pub(crate) struct Sampler {
     pub(crate) at_peak_t_ms: u64,
     /// Processes that vanished in a tick when the oom_kill counter rose.
     suspected_victims: Vec<Tracked>,
+    /// Command lines read at exec (the process events connector), where it could listen.
+    exec_log: Option<SharedExecLog>,
 }
 
 impl Sampler {
@@ -98,7 +104,18 @@ impl Sampler {
             at_peak: Vec::new(),
             at_peak_t_ms: 0,
             suspected_victims: Vec::new(),
+            exec_log: None,
         }
+    }
+
+    /// Command lines captured at exec complete what exit records and zombies cannot tell.
+    pub(crate) fn set_exec_log(&mut self, log: Option<SharedExecLog>) {
+        self.exec_log = log;
+    }
+
+    /// The command line `pid` exec'd as `comm`, from the exec log.
+    fn exec_command(&self, pid: i32, comm: &str) -> Option<String> {
+        self.exec_log.as_ref()?.lock().ok()?.command(pid, comm)
     }
 
     /// Reads every listed process and the group's memory; returns the processes that were
@@ -133,7 +150,8 @@ impl Sampler {
                 let started_ms = (starttime * 1000 / self.ticks_per_second.max(1))
                     .saturating_sub(self.boot_ms_at_start)
                     .min(now_ms);
-                let cmdline = procfs::read_cmdline(pid);
+                let cmdline =
+                    procfs::read_cmdline(pid).or_else(|| self.exec_command(pid, &status.name));
                 // An empty command line: the process is in the middle of exec (or a kernel
                 // thread); it is read again on the next samples.
                 let unknown = cmdline.is_none();
@@ -157,6 +175,7 @@ impl Sampler {
                         ended_ms: None,
                         exit: None,
                         maybe_before_exec,
+                        command_is_comm: false,
                     },
                 );
             }
@@ -287,12 +306,14 @@ impl Sampler {
 
     fn adopt_exit(&mut self, record: ExitRecord, now_ms: u64) {
         let exit = record.status();
+        let command = self.exec_command(record.pid, &record.comm);
         self.ended.push(Tracked {
             pid: record.pid,
             ppid: record.ppid,
             starttime: 0,
             name: record.comm.clone(),
-            command: record.comm,
+            command_is_comm: command.is_none(),
+            command: command.unwrap_or(record.comm),
             peak_rss: record.hiwater_rss_bytes,
             last_rss: 0,
             started_ms: now_ms.saturating_sub(record.elapsed_us / 1000),
@@ -366,7 +387,8 @@ impl Sampler {
                 command: if tracked(k.pid) && self.name_of(k.pid) == Some(k.comm.as_str()) {
                     self.command_of(k.pid)
                 } else {
-                    k.comm.clone()
+                    self.exec_command(k.pid, &k.comm)
+                        .unwrap_or_else(|| k.comm.clone())
                 },
                 rss_bytes: k.rss_bytes,
                 evidence: VictimEvidence::KernelLog,
@@ -405,7 +427,12 @@ impl Sampler {
             .map(|t| ProcessRecord {
                 pid: t.pid,
                 ppid: t.ppid,
-                command: t.command.clone(),
+                // The exec log may have caught up since the exit record was taken.
+                command: t
+                    .command_is_comm
+                    .then(|| self.exec_command(t.pid, &t.name))
+                    .flatten()
+                    .unwrap_or_else(|| t.command.clone()),
                 peak_rss_bytes: t.peak_rss,
                 started_ms: t.started_ms,
                 ended_ms: t.ended_ms,

@@ -59,6 +59,7 @@ pub(super) fn supervise(
         procfs::clock_ticks_per_second(),
         std::process::id() as i32,
     );
+    sampler.set_exec_log(running.exec_watcher.as_ref().map(|w| w.log()));
     let mut main_exit = None;
     let mut duration_ms = 0;
     let mut interrupted = false;
