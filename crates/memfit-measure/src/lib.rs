@@ -22,6 +22,7 @@ mod environment;
 mod exec_events;
 pub mod html;
 mod kmsg;
+mod peak_alarm;
 mod report;
 mod run;
 mod sampler;

@@ -324,6 +324,10 @@ pub struct SamplingCost {
     /// fast (10% of the limit in one tick), whatever a sample cost.
     #[serde(default)]
     pub near_limit_samples: u64,
+    /// Samples the kernel woke memfit for: usage crossed 90% of the limit (v1 memory
+    /// threshold) or `memory.events` changed (v2), whatever the period.
+    #[serde(default)]
+    pub alarm_wakeups: u64,
 }
 
 impl RunReport {

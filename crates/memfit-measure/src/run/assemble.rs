@@ -95,7 +95,11 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
             sampled_charged_bytes: sampled_peak,
             page_cache_bytes: sampler.page_cache_at_peak,
             kernel_bytes: sampler.kernel_at_peak,
-            swap_used_bytes: sampler.max_swap.max(supervised.swap_watermark.unwrap_or(0)),
+            swap_used_bytes: if supervised.host_swap {
+                sampler.max_swap.max(supervised.swap_watermark.unwrap_or(0))
+            } else {
+                0
+            },
         },
         at_peak: sampler.at_peak_described(),
         at_peak_t_ms: sampler.at_peak_t_ms,
@@ -117,6 +121,7 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
             own_max_rss_bytes: own_usage.max_rss_bytes,
             exit_records,
             near_limit_samples: supervised.near_limit_samples,
+            alarm_wakeups: supervised.alarm_wakeups,
         },
         caveats,
     }

@@ -10,6 +10,7 @@ use memfit_sys::procfs;
 
 use super::own_cost::thread_cpu_time;
 use super::start::Running;
+use crate::peak_alarm::PeakAlarm;
 use crate::sampler::{GroupMemory, Sampler};
 use crate::signals::SignalWatcher;
 
@@ -44,8 +45,12 @@ pub(super) struct Supervised {
     pub intervals_total: Duration,
     /// The kernel's swap watermark (or its lower bound on v1) when the command exited.
     pub swap_watermark: Option<u64>,
+    /// Whether the machine had swap (a device or file) at the start or the end of the run.
+    pub host_swap: bool,
     /// Ticks sampled at the fastest period because memory was near the limit or rising fast.
     pub near_limit_samples: u64,
+    /// Samples the kernel asked for: memory crossed 90% of the limit (v1) or hit it (v2).
+    pub alarm_wakeups: u64,
 }
 
 pub(super) fn supervise(
@@ -70,8 +75,15 @@ pub(super) fn supervise(
     let limit = cgroup
         .and_then(|cg| cg.enclosing_hard_limit())
         .map(|l| l.bytes);
+    // The kernel wakes the loop when memory nears the limit: a sample at the peak, whatever
+    // the period.
+    let mut alarm = cgroup
+        .zip(limit)
+        .and_then(|(cg, limit)| PeakAlarm::arm(cg, limit));
     let mut previous_usage = 0;
     let mut near_limit_samples = 0;
+    let mut alarm_wakeups = 0;
+    let host_swap = has_swap();
     let debug_cost = std::env::var(DEBUG_SAMPLE_COST_VAR)
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -115,8 +127,14 @@ pub(super) fn supervise(
                 duration_ms,
                 interrupted,
                 intervals_total,
-                swap_watermark: cgroup.and_then(|cg| cg.swap_peak()),
+                // Without a swap device nothing was swapped: v1's watermarks of memory and
+                // memory + swap differ by a few pages of per-CPU charge batching anyway.
+                swap_watermark: cgroup
+                    .and_then(|cg| cg.swap_peak())
+                    .filter(|_| host_swap || has_swap()),
+                host_swap: host_swap || has_swap(),
                 near_limit_samples,
+                alarm_wakeups,
             };
         }
         if fixed_interval.is_none() {
@@ -130,7 +148,15 @@ pub(super) fn supervise(
         }
         previous_usage = usage;
         intervals_total += interval;
-        for received in signals.wait(interval) {
+        let (received, rang) =
+            signals.wait_or_alarm(interval, alarm.as_ref().map(PeakAlarm::poll_target));
+        if rang {
+            alarm_wakeups += 1;
+            if let Some(alarm) = alarm.as_mut() {
+                alarm.reset();
+            }
+        }
+        for received in received {
             if !received.is_termination() {
                 continue;
             }
@@ -144,6 +170,11 @@ pub(super) fn supervise(
             }
         }
     }
+}
+
+/// Whether the machine has swap to use (`SwapTotal` in /proc/meminfo).
+fn has_swap() -> bool {
+    procfs::meminfo("SwapTotal").is_some_and(|bytes| bytes > 0)
 }
 
 /// Whether memory is where a peak is likely: near the limit, or rising fast.
