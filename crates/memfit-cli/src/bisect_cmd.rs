@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use memfit_core::ByteSize;
 use memfit_measure::{
     BisectError, BisectObserver, BisectOptions, BisectReport, Precision, RunOptions, SignalWatcher,
-    Stdio, TryRecord,
+    Stdio, TryRecord, SWAP_THAT_COUNTS,
 };
 
 use crate::args::BisectArgs;
@@ -140,6 +140,11 @@ fn describe_try(record: &TryRecord) -> String {
         .map_or("no limit".to_string(), |l| ByteSize(l).to_string());
     let outcome = if record.interrupted {
         "interrupted, not counted".to_string()
+    } else if record.passed && record.swap_used_bytes >= SWAP_THAT_COUNTS {
+        format!(
+            "pass only with {} of swap",
+            ByteSize(record.swap_used_bytes)
+        )
     } else if record.passed {
         "pass".to_string()
     } else if record.oom_killed == Some(true) {

@@ -223,7 +223,10 @@ fn read_run(path: &Path) -> Result<Measured> {
     let report: RunReport = serde_json::from_value(value).with_context(not_a_report)?;
     let charged = report.peak.charged_bytes;
     let working = report.peak.working_bytes;
-    let peak = if working > 0 { working } else { charged };
+    // Swap the run used held memory that did not fit under its limit: without swap (most
+    // platforms) the command needs it in memory too.
+    let swap = report.peak.swap_used_bytes;
+    let peak = if working > 0 { working } else { charged } + swap;
     if peak == 0 {
         bail!(
             "{} records no peak: was the run measured? Run it again with memfit run --json",

@@ -216,12 +216,16 @@ pub fn summary(report: &RunReport) -> String {
     };
     let _ = writeln!(
         out,
-        "  peak      charged {} ({source}) · working {} (sampled)",
+        "  peak      charged {} ({source}) · working {} ({})",
         ByteSize(report.peak.charged_bytes),
         ByteSize(report.peak.working_bytes),
+        report.peak.working_source.describe(),
     );
     if let Some(gap) = report.gap_explanation() {
         let _ = writeln!(out, "            {gap}");
+    }
+    if report.swap_bytes > 0 || report.peak.swap_used_bytes > 0 {
+        let _ = writeln!(out, "  swap      {}", report.swap_summary());
     }
     let oom = match report.oom_killed {
         None => "no verdict possible without a cgroup".to_string(),

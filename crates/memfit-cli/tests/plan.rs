@@ -378,3 +378,20 @@ fn bad_input_exits_2_with_one_line_that_says_what_to_do() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn from_a_run_that_needed_swap_it_counts_the_swap_as_memory() {
+    // A run's report as `memfit run --swap` writes it when 40 MiB went to swap: the plan is
+    // for a platform without swap, where those pages stay in memory.
+    let (_dir, json, mut report) = run_report(&[], &[workload(), "alloc", "20M", "50"]);
+    let working = report["peak"]["working_bytes"].as_u64().unwrap();
+    report["peak"]["swap_used_bytes"] = serde_json::json!(40 * MIB);
+    std::fs::write(&json, serde_json::to_string(&report).unwrap()).unwrap();
+    // Exit 1 is a budget finding (a default heap that does not fit), not a failure.
+    let (code, plan) = plan_json(&["--from", json.to_str().unwrap()]);
+    assert!(code == 0 || code == 1, "{plan}");
+    assert_eq!(
+        plan["from_run"]["peak_bytes"].as_u64().unwrap(),
+        working + 40 * MIB
+    );
+}

@@ -20,6 +20,8 @@ fn peak_is_within_tolerance_of_a_known_allocation() {
         (200 * MIB..200 * MIB + 16 * MIB).contains(&peak),
         "charged peak {peak} for a 200 MiB allocation"
     );
+    // Bounded from below by the process's own high-water mark (VmHWM, its exit record), so
+    // it holds even when no sample fell in the 300 ms the allocation is held.
     let working = run.u64("/peak/working_bytes");
     assert!(working >= 190 * MIB && working <= peak, "working {working}");
     let me = &run.report["processes"][0];
@@ -33,17 +35,26 @@ fn a_short_spike_is_caught_by_the_kernel_watermark() {
     if !cgroups_available("a_short_spike_is_caught_by_the_kernel_watermark") {
         return;
     }
-    // 300 MiB held for 20 ms, sampled only once a second: only the watermark can see it.
-    let run = run(
-        &["--interval", "1s"],
-        &[workload(), "spike", "300M", "20", "300"],
-    );
-    assert_eq!(run.status(), 0, "{}", run.stderr());
-    assert_eq!(run.report["peak"]["source"], "kernel-watermark");
-    assert!(run.u64("/peak/charged_bytes") >= 300 * MIB);
-    assert!(
-        run.u64("/peak/sampled_charged_bytes") < 300 * MIB,
-        "the sampler should have missed the spike at a 1 s period"
+    // 300 MiB held for 20 ms, sampled only once a second: the watermark sees it every time.
+    // That the sampler misses it is chance — a sample lands in those 20 ms about once in 50
+    // runs, more often where touching 300 MiB is slow (emulation) — so that half is retried:
+    // up to 3 runs, one of which must show the sampler missing what the kernel caught.
+    let mut sampled = Vec::new();
+    for _ in 0..3 {
+        let run = run(
+            &["--interval", "1s"],
+            &[workload(), "spike", "300M", "20", "300"],
+        );
+        assert_eq!(run.status(), 0, "{}", run.stderr());
+        assert_eq!(run.report["peak"]["source"], "kernel-watermark");
+        assert!(run.u64("/peak/charged_bytes") >= 300 * MIB);
+        sampled.push(run.u64("/peak/sampled_charged_bytes"));
+        if sampled.last().is_some_and(|s| *s < 300 * MIB) {
+            return;
+        }
+    }
+    panic!(
+        "a sample caught a 20 ms spike at a 1 s period in 3 runs of 3: sampled peaks {sampled:?}"
     );
 }
 
@@ -250,6 +261,8 @@ fn measure_only_mode_can_be_forced_and_says_no_verdict() {
     assert_eq!(run.report["mode"], "measure-only");
     assert!(run.report["oom_killed"].is_null());
     assert_eq!(run.report["peak"]["source"], "sampled");
+    // The sampled peak is at least the process's own high-water mark (VmHWM, or its exit
+    // record as root): no sample needs to fall in the 400 ms hold.
     assert!(run.u64("/peak/charged_bytes") >= 150 * MIB);
     assert!(run.report["cgroup_path"].is_null());
     assert!(run.stderr().contains("MEASURE-ONLY"), "{}", run.stderr());

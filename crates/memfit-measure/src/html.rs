@@ -61,10 +61,17 @@ pub fn render(report: &RunReport) -> String {
     );
     row(
         "peak working",
-        format!("{} (sampled)", ByteSize(report.peak.working_bytes)),
+        format!(
+            "{} ({})",
+            ByteSize(report.peak.working_bytes),
+            report.peak.working_source.describe()
+        ),
     );
     if let Some(gap) = report.gap_explanation() {
         row("charged − working", gap);
+    }
+    if report.swap_bytes > 0 || report.peak.swap_used_bytes > 0 {
+        row("swap", report.swap_summary());
     }
     row(
         "OOM",
@@ -157,7 +164,7 @@ td.cmd { font-family: ui-monospace, monospace; font-size: 12px; word-break: brea
 <p class="verdict" id="verdict">{{verdict}}</p>
 <table id="summary">{{summary}}</table>
 <h2>Timeline</h2>
-<p class="legend"><span><i class="swatch" style="background:#1f5fbf"></i>charged (counts against the limit)</span><span><i class="swatch" style="background:#222"></i>working (without inactive page cache)</span><span><i class="swatch" style="background:#d62728"></i>limit</span> — hover to see the processes at a moment</p>
+<p class="legend"><span><i class="swatch" style="background:#1f5fbf"></i>charged (counts against the limit)</span><span><i class="swatch" style="background:#222"></i>working (without inactive page cache)</span><span><i class="swatch" style="background:#d62728"></i>limit</span><span><i class="swatch" style="background:#888"></i>a process no sample saw, at its peak</span> — hover to see the processes at a moment</p>
 <div id="chart-box"><svg id="chart" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="memory over time"></svg><div id="tip"></div></div>
 <h2>Processes</h2>
 <table id="processes"><tr><th>pid</th><th>ppid</th><th>peak RSS</th><th>start (s)</th><th>end (s)</th><th>status</th><th>command</th></tr>
@@ -216,6 +223,16 @@ td.cmd { font-family: ui-monospace, monospace; font-size: 12px; word-break: brea
   });
   path("working_bytes", "#222", 1.2);
   path("charged_bytes", "#1f5fbf", 2);
+  // Processes no sample saw (known from their exit records): a bar at their peak over their life.
+  var sampled = {};
+  samples.forEach(function (s) { s.top.forEach(function (e) { sampled[e[0]] = true; }); });
+  (report.processes || []).filter(function (p) { return !sampled[p.pid]; }).slice(0, 500).forEach(function (p) {
+    var end = p.ended_ms === null ? endMs : p.ended_ms;
+    var bar = el("line", { x1: x(p.started_ms), x2: Math.max(x(end), x(p.started_ms) + 2), y1: y(p.peak_rss_bytes), y2: y(p.peak_rss_bytes), stroke: "#888", "stroke-width": 3, "class": "exit-record" });
+    var title = document.createElementNS(NS, "title");
+    title.textContent = p.pid + "  " + p.command + " — peak " + fmt(p.peak_rss_bytes) + " (exit record)";
+    bar.appendChild(title);
+  });
   if (report.limit_bytes) {
     el("line", { x1: L, x2: W - R, y1: y(report.limit_bytes), y2: y(report.limit_bytes), stroke: "#d62728", "stroke-dasharray": "8 6", "stroke-width": 2 });
     el("text", { x: W - R - 4, y: y(report.limit_bytes) - 5, "text-anchor": "end", fill: "#d62728", "font-size": 12 }, "limit " + fmt(report.limit_bytes));

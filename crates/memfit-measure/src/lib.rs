@@ -19,8 +19,10 @@ mod clone3;
 mod container_view;
 pub mod docker;
 mod environment;
+mod exec_events;
 pub mod html;
 mod kmsg;
+mod peak_alarm;
 mod report;
 mod run;
 mod sampler;
@@ -39,7 +41,7 @@ pub use memfit_sys::cgroup::SweptCgroup;
 pub use report::{
     describe_exit, short_command, BuildStep, ContainerKind, ContainerRecord, ExitInfo, Mode,
     OomInfo, OomVictim, Peak, PeakSource, ProcessAtPeak, ProcessRecord, ProcessRss, RunReport,
-    Sample, SamplingCost, VictimEvidence, RUN_SCHEMA,
+    Sample, SamplingCost, VictimEvidence, WorkingSource, RUN_SCHEMA, SWAP_THAT_COUNTS,
 };
 pub use run::{run, sweep_stale_cgroups, RunError, RunOptions};
 pub use signals::SignalWatcher;

@@ -7,6 +7,9 @@ use memfit_sys::process::ExitStatus;
 use crate::spawn::PidMode;
 use serde::{Deserialize, Serialize};
 
+/// Swap below this is noise (a few pages the kernel swapped out while reclaiming).
+pub const SWAP_THAT_COUNTS: u64 = 1024 * 1024;
+
 /// The schema of a run report's JSON form.
 pub const RUN_SCHEMA: &str = "memfit.run/1";
 
@@ -150,6 +153,16 @@ pub enum PeakSource {
     Sampled,
 }
 
+impl WorkingSource {
+    /// How the summaries name it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            WorkingSource::Sampled => "sampled",
+            WorkingSource::ProcessPeak => "largest process's own peak",
+        }
+    }
+}
+
 impl PeakSource {
     /// The name used in the JSON report.
     pub fn as_str(self) -> &'static str {
@@ -160,17 +173,41 @@ impl PeakSource {
     }
 }
 
+/// Where the working peak comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkingSource {
+    /// The highest sample of charged − inactive page cache.
+    #[default]
+    Sampled,
+    /// No sample came near it: the largest process's own high-water mark (VmHWM, or
+    /// `hiwater_rss` from its exit record), a lower bound.
+    ProcessPeak,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Peak {
     /// The headline: memory charged to the limit (page cache and kernel memory included).
     pub charged_bytes: u64,
-    /// anon + shmem + kernel memory, i.e. charged − inactive page cache; sampled.
+    /// anon + shmem + kernel memory, i.e. charged − inactive page cache: the highest sample,
+    /// or the largest process's own peak RSS where that is higher (`working_source`).
     pub working_bytes: u64,
+    #[serde(default)]
+    pub working_source: WorkingSource,
     pub source: PeakSource,
     /// The highest charged value the sampler itself saw, to compare with the watermark.
     pub sampled_charged_bytes: u64,
     /// Page cache charged at the sampled peak.
     pub page_cache_bytes: u64,
+    /// Kernel memory (slab, stacks, page tables, sockets) charged at the sampled peak: v2
+    /// `memory.stat` `kernel`, v1 `memory.kmem.usage_in_bytes`.
+    #[serde(default)]
+    pub kernel_bytes: u64,
+    /// The most swap the run used (v2 `memory.swap.peak` or `memory.swap.current` sampled;
+    /// v1 `memory.memsw.*` − `memory.*`): memory that did not fit under the limit. 0 without
+    /// `--swap` or without the kernel's swap accounting.
+    #[serde(default)]
+    pub swap_used_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -286,6 +323,14 @@ pub struct SamplingCost {
     pub own_max_rss_bytes: u64,
     /// Whether the kernel's exit records (taskstats) completed the process list.
     pub exit_records: bool,
+    /// Samples taken at the fastest period because memory was near the limit (80%) or rising
+    /// fast (10% of the limit in one tick), whatever a sample cost.
+    #[serde(default)]
+    pub near_limit_samples: u64,
+    /// Samples the kernel woke memfit for: usage crossed 90% of the limit (v1 memory
+    /// threshold) or `memory.events` changed (v2), whatever the period.
+    #[serde(default)]
+    pub alarm_wakeups: u64,
 }
 
 impl RunReport {
@@ -315,8 +360,13 @@ impl RunReport {
         let enforced = self.limit_enforced || self.effective_limit_bytes.is_some();
         match (limit, enforced, self.oom_killed) {
             (Some(limit), true, Some(true)) => format!(
-                "needs more than {}: OOM-killed at {}{}",
+                "needs more than {}{}: OOM-killed at {}{}",
                 ByteSize(limit),
+                if self.swap_bytes > 0 {
+                    format!(" and {} of swap", ByteSize(self.swap_bytes))
+                } else {
+                    String::new()
+                },
                 peak,
                 holder_text
             ),
@@ -326,6 +376,22 @@ impl RunReport {
                 peak,
                 self.exit.description
             ),
+            (Some(limit), true, _) if self.peak.swap_used_bytes >= SWAP_THAT_COUNTS => {
+                let swap = self.peak.swap_used_bytes;
+                // Without swap those pages stay in memory, unless the kernel reclaims as much
+                // page cache instead.
+                let without = if self.peak.page_cache_bytes < swap {
+                    "without swap it is OOM-killed"
+                } else {
+                    "without swap it fits only if the kernel reclaims page cache instead"
+                };
+                format!(
+                    "fits in {} only with {} of swap (peak {} in memory); {without}",
+                    ByteSize(limit),
+                    ByteSize(swap),
+                    peak
+                )
+            }
             (Some(limit), true, _) => {
                 let headroom = 100.0 * (limit as f64 - peak.0 as f64) / limit as f64;
                 format!(
@@ -349,6 +415,20 @@ impl RunReport {
                 format!("OOM-killed without a memfit limit at {peak}{holder_text}")
             }
             (None, _, _) => format!("peak {peak}{holder_text}; no limit set"),
+        }
+    }
+
+    /// How much swap the run used, of how much it was allowed, and what that means.
+    pub fn swap_summary(&self) -> String {
+        let used = self.peak.swap_used_bytes;
+        let allowed = ByteSize(self.swap_bytes);
+        if used >= SWAP_THAT_COUNTS {
+            format!(
+                "{} used at most (of {allowed} allowed): memory that did not fit under the limit",
+                ByteSize(used)
+            )
+        } else {
+            format!("none used (of {allowed} allowed)")
         }
     }
 
@@ -384,32 +464,46 @@ impl RunReport {
     }
 
     /// Why charged and working peaks differ, in one sentence, when they do — from what was
-    /// measured: page cache only where the samples saw it.
+    /// measured only: the page cache and kernel memory `memory.stat` showed at the sampled
+    /// peak (the JSON's `page_cache_bytes`, `kernel_bytes`), or a peak no sample caught.
     pub fn gap_explanation(&self) -> Option<String> {
         let charged = self.peak.charged_bytes;
-        let gap = charged.saturating_sub(self.peak.working_bytes);
+        let working = self.peak.working_bytes;
+        let gap = charged.saturating_sub(working);
         if self.mode == Mode::MeasureOnly || gap < charged / 10 {
             return None;
         }
+        let from_process = self.peak.working_source == WorkingSource::ProcessPeak;
+        let working_is = if from_process {
+            "the working peak is the largest process's own high-water mark (VmHWM / exit record), a lower bound"
+        } else {
+            "the working peak is what the samples saw"
+        };
         let sampled = self.peak.sampled_charged_bytes;
         if self.peak.source == PeakSource::KernelWatermark && sampled + charged / 10 < charged {
             return Some(format!(
-                "no sample caught the peak (the highest sampled charge was {} of the kernel's {} watermark): the working peak is what the samples saw, not a measure of page cache",
+                "no sample caught the peak (the highest sampled charge was {} of the kernel's {} watermark): {working_is}; what the other {} was (page cache, kernel memory or more of the command's own) is not known",
                 ByteSize(sampled),
-                ByteSize(charged)
-            ));
-        }
-        let cache = self.peak.page_cache_bytes;
-        if cache >= gap / 10 * 8 {
-            return Some(format!(
-                "{} of the charged peak is page cache (files read or written) that the kernel reclaims before it OOM-kills; the working peak is what the command cannot do without",
+                ByteSize(charged),
                 ByteSize(gap)
             ));
         }
+        let (cache, kernel) = (self.peak.page_cache_bytes, self.peak.kernel_bytes);
+        let measured = cache.saturating_add(kernel);
+        if measured >= gap / 10 * 8 {
+            return Some(format!(
+                "{} of the charged peak is not working memory: {} page cache (files read or written, which the kernel reclaims before it OOM-kills) and {} kernel memory at the sampled peak",
+                ByteSize(gap),
+                ByteSize(cache),
+                ByteSize(kernel)
+            ));
+        }
         Some(format!(
-            "{} of the charged peak is not working memory: {} page cache at the sampled peak, the rest kernel memory (page tables, slab) or memory charged between samples",
+            "{} of the charged peak is not working memory; at the sampled peak {} was page cache and {} kernel memory, the other {} was charged between samples ({working_is})",
             ByteSize(gap),
-            ByteSize(cache)
+            ByteSize(cache),
+            ByteSize(kernel),
+            ByteSize(gap.saturating_sub(measured))
         ))
     }
 }

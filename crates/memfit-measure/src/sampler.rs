@@ -9,6 +9,7 @@ use memfit_sys::cgroup::MemoryStat;
 use memfit_sys::process::{ExitStatus, Reaped};
 use memfit_sys::procfs;
 
+use crate::exec_events::SharedExecLog;
 use crate::kmsg::KernelOomKill;
 use crate::report::{
     ExitInfo, OomVictim, ProcessAtPeak, ProcessRecord, ProcessRss, Sample, VictimEvidence,
@@ -26,6 +27,8 @@ const MAX_PENDING_EXITS: usize = 10_000;
 pub(crate) struct GroupMemory {
     pub usage: u64,
     pub stat: MemoryStat,
+    /// Swap in use (`None` without swap accounting).
+    pub swap: Option<u64>,
 }
 
 /// An exit record waiting for its parent to be known, and when it arrived.
@@ -50,6 +53,9 @@ pub(crate) struct Tracked {
     /// Forked but maybe not yet exec'd: its command line is still its parent's. Exec of the
     /// same binary keeps the name, so the command line is re-read until it differs.
     maybe_before_exec: bool,
+    /// Known only by the kernel's 15-byte name so far (an exit record): the exec log may
+    /// still tell its command line.
+    command_is_comm: bool,
 }
 
 pub(crate) struct Sampler {
@@ -67,10 +73,16 @@ pub(crate) struct Sampler {
     pub(crate) max_charged: u64,
     pub(crate) max_working: u64,
     pub(crate) page_cache_at_peak: u64,
+    /// Kernel memory (slab, stacks, page tables) charged at the sampled peak.
+    pub(crate) kernel_at_peak: u64,
+    /// The most swap any sample saw in use.
+    pub(crate) max_swap: u64,
     at_peak: Vec<ProcessRss>,
     pub(crate) at_peak_t_ms: u64,
     /// Processes that vanished in a tick when the oom_kill counter rose.
     suspected_victims: Vec<Tracked>,
+    /// Command lines read at exec (the process events connector), where it could listen.
+    exec_log: Option<SharedExecLog>,
 }
 
 impl Sampler {
@@ -87,10 +99,23 @@ impl Sampler {
             max_charged: 0,
             max_working: 0,
             page_cache_at_peak: 0,
+            kernel_at_peak: 0,
+            max_swap: 0,
             at_peak: Vec::new(),
             at_peak_t_ms: 0,
             suspected_victims: Vec::new(),
+            exec_log: None,
         }
+    }
+
+    /// Command lines captured at exec complete what exit records and zombies cannot tell.
+    pub(crate) fn set_exec_log(&mut self, log: Option<SharedExecLog>) {
+        self.exec_log = log;
+    }
+
+    /// The command line `pid` exec'd as `comm`, from the exec log.
+    fn exec_command(&self, pid: i32, comm: &str) -> Option<String> {
+        self.exec_log.as_ref()?.lock().ok()?.command(pid, comm)
     }
 
     /// Reads every listed process and the group's memory; returns the processes that were
@@ -125,7 +150,8 @@ impl Sampler {
                 let started_ms = (starttime * 1000 / self.ticks_per_second.max(1))
                     .saturating_sub(self.boot_ms_at_start)
                     .min(now_ms);
-                let cmdline = procfs::read_cmdline(pid);
+                let cmdline =
+                    procfs::read_cmdline(pid).or_else(|| self.exec_command(pid, &status.name));
                 // An empty command line: the process is in the middle of exec (or a kernel
                 // thread); it is read again on the next samples.
                 let unknown = cmdline.is_none();
@@ -149,6 +175,7 @@ impl Sampler {
                         ended_ms: None,
                         exit: None,
                         maybe_before_exec,
+                        command_is_comm: false,
                     },
                 );
             }
@@ -194,14 +221,18 @@ impl Sampler {
             }
         }
 
-        let (charged, working, page_cache) = match group {
-            Some(GroupMemory { usage, stat }) => (usage, stat.working(usage), stat.file),
-            None => (rss_sum, anon_sum, 0),
+        let (charged, working, page_cache, kernel) = match group {
+            Some(GroupMemory { usage, stat, swap }) => {
+                self.max_swap = self.max_swap.max(swap.unwrap_or(0));
+                (usage, stat.working(usage), stat.file, stat.kernel)
+            }
+            None => (rss_sum, anon_sum, 0, 0),
         };
         seen.sort_by_key(|p| std::cmp::Reverse(p.rss_bytes));
         if charged >= self.max_charged {
             self.max_charged = charged;
             self.page_cache_at_peak = page_cache;
+            self.kernel_at_peak = kernel;
             self.at_peak = seen.iter().take(10).copied().collect();
             self.at_peak_t_ms = now_ms;
         }
@@ -275,12 +306,14 @@ impl Sampler {
 
     fn adopt_exit(&mut self, record: ExitRecord, now_ms: u64) {
         let exit = record.status();
+        let command = self.exec_command(record.pid, &record.comm);
         self.ended.push(Tracked {
             pid: record.pid,
             ppid: record.ppid,
             starttime: 0,
             name: record.comm.clone(),
-            command: record.comm,
+            command_is_comm: command.is_none(),
+            command: command.unwrap_or(record.comm),
             peak_rss: record.hiwater_rss_bytes,
             last_rss: 0,
             started_ms: now_ms.saturating_sub(record.elapsed_us / 1000),
@@ -354,7 +387,8 @@ impl Sampler {
                 command: if tracked(k.pid) && self.name_of(k.pid) == Some(k.comm.as_str()) {
                     self.command_of(k.pid)
                 } else {
-                    k.comm.clone()
+                    self.exec_command(k.pid, &k.comm)
+                        .unwrap_or_else(|| k.comm.clone())
                 },
                 rss_bytes: k.rss_bytes,
                 evidence: VictimEvidence::KernelLog,
@@ -393,7 +427,12 @@ impl Sampler {
             .map(|t| ProcessRecord {
                 pid: t.pid,
                 ppid: t.ppid,
-                command: t.command.clone(),
+                // The exec log may have caught up since the exit record was taken.
+                command: t
+                    .command_is_comm
+                    .then(|| self.exec_command(t.pid, &t.name))
+                    .flatten()
+                    .unwrap_or_else(|| t.command.clone()),
                 peak_rss_bytes: t.peak_rss,
                 started_ms: t.started_ms,
                 ended_ms: t.ended_ms,

@@ -85,6 +85,38 @@ impl SignalWatcher {
         self.drain()
     }
 
+    /// As [`SignalWatcher::wait`], also returning early when `alarm` (a descriptor and the
+    /// poll events that mean it rang) rings; says whether it did.
+    pub fn wait_or_alarm(
+        &self,
+        timeout: Duration,
+        alarm: Option<(std::os::fd::RawFd, i16)>,
+    ) -> (Vec<Received>, bool) {
+        let Some((fd, events)) = alarm else {
+            return (self.wait(timeout), false);
+        };
+        let pending = self.drain();
+        if !pending.is_empty() {
+            return (pending, false);
+        }
+        let mut pollfds = [
+            libc::pollfd {
+                fd: self.wake.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            },
+        ];
+        let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: two valid pollfds.
+        unsafe { libc::poll(pollfds.as_mut_ptr(), 2, millis) };
+        (self.drain(), pollfds[1].revents & events != 0)
+    }
+
     /// What arrived so far, without waiting.
     pub fn drain(&self) -> Vec<Received> {
         let mut sink = [0u8; 64];

@@ -16,6 +16,9 @@ const PROCESS_COLORS: [RGBColor; 4] = [
     RGBColor(86, 180, 233),
 ];
 
+/// Processes known only from exit records drawn at most (the largest first).
+const MAX_UNSEEN_BARS: usize = 500;
+
 /// Renders the timeline; an error inside plotters yields a minimal SVG saying so.
 pub fn render(report: &RunReport) -> String {
     let mut svg = String::new();
@@ -118,37 +121,64 @@ fn draw(report: &RunReport, out: &mut String) -> Result<(), String> {
         .label("working (without inactive page cache)")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], working_style));
 
-    // The largest processes by their own peak, each drawn where it was among the top ones.
-    let mut largest: Vec<_> = report.processes.iter().collect();
-    largest.sort_by_key(|p| std::cmp::Reverse(p.peak_rss_bytes));
-    for (process, color) in largest
-        .iter()
-        .take(PROCESS_COLORS.len())
-        .zip(PROCESS_COLORS)
-    {
-        let points: Vec<(f64, f64)> = report
+    // The largest processes by their own peak, each drawn where it was among the top ones; a
+    // process no sample saw (known from its exit record) as a bar at its peak over its life.
+    let points_of = |pid: i32| -> Vec<(f64, f64)> {
+        report
             .samples
             .iter()
             .filter_map(|s| {
                 s.top
                     .iter()
-                    .find(|p| p.pid == process.pid)
+                    .find(|p| p.pid == pid)
                     .map(|p| (s.t_ms as f64 / 1000.0, p.rss_bytes as f64 / MIB))
             })
-            .collect();
-        if points.is_empty() {
-            continue;
-        }
-        let style = ShapeStyle::from(&color).stroke_width(1);
+            .collect()
+    };
+    let life = |p: &crate::ProcessRecord| -> Vec<(f64, f64)> {
+        let start = p.started_ms as f64 / 1000.0;
+        let end = p.ended_ms.map_or(end_s, |e| e as f64 / 1000.0);
+        let peak = p.peak_rss_bytes as f64 / MIB;
+        vec![(start, peak), (end.max(start + end_s / 300.0), peak)]
+    };
+    let mut largest: Vec<_> = report.processes.iter().collect();
+    largest.sort_by_key(|p| std::cmp::Reverse(p.peak_rss_bytes));
+    let labelled = largest.len().min(PROCESS_COLORS.len());
+    for (process, color) in largest.iter().take(labelled).zip(PROCESS_COLORS) {
+        let points = points_of(process.pid);
+        let (points, how) = if points.is_empty() {
+            (life(process), "peak RSS, exit record")
+        } else {
+            (points, "RSS")
+        };
+        let style = ShapeStyle::from(&color).stroke_width(if how == "RSS" { 1 } else { 3 });
         chart
             .draw_series(LineSeries::new(points, style))
             .map_err(|e| err(&e))?
             .label(format!(
-                "pid {} {} (RSS)",
+                "pid {} {} ({how})",
                 process.pid,
-                shorten(&crate::short_command(&process.command), 48)
+                shorten(&crate::short_command(&process.command), 56)
             ))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    }
+    // The other processes no sample saw: one bar each, so that short-lived ones do not vanish.
+    let unseen: Vec<_> = largest
+        .iter()
+        .skip(labelled)
+        .filter(|p| points_of(p.pid).is_empty())
+        .take(MAX_UNSEEN_BARS)
+        .collect();
+    if !unseen.is_empty() {
+        let grey = ShapeStyle::from(&BLACK.mix(0.35)).stroke_width(3);
+        chart
+            .draw_series(unseen.iter().map(|p| PathElement::new(life(p), grey)))
+            .map_err(|e| err(&e))?
+            .label(format!(
+                "{} short-lived processes (exit records) at their peak RSS",
+                unseen.len()
+            ))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
     }
 
     if let Some(limit) = report.limit_bytes {

@@ -170,3 +170,25 @@ fn cpu_throttling_reads_both_versions_units() {
         None
     );
 }
+
+#[test]
+fn swap_of_both_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, value: &str| std::fs::write(dir.path().join(name), value).unwrap();
+    // v2 (cgroup-v2.rst): memory.swap.current, and memory.swap.peak from Linux 6.5.
+    write("memory.swap.current", "37748736\n");
+    let v2 = CgroupFiles::open(CgroupVersion::V2, dir.path());
+    assert_eq!(v2.swap_usage(), Some(37_748_736));
+    assert_eq!(v2.swap_peak(), None, "no memory.swap.peak before Linux 6.5");
+    write("memory.swap.peak", "41943040\n");
+    assert_eq!(v2.swap_peak(), Some(41_943_040));
+    // v1 (cgroup-v1/memory.rst): memsw counts memory + swap.
+    let v1 = CgroupFiles::open(CgroupVersion::V1, dir.path());
+    assert_eq!(v1.swap_usage(), None, "no swap accounting without memsw");
+    write("memory.usage_in_bytes", "67108864\n");
+    write("memory.memsw.usage_in_bytes", "104857600\n");
+    write("memory.max_usage_in_bytes", "67108864\n");
+    write("memory.memsw.max_usage_in_bytes", "106954752\n");
+    assert_eq!(v1.swap_usage(), Some(104_857_600 - 67_108_864));
+    assert_eq!(v1.swap_peak(), Some(106_954_752 - 67_108_864));
+}

@@ -83,6 +83,8 @@ pub struct TryRecord {
     /// memfit was asked to stop (Ctrl-C, SIGTERM) during this try: it says nothing about the
     /// limit and is kept out of the band.
     pub interrupted: bool,
+    /// Swap the try used (with `--swap`): it passed only with that much swap.
+    pub swap_used_bytes: u64,
 }
 
 /// What a try was for.
@@ -243,6 +245,7 @@ fn record_of(report: &RunReport, limit: Option<u64>, phase: TryPhase) -> TryReco
         exit_status: report.exit.status,
         phase,
         interrupted: report.interrupted,
+        swap_used_bytes: report.peak.swap_used_bytes,
     }
 }
 
@@ -314,6 +317,7 @@ mod tests {
                     peak_working_bytes: 0,
                     duration_ms: 1,
                     exit_status: if passed { 0 } else { 137 },
+                    swap_used_bytes: 0,
                     phase,
                     interrupted: false,
                 },
@@ -390,6 +394,7 @@ mod tests {
                     peak_working_bytes: MIB,
                     duration_ms: 1,
                     exit_status: 1,
+                    swap_used_bytes: 0,
                     phase,
                     interrupted: false,
                 },

@@ -5,7 +5,7 @@ use super::teardown::Finished;
 use super::RunOptions;
 use crate::report::{
     CpuThrottlingInfo, ExitInfo, Mode, OomInfo, Peak, PeakSource, RunReport, SamplingCost,
-    RUN_SCHEMA,
+    WorkingSource, RUN_SCHEMA,
 };
 
 pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finished) -> RunReport {
@@ -31,9 +31,24 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
     let sampler = &mut supervised.sampler;
     let samples_taken = sampler.samples_taken;
     let sampled_peak = sampler.max_charged;
+    let processes = sampler.records();
+    // Each process's own high-water mark (VmHWM as sampled, hiwater_rss from its exit record)
+    // is the kernel's counter too: it bounds the peaks from below when no sample caught them.
+    let process_peak = processes
+        .iter()
+        .map(|p| p.peak_rss_bytes)
+        .max()
+        .unwrap_or(0);
     let (charged_peak, source) = match watermark {
         Some(w) => (w.max(sampled_peak), PeakSource::KernelWatermark),
+        None if mode == Mode::MeasureOnly => (sampled_peak.max(process_peak), PeakSource::Sampled),
         None => (sampled_peak, PeakSource::Sampled),
+    };
+    let floor = process_peak.min(charged_peak);
+    let (working_peak, working_source) = if floor > sampler.max_working {
+        (floor, WorkingSource::ProcessPeak)
+    } else {
+        (sampler.max_working, WorkingSource::Sampled)
     };
     RunReport {
         schema: RUN_SCHEMA.to_string(),
@@ -81,14 +96,21 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
         },
         peak: Peak {
             charged_bytes: charged_peak,
-            working_bytes: sampler.max_working,
+            working_bytes: working_peak,
+            working_source,
             source,
             sampled_charged_bytes: sampled_peak,
             page_cache_bytes: sampler.page_cache_at_peak,
+            kernel_bytes: sampler.kernel_at_peak,
+            swap_used_bytes: if supervised.host_swap {
+                sampler.max_swap.max(supervised.swap_watermark.unwrap_or(0))
+            } else {
+                0
+            },
         },
         at_peak: sampler.at_peak_described(),
         at_peak_t_ms: sampler.at_peak_t_ms,
-        processes: sampler.records(),
+        processes,
         samples: std::mem::take(&mut sampler.samples),
         duration_ms: supervised.duration_ms,
         left_behind,
@@ -105,6 +127,8 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
             own_cpu_ms: own_usage.cpu_ms,
             own_max_rss_bytes: own_usage.max_rss_bytes,
             exit_records,
+            near_limit_samples: supervised.near_limit_samples,
+            alarm_wakeups: supervised.alarm_wakeups,
         },
         caveats,
     }

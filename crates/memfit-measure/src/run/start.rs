@@ -11,6 +11,7 @@ use super::own_cost::OwnUsage;
 use super::prepare::Prepared;
 use super::{RunError, RunOptions};
 use crate::container_view::{self, ViewOutcome};
+use crate::exec_events::ExecWatcher;
 use crate::kmsg::KernelLog;
 use crate::spawn::{self, SpawnPlan};
 use crate::taskstats::ExitListener;
@@ -26,6 +27,8 @@ pub(super) struct Running {
     pub baseline: OomCounters,
     pub kernel_log: Option<KernelLog>,
     pub exit_listener: Option<ExitListener>,
+    /// Command lines read at exec, for processes gone before a sample (root only).
+    pub exec_watcher: Option<ExecWatcher>,
     /// Whether the command saw its cgroup as the root of /sys/fs/cgroup.
     pub container_view: bool,
     /// The host's runtime variables (NODE_OPTIONS…) that reached the command.
@@ -41,6 +44,9 @@ pub(super) fn start(options: &RunOptions, prepared: &mut Prepared) -> Result<Run
     let baseline = cgroup.map(|c| c.oom_counters()).unwrap_or_default();
     let kernel_log = cgroup.and_then(|_| KernelLog::open());
     let exit_listener = ExitListener::open().ok();
+    let exec_watcher = exit_listener
+        .as_ref()
+        .and_then(|_| ExecWatcher::start().ok());
     if exit_listener.is_none() {
         prepared.caveats.push("no exit records (taskstats needs root): a process that lives and dies between two samples is missing from the process list, though its memory still counts in the charged peak".to_string());
     }
@@ -118,6 +124,7 @@ pub(super) fn start(options: &RunOptions, prepared: &mut Prepared) -> Result<Run
         baseline,
         kernel_log,
         exit_listener,
+        exec_watcher,
         container_view,
         inherited_env: environment.inherited_runtime,
         watcher,

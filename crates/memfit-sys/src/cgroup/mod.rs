@@ -146,11 +146,41 @@ impl CgroupFiles {
         }
     }
 
+    /// Swap in use now: v2 `memory.swap.current`; v1 `memory.memsw.usage_in_bytes` (memory +
+    /// swap) − `memory.usage_in_bytes`. `None` without swap accounting.
+    pub fn swap_usage(&self) -> Option<u64> {
+        match self.version {
+            CgroupVersion::V2 => self.read_u64("memory.swap.current"),
+            CgroupVersion::V1 => {
+                let both = self.read_u64("memory.memsw.usage_in_bytes")?;
+                Some(both.saturating_sub(self.read_u64("memory.usage_in_bytes")?))
+            }
+        }
+    }
+
+    /// The kernel's watermark of swap: v2 `memory.swap.peak` (Linux 6.5+). v1 has no swap
+    /// watermark; `memory.memsw.max_usage_in_bytes` − `memory.max_usage_in_bytes` is a lower
+    /// bound of it (at the moment memory + swap peaked, memory was at most its own peak).
+    /// `None` without swap accounting or on older v2 kernels.
+    pub fn swap_peak(&self) -> Option<u64> {
+        match self.version {
+            CgroupVersion::V2 => self.read_u64("memory.swap.peak"),
+            CgroupVersion::V1 => {
+                let both = self.read_u64("memory.memsw.max_usage_in_bytes")?;
+                Some(both.saturating_sub(self.read_u64("memory.max_usage_in_bytes")?))
+            }
+        }
+    }
+
     pub fn stat(&self) -> MemoryStat {
         let text = self.read("memory.stat").unwrap_or_default();
         match self.version {
             CgroupVersion::V2 => parse_v2_stat(&text),
-            CgroupVersion::V1 => parse_v1_stat(&text),
+            CgroupVersion::V1 => MemoryStat {
+                // v1 keeps kernel memory out of memory.stat.
+                kernel: self.read_u64("memory.kmem.usage_in_bytes").unwrap_or(0),
+                ..parse_v1_stat(&text)
+            },
         }
     }
 
