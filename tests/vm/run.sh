@@ -26,7 +26,7 @@ layout=v2
 # What the kernel decides: the integration tests of run, bisect, guard, plan, the reports and
 # the cgroup placement, and the unit tests of the crates that read cgroups and /proc. The
 # parsers' tests (audit, explain) behave the same on any kernel and stay on the host.
-targets=(run bisect guard plan fidelity reports cgroup_v2 cgroup_trees
+targets=(run bisect guard guard_http plan fidelity reports measurements stale_cgroups exit_status cgroup_v2 cgroup_trees
          memfit_sys memfit_measure memfit_guard memfit_core)
 while [ $# -gt 0 ]; do
   case "$1" in
