@@ -5,7 +5,8 @@
 //! memfit-workload alloc SIZE HOLD_MS           touch SIZE bytes, hold them, exit 0
 //! memfit-workload spike SIZE HOLD_MS AFTER_MS  touch SIZE, free it after HOLD_MS, idle AFTER_MS
 //! memfit-workload cow SIZE CHILDREN HOLD_MS    touch SIZE, fork CHILDREN that share it copy-on-write
-//! memfit-workload children N SIZE HOLD_MS      run N child processes at once, each touching SIZE
+//! memfit-workload children N SIZE HOLD_MS      run N child processes at once, each touching SIZE,
+//!                                             all holding it together for HOLD_MS
 //! memfit-workload burst N SIZE HOLD_MS         run N child processes one after another
 //! memfit-workload daemon SIZE HOLD_MS PIDFILE  double-fork a setsid grandchild that touches SIZE
 //!                                             and holds it; write its pid to PIDFILE; exit 0 at once
@@ -49,6 +50,20 @@ fn dispatch(args: &[String]) -> Result<u8, String> {
     match args.first().map(String::as_str) {
         Some("alloc") => {
             let block = touch(size(1)?);
+            // `children`' barrier: say the memory is touched, wait until every sibling's is.
+            if let (Some("--ready"), Some(ready), Some(go)) = (
+                args.get(3).map(String::as_str),
+                args.get(4).and_then(|fd| fd.parse::<i32>().ok()),
+                args.get(5).and_then(|fd| fd.parse::<i32>().ok()),
+            ) {
+                // SAFETY: descriptors the parent passed on; a one-byte write, then reads until
+                // the parent closes its end.
+                unsafe {
+                    libc::write(ready, b"x".as_ptr().cast(), 1);
+                    let mut byte = 0u8;
+                    while libc::read(go, (&mut byte as *mut u8).cast(), 1) > 0 {}
+                }
+            }
             sleep_ms(number(2)?);
             drop(block);
             Ok(0)
@@ -85,16 +100,41 @@ fn dispatch(args: &[String]) -> Result<u8, String> {
             Ok(0)
         }
         Some("children") => {
+            // The children hold their memory at the same time however slowly they touch it
+            // (an emulated CPU takes seconds): each says when its memory is touched, and all
+            // start their HOLD_MS once every one has.
             let n = number(1)?;
             let me = std::env::current_exe().map_err(|e| e.to_string())?;
+            let (ready, go) = (pipe()?, pipe()?);
+            // The children inherit only their ends: the go pipe reaches EOF when we close ours.
+            // SAFETY: fcntl(2) on our own descriptors.
+            unsafe {
+                libc::fcntl(ready[0], libc::F_SETFD, libc::FD_CLOEXEC);
+                libc::fcntl(go[1], libc::F_SETFD, libc::FD_CLOEXEC);
+            }
             let mut kids = Vec::new();
             for _ in 0..n {
                 kids.push(
                     Command::new(&me)
-                        .args(["alloc", &args[2], &args[3]])
+                        .args(["alloc", &args[2], &args[3], "--ready"])
+                        .args([ready[1].to_string(), go[0].to_string()])
                         .spawn()
                         .map_err(|e| e.to_string())?,
                 );
+            }
+            // SAFETY: our own pipe descriptors; a child that dies early closes its ends, so
+            // the reads end at EOF instead of waiting for it.
+            unsafe {
+                libc::close(ready[1]);
+                libc::close(go[0]);
+                let mut byte = 0u8;
+                for _ in 0..n {
+                    if libc::read(ready[0], (&mut byte as *mut u8).cast(), 1) <= 0 {
+                        break;
+                    }
+                }
+                libc::close(go[1]);
+                libc::close(ready[0]);
             }
             let mut failed = 0;
             for mut kid in kids {
@@ -218,4 +258,14 @@ fn touch(bytes: usize) -> Vec<u8> {
 
 fn sleep_ms(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// A pipe whose ends the children inherit (no close-on-exec).
+fn pipe() -> Result<[i32; 2], String> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe(2) fills the two descriptors.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    Ok(fds)
 }
