@@ -119,6 +119,18 @@ fn recorded_series(end: u64) -> String {
             Some(256 * MIB)
         });
     }
+    // A pod whose owner's name is a shell injection, as a hostile exporter could send.
+    let evil = "namespace=\"shop\",pod=\"evil-0\"";
+    series(
+        "kube_pod_owner",
+        &format!("{evil},owner_kind=\"ReplicaSet\",owner_name=\"x';touch pwn;'-7d4b9c8f6\""),
+        &|_| Some(1),
+    );
+    series(
+        "container_memory_working_set_bytes",
+        &format!("{evil},container=\"app\""),
+        &|_| Some(mib(10)),
+    );
     // db-0: two restarts for errors.
     let labels = "namespace=\"shop\",pod=\"db-0\",container=\"postgres\"";
     series("kube_pod_container_status_restarts_total", labels, &|i| {
@@ -203,6 +215,9 @@ fn recorded_data_watermark_spikes_are_covered_and_oom_kills_bumped() {
     assert_eq!(api["current_limit_bytes"], 1024 * MIB);
     assert_eq!(api["current_request_bytes"], 512 * MIB);
     assert_eq!(api["oom_kills"], 0);
+    // KRR's simple strategy on the same data (sampled maximum + 15%) stays under the spike.
+    let krr = api["sampled_peak_bytes"].as_u64().unwrap() * 115 / 100;
+    assert!(krr < 620 * MIB, "{krr}");
     let node = api["runtime_env"]["NODE_OPTIONS"].as_str().unwrap();
     assert!(node.starts_with("--max-old-space-size"), "{node}");
 
@@ -236,6 +251,8 @@ fn recorded_data_watermark_spikes_are_covered_and_oom_kills_bumped() {
         "3d",
         "--runtime",
         "api=node",
+        "--runtime",
+        "worker=jvm",
     ]);
     assert_eq!(out.status.code(), Some(0));
     let table = String::from_utf8_lossy(&out.stdout);
@@ -261,6 +278,15 @@ fn recorded_data_watermark_spikes_are_covered_and_oom_kills_bumped() {
     ]);
     assert_eq!(out.status.code(), Some(0));
     let patch = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{patch}");
+    // A name Kubernetes would not accept (from a hostile or broken exporter) gets no command.
+    assert!(patch.contains("# shop/x';touch pwn;': skipped"), "{patch}");
+    assert!(
+        !patch
+            .lines()
+            .any(|l| l.starts_with("kubectl") && l.contains("pwn")),
+        "{patch}"
+    );
     let api_line = patch
         .lines()
         .find(|l| l.contains("patch deployment 'api'"))
