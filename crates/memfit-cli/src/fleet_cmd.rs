@@ -1,6 +1,8 @@
 //! `memfit plan --prometheus`: the arguments checked, the fleet sized (memfit-fleet), the
 //! report printed in the form asked for.
 
+use std::io::IsTerminal;
+
 use anyhow::{bail, Result};
 use memfit_core::node::NodeVersion;
 use memfit_core::plan::Runtime;
@@ -47,7 +49,18 @@ pub fn execute(args: &PlanArgs) -> Result<u8> {
         node_version,
         time: None,
     };
-    let report = memfit_fleet::plan_fleet(&options).map_err(anyhow::Error::msg)?;
+    // On a terminal, one self-overwriting line per query (Prometheus may take seconds each).
+    let terminal = std::io::stderr().is_terminal();
+    let mut progress = |i: usize, count: usize, name: &str| {
+        if terminal {
+            eprint!("\r\x1b[2Kmemfit: query {i}/{count} ({name})…");
+        }
+    };
+    let result = memfit_fleet::plan_fleet(&options, &mut progress);
+    if terminal {
+        eprint!("\r\x1b[2K");
+    }
+    let report = result.map_err(anyhow::Error::msg)?;
     let out = match args.format {
         PlanFormat::Json => render::json(&report),
         PlanFormat::Yaml => render::yaml(&report),

@@ -116,15 +116,20 @@ pub fn queries(m: &Matchers, range: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Runs the queries at `time` (the server's now when `None`).
+/// Runs the queries at `time` (the server's now when `None`); `progress` hears of each query
+/// before it is sent (index from 1, count, name).
 pub fn observe(
     client: &mut Client,
     matchers: &Matchers,
     range: &str,
     time: Option<f64>,
+    progress: &mut dyn FnMut(usize, usize, &str),
 ) -> Result<Observed, PromError> {
     let mut observed = Observed::default();
-    for (name, promql) in queries(matchers, range) {
+    let all = queries(matchers, range);
+    let count = all.len();
+    for (i, (name, promql)) in all.into_iter().enumerate() {
+        progress(i + 1, count, name);
         let samples = client.query(&promql, time)?;
         observed.add(name, &samples);
     }

@@ -165,11 +165,21 @@ pub fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
-/// Reads Prometheus and sizes every workload.
-pub fn plan_fleet(options: &FleetOptions) -> Result<FleetReport, PromError> {
+/// Reads Prometheus and sizes every workload; `progress` hears of each query before it is
+/// sent (index from 1, count, name).
+pub fn plan_fleet(
+    options: &FleetOptions,
+    progress: &mut dyn FnMut(usize, usize, &str),
+) -> Result<FleetReport, PromError> {
     let mut client = Client::new(&options.url)?;
     let matchers = Matchers::new(options.selector.as_deref(), options.namespace.as_deref());
-    let observed = collect::observe(&mut client, &matchers, &options.range, options.time)?;
+    let observed = collect::observe(
+        &mut client,
+        &matchers,
+        &options.range,
+        options.time,
+        progress,
+    )?;
     let workloads = size(&observed, options);
     let mut caveats = Vec::new();
     let sampled = workloads
