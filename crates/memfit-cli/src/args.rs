@@ -259,14 +259,9 @@ pub struct PlanArgs {
     #[arg(long, value_name = "NS", requires = "prometheus")]
     pub namespace: Option<String>,
 
-    /// With --prometheus: how far back to look (a Prometheus duration).
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "14d",
-        requires = "prometheus"
-    )]
-    pub range: String,
+    /// With --prometheus: how far back to look (a Prometheus duration; default 14d).
+    #[arg(long, value_name = "DURATION", requires = "prometheus")]
+    pub range: Option<String>,
 
     /// Output form.
     #[arg(long, value_enum, default_value = "table")]

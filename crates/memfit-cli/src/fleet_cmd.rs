@@ -13,7 +13,8 @@ use crate::plan_cmd::DEFAULT_NODE;
 
 pub fn execute(args: &PlanArgs) -> Result<u8> {
     let url = args.prometheus.clone().unwrap_or_default();
-    memfit_fleet::check_range(&args.range).map_err(anyhow::Error::msg)?;
+    let range = args.range.clone().unwrap_or_else(|| "14d".to_string());
+    memfit_fleet::check_range(&range).map_err(anyhow::Error::msg)?;
     if let Some(ns) = &args.namespace {
         memfit_fleet::check_namespace(ns).map_err(anyhow::Error::msg)?;
     }
@@ -44,7 +45,7 @@ pub fn execute(args: &PlanArgs) -> Result<u8> {
         url,
         selector: args.selector.clone(),
         namespace: args.namespace.clone(),
-        range: args.range.clone(),
+        range,
         runtimes,
         node_version,
         time: None,

@@ -48,6 +48,9 @@ pub fn execute(args: PlanArgs) -> Result<u8> {
             spec.container.as_deref().unwrap_or("")
         );
     }
+    if args.selector.is_some() || args.namespace.is_some() || args.range.is_some() {
+        bail!("--selector, --namespace and --range read Prometheus: give --prometheus URL too");
+    }
     if matches!(args.format, PlanFormat::Yaml | PlanFormat::Patch) {
         bail!("--format yaml and patch are for --prometheus; use table, env, dockerfile or json");
     }

@@ -462,6 +462,15 @@ fn bad_urls_unreachable_and_hostile_servers_exit_2_with_one_line() {
             ],
             "are for --prometheus",
         ),
+        (
+            vec![
+                "--limit".into(),
+                "512M".into(),
+                "--range".into(),
+                "3d".into(),
+            ],
+            "give --prometheus URL too",
+        ),
     ];
     for (args, expected) in cases {
         let out = plan(&args.iter().map(String::as_str).collect::<Vec<_>>());
