@@ -148,8 +148,9 @@ const PLAN_EXAMPLES: &str = "Examples:
   memfit plan --platform heroku:standard-1x --workers 2 --format env
   memfit plan --limit 1G --runtime jvm
   memfit run --json run.json -- node server.js && memfit plan --from run.json
+  memfit plan --prometheus http://127.0.0.1:9090 --namespace shop --runtime api=node --format patch
 
-Exit status: 0 when the budget fits; 1 when it cannot (too many workers, a measured peak above
+Exit status: 0 when the budget fits (always 0 with --prometheus once Prometheus answered); 1 when it cannot (too many workers, a measured peak above
 the limit); 2 for usage and I/O errors.";
 
 /// The runtimes `memfit plan` sizes.
@@ -170,8 +171,32 @@ pub enum PlanFormat {
     Env,
     /// ENV instructions for a Dockerfile.
     Dockerfile,
-    /// JSON (schema memfit.plan/1).
+    /// JSON (schema memfit.plan/1; memfit.fleet/1 with --prometheus).
     Json,
+    /// YAML (--prometheus only).
+    Yaml,
+    /// kubectl strategic-merge patch commands, printed, never run (--prometheus only).
+    Patch,
+}
+
+/// `--runtime node` or, with --prometheus, `--runtime CONTAINER=node` (also
+/// `WORKLOAD/CONTAINER=` or `NAMESPACE/WORKLOAD/CONTAINER=`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeSpec {
+    pub container: Option<String>,
+    pub runtime: RuntimeArg,
+}
+
+fn parse_runtime(text: &str) -> Result<RuntimeSpec, String> {
+    use clap::ValueEnum;
+    let (container, name) = match text.rsplit_once('=') {
+        Some((c, r)) if !c.is_empty() => (Some(c.to_string()), r),
+        Some(_) => return Err("give CONTAINER=RUNTIME, e.g. api=node".to_string()),
+        None => (None, text),
+    };
+    let runtime = RuntimeArg::from_str(name, true)
+        .map_err(|_| format!("{name}: use node, jvm, go or python"))?;
+    Ok(RuntimeSpec { container, runtime })
 }
 
 /// cgroup versions for `--cgroup`.
@@ -192,9 +217,10 @@ pub struct PlanArgs {
     #[arg(long, value_name = "NAME")]
     pub platform: Option<String>,
 
-    /// The runtime to size.
-    #[arg(long, value_enum, default_value = "node")]
-    pub runtime: RuntimeArg,
+    /// The runtime to size: node, jvm, go or python (default node). With --prometheus, per
+    /// container: --runtime api=node --runtime billing/worker=jvm (repeatable).
+    #[arg(long, value_name = "RUNTIME", value_parser = parse_runtime)]
+    pub runtime: Vec<RuntimeSpec>,
 
     /// The Node.js version the image runs, e.g. 20, 22.21 or v18.20.8 (default: the `node` on
     /// PATH, else 24).
@@ -219,6 +245,23 @@ pub struct PlanArgs {
     /// × 1.2 first, as Kubernetes' VPA does), and the smallest plan of each provider.
     #[arg(long, value_name = "RUN_JSON")]
     pub from: Option<PathBuf>,
+
+    /// Size every workload of a cluster from Prometheus (guard watermarks, cAdvisor,
+    /// kube-state-metrics), e.g. --prometheus http://127.0.0.1:9090; docs/fleet.md.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["limit", "platform", "from", "workers", "worker_size"])]
+    pub prometheus: Option<String>,
+
+    /// With --prometheus: PromQL label matchers every query gets, e.g. --selector 'team="shop"'.
+    #[arg(long, value_name = "LABELS", requires = "prometheus")]
+    pub selector: Option<String>,
+
+    /// With --prometheus: one namespace.
+    #[arg(long, value_name = "NS", requires = "prometheus")]
+    pub namespace: Option<String>,
+
+    /// With --prometheus: how far back to look (a Prometheus duration; default 14d).
+    #[arg(long, value_name = "DURATION", requires = "prometheus")]
+    pub range: Option<String>,
 
     /// Output form.
     #[arg(long, value_enum, default_value = "table")]

@@ -7,6 +7,7 @@ mod bisect_cmd;
 mod build_steps;
 mod explain_cmd;
 mod fidelity;
+mod fleet_cmd;
 mod output;
 mod plan_cmd;
 mod run_cmd;

@@ -19,7 +19,7 @@ use crate::EXIT_FINDINGS;
 
 /// The Node line assumed when neither `--node-version` nor a `node` on PATH says: the Active
 /// LTS line at the time of writing (Node 24, LTS since October 2025).
-const DEFAULT_NODE: NodeVersion = NodeVersion::new(24, u32::MAX, u32::MAX);
+pub(crate) const DEFAULT_NODE: NodeVersion = NodeVersion::new(24, u32::MAX, u32::MAX);
 
 /// What a `memfit run --json` report says about the run, as far as planning needs.
 struct Measured {
@@ -39,7 +39,22 @@ struct LargestProcess {
 }
 
 pub fn execute(args: PlanArgs) -> Result<u8> {
-    let runtime = match args.runtime {
+    if args.prometheus.is_some() {
+        return crate::fleet_cmd::execute(&args);
+    }
+    if let Some(spec) = args.runtime.iter().find(|s| s.container.is_some()) {
+        bail!(
+            "--runtime {}=…: a runtime per container is for --prometheus; give --runtime node|jvm|go|python",
+            spec.container.as_deref().unwrap_or("")
+        );
+    }
+    if args.selector.is_some() || args.namespace.is_some() || args.range.is_some() {
+        bail!("--selector, --namespace and --range read Prometheus: give --prometheus URL too");
+    }
+    if matches!(args.format, PlanFormat::Yaml | PlanFormat::Patch) {
+        bail!("--format yaml and patch are for --prometheus; use table, env, dockerfile or json");
+    }
+    let runtime = match args.runtime.last().map_or(RuntimeArg::Node, |s| s.runtime) {
         RuntimeArg::Node => Runtime::Node,
         RuntimeArg::Jvm => Runtime::Jvm,
         RuntimeArg::Go => Runtime::Go,
@@ -144,6 +159,9 @@ pub fn execute(args: PlanArgs) -> Result<u8> {
         ),
         PlanFormat::Env => render_settings(&budget, ""),
         PlanFormat::Dockerfile => render_settings(&budget, "ENV "),
+        PlanFormat::Yaml | PlanFormat::Patch => {
+            bail!("--format yaml and patch are for --prometheus")
+        }
         PlanFormat::Json => {
             let mut value = json!({
                 "schema": "memfit.plan/1",

@@ -92,6 +92,15 @@ impl Source {
         }
     }
 
+    /// The kernel's high-water mark of the cgroup (v2 `memory.peak`, v1
+    /// `memory.max_usage_in_bytes`); `None` without a cgroup or on a v2 kernel before 5.19.
+    pub fn watermark(&self) -> Option<u64> {
+        match self {
+            Source::Cgroup(files) => files.peak(),
+            Source::Meminfo | Source::Tree => None,
+        }
+    }
+
     /// The kernel's OOM kills in this cgroup so far (v2 memory.events, v1 memory.oom_control).
     pub fn oom_kills(&self) -> Option<u64> {
         match self {

@@ -59,6 +59,7 @@ pub struct Metrics {
     pub charged: Gauge,
     pub limit: Gauge,
     pub peak: Gauge,
+    pub watermark: Gauge,
     pub state: Gauge,
     pub own_rss: Gauge,
     pub trend: Gauge<f64, AtomicU64>,
@@ -76,6 +77,7 @@ impl Metrics {
             charged: Gauge::default(),
             limit: Gauge::default(),
             peak: Gauge::default(),
+            watermark: Gauge::default(),
             state: Gauge::default(),
             own_rss: Gauge::default(),
             trend: Gauge::default(),
@@ -150,6 +152,18 @@ impl Metrics {
             });
         }
         (m, registry)
+    }
+
+    /// `memfit_guard_memory_watermark_bytes`, registered only where the kernel keeps a
+    /// watermark (a cgroup: v2 `memory.peak` since Linux 5.19, v1 `memory.max_usage_in_bytes`),
+    /// so a machine or a process tree never exports a sampled maximum under that name.
+    pub fn register_watermark(&self, registry: &mut Registry) {
+        registry.register_with_unit(
+            "memory_watermark",
+            "The kernel's high-water mark of the container's cgroup (v2 memory.peak, v1 memory.max_usage_in_bytes; page cache included): a spike between samples is never missed",
+            Unit::Bytes,
+            self.watermark.clone(),
+        );
     }
 
     pub fn restarted(&self, reason: RestartReason) {

@@ -114,6 +114,9 @@ impl Guard {
         self.metrics.usage.set(reading.working as i64);
         self.metrics.charged.set(reading.charged as i64);
         self.metrics.peak.set(self.peak as i64);
+        if let Some(watermark) = self.source.watermark() {
+            self.metrics.watermark.set(watermark as i64);
+        }
         self.metrics.state.set(level as i64);
         self.metrics.own_rss.set(own_rss as i64);
         if let Some(shared) = &self.shared {

@@ -122,7 +122,10 @@ impl Guard {
             .and_then(|node| node.flags.value("heapsnapshot-signal"))
             .and_then(options::signal_number);
 
-        let (metrics, registry) = Metrics::register();
+        let (metrics, mut registry) = Metrics::register();
+        if source.watermark().is_some() {
+            metrics.register_watermark(&mut registry);
+        }
         metrics.limit.set(limit as i64);
         let shared = match options.listen {
             Some(addr) => {
