@@ -422,7 +422,9 @@ impl Sampler {
 
     pub(crate) fn records(&self) -> Vec<ProcessRecord> {
         let mut all: Vec<&Tracked> = self.ended.iter().chain(self.live.values()).collect();
-        all.sort_by_key(|t| (t.started_ms, t.pid));
+        // The command memfit started comes first (`processes[0]`), then by start: a child
+        // known only from its exit record has an estimated start that can tie with it.
+        all.sort_by_key(|t| (t.ppid != self.own_pid, t.started_ms, t.pid));
         all.into_iter()
             .map(|t| ProcessRecord {
                 pid: t.pid,
