@@ -63,10 +63,62 @@ impl YamlNode {
     }
 }
 
-/// Parses every document of a YAML stream.
+/// The deepest nesting a reader accepts (YAML, and the trees memfit builds from it): far
+/// beyond any real configuration, far below what a recursive walk can take on a thread's stack.
+pub const MAX_DEPTH: usize = 256;
+
+/// Parses every document of a YAML stream. A stream nested deeper than [`MAX_DEPTH`] (counting
+/// what its aliases expand to) is an error, found on the parser's events before any tree is
+/// built.
 pub fn parse(text: &str) -> Result<Vec<YamlNode>, String> {
+    check_depth(text)?;
     let docs = MarkedYamlOwned::load_from_str(text).map_err(|e| e.to_string())?;
-    Ok(docs.iter().map(convert).collect())
+    docs.iter().map(|d| convert(d, 0)).collect()
+}
+
+fn too_deep(line: usize) -> String {
+    format!("nested deeper than {MAX_DEPTH} levels (line {line})")
+}
+
+/// The height of every collection, from the event stream (no recursion): an alias counts as
+/// the height of the node it names.
+fn check_depth(text: &str) -> Result<(), String> {
+    use saphyr_parser::{Event, Parser};
+    // Per open collection: its anchor and the greatest height of its children so far.
+    let mut open: Vec<(usize, usize)> = Vec::new();
+    let mut anchors: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.map_err(|e| e.to_string())?;
+        let line = span.start.line();
+        let height = match event {
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                open.push((anchor, 0));
+                if open.len() > MAX_DEPTH {
+                    return Err(too_deep(line));
+                }
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let Some((anchor, children)) = open.pop() else {
+                    continue;
+                };
+                let height = children + 1;
+                if anchor > 0 {
+                    anchors.insert(anchor, height);
+                }
+                height
+            }
+            Event::Alias(anchor) => anchors.get(&anchor).copied().unwrap_or(0),
+            _ => continue,
+        };
+        if open.len() + height > MAX_DEPTH {
+            return Err(too_deep(line));
+        }
+        if let Some(parent) = open.last_mut() {
+            parent.1 = parent.1.max(height);
+        }
+    }
+    Ok(())
 }
 
 fn scalar_text(s: &ScalarOwned) -> Option<String> {
@@ -79,12 +131,20 @@ fn scalar_text(s: &ScalarOwned) -> Option<String> {
     }
 }
 
-fn convert(node: &MarkedYamlOwned) -> YamlNode {
+fn convert(node: &MarkedYamlOwned, depth: usize) -> Result<YamlNode, String> {
     let line = node.span.start.line();
+    if depth > MAX_DEPTH {
+        return Err(too_deep(line));
+    }
     let value = match &node.data {
         YamlDataOwned::Value(s) => scalar_text(s).map_or(Yaml::Null, Yaml::Scalar),
         YamlDataOwned::Representation(text, _, _) => Yaml::Scalar(text.clone()),
-        YamlDataOwned::Sequence(items) => Yaml::Seq(items.iter().map(convert).collect()),
+        YamlDataOwned::Sequence(items) => Yaml::Seq(
+            items
+                .iter()
+                .map(|i| convert(i, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
         YamlDataOwned::Mapping(map) => Yaml::Map(
             map.iter()
                 .map(|(k, v)| {
@@ -93,18 +153,18 @@ fn convert(node: &MarkedYamlOwned) -> YamlNode {
                         YamlDataOwned::Representation(text, _, _) => text.clone(),
                         _ => String::new(),
                     };
-                    let mut value = convert(v);
+                    let mut value = convert(v, depth + 1)?;
                     if matches!(value.value, Yaml::Map(_) | Yaml::Seq(_) | Yaml::Null) {
                         value.line = k.span.start.line();
                     }
-                    (key, value)
+                    Ok((key, value))
                 })
-                .collect(),
+                .collect::<Result<_, String>>()?,
         ),
-        YamlDataOwned::Tagged(_, inner) => return convert(inner),
+        YamlDataOwned::Tagged(_, inner) => return convert(inner, depth + 1),
         _ => Yaml::Null,
     };
-    YamlNode { value, line }
+    Ok(YamlNode { value, line })
 }
 
 #[cfg(test)]
@@ -120,5 +180,19 @@ mod tests {
         assert_eq!(plan.as_str(), Some("starter"));
         assert_eq!(plan.line, 3);
         assert_eq!(docs[1].get("kind").unwrap().as_str(), Some("Pod"));
+    }
+
+    #[test]
+    fn nesting_is_bounded_also_through_aliases() {
+        let ok = format!("{}1\n", "- ".repeat(MAX_DEPTH - 1));
+        assert!(parse(&ok).is_ok());
+        let deep = format!("{}1\n", "- ".repeat(MAX_DEPTH + 1));
+        assert!(parse(&deep).unwrap_err().contains("nested deeper"));
+        // Each anchor one level deeper than the last: shallow text, deep tree.
+        let mut aliases = String::from("a0: &a0 [1]\n");
+        for i in 1..=MAX_DEPTH + 1 {
+            aliases.push_str(&format!("a{i}: &a{i} [*a{}]\n", i - 1));
+        }
+        assert!(parse(&aliases).unwrap_err().contains("nested deeper"));
     }
 }

@@ -12,14 +12,41 @@ pub const MALFORMED: Rule = Rule {
     summary: "A configuration file that does not parse (package.json, tsconfig, YAML, TOML)",
     doc: r#"## What it does
 Reports a package.json, tsconfig, render.yaml, compose file, Kubernetes manifest, fly.toml,
-railway file, Cargo.toml or memfit.toml that does not parse, with the parser's message. The
-audit skips the file and goes on.
+railway file, Cargo.toml or memfit.toml that does not parse, with the parser's message, and (as
+a warning) a JavaScript/TypeScript source the source rules could not read. A file nested deeper
+than memfit reads (256 levels of YAML, about 2,000 of JavaScript) is one too: memfit's readers
+recurse, and a limit keeps a hostile file from overflowing the stack. The audit skips the file
+and goes on.
 
 ## Why is this bad?
 The tools that read it (npm, tsc, the platform) will fail on it too, usually at deploy time.
 "#,
-    check: none,
+    check: sources_that_do_not_parse,
 };
+
+/// JS/TS sources worth analysing that did not parse (the configuration files' findings come
+/// from `project::load`).
+fn sources_that_do_not_parse(ctx: &Context, out: &mut Vec<Finding>) {
+    for js in &ctx.js {
+        let Some((problem, span)) = &js.facts.problem else {
+            continue;
+        };
+        let source = &ctx.file(js.file).source;
+        out.push(
+            Finding::new(
+                MALFORMED.id,
+                Severity::Warning,
+                js.file,
+                *span,
+                format!(
+                    "{} does not parse: {problem}; memfit's source rules skipped it",
+                    source.display()
+                ),
+            )
+            .advise("fix the syntax, or exclude the file in .gitignore if it is generated"),
+        );
+    }
+}
 
 pub const UNREADABLE: Rule = Rule {
     id: "unreadable-file",
