@@ -466,20 +466,38 @@ fn file_problems(id: FileId, file: &ProjectFile) -> Vec<Finding> {
             | Kind::FlyToml
             | Kind::RailwayToml
             | Kind::MemfitToml
+            | Kind::PnpmLock
+            | Kind::BunLock
     );
     let mut out = Vec::new();
-    if structured && matches!(file.parsed, Parsed::Text) && !file.source.text.trim().is_empty() {
-        let error = match file.kind {
-            Kind::PackageJson | Kind::RailwayJson | Kind::AppJson => {
-                json::parse(&file.source.text, false).err()
+    let text = &file.source.text;
+    let error = if text.trim().is_empty() {
+        None
+    } else if structured && matches!(file.parsed, Parsed::Text) {
+        Some(
+            match file.kind {
+                Kind::PackageJson | Kind::RailwayJson | Kind::AppJson => {
+                    json::parse(text, false).err()
+                }
+                Kind::TsConfig | Kind::BunLock => json::parse(text, true).err(),
+                Kind::RenderYaml | Kind::Compose | Kind::Yaml | Kind::PnpmLock => {
+                    yaml::parse(text).err()
+                }
+                _ => toml_edit::Document::parse(text.clone())
+                    .err()
+                    .map(|e| e.to_string()),
             }
-            Kind::TsConfig => json::parse(&file.source.text, true).err(),
-            Kind::RenderYaml | Kind::Compose | Kind::Yaml => yaml::parse(&file.source.text).err(),
-            _ => toml_edit::Document::parse(file.source.text.clone())
-                .err()
-                .map(|e| e.to_string()),
-        }
-        .unwrap_or_default();
+            .unwrap_or_default(),
+        )
+    } else if file.kind == Kind::PackageLock {
+        // Kept as text (lockfile.rs reads it with serde_json); checked the same way.
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
+            .err()
+            .map(|e| e.to_string())
+    } else {
+        None
+    };
+    if let Some(error) = error {
         let first_line = error.lines().next().unwrap_or("").to_string();
         out.push(
             Finding::new(

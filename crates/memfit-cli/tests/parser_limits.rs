@@ -144,3 +144,35 @@ fn a_finding_on_a_50_mb_line_prints_a_bounded_excerpt() {
         assert!(String::from_utf8_lossy(&output.stdout).contains("package.json"));
     }
 }
+
+#[test]
+fn lockfiles_that_do_not_parse_are_findings_too() {
+    let package = r#"{"name":"x","dependencies":{"a":"1"}}"#.to_string();
+    for (name, text) in [
+        (
+            "package-lock.json",
+            "{\"lockfileVersion\": 3, \"packages\": {".to_string(),
+        ),
+        (
+            "pnpm-lock.yaml",
+            "lockfileVersion: '9.0'\npackages: [\n".to_string(),
+        ),
+        (
+            "bun.lock",
+            "{\"lockfileVersion\": 1, \"packages\": {\"a\": [}".to_string(),
+        ),
+    ] {
+        let dir = project(&[("package.json", package.clone()), (name, text)]);
+        let output = audit(dir.path(), "json");
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert!(
+            report["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["file"] == name && f["rule"] == "malformed-file"),
+            "{name}: {}",
+            report["findings"]
+        );
+    }
+}
