@@ -69,7 +69,12 @@ pub fn fix(args: FixArgs) -> Result<u8> {
     }
     if !args.dry_run {
         // All files or none: on an error nothing was changed.
-        fix::apply(&args.dir, changes).map_err(|e| anyhow::anyhow!("{e}; no file was changed"))?;
+        fix::apply(&args.dir, changes).map_err(|e| match e {
+            memfit_sys::safe_write::WriteError::Io { .. } => anyhow::anyhow!(
+                "{e}; no file was changed: make it writable (lsattr shows an immutable one) and run memfit fix again"
+            ),
+            _ => anyhow::anyhow!("{e}; no file was changed"),
+        })?;
     }
     let manual = report.findings.len() - fixable;
     let verb = if args.dry_run {
