@@ -109,6 +109,8 @@ fn is_operator(c: u8) -> bool {
             | b'?'
             | b'.'
             | b'/'
+            | b':'
+            | b'@'
     )
 }
 
@@ -123,6 +125,8 @@ pub fn too_deep(source: &str) -> Option<usize> {
     // After a line end: whether the line ended with an operator (the expression goes on).
     let mut line_end: Option<bool> = None;
     let mut last_was_operator = false;
+    // The last thing read closed a bracket or a template.
+    let mut after_close = false;
     let mut i = 0;
     while i < bytes.len() {
         let c = bytes[i];
@@ -136,15 +140,24 @@ pub fn too_deep(source: &str) -> Option<usize> {
             continue;
         }
         let comment = c == b'/' && matches!(bytes.get(i + 1), Some(b'/' | b'*'));
+        // `(`, `[` and a template go on the expression before them (no semicolon is inserted
+        // before them): after a closing bracket, a call, an index or a tag, one level more.
+        let continues = matches!(c, b'(' | b'[' | b'`');
         if let Some(ended_with_operator) = line_end.take() {
             // A line that neither ends nor starts with an operator ends its expression.
-            if !comment && !ended_with_operator && !is_operator(c) {
+            if !comment && !ended_with_operator && !is_operator(c) && !continues {
                 state.end_expression();
             } else if comment {
                 line_end = Some(ended_with_operator);
             }
         }
-        last_was_operator = false;
+        if !comment {
+            if after_close && continues {
+                state.op();
+            }
+            after_close = false;
+            last_was_operator = false;
+        }
         match c {
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
                 i = memchr(bytes, i, b'\n');
@@ -168,6 +181,8 @@ pub fn too_deep(source: &str) -> Option<usize> {
                         template: true,
                         ..Frame::default()
                     });
+                } else {
+                    after_close = true;
                 }
                 i = next;
             }
@@ -178,6 +193,7 @@ pub fn too_deep(source: &str) -> Option<usize> {
             b')' | b']' | b'}' => {
                 let template = state.close(c == b'}');
                 i += 1;
+                after_close = true;
                 if template && c == b'}' {
                     let (next, opened) = skip_template(bytes, i);
                     if opened {
@@ -185,6 +201,7 @@ pub fn too_deep(source: &str) -> Option<usize> {
                             template: true,
                             ..Frame::default()
                         });
+                        after_close = false;
                     }
                     i = next;
                 }
@@ -277,6 +294,10 @@ mod tests {
             format!("{}x();", "if (a) ".repeat(MAX_DEPTH + 1)),
             format!("x = 1{};", "\n+ 1".repeat(MAX_DEPTH + 1)),
             format!("if (a) {{}}{}", " else if (a) {}".repeat(MAX_DEPTH + 1)),
+            format!("x = f{};", "(1)".repeat(MAX_DEPTH + 1)),
+            format!("x = f{};", "\n[1]".repeat(MAX_DEPTH + 1)),
+            format!("x = f{};", "`t`".repeat(MAX_DEPTH + 1)),
+            format!("{}x();", "a: ".repeat(MAX_DEPTH + 1)),
         ] {
             assert!(too_deep(&hostile).is_some(), "{}", &hostile[..20]);
         }
