@@ -34,15 +34,8 @@ pub fn excerpt(line: &str, from: usize, to: usize) -> (String, usize, usize) {
     let Some((start_byte, _)) = chars.next() else {
         return (String::new(), from, to);
     };
-    let mut end_byte = line.len();
-    let mut taken = 1;
-    for (i, _) in chars {
-        if taken == EXCERPT_CHARS {
-            end_byte = i;
-            break;
-        }
-        taken += 1;
-    }
+    // The first character past the excerpt, if the line goes on.
+    let end_byte = chars.nth(EXCERPT_CHARS - 1).map_or(line.len(), |(i, _)| i);
     let mut shown = String::new();
     let mut shift = window_start - 1;
     if start_byte > 0 {
