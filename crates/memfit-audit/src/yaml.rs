@@ -1,7 +1,8 @@
 //! YAML (render.yaml, docker-compose, Kubernetes manifests, pnpm-lock.yaml) as a small tree
 //! with the line of every node, on saphyr.
 
-use saphyr::{LoadableYamlNode, MarkedYamlOwned, ScalarOwned, YamlDataOwned};
+use saphyr::{MarkedYamlOwned, ScalarOwned, YamlDataOwned, YamlLoader};
+use saphyr_parser::{Event, SpannedEventReceiver};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Yaml {
@@ -68,57 +69,79 @@ impl YamlNode {
 pub const MAX_DEPTH: usize = 256;
 
 /// Parses every document of a YAML stream. A stream nested deeper than [`MAX_DEPTH`] (counting
-/// what its aliases expand to) is an error, found on the parser's events before any tree is
-/// built.
+/// what its aliases expand to) is an error, found on the parser's events as they come, before
+/// the loader builds anything that deep.
 pub fn parse(text: &str) -> Result<Vec<YamlNode>, String> {
-    check_depth(text)?;
-    let docs = MarkedYamlOwned::load_from_str(text).map_err(|e| e.to_string())?;
-    docs.iter().map(|d| convert(d, 0)).collect()
+    let mut receiver = Bounded {
+        loader: YamlLoader::default(),
+        open: Vec::new(),
+        anchors: std::collections::HashMap::new(),
+        too_deep: None,
+    };
+    saphyr_parser::Parser::new_from_str(text)
+        .load(&mut receiver, true)
+        .map_err(|e| e.to_string())?;
+    if let Some(line) = receiver.too_deep {
+        return Err(too_deep(line));
+    }
+    if let Some(e) = receiver.loader.error() {
+        return Err(e.to_string());
+    }
+    receiver
+        .loader
+        .into_documents()
+        .iter()
+        .map(|d| convert(d, 0))
+        .collect()
 }
 
 fn too_deep(line: usize) -> String {
     format!("nested deeper than {MAX_DEPTH} levels (line {line})")
 }
 
-/// The height of every collection, from the event stream (no recursion): an alias counts as
-/// the height of the node it names.
-fn check_depth(text: &str) -> Result<(), String> {
-    use saphyr_parser::{Event, Parser};
-    // Per open collection: its anchor and the greatest height of its children so far.
-    let mut open: Vec<(usize, usize)> = Vec::new();
-    let mut anchors: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
-    for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|e| e.to_string())?;
-        let line = span.start.line();
-        let height = match event {
+/// saphyr's loader behind a depth check: the height of every collection is known from the
+/// events (no recursion), an alias counting as the height of the node it names. Past
+/// [`MAX_DEPTH`] nothing more reaches the loader.
+struct Bounded<'input> {
+    loader: YamlLoader<'input, MarkedYamlOwned>,
+    /// Per open collection: its anchor and the greatest height of its children so far.
+    open: Vec<(usize, usize)>,
+    anchors: std::collections::HashMap<usize, usize>,
+    /// The line where the stream went too deep.
+    too_deep: Option<usize>,
+}
+
+impl<'input> SpannedEventReceiver<'input> for Bounded<'input> {
+    fn on_event(&mut self, event: Event<'input>, span: saphyr_parser::Span) {
+        if self.too_deep.is_some() {
+            return;
+        }
+        let height = match &event {
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                open.push((anchor, 0));
-                if open.len() > MAX_DEPTH {
-                    return Err(too_deep(line));
-                }
-                continue;
+                self.open.push((*anchor, 0));
+                (self.open.len() > MAX_DEPTH).then_some(0)
             }
-            Event::SequenceEnd | Event::MappingEnd => {
-                let Some((anchor, children)) = open.pop() else {
-                    continue;
-                };
+            Event::SequenceEnd | Event::MappingEnd => self.open.pop().map(|(anchor, children)| {
                 let height = children + 1;
                 if anchor > 0 {
-                    anchors.insert(anchor, height);
+                    self.anchors.insert(anchor, height);
                 }
                 height
-            }
-            Event::Alias(anchor) => anchors.get(&anchor).copied().unwrap_or(0),
-            _ => continue,
+            }),
+            Event::Alias(anchor) => Some(self.anchors.get(anchor).copied().unwrap_or(0)),
+            _ => None,
         };
-        if open.len() + height > MAX_DEPTH {
-            return Err(too_deep(line));
+        if let Some(height) = height {
+            if self.open.len() + height > MAX_DEPTH {
+                self.too_deep = Some(span.start.line());
+                return;
+            }
+            if let Some(parent) = self.open.last_mut() {
+                parent.1 = parent.1.max(height);
+            }
         }
-        if let Some(parent) = open.last_mut() {
-            parent.1 = parent.1.max(height);
-        }
+        self.loader.on_event(event, span);
     }
-    Ok(())
 }
 
 fn scalar_text(s: &ScalarOwned) -> Option<String> {
