@@ -70,7 +70,7 @@ pub const MAX_DEPTH: usize = 256;
 
 /// Parses every document of a YAML stream. A stream nested deeper than [`MAX_DEPTH`] (counting
 /// what its aliases expand to) is an error, found on the parser's events as they come, before
-/// the loader builds anything that deep.
+/// the loader builds anything that deep. Nothing here recurses deeper than that.
 pub fn parse(text: &str) -> Result<Vec<YamlNode>, String> {
     let mut receiver = Bounded {
         loader: YamlLoader::default(),
@@ -78,9 +78,11 @@ pub fn parse(text: &str) -> Result<Vec<YamlNode>, String> {
         anchors: std::collections::HashMap::new(),
         too_deep: None,
     };
-    saphyr_parser::Parser::new_from_str(text)
-        .load(&mut receiver, true)
-        .map_err(|e| e.to_string())?;
+    // The events one by one: saphyr-parser's own `load` recurses once per level.
+    for event in saphyr_parser::Parser::new_from_str(text) {
+        let (event, span) = event.map_err(|e| e.to_string())?;
+        receiver.on_event(event, span);
+    }
     if let Some(line) = receiver.too_deep {
         return Err(too_deep(line));
     }
@@ -211,6 +213,9 @@ mod tests {
         assert!(parse(&ok).is_ok());
         let deep = format!("{}1\n", "- ".repeat(MAX_DEPTH + 1));
         assert!(parse(&deep).unwrap_err().contains("nested deeper"));
+        // Far deeper, on a test thread's small stack: nothing recurses per level.
+        let hostile = format!("{}1\n", "- ".repeat(100_000));
+        assert!(parse(&hostile).unwrap_err().contains("nested deeper"));
         // Each anchor one level deeper than the last: shallow text, deep tree.
         let mut aliases = String::from("a0: &a0 [1]\n");
         for i in 1..=MAX_DEPTH + 1 {
