@@ -89,6 +89,12 @@ fn deeply_nested_toml_is_a_finding_not_a_stack_overflow() {
         "}".repeat(50_000)
     );
     assert_malformed("fly.toml", inline, "");
+    let config = format!(
+        "limit = \"512M\"\na = {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    assert_malformed("memfit.toml", config, "");
 }
 
 #[test]
