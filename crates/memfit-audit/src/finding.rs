@@ -45,6 +45,10 @@ pub struct Edit {
     pub start: usize,
     pub end: usize,
     pub replacement: String,
+    /// An insertion that goes after the others at the same offset (` && npm cache clean`
+    /// after ` --omit=dev`, which extends the command).
+    #[serde(skip)]
+    pub trailing: bool,
 }
 
 impl Edit {
@@ -54,6 +58,7 @@ impl Edit {
             start: span.start,
             end: span.end,
             replacement: replacement.into(),
+            trailing: false,
         }
     }
 
@@ -63,6 +68,16 @@ impl Edit {
             start: at,
             end: at,
             replacement: text.into(),
+            trailing: false,
+        }
+    }
+
+    /// An insertion that chains something after what is at `at` (goes after the insertions
+    /// that extend it).
+    pub fn append(path: impl Into<PathBuf>, at: usize, text: impl Into<String>) -> Edit {
+        Edit {
+            trailing: true,
+            ..Edit::insert(path, at, text)
         }
     }
 }
@@ -73,6 +88,18 @@ pub struct Fix {
     pub description: String,
     /// Edits applied together; empty for advice only.
     pub edits: Vec<Edit>,
+}
+
+/// The longest message a finding prints, in characters: messages quote the project's files
+/// (a command line, a script), which can be megabytes long.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
+fn bounded(mut message: String) -> String {
+    if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,7 +125,7 @@ impl Finding {
             severity,
             file,
             span,
-            message: message.into(),
+            message: bounded(message.into()),
             fix: None,
         }
     }

@@ -221,6 +221,8 @@ pub fn load(root: &Path) -> std::io::Result<Project> {
         ));
     }
     let found: Mutex<Vec<(PathBuf, Kind)>> = Mutex::new(Vec::new());
+    // Links with a name the audit reads: followed only when they stay in the project.
+    let links: Mutex<Vec<(PathBuf, Kind)>> = Mutex::new(Vec::new());
     let walker = ignore::WalkBuilder::new(root)
         .hidden(false)
         .git_ignore(true)
@@ -239,10 +241,13 @@ pub fn load(root: &Path) -> std::io::Result<Project> {
     walker.run(|| {
         Box::new(|entry| {
             if let Ok(entry) = entry {
-                if entry.file_type().is_some_and(|t| t.is_file()) {
+                let kind = entry.file_type();
+                let is_file = kind.is_some_and(|t| t.is_file());
+                let is_link = kind.is_some_and(|t| t.is_symlink());
+                if is_file || is_link {
                     if let Some(kind) = classify(&entry.file_name().to_string_lossy()) {
-                        found
-                            .lock()
+                        let list = if is_file { &found } else { &links };
+                        list.lock()
                             .expect("no panics while held")
                             .push((entry.into_path(), kind));
                     }
@@ -252,6 +257,16 @@ pub fn load(root: &Path) -> std::io::Result<Project> {
         })
     });
     let mut found = found.into_inner().expect("no panics while held");
+    let mut links = links.into_inner().expect("no panics while held");
+    links.sort();
+    let mut outside = Vec::new();
+    for (path, kind) in links {
+        if path.is_file() && resolves_inside(root, &path) {
+            found.push((path, kind));
+        } else {
+            outside.push((path, kind));
+        }
+    }
     found.sort();
 
     let loaded: Vec<Result<Option<ProjectFile>, Finding>> = found
@@ -284,7 +299,81 @@ pub fn load(root: &Path) -> std::io::Result<Project> {
             }
         }
     }
+    for (path, kind) in outside {
+        let id = project.files.len();
+        let rel = relative(root, &path);
+        project.file_findings.push(
+            Finding::new(
+                "unreadable-file",
+                Severity::Warning,
+                id,
+                Span::default(),
+                format!(
+                    "{} is a symbolic link to a file outside the project (or to nothing): memfit neither reads nor writes it",
+                    rel.display()
+                ),
+            )
+            .advise("put the file itself in the project"),
+        );
+        project.files.push(ProjectFile {
+            source: SourceFile::new(rel, String::new()),
+            kind,
+            parsed: Parsed::Text,
+        });
+    }
     Ok(project)
+}
+
+/// Reads `rel` under `root` without leaving it: every component must be a plain name, every
+/// directory on the way a real directory and the file a regular file — a symbolic link
+/// anywhere on the path is refused, not followed (a repository's `sub -> /etc` or
+/// `.dockerignore -> /etc/shadow`).
+pub fn read_inside(root: &Path, rel: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut path = root.to_path_buf();
+    let components: Vec<_> = rel.components().collect();
+    for (i, component) in components.iter().enumerate() {
+        let std::path::Component::Normal(name) = component else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} is not a path inside the project", rel.display()),
+            ));
+        };
+        path.push(name);
+        let meta = std::fs::symlink_metadata(&path)?;
+        let last = i + 1 == components.len();
+        if meta.file_type().is_symlink() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "{} is a symbolic link: memfit does not follow links in a project",
+                    relative(root, &path).display()
+                ),
+            ));
+        }
+        if (last && !meta.is_file()) || (!last && !meta.is_dir()) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} is not a regular file", relative(root, &path).display()),
+            ));
+        }
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// Whether `path` (a link) resolves to somewhere under `root`.
+fn resolves_inside(root: &Path, path: &Path) -> bool {
+    match (root.canonicalize(), path.canonicalize()) {
+        (Ok(root), Ok(target)) => target.starts_with(root),
+        _ => false,
+    }
 }
 
 fn is_kubernetes(parsed: &Parsed) -> bool {
@@ -377,20 +466,38 @@ fn file_problems(id: FileId, file: &ProjectFile) -> Vec<Finding> {
             | Kind::FlyToml
             | Kind::RailwayToml
             | Kind::MemfitToml
+            | Kind::PnpmLock
+            | Kind::BunLock
     );
     let mut out = Vec::new();
-    if structured && matches!(file.parsed, Parsed::Text) && !file.source.text.trim().is_empty() {
-        let error = match file.kind {
-            Kind::PackageJson | Kind::RailwayJson | Kind::AppJson => {
-                json::parse(&file.source.text, false).err()
+    let text = &file.source.text;
+    let error = if text.trim().is_empty() {
+        None
+    } else if structured && matches!(file.parsed, Parsed::Text) {
+        Some(
+            match file.kind {
+                Kind::PackageJson | Kind::RailwayJson | Kind::AppJson => {
+                    json::parse(text, false).err()
+                }
+                Kind::TsConfig | Kind::BunLock => json::parse(text, true).err(),
+                Kind::RenderYaml | Kind::Compose | Kind::Yaml | Kind::PnpmLock => {
+                    yaml::parse(text).err()
+                }
+                _ => toml_edit::Document::parse(text.clone())
+                    .err()
+                    .map(|e| e.to_string()),
             }
-            Kind::TsConfig => json::parse(&file.source.text, true).err(),
-            Kind::RenderYaml | Kind::Compose | Kind::Yaml => yaml::parse(&file.source.text).err(),
-            _ => toml_edit::Document::parse(file.source.text.clone())
-                .err()
-                .map(|e| e.to_string()),
-        }
-        .unwrap_or_default();
+            .unwrap_or_default(),
+        )
+    } else if file.kind == Kind::PackageLock {
+        // Kept as text (lockfile.rs reads it with serde_json); checked the same way.
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
+            .err()
+            .map(|e| e.to_string())
+    } else {
+        None
+    };
+    if let Some(error) = error {
         let first_line = error.lines().next().unwrap_or("").to_string();
         out.push(
             Finding::new(

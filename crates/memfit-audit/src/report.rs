@@ -18,6 +18,41 @@ pub fn position(report: &Report, finding: &Finding) -> (usize, usize, usize, usi
     (line, column, end_line, end_column)
 }
 
+/// The widest excerpt of a source line a code frame shows, in characters.
+pub const EXCERPT_CHARS: usize = 200;
+
+/// A bounded excerpt of one source line for a code frame: at most [`EXCERPT_CHARS`]
+/// characters around the marked columns `from..to` (1-based, in characters), with `…` where
+/// the line was cut. Returns the excerpt and the marked columns within it. A 50 MB minified
+/// line prints 200 characters, not 50 MB.
+pub fn excerpt(line: &str, from: usize, to: usize) -> (String, usize, usize) {
+    let from = from.max(1);
+    let to = to.max(from);
+    // Only the characters near the mark are looked at: cheap on a huge line.
+    let window_start = from.saturating_sub(EXCERPT_CHARS / 4).max(1);
+    let mut chars = line.char_indices().skip(window_start - 1);
+    let Some((start_byte, _)) = chars.next() else {
+        return (String::new(), from, to);
+    };
+    // The first character past the excerpt, if the line goes on.
+    let end_byte = chars.nth(EXCERPT_CHARS - 1).map_or(line.len(), |(i, _)| i);
+    let mut shown = String::new();
+    let mut shift = window_start - 1;
+    if start_byte > 0 {
+        shown.push('…');
+        shift = shift.saturating_sub(1);
+    }
+    shown.push_str(&line[start_byte..end_byte]);
+    let cut_end = end_byte < line.len();
+    if cut_end {
+        shown.push('…');
+    }
+    let last = shown.chars().count() + 1;
+    let new_from = (from - shift).min(last);
+    let new_to = (to - shift).min(if cut_end { last } else { last.max(to - shift) });
+    (shown, new_from, new_to.max(new_from))
+}
+
 pub fn counts(report: &Report) -> (usize, usize, usize) {
     let count = |s| report.findings.iter().filter(|f| f.severity == s).count();
     (
@@ -244,4 +279,26 @@ pub fn rules_markdown() -> String {
     }
     let _ = rules::find;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_of_long_lines_are_bounded_and_keep_the_mark() {
+        assert_eq!(
+            excerpt("RUN npm ci", 5, 8),
+            ("RUN npm ci".to_string(), 5, 8)
+        );
+        let long = format!("{}X{}", "a".repeat(10_000), "b".repeat(10_000));
+        let (shown, from, to) = excerpt(&long, 10_001, 10_002);
+        assert!(shown.chars().count() <= EXCERPT_CHARS + 2);
+        assert!(shown.starts_with('…') && shown.ends_with('…'));
+        assert_eq!(shown.chars().nth(from - 1), Some('X'));
+        assert_eq!(to, from + 1);
+        // A mark over the whole line stops at the excerpt's end.
+        let (shown, from, to) = excerpt(&long, 1, 20_002);
+        assert_eq!((from, to), (1, shown.chars().count() + 1));
+    }
 }

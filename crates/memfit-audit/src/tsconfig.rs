@@ -36,7 +36,9 @@ pub fn chain(project: &Project, config: &Path) -> Option<Vec<ChainLink>> {
         let (file, node) = match project.find(&shown) {
             Some((id, _)) => (Some(id), project.json(id)?.clone()),
             None => {
-                let text = std::fs::read_to_string(project.root.join(&path)).ok()?;
+                // Inside the project only: `extends: "/etc/…"` or a link out is not read.
+                let bytes = crate::project::read_inside(&project.root, &path).ok()?;
+                let text = String::from_utf8(bytes).ok()?;
                 (None, json::parse(&text, true).ok()?)
             }
         };
@@ -153,4 +155,42 @@ pub fn tsc_runs(project: &Project) -> Vec<TscRun> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extends_never_reads_outside_the_project() {
+        let outside = tempfile::tempdir().unwrap();
+        let base = outside.path().join("base.json");
+        std::fs::write(&base, "{\"compilerOptions\": {\"skipLibCheck\": true}}").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("inner.json"), "{\"compilerOptions\": {}}").unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("linked")).unwrap();
+        for extends in [base.display().to_string(), "./linked/base.json".to_string()] {
+            std::fs::write(
+                dir.path().join("tsconfig.json"),
+                format!("{{\"extends\": \"{extends}\"}}"),
+            )
+            .unwrap();
+            let project = crate::project::load(dir.path()).unwrap();
+            assert!(
+                chain(&project, Path::new("tsconfig.json")).is_none(),
+                "{extends} was read"
+            );
+        }
+        // Inside the project, it is followed.
+        std::fs::write(
+            dir.path().join("tsconfig.json"),
+            "{\"extends\": \"./inner.json\"}",
+        )
+        .unwrap();
+        let project = crate::project::load(dir.path()).unwrap();
+        assert_eq!(
+            chain(&project, Path::new("tsconfig.json")).unwrap().len(),
+            2
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! YAML (render.yaml, docker-compose, Kubernetes manifests, pnpm-lock.yaml) as a small tree
 //! with the line of every node, on saphyr.
 
-use saphyr::{LoadableYamlNode, MarkedYamlOwned, ScalarOwned, YamlDataOwned};
+use saphyr::{MarkedYamlOwned, ScalarOwned, YamlDataOwned, YamlLoader};
+use saphyr_parser::{Event, SpannedEventReceiver};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Yaml {
@@ -63,10 +64,86 @@ impl YamlNode {
     }
 }
 
-/// Parses every document of a YAML stream.
+/// The deepest nesting a reader accepts (YAML, and the trees memfit builds from it): far
+/// beyond any real configuration, far below what a recursive walk can take on a thread's stack.
+pub const MAX_DEPTH: usize = 256;
+
+/// Parses every document of a YAML stream. A stream nested deeper than [`MAX_DEPTH`] (counting
+/// what its aliases expand to) is an error, found on the parser's events as they come, before
+/// the loader builds anything that deep. Nothing here recurses deeper than that.
 pub fn parse(text: &str) -> Result<Vec<YamlNode>, String> {
-    let docs = MarkedYamlOwned::load_from_str(text).map_err(|e| e.to_string())?;
-    Ok(docs.iter().map(convert).collect())
+    let mut receiver = Bounded {
+        loader: YamlLoader::default(),
+        open: Vec::new(),
+        anchors: std::collections::HashMap::new(),
+        too_deep: None,
+    };
+    // The events one by one: saphyr-parser's own `load` recurses once per level.
+    for event in saphyr_parser::Parser::new_from_str(text) {
+        let (event, span) = event.map_err(|e| e.to_string())?;
+        receiver.on_event(event, span);
+    }
+    if let Some(line) = receiver.too_deep {
+        return Err(too_deep(line));
+    }
+    if let Some(e) = receiver.loader.error() {
+        return Err(e.to_string());
+    }
+    receiver
+        .loader
+        .into_documents()
+        .iter()
+        .map(|d| convert(d, 0))
+        .collect()
+}
+
+fn too_deep(line: usize) -> String {
+    format!("nested deeper than {MAX_DEPTH} levels (line {line})")
+}
+
+/// saphyr's loader behind a depth check: the height of every collection is known from the
+/// events (no recursion), an alias counting as the height of the node it names. Past
+/// [`MAX_DEPTH`] nothing more reaches the loader.
+struct Bounded<'input> {
+    loader: YamlLoader<'input, MarkedYamlOwned>,
+    /// Per open collection: its anchor and the greatest height of its children so far.
+    open: Vec<(usize, usize)>,
+    anchors: std::collections::HashMap<usize, usize>,
+    /// The line where the stream went too deep.
+    too_deep: Option<usize>,
+}
+
+impl<'input> SpannedEventReceiver<'input> for Bounded<'input> {
+    fn on_event(&mut self, event: Event<'input>, span: saphyr_parser::Span) {
+        if self.too_deep.is_some() {
+            return;
+        }
+        let height = match &event {
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                self.open.push((*anchor, 0));
+                (self.open.len() > MAX_DEPTH).then_some(0)
+            }
+            Event::SequenceEnd | Event::MappingEnd => self.open.pop().map(|(anchor, children)| {
+                let height = children + 1;
+                if anchor > 0 {
+                    self.anchors.insert(anchor, height);
+                }
+                height
+            }),
+            Event::Alias(anchor) => Some(self.anchors.get(anchor).copied().unwrap_or(0)),
+            _ => None,
+        };
+        if let Some(height) = height {
+            if self.open.len() + height > MAX_DEPTH {
+                self.too_deep = Some(span.start.line());
+                return;
+            }
+            if let Some(parent) = self.open.last_mut() {
+                parent.1 = parent.1.max(height);
+            }
+        }
+        self.loader.on_event(event, span);
+    }
 }
 
 fn scalar_text(s: &ScalarOwned) -> Option<String> {
@@ -79,12 +156,20 @@ fn scalar_text(s: &ScalarOwned) -> Option<String> {
     }
 }
 
-fn convert(node: &MarkedYamlOwned) -> YamlNode {
+fn convert(node: &MarkedYamlOwned, depth: usize) -> Result<YamlNode, String> {
     let line = node.span.start.line();
+    if depth > MAX_DEPTH {
+        return Err(too_deep(line));
+    }
     let value = match &node.data {
         YamlDataOwned::Value(s) => scalar_text(s).map_or(Yaml::Null, Yaml::Scalar),
         YamlDataOwned::Representation(text, _, _) => Yaml::Scalar(text.clone()),
-        YamlDataOwned::Sequence(items) => Yaml::Seq(items.iter().map(convert).collect()),
+        YamlDataOwned::Sequence(items) => Yaml::Seq(
+            items
+                .iter()
+                .map(|i| convert(i, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
         YamlDataOwned::Mapping(map) => Yaml::Map(
             map.iter()
                 .map(|(k, v)| {
@@ -93,18 +178,18 @@ fn convert(node: &MarkedYamlOwned) -> YamlNode {
                         YamlDataOwned::Representation(text, _, _) => text.clone(),
                         _ => String::new(),
                     };
-                    let mut value = convert(v);
+                    let mut value = convert(v, depth + 1)?;
                     if matches!(value.value, Yaml::Map(_) | Yaml::Seq(_) | Yaml::Null) {
                         value.line = k.span.start.line();
                     }
-                    (key, value)
+                    Ok((key, value))
                 })
-                .collect(),
+                .collect::<Result<_, String>>()?,
         ),
-        YamlDataOwned::Tagged(_, inner) => return convert(inner),
+        YamlDataOwned::Tagged(_, inner) => return convert(inner, depth + 1),
         _ => Yaml::Null,
     };
-    YamlNode { value, line }
+    Ok(YamlNode { value, line })
 }
 
 #[cfg(test)]
@@ -120,5 +205,22 @@ mod tests {
         assert_eq!(plan.as_str(), Some("starter"));
         assert_eq!(plan.line, 3);
         assert_eq!(docs[1].get("kind").unwrap().as_str(), Some("Pod"));
+    }
+
+    #[test]
+    fn nesting_is_bounded_also_through_aliases() {
+        let ok = format!("{}1\n", "- ".repeat(MAX_DEPTH - 1));
+        assert!(parse(&ok).is_ok());
+        let deep = format!("{}1\n", "- ".repeat(MAX_DEPTH + 1));
+        assert!(parse(&deep).unwrap_err().contains("nested deeper"));
+        // Far deeper, on a test thread's small stack: nothing recurses per level.
+        let hostile = format!("{}1\n", "- ".repeat(100_000));
+        assert!(parse(&hostile).unwrap_err().contains("nested deeper"));
+        // Each anchor one level deeper than the last: shallow text, deep tree.
+        let mut aliases = String::from("a0: &a0 [1]\n");
+        for i in 1..=MAX_DEPTH + 1 {
+            aliases.push_str(&format!("a{i}: &a{i} [*a{}]\n", i - 1));
+        }
+        assert!(parse(&aliases).unwrap_err().contains("nested deeper"));
     }
 }

@@ -508,7 +508,11 @@ setInterval(() => console.log("alive"), 60000);
 
 #[test]
 fn a_file_that_does_not_parse_is_skipped_by_every_rule() {
+    // Only the parse problem itself is reported (issue 13: no parser error is silent).
     let src = "app.get('/', (req, res) => { setInterval(() => {}, 1) ";
     let every_rule = Options::default();
-    assert_eq!(run(&every_rule, Package::App, &[("broken.js", src)]), []);
+    let findings = run(&every_rule, Package::App, &[("broken.js", src)]);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].0, "broken.js");
+    assert!(findings[0].2.contains("does not parse"), "{findings:?}");
 }

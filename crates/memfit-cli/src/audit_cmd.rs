@@ -58,17 +58,23 @@ pub fn audit(args: AuditArgs) -> Result<u8> {
 
 pub fn fix(args: FixArgs) -> Result<u8> {
     let report = load(&args.dir, &args.limits)?;
-    let changes = fix::plan(&report);
+    let plan = fix::plan(&report);
+    let changes = &plan.changes;
     let fixable = report.findings.iter().filter(|f| f.fixable()).count();
-    for change in &changes {
+    for change in changes {
         print!("{}", change.diff());
     }
+    for why in &plan.refused {
+        eprintln!("memfit fix: {why}");
+    }
     if !args.dry_run {
-        for change in &changes {
-            fix::apply(&args.dir, change).with_context(|| {
-                format!("cannot write {}", args.dir.join(&change.path).display())
-            })?;
-        }
+        // All files or none: on an error nothing was changed.
+        fix::apply(&args.dir, changes).map_err(|e| match e {
+            memfit_sys::safe_write::WriteError::Io { .. } => anyhow::anyhow!(
+                "{e}; no file was changed: make it writable (lsattr shows an immutable one) and run memfit fix again"
+            ),
+            _ => anyhow::anyhow!("{e}; no file was changed"),
+        })?;
     }
     let manual = report.findings.len() - fixable;
     let verb = if args.dry_run {
@@ -101,7 +107,6 @@ fn frame(out: &mut String, report: &Report, finding: &Finding) {
         for l in line..=end_line.min(line + 2) {
             let span = source.line_span(l);
             let text = &source.text[span.start..span.end];
-            let _ = writeln!(out, "{l:>width$} | {}", text.replace('\t', "    "));
             let chars = text.chars().count();
             let (from, to) = match (l == line, l == end_line) {
                 (true, true) => (column, end_column.max(column + 1)),
@@ -109,6 +114,9 @@ fn frame(out: &mut String, report: &Report, finding: &Finding) {
                 (false, true) => (1, end_column),
                 (false, false) => (1, chars + 1),
             };
+            // A bounded excerpt around the mark: a minified line is not printed whole.
+            let (text, from, to) = report::excerpt(text, from, to);
+            let _ = writeln!(out, "{l:>width$} | {}", text.replace('\t', "    "));
             if to > from {
                 let _ = writeln!(
                     out,

@@ -88,10 +88,39 @@ pub fn replace(path: &Path, contents: &[u8], expected: Option<&[u8]>) -> Result<
             .and_then(|()| out.flush())
             .map_err(|source| io_error(path, source));
     }
+    commit(vec![stage(path, contents, expected)?])
+}
+
+/// A file's new contents written to a temporary file beside it, waiting for [`commit`].
+/// Dropped uncommitted, the temporary file goes.
+#[derive(Debug)]
+pub struct Staged {
+    target: PathBuf,
+    temp: Option<PathBuf>,
+    /// What the target held when the caller read it; `None`: it did not exist.
+    expected: Option<Vec<u8>>,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            let _ = fs::remove_file(temp);
+        }
+    }
+}
+
+/// Writes `contents` to a new temporary file beside `path` with the target's owner, group
+/// and mode. `expected` is what the caller read (`None`: the file is to be created).
+pub fn stage(path: &Path, contents: &[u8], expected: Option<&[u8]>) -> Result<Staged, WriteError> {
     let existing = refuse_non_regular(path)?;
     let dir = parent_dir(path);
     let (fd, temp) = create_temp(&dir, path).map_err(|source| io_error(path, source))?;
-    let result = (|| -> io::Result<()> {
+    let staged = Staged {
+        target: path.to_path_buf(),
+        temp: Some(temp),
+        expected: expected.map(<[u8]>::to_vec),
+    };
+    (|| -> io::Result<()> {
         let mut file = fs::File::from(fd);
         file.write_all(contents)?;
         if let Some(meta) = &existing {
@@ -99,24 +128,93 @@ pub fn replace(path: &Path, contents: &[u8], expected: Option<&[u8]>) -> Result<
             std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))?;
             file.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
         }
-        file.sync_all()?;
-        Ok(())
-    })();
-    if let Err(source) = result {
-        let _ = fs::remove_file(&temp);
-        return Err(io_error(path, source));
-    }
-    if let Some(expected) = expected {
-        let now = fs::read(path).map_err(|source| io_error(path, source));
-        if now.as_deref().ok() != Some(expected) {
-            let _ = fs::remove_file(&temp);
-            return Err(WriteError::ChangedMeanwhile(path.to_path_buf()));
+        file.sync_all()
+    })()
+    .map_err(|source| io_error(path, source))?;
+    Ok(staged)
+}
+
+/// Renames every staged file over its target, all or none. First every target is checked to
+/// hold still what the caller read (and a hard link to it is kept aside); then the renames; if
+/// one fails, the targets already replaced get their old files back and new ones go. The
+/// error names the file that failed.
+pub fn commit(staged: Vec<Staged>) -> Result<(), WriteError> {
+    // (staged, hard link to the old file) in rename order.
+    let mut ready: Vec<(Staged, Option<PathBuf>)> = Vec::with_capacity(staged.len());
+    let mut result = Ok(());
+    for item in staged {
+        if result.is_err() {
+            break;
+        }
+        match keep_aside(&item) {
+            Ok(backup) => ready.push((item, backup)),
+            Err(e) => result = Err(e),
         }
     }
-    fs::rename(&temp, path).map_err(|source| {
-        let _ = fs::remove_file(&temp);
-        io_error(path, source)
-    })
+    let mut done = 0;
+    if result.is_ok() {
+        for (item, _) in &mut ready {
+            let Some(temp) = item.temp.as_ref() else {
+                continue;
+            };
+            if let Err(source) = fs::rename(temp, &item.target) {
+                result = Err(io_error(&item.target, source));
+                break;
+            }
+            item.temp = None;
+            done += 1;
+        }
+    }
+    if result.is_err() {
+        // Undo in reverse order what was renamed.
+        for (item, backup) in ready[..done].iter_mut().rev() {
+            let _ = match backup.take() {
+                Some(old) => fs::rename(old, &item.target),
+                None => fs::remove_file(&item.target),
+            };
+        }
+    }
+    for (_, backup) in &mut ready {
+        if let Some(old) = backup.take() {
+            let _ = fs::remove_file(old);
+        }
+    }
+    result
+}
+
+/// Checks that the target still holds what was read, and keeps a hard link to it aside for a
+/// rollback (`None` for a file to be created).
+fn keep_aside(item: &Staged) -> Result<Option<PathBuf>, WriteError> {
+    let path = &item.target;
+    let existing = refuse_non_regular(path)?;
+    let Some(expected) = &item.expected else {
+        return match existing {
+            None => Ok(None),
+            Some(_) => Err(WriteError::ChangedMeanwhile(path.to_path_buf())),
+        };
+    };
+    let now = fs::read(path).map_err(|source| io_error(path, source))?;
+    if existing.is_none() || &now != expected {
+        return Err(WriteError::ChangedMeanwhile(path.to_path_buf()));
+    }
+    let dir = parent_dir(path);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    for _ in 0..8 {
+        let random = random_u64().map_err(|source| io_error(path, source))?;
+        let backup = dir.join(format!(".{name}.memfit-{random:016x}.old"));
+        match fs::hard_link(path, &backup) {
+            Ok(()) => return Ok(Some(backup)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(source) => return Err(io_error(path, source)),
+        }
+    }
+    Err(io_error(
+        path,
+        io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary name"),
+    ))
 }
 
 /// The target's metadata when it is a regular file, `None` when absent; an error for a link,
@@ -269,5 +367,32 @@ mod tests {
         assert_eq!(fs::read_to_string(&file).unwrap(), "FROM node:22\n");
         // Nothing left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_commit_that_fails_midway_puts_back_what_it_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("a");
+        let second = dir.path().join("b");
+        let created = dir.path().join("c");
+        fs::write(&first, "old a").unwrap();
+        fs::write(&second, "old b").unwrap();
+        let staged = vec![
+            stage(&first, b"new a", Some(b"old a")).unwrap(),
+            stage(&created, b"new c", None).unwrap(),
+            stage(&second, b"new b", Some(b"old b")).unwrap(),
+        ];
+        // The last rename fails: its temporary file is gone.
+        fs::remove_file(staged[2].temp.as_ref().unwrap()).unwrap();
+        let err = commit(staged).unwrap_err();
+        assert!(err.to_string().contains("/b"), "{err}");
+        assert_eq!(fs::read_to_string(&first).unwrap(), "old a");
+        assert_eq!(fs::read_to_string(&second).unwrap(), "old b");
+        assert!(!created.exists());
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "nothing left behind"
+        );
     }
 }

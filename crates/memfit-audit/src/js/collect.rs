@@ -21,11 +21,33 @@ use calls::callback_repetition;
 
 /// Parses and visits one file; empty facts when it does not parse.
 pub(super) fn collect(path: &std::path::Path, source: &str) -> JsFacts {
+    if let Some(at) = super::depth::too_deep(source) {
+        return JsFacts {
+            problem: Some((
+                format!(
+                    "nested deeper than memfit reads ({} levels)",
+                    super::depth::MAX_DEPTH
+                ),
+                super::ByteSpan::new(at, at),
+            )),
+            ..JsFacts::default()
+        };
+    }
     let allocator = Allocator::default();
     let source_type = SourceType::from_path(path).unwrap_or_default();
     let parsed = Parser::new(&allocator, source, source_type).parse();
     if parsed.panicked || !parsed.diagnostics.is_empty() {
-        return JsFacts::default();
+        let (message, at) = match parsed.diagnostics.first() {
+            Some(d) => (
+                d.message.to_string(),
+                d.labels.as_ref().first().map_or(0, |l| l.offset() as usize),
+            ),
+            None => ("the parser gave up".to_string(), 0),
+        };
+        return JsFacts {
+            problem: Some((message, super::ByteSpan::new(at, at))),
+            ..JsFacts::default()
+        };
     }
     let semantic = SemanticBuilder::new()
         .with_build_nodes(false)

@@ -320,6 +320,8 @@ pub struct JsFacts {
     pub imported_calls: Vec<ImportedCall>,
     /// The text prefilter found nothing a rule could report: not parsed.
     pub skipped: bool,
+    /// Why the file was not analysed (a syntax error, nesting too deep), and where.
+    pub problem: Option<(String, ByteSpan)>,
 }
 
 /// A named function that runs repeatedly, and why.

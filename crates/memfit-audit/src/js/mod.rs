@@ -11,6 +11,7 @@
 //! emitter whose lifetime is unknown, a listener registered under a condition) is left alone.
 
 mod collect;
+pub mod depth;
 mod facts;
 mod link;
 mod prefilter;
@@ -56,8 +57,19 @@ pub fn analyze_all(path: &Path, source: &str) -> JsFacts {
     collect::collect(path, source)
 }
 
-/// Analyses every JS/TS source of the project in parallel, then links them.
+/// Analyses every JS/TS source of the project in parallel, then links them, on threads whose
+/// stack holds the deepest file [`depth`] lets through.
 pub fn analyze_project(project: &Project) -> Vec<JsFile> {
+    match rayon::ThreadPoolBuilder::new()
+        .stack_size(depth::STACK_BYTES)
+        .build()
+    {
+        Ok(pool) => pool.install(|| analyze_in_pool(project)),
+        Err(_) => analyze_in_pool(project),
+    }
+}
+
+fn analyze_in_pool(project: &Project) -> Vec<JsFile> {
     use rayon::prelude::*;
     let packages: HashMap<PathBuf, FileId> = project
         .of_kind(Kind::PackageJson)

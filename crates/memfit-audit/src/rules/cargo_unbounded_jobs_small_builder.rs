@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use super::Rule;
 use crate::context::Context;
 use crate::dockerfile::Keyword;
@@ -34,8 +36,8 @@ RUN cargo build --release
 
 fn check(ctx: &Context, out: &mut Vec<Finding>) {
     let configured = ["/.cargo/config.toml", "/.cargo/config"].iter().any(|p| {
-        std::fs::read_to_string(ctx.project.root.join(p.trim_start_matches('/')))
-            .is_ok_and(|t| t.contains("jobs"))
+        crate::project::read_inside(&ctx.project.root, Path::new(p.trim_start_matches('/')))
+            .is_ok_and(|t| String::from_utf8_lossy(&t).contains("jobs"))
     });
     if configured {
         return;

@@ -95,7 +95,17 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
                     vec![Edit::insert(general, 0, DEFAULT_IGNORE)],
                 ),
             ),
-            Some((_, file, path)) => {
+            Some((id, file, path)) => {
+                // A link out of the project is reported as such (unreadable-file) and not
+                // read: nothing to say about what it excludes.
+                if ctx
+                    .project
+                    .file_findings
+                    .iter()
+                    .any(|f| f.file == id && f.rule == "unreadable-file")
+                {
+                    continue;
+                }
                 let text = &file.source.text;
                 let mut missing = Vec::new();
                 if node_project && !excludes(text, "node_modules") {

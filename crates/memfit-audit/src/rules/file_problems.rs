@@ -9,17 +9,45 @@ fn none(_: &Context, _: &mut Vec<Finding>) {}
 pub const MALFORMED: Rule = Rule {
     id: "malformed-file",
     severity: Severity::Error,
-    summary: "A configuration file that does not parse (package.json, tsconfig, YAML, TOML)",
+    summary: "A file that does not parse or nests too deep (package.json, tsconfig, lockfiles, YAML, TOML, JS/TS)",
     doc: r#"## What it does
 Reports a package.json, tsconfig, render.yaml, compose file, Kubernetes manifest, fly.toml,
-railway file, Cargo.toml or memfit.toml that does not parse, with the parser's message. The
-audit skips the file and goes on.
+railway file, Cargo.toml, memfit.toml or lockfile (package-lock.json, pnpm-lock.yaml,
+bun.lock) that does not parse, with the parser's message, and (as a warning) a
+JavaScript/TypeScript source the source rules could not parse. A file nested deeper than
+memfit reads (256 levels of YAML, about 2,000 of JavaScript; the JSON and TOML parsers have
+limits of their own) is one too: the readers recurse, and a limit keeps a hostile file from
+overflowing the stack. The audit skips the file and goes on.
 
 ## Why is this bad?
 The tools that read it (npm, tsc, the platform) will fail on it too, usually at deploy time.
 "#,
-    check: none,
+    check: sources_that_do_not_parse,
 };
+
+/// JS/TS sources worth analysing that did not parse (the configuration files' findings come
+/// from `project::load`).
+fn sources_that_do_not_parse(ctx: &Context, out: &mut Vec<Finding>) {
+    for js in &ctx.js {
+        let Some((problem, span)) = &js.facts.problem else {
+            continue;
+        };
+        let source = &ctx.file(js.file).source;
+        out.push(
+            Finding::new(
+                MALFORMED.id,
+                Severity::Warning,
+                js.file,
+                *span,
+                format!(
+                    "{} does not parse: {problem}; memfit's source rules skipped it",
+                    source.display()
+                ),
+            )
+            .advise("fix the syntax, or exclude the file in .gitignore if it is generated"),
+        );
+    }
+}
 
 pub const UNREADABLE: Rule = Rule {
     id: "unreadable-file",
@@ -27,7 +55,9 @@ pub const UNREADABLE: Rule = Rule {
     summary: "A project file memfit could not read",
     doc: r#"## What it does
 Reports a file of a kind the audit reads (a Dockerfile, a manifest, a config) that could not
-be read: permissions, a broken symlink. The audit goes on without it.
+be read: permissions, a broken symlink, or (as a warning) a symbolic link to a file outside
+the project, which memfit neither reads nor writes (`memfit fix` leaves it alone). The audit
+goes on without it.
 
 ## Why is this bad?
 The findings that depend on it are missing; a build that needs it will fail too.

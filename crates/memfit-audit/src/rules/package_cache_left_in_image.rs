@@ -87,7 +87,7 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
                 let sub = command.subcommand();
                 let is_last = Some(command.end) == last && run.text_base.is_some();
                 let append = |text: &str| {
-                    Edit::insert(path.clone(), run.command_span().end, text.to_string())
+                    Edit::append(path.clone(), run.command_span().end, text.to_string())
                 };
                 let finding = match (program, sub) {
                     ("apt-get" | "apt", Some("install")) => {
