@@ -105,7 +105,8 @@ fn beyond_the_connection_cap_the_oldest_idle_connection_is_dropped() {
 fn command_lines_stay_out_of_health_unless_health_details() {
     let secret = "--db-password=hunter2-memfit-secret";
     // `sh -c SCRIPT NAME ARG`: the secret is an argument of the shell, a process of the tree.
-    let command = ["sh", "-c", "sleep 60", "sh", secret];
+    // Two commands: a shell that would exec a lone one (busybox sh does) stays in the tree.
+    let command = ["sh", "-c", "sleep 60; :", "sh", secret];
     let g = Guarded::start(
         None,
         &["--listen", "127.0.0.1:0", "--limit", "1G"],
