@@ -272,13 +272,22 @@ fn suppressed(project: &Project, finding: &Finding) -> bool {
     false
 }
 
+/// A line of `MEMFIT_AUDIT_TIMING` output on standard error; a failed write is ignored
+/// (`eprintln!` would panic on a full disk or a closed pipe).
+macro_rules! timing_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Audits the project at `root`.
 pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
     let timing = std::env::var_os("MEMFIT_AUDIT_TIMING").is_some();
     let started = std::time::Instant::now();
     let project = project::load(root)?;
     if timing {
-        eprintln!(
+        timing_line!(
             "memfit audit: load {:?} ({} files)",
             started.elapsed(),
             project.files.len()
@@ -307,7 +316,7 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
         if timing {
             let parsed = ctx.js.iter().filter(|s| !s.facts.skipped).count();
             let linked: usize = ctx.js.iter().map(|s| s.facts.external_repeated.len()).sum();
-            eprintln!(
+            timing_line!(
                 "memfit audit: model and sources {:?} ({parsed} of {} sources parsed, {linked} functions repeated from other modules)",
                 started.elapsed(),
                 ctx.js.len()
@@ -319,7 +328,7 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
             let rule_started = std::time::Instant::now();
             (rule.check)(&ctx, &mut out);
             if timing && rule_started.elapsed() > std::time::Duration::from_millis(2) {
-                eprintln!(
+                timing_line!(
                     "memfit audit: rule {} {:?}",
                     rule.id,
                     rule_started.elapsed()

@@ -60,7 +60,7 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
     let report = match result {
         Ok(report) => report,
         Err(error) => {
-            eprintln!("memfit: {error}");
+            output::eprint(&format!("memfit: {error}\n"));
             return Ok(match error {
                 BisectError::FailsUnconstrained(_) | BisectError::FailsAtUpperBound(_) => {
                     EXIT_FINDINGS
@@ -72,7 +72,7 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
     if let Some(path) = &args.json {
         output::write_atomically(path, &serde_json::to_vec_pretty(&report)?)?;
     }
-    eprint!("{}", summary(&report));
+    output::eprint(&summary(&report));
     Ok(if report.interrupted { 130 } else { 0 })
 }
 
@@ -188,10 +188,10 @@ impl BisectObserver for Progress {
         );
         match &self.bar {
             Some(bar) => {
-                bar.println(line);
+                bar.println(memfit_core::text::escape_control(&line));
                 bar.set_position(self.index as u64);
             }
-            None => eprintln!("memfit: {line}"),
+            None => output::eprint(&format!("memfit: {line}\n")),
         }
     }
 }

@@ -15,6 +15,7 @@ use memfit_measure::{RunReport, RUN_SCHEMA};
 use serde_json::json;
 
 use crate::args::{CgroupArg, PlanArgs, PlanFormat, RuntimeArg};
+use crate::output;
 use crate::EXIT_FINDINGS;
 
 /// The Node line assumed when neither `--node-version` nor a `node` on PATH says: the Active
@@ -177,7 +178,11 @@ pub fn execute(args: PlanArgs) -> Result<u8> {
             serde_json::to_string_pretty(&value)? + "\n"
         }
     };
-    print!("{out}");
+    if args.format == PlanFormat::Json {
+        output::print_raw(out.as_bytes())?;
+    } else {
+        output::print(&out)?;
+    }
     Ok(if budget.fits() { 0 } else { EXIT_FINDINGS })
 }
 

@@ -23,14 +23,15 @@ pub fn resolve_target(args: &LimitArgs) -> Result<Option<Target>> {
     Ok(target)
 }
 
-pub fn print_platforms() {
-    println!(
-        "{:<30} {:>10} {:>6}  source / note",
+pub fn print_platforms() -> Result<()> {
+    let mut out = format!(
+        "{:<30} {:>10} {:>6}  source / note\n",
         "platform", "memory", "vCPU"
     );
     for plan in memfit_core::PLATFORMS {
         let cpus = plan.cpus.map_or("-".to_string(), |c| format!("{c}"));
-        println!(
+        let _ = writeln!(
+            out,
             "{:<30} {:>10} {:>6}  {}",
             plan.name,
             plan.memory.to_string(),
@@ -38,14 +39,15 @@ pub fn print_platforms() {
             plan.source
         );
         if !plan.note.is_empty() {
-            println!("{:<49}  note: {}", "", plan.note);
+            let _ = writeln!(out, "{:<49}  note: {}", "", plan.note);
         }
     }
+    Ok(output::print(&out)?)
 }
 
 pub fn execute(args: RunArgs) -> Result<u8> {
     if args.limits.platform.as_deref() == Some("list") {
-        print_platforms();
+        print_platforms()?;
         return Ok(0);
     }
     if args.command.is_empty() {
@@ -84,7 +86,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     let mut report = match memfit_measure::run(&options, &signals) {
         Ok(report) => report,
         Err(error) => {
-            eprintln!("memfit: error: {error}");
+            output::eprint(&format!("memfit: error: {error}\n"));
             return Ok(EXIT_USAGE);
         }
     };
@@ -103,20 +105,23 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         .budget
         .filter(|budget| report.peak.charged_bytes > budget.bytes());
     if !args.quiet {
-        eprint!("{}", summary(&report));
+        let mut text = summary(&report);
         if let Some(budget) = over_budget {
-            eprintln!(
+            let _ = writeln!(
+                text,
                 "  budget    EXCEEDED: peak {} > budget {}",
                 ByteSize(report.peak.charged_bytes),
                 budget
             );
         } else if let Some(budget) = args.budget {
-            eprintln!(
+            let _ = writeln!(
+                text,
                 "  budget    ok: peak {} ≤ budget {}",
                 ByteSize(report.peak.charged_bytes),
                 budget
             );
         }
+        output::eprint(&text);
     }
     let status = report.exit.status;
     Ok(if status != 0 {
