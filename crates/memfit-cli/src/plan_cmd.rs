@@ -2,6 +2,8 @@
 //! budget (memfit-core) and render it as a table, env lines, Dockerfile ENV or JSON.
 
 use std::fmt::Write as _;
+use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
@@ -203,6 +205,45 @@ fn node_on_path() -> Option<NodeVersion> {
     String::from_utf8_lossy(&output.stdout).trim().parse().ok()
 }
 
+/// The most `--from` reads. memfit's choice: 64 MiB, far above any run report (a few hundred
+/// bytes per process of the run).
+const MAX_REPORT_BYTES: u64 = 64 * MIB;
+
+/// Reads a report from a regular file or `-` (standard input), at most [`MAX_REPORT_BYTES`]:
+/// `--from /dev/zero` or a FIFO never ends.
+fn read_bounded(path: &Path) -> Result<String> {
+    let give = "give the file `memfit run --json FILE` wrote";
+    let reader: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file =
+            File::open(path).with_context(|| format!("cannot read {}: {give}", path.display()))?;
+        let metadata = file
+            .metadata()
+            .with_context(|| format!("cannot read {}: {give}", path.display()))?;
+        if !metadata.is_file() {
+            bail!(
+                "{} is not a regular file: {give} (or - for standard input)",
+                path.display()
+            );
+        }
+        Box::new(file)
+    };
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_REPORT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}: {give}", path.display()))?;
+    if bytes.len() as u64 > MAX_REPORT_BYTES {
+        bail!(
+            "{} is larger than 64 MiB, more than any run report: {give}",
+            path.display()
+        );
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 JSON: {give}", path.display()))
+}
+
 fn read_run(path: &Path) -> Result<Measured> {
     let not_a_report = || {
         format!(
@@ -210,12 +251,7 @@ fn read_run(path: &Path) -> Result<Measured> {
             path.display()
         )
     };
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "cannot read {}: give the file `memfit run --json FILE` wrote",
-            path.display()
-        )
-    })?;
+    let text = read_bounded(path)?;
     let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
         format!(
             "{} is not JSON: give the file `memfit run --json FILE` wrote",

@@ -45,6 +45,25 @@ pub fn print_platforms() -> Result<()> {
     Ok(output::print(&out)?)
 }
 
+/// Swap is allowed beyond a limit, as `docker run --memory-swap` allows it: without a limit
+/// there is nothing to add it to, and limit + swap must stay a size the kernel can hold.
+fn check_swap(target: Option<&Target>, swap: ByteSize) -> Result<()> {
+    if swap.bytes() == 0 {
+        return Ok(());
+    }
+    let Some(target) = target else {
+        bail!("--swap {swap} needs a limit to add to: give --limit SIZE or --platform NAME too, e.g. --limit 512M --swap {swap}");
+    };
+    let total = target.memory.bytes().checked_add(swap.bytes());
+    if total.is_none_or(|t| t >= memfit_core::MAX_SIZE.bytes()) {
+        bail!(
+            "--swap {swap} on top of the {} limit makes 4 EiB or more, beyond what the kernel can hold; use a smaller --swap",
+            target.memory
+        );
+    }
+    Ok(())
+}
+
 pub fn execute(args: RunArgs) -> Result<u8> {
     if args.limits.platform.as_deref() == Some("list") {
         print_platforms()?;
@@ -54,6 +73,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         bail!("no command given; put it after `--`, e.g. memfit run --limit 512M -- npm run build");
     }
     let target = resolve_target(&args.limits)?;
+    check_swap(target.as_ref(), args.limits.swap)?;
     let fidelity = fidelity::resolve(&args.limits.fidelity, target.as_ref())?;
     for path in [&args.json, &args.svg, &args.html].into_iter().flatten() {
         output::check_writable(path)?;

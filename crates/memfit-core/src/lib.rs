@@ -22,5 +22,5 @@ pub mod text;
 pub use cgroup_version::CgroupVersion;
 pub use heap_flags::{HeapFlags, OldSpaceCap};
 pub use platform::{Platform, ProcessModel, PLATFORMS};
-pub use size::{ByteSize, SizeError, GIB, KIB, MIB};
+pub use size::{ByteSize, SizeError, GIB, KIB, MAX_SIZE, MIB};
 pub use target::{ConfigTarget, Target, TargetError, TargetRequest, TargetSource};

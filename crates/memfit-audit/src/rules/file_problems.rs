@@ -12,8 +12,9 @@ pub const MALFORMED: Rule = Rule {
     summary: "A configuration file that does not parse (package.json, tsconfig, YAML, TOML)",
     doc: r#"## What it does
 Reports a package.json, tsconfig, render.yaml, compose file, Kubernetes manifest, fly.toml,
-railway file, Cargo.toml or memfit.toml that does not parse, with the parser's message. The
-audit skips the file and goes on.
+railway file or Cargo.toml that does not parse, with the parser's message. The audit skips
+the file and goes on. (memfit.toml is memfit's own configuration: a problem there, a rule id
+that does not exist included, stops the audit with exit 2, as ruff does for its own.)
 
 ## Why is this bad?
 The tools that read it (npm, tsc, the platform) will fail on it too, usually at deploy time.
