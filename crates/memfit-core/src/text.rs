@@ -18,9 +18,8 @@ pub fn escape_control(text: &str) -> Cow<'_, str> {
     let mut out = String::with_capacity(text.len() + 16);
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
-        if c == '\r' && chars.peek() == Some(&'\n') {
-            out.push(c);
-        } else if !needs_escape(c) {
+        let crlf = c == '\r' && chars.peek() == Some(&'\n');
+        if crlf || !needs_escape(c) {
             out.push(c);
         } else if (c as u32) < 0x80 {
             out.push_str(&format!("\\x{:02x}", c as u32));
