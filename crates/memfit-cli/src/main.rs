@@ -47,13 +47,11 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(error) => match error.downcast_ref::<output::StdoutError>() {
-            Some(closed) if closed.is_closed_pipe() => ExitCode::SUCCESS,
-            _ => {
-                output::eprint(&format!("memfit: error: {error:#}\n"));
-                ExitCode::from(EXIT_USAGE)
-            }
-        },
+        Err(error) if output::is_closed_stdout(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            output::eprint(&format!("memfit: error: {error:#}\n"));
+            ExitCode::from(EXIT_USAGE)
+        }
     }
 }
 

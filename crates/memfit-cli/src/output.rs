@@ -44,6 +44,21 @@ impl StdoutError {
     }
 }
 
+/// Whether `error` is standard output closed by its reader, from [`print`] or from a report
+/// written to `-`: the command then ends quietly with status 0.
+pub fn is_closed_stdout(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<StdoutError>()
+            .is_some_and(StdoutError::is_closed_pipe)
+            || matches!(
+                cause.downcast_ref::<safe_write::WriteError>(),
+                Some(safe_write::WriteError::Io { path, source })
+                    if safe_write::is_stdout(path) && source.kind() == io::ErrorKind::BrokenPipe
+            )
+    })
+}
+
 /// Prints text for a terminal, control characters escaped.
 pub fn print(text: &str) -> Result<(), StdoutError> {
     print_raw(escape_control(text).as_bytes())

@@ -99,6 +99,19 @@ fn a_closed_pipe_on_stdout_ends_every_command_quietly_with_status_0() {
 }
 
 #[test]
+fn a_report_written_to_a_closed_stdout_ends_quietly() {
+    let output = memfit()
+        .args(["bisect", "--json", "-", "--", "true"])
+        .stdout(closed_pipe())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(status(&output), 0, "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
+
+#[test]
 fn a_full_disk_on_stdout_is_one_line_and_exit_2() {
     let dir = project();
     for args in stdout_commands(dir.path()) {
