@@ -69,14 +69,15 @@ const AUDIT_EXAMPLES: &str = "Examples:
   memfit audit --format json | jq '.findings[] | .rule'
 
 Exit status: 0 when no finding reaches --fail-on (default: error); 1 when one does; 2 for
-usage and I/O errors. A file that does not parse is a finding, not an error.";
+usage and I/O errors, and for a memfit.toml memfit cannot honour (an unknown rule id, a bad
+limit). A project file that does not parse is a finding, not an error.";
 
 const FIX_EXAMPLES: &str = "Examples:
   memfit fix --dry-run
   memfit fix examples/render-api
 
 Exit status: 0 when the fixes were applied (or would be, with --dry-run); 2 for usage and I/O
-errors.";
+errors, and for a memfit.toml memfit cannot honour.";
 
 /// Output forms of `memfit audit`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
