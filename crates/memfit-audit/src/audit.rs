@@ -126,63 +126,80 @@ impl serde::Serialize for WorkerCount {
     }
 }
 
-/// Reads memfit.toml, reporting problems as findings.
-fn read_config(project: &Project, findings: &mut Vec<Finding>) -> Config {
+/// Reads memfit.toml. It is memfit's own configuration, so a setting memfit cannot honour
+/// stops the audit (exit 2), as ruff stops on an unknown rule in its configuration
+/// ("raising an error for unknown rules in rule selectors is the intended behavior",
+/// astral-sh/ruff#5159): an ignored rule that does not exist would otherwise hide nothing,
+/// silently. The error names the place (`memfit.toml:2:11`) and the closest rule id.
+fn read_config(project: &Project) -> Result<Config, String> {
     let mut config = Config::default();
     let Some((id, file)) = project
         .of_kind(Kind::MemfitToml)
         .find(|(id, _)| project.dir_of(*id).as_os_str().is_empty())
     else {
-        return config;
+        return Ok(config);
     };
     let Parsed::Toml(doc) = &file.parsed else {
-        return config;
+        let why = project
+            .file_findings
+            .iter()
+            .find(|f| f.file == id)
+            .map_or("it does not parse".to_string(), |f| f.message.clone());
+        return Err(format!("memfit.toml: {why}"));
     };
-    let span_of = |item: &toml_edit::Item| {
-        item.span()
-            .map(|r| crate::dockerfile::Span::new(r.start, r.end))
-            .unwrap_or_default()
-    };
-    let bad = |item: &toml_edit::Item, message: String| {
-        Finding::new(
-            "malformed-file",
-            Severity::Error,
-            id,
-            span_of(item),
-            message,
-        )
+    let place = |item: &toml_edit::Item| {
+        let (line, column) = item
+            .span()
+            .map_or((1, 1), |r| file.source.line_col(r.start));
+        format!("memfit.toml:{line}:{column}")
     };
     if let Some(item) = doc.get("ignore") {
-        match item.as_array() {
-            Some(list) => {
-                for v in list.iter() {
-                    match v.as_str() {
-                        Some(rule) if rules::find(rule).is_some() => {
-                            config.ignore.push(rule.to_string())
-                        }
-                        Some(rule) => findings.push(bad(
-                            item,
-                            format!("memfit.toml: unknown rule `{rule}` in ignore"),
-                        )),
-                        None => findings.push(bad(
-                            item,
-                            "memfit.toml: ignore lists rule ids as strings".into(),
-                        )),
-                    }
-                }
+        let Some(list) = item.as_array() else {
+            return Err(format!(
+                "{}: ignore lists rule ids, e.g. ignore = [\"npm-install-with-lockfile\"]",
+                place(item)
+            ));
+        };
+        for v in list.iter() {
+            let at = v.span().map_or_else(
+                || place(item),
+                |r| {
+                    let (line, column) = file.source.line_col(r.start);
+                    format!("memfit.toml:{line}:{column}")
+                },
+            );
+            match v.as_str() {
+                Some(rule) if rules::find(rule).is_some() => config.ignore.push(rule.to_string()),
+                Some(rule) => return Err(format!("{at}: {}", unknown_rule(rule, "ignore"))),
+                None => return Err(format!("{at}: ignore lists rule ids as strings")),
             }
-            None => findings.push(bad(item, "memfit.toml: ignore = [\"rule-id\", …]".into())),
         }
     }
-    if let Some(table) = doc.get("severity").and_then(|s| s.as_table_like()) {
+    if let Some(item) = doc.get("severity") {
+        let Some(table) = item.as_table_like() else {
+            return Err(format!(
+                "{}: [severity] maps rule ids to error, warning or info",
+                place(item)
+            ));
+        };
         for (rule, value) in table.iter() {
-            match (rules::find(rule), value.as_str().and_then(Severity::parse)) {
-                (Some(rule), Some(severity)) => config.severity.push(SeverityOverride {
-                    rule: rule.id,
-                    severity,
-                }),
-                _ => findings.push(bad(value, format!("memfit.toml: [severity] {rule} must name a rule and one of error, warning, info"))),
-            }
+            let Some(found) = rules::find(rule) else {
+                return Err(format!(
+                    "{}: {}",
+                    place(value),
+                    unknown_rule(rule, "[severity]")
+                ));
+            };
+            let Some(severity) = value.as_str().and_then(Severity::parse) else {
+                return Err(format!(
+                    "{}: [severity] {rule} must be one of \"error\", \"warning\", \"info\"",
+                    place(value)
+                ));
+            };
+            config.severity.push(SeverityOverride {
+                rule: found.id,
+                severity,
+            });
         }
     }
     if let Some(item) = doc.get("limit") {
@@ -193,21 +210,48 @@ fn read_config(project: &Project, findings: &mut Vec<Finding>) -> Config {
                     written: text.to_string(),
                 })
             }
-            _ => findings.push(bad(
-                item,
-                "memfit.toml: limit must be a size of at least 6M (Docker's minimum), such as \"512M\"".into(),
-            )),
+            Some((_, Err(error))) => return Err(format!("{}: limit: {error}", place(item))),
+            Some((text, Ok(_))) => {
+                return Err(format!(
+                    "{}: limit \"{text}\" is below 6M, Docker's minimum; e.g. limit = \"512M\"",
+                    place(item)
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "{}: limit is a size in quotes, e.g. limit = \"512M\"",
+                    place(item)
+                ))
+            }
         }
     } else if let Some(item) = doc.get("platform") {
         match item.as_str().and_then(memfit_core::platform::find) {
             Some(plan) => config.target = Some(ConfigTarget::Platform(plan)),
-            None => findings.push(bad(
-                item,
-                "memfit.toml: unknown platform (memfit run --platform list shows them)".into(),
-            )),
+            None => {
+                return Err(format!(
+                    "{}: unknown platform (memfit run --platform list shows them)",
+                    place(item)
+                ))
+            }
         }
     }
-    config
+    Ok(config)
+}
+
+/// "unknown rule `x` in ignore", with the closest rule id, or all of them when none is close.
+fn unknown_rule(rule: &str, setting: &str) -> String {
+    let closest = RULES
+        .iter()
+        .map(|r| (strsim::jaro_winkler(rule, r.id), r.id))
+        .filter(|(score, _)| *score > 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match closest {
+        Some((_, id)) => format!("unknown rule `{rule}` in {setting}; did you mean `{id}`?"),
+        None => format!(
+            "unknown rule `{rule}` in {setting}; the rules are {} (docs/rules.md)",
+            RULES.iter().map(|r| r.id).collect::<Vec<_>>().join(", ")
+        ),
+    }
 }
 
 /// Whether a `memfit ignore=` comment suppresses this finding.
@@ -272,20 +316,30 @@ fn suppressed(project: &Project, finding: &Finding) -> bool {
     false
 }
 
+/// A line of `MEMFIT_AUDIT_TIMING` output on standard error; a failed write is ignored
+/// (`eprintln!` would panic on a full disk or a closed pipe).
+macro_rules! timing_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Audits the project at `root`.
 pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
     let timing = std::env::var_os("MEMFIT_AUDIT_TIMING").is_some();
     let started = std::time::Instant::now();
     let project = project::load(root)?;
     if timing {
-        eprintln!(
+        timing_line!(
             "memfit audit: load {:?} ({} files)",
             started.elapsed(),
             project.files.len()
         );
     }
+    let config = read_config(&project)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let mut findings = project.file_findings.clone();
-    let config = read_config(&project, &mut findings);
     findings.retain(|f| options.runs(f.rule));
     // Flags first, then memfit.toml; the project's own files come after, in the context.
     let target = Target::resolve(&TargetRequest {
@@ -307,7 +361,7 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
         if timing {
             let parsed = ctx.js.iter().filter(|s| !s.facts.skipped).count();
             let linked: usize = ctx.js.iter().map(|s| s.facts.external_repeated.len()).sum();
-            eprintln!(
+            timing_line!(
                 "memfit audit: model and sources {:?} ({parsed} of {} sources parsed, {linked} functions repeated from other modules)",
                 started.elapsed(),
                 ctx.js.len()
@@ -319,7 +373,7 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
             let rule_started = std::time::Instant::now();
             (rule.check)(&ctx, &mut out);
             if timing && rule_started.elapsed() > std::time::Duration::from_millis(2) {
-                eprintln!(
+                timing_line!(
                     "memfit audit: rule {} {:?}",
                     rule.id,
                     rule_started.elapsed()

@@ -69,14 +69,15 @@ const AUDIT_EXAMPLES: &str = "Examples:
   memfit audit --format json | jq '.findings[] | .rule'
 
 Exit status: 0 when no finding reaches --fail-on (default: error); 1 when one does; 2 for
-usage and I/O errors. A file that does not parse is a finding, not an error.";
+usage and I/O errors, and for a memfit.toml memfit cannot honour (an unknown rule id, a bad
+limit). A project file that does not parse is a finding, not an error.";
 
 const FIX_EXAMPLES: &str = "Examples:
   memfit fix --dry-run
   memfit fix examples/render-api
 
 Exit status: 0 when the fixes were applied (or would be, with --dry-run); 2 for usage and I/O
-errors.";
+errors, and for a memfit.toml memfit cannot honour.";
 
 /// Output forms of `memfit audit`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,8 +238,9 @@ pub struct PlanArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub workers: Option<u32>,
 
-    /// The measured peak of one worker process, e.g. --worker-size 180M (Python).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    /// The measured peak of one worker process, e.g. --worker-size 180M (Python); a unit is
+    /// required.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_with_unit)]
     pub worker_size: Option<ByteSize>,
 
     /// Size from a `memfit run --json` report: the measured peak + 15% (after an OOM kill,
@@ -308,9 +310,26 @@ const BISECT_EXAMPLES: &str = "Examples:
   memfit bisect --setup 'rm -rf dist' --precision 16M --repeat 3 -- npm run build
   memfit bisect --lo 256M --hi 2G --cpus 1 --json bisect.json -- npx tsc -p .";
 
-/// Parses a size for clap.
+/// Parses a size for clap, as Docker's `--memory` and `--memory-swap` read one: a bare number
+/// is bytes (`1073741824`).
 pub fn parse_size(text: &str) -> Result<ByteSize, String> {
     ByteSize::parse(text).map_err(|e| e.to_string())
+}
+
+/// Parses a size for memfit's own flags, which have no bare-bytes tradition: `180` is
+/// refused (it would be 180 bytes); `180M`, or `180B` for bytes.
+pub fn parse_size_with_unit(text: &str) -> Result<ByteSize, String> {
+    ByteSize::parse_with_unit(text).map_err(|e| e.to_string())
+}
+
+/// `--lo`: a limit Docker would accept, since every try runs under one.
+fn parse_lo(text: &str) -> Result<ByteSize, String> {
+    if parse_size(text)? < memfit_core::target::MIN_LIMIT {
+        return Err(format!(
+            "--lo {text} is below 6M, Docker's minimum limit (and the default); e.g. --lo 64M"
+        ));
+    }
+    parse_size_with_unit(text)
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -458,8 +477,8 @@ pub struct RunArgs {
     pub html: Option<PathBuf>,
 
     /// CI gate: exit 1 when the charged peak exceeds SIZE (the command's own failure status
-    /// wins). E.g. --budget 450M.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    /// wins). E.g. --budget 450M; a unit is required.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_with_unit)]
     pub budget: Option<ByteSize>,
 
     /// Print no summary (reports are still written).
@@ -477,12 +496,14 @@ pub struct RunArgs {
 
 #[derive(Args, Debug)]
 pub struct BisectArgs {
-    /// Lowest limit to consider, assumed failing (default: 6M, Docker's minimum).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    /// Lowest limit to consider, assumed failing: 6M (Docker's minimum, the default) or more;
+    /// a unit is required.
+    #[arg(long, value_name = "SIZE", value_parser = parse_lo)]
     pub lo: Option<ByteSize>,
 
-    /// Highest limit to consider (default: the unconstrained run's charged peak).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    /// Highest limit to consider (default: the unconstrained run's charged peak); a unit is
+    /// required.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_with_unit)]
     pub hi: Option<ByteSize>,
 
     /// Stop when the band between failing and passing is this narrow: a size (16M) or a

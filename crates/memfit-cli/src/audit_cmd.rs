@@ -9,6 +9,7 @@ use memfit_audit::{fix, report};
 use memfit_core::{ByteSize, Target, TargetRequest};
 
 use crate::args::{AuditArgs, AuditFormat, FailOn, FixArgs, ProjectLimitArgs};
+use crate::output;
 use crate::EXIT_FINDINGS;
 
 fn options(limits: &ProjectLimitArgs) -> Result<Options> {
@@ -40,12 +41,15 @@ fn load(dir: &std::path::Path, limits: &ProjectLimitArgs) -> Result<Report> {
 
 pub fn audit(args: AuditArgs) -> Result<u8> {
     let report = load(&args.dir, &args.limits)?;
-    let text = match args.format {
-        AuditFormat::Human => human(&report),
-        AuditFormat::Json => serde_json::to_string_pretty(&report::to_json(&report))? + "\n",
-        AuditFormat::Sarif => serde_json::to_string_pretty(&report::to_sarif(&report))? + "\n",
-    };
-    print!("{text}");
+    match args.format {
+        AuditFormat::Human => output::print(&human(&report))?,
+        AuditFormat::Json => output::print_raw(
+            (serde_json::to_string_pretty(&report::to_json(&report))? + "\n").as_bytes(),
+        )?,
+        AuditFormat::Sarif => output::print_raw(
+            (serde_json::to_string_pretty(&report::to_sarif(&report))? + "\n").as_bytes(),
+        )?,
+    }
     let threshold = match args.fail_on {
         FailOn::Error => Some(Severity::Error),
         FailOn::Warning => Some(Severity::Warning),
@@ -61,11 +65,13 @@ pub fn fix(args: FixArgs) -> Result<u8> {
     let plan = fix::plan(&report);
     let changes = &plan.changes;
     let fixable = report.findings.iter().filter(|f| f.fixable()).count();
-    for change in changes {
-        print!("{}", change.diff());
-    }
+    // The diff is shown first; a reader that went away or a full disk does not stop the
+    // fixes (its error is returned once they are written).
+    let printed = changes
+        .iter()
+        .try_for_each(|change| output::print(&change.diff()));
     for why in &plan.refused {
-        eprintln!("memfit fix: {why}");
+        output::eprint(&format!("memfit fix: {why}\n"));
     }
     if !args.dry_run {
         // All files or none: on an error nothing was changed.
@@ -82,10 +88,11 @@ pub fn fix(args: FixArgs) -> Result<u8> {
     } else {
         "changed"
     };
-    eprintln!(
+    output::eprint(&format!(
         "memfit fix: {verb} {} file(s) for {fixable} finding(s); {manual} finding(s) need a change by hand (memfit audit shows them)",
         changes.len()
-    );
+    ));
+    printed?;
     Ok(0)
 }
 

@@ -62,7 +62,7 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
     let report = match result {
         Ok(report) => report,
         Err(error) => {
-            eprintln!("memfit: {error}");
+            output::eprint(&format!("memfit: {error}\n"));
             return Ok(match &error {
                 BisectError::FailsUnconstrained(_) | BisectError::FailsAtUpperBound(_) => {
                     EXIT_FINDINGS
@@ -78,9 +78,9 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
         Some(path) => output::write_atomically(path, &serde_json::to_vec_pretty(&report)?).err(),
         None => None,
     };
-    eprint!("{}", summary(&report));
+    output::eprint(&summary(&report));
     if let Some(error) = &report_error {
-        eprintln!("memfit: error: {error:#}");
+        output::eprint(&format!("memfit: error: {error:#}\n"));
     }
     Ok(if report.interrupted {
         130
@@ -198,10 +198,10 @@ impl Progress {
         let line = format!("try {}/~{}: {what}", self.index, self.total);
         match &self.bar {
             Some(bar) => {
-                bar.println(line);
+                bar.println(memfit_core::text::escape_control(&line));
                 bar.set_position(self.index as u64);
             }
-            None => eprintln!("memfit: {line}"),
+            None => output::eprint(&format!("memfit: {line}\n")),
         }
     }
 }

@@ -9,6 +9,7 @@ use memfit_core::ByteSize;
 use memfit_explain::{Explanation, HeapCeiling, SubReason, Verdict};
 
 use crate::args::ExplainArgs;
+use crate::output;
 
 pub fn execute(args: ExplainArgs) -> Result<u8> {
     let (explanation, name) = match (&args.log, args.exit_code) {
@@ -35,9 +36,9 @@ pub fn execute(args: ExplainArgs) -> Result<u8> {
         ),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&explanation)?);
+        output::print_raw(format!("{}\n", serde_json::to_string_pretty(&explanation)?).as_bytes())?;
     } else {
-        print!("{}", render(&explanation, &name));
+        output::print(&render(&explanation, &name))?;
     }
     Ok(0)
 }

@@ -14,7 +14,7 @@ mod run_cmd;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 use args::{Cli, Commands};
 
@@ -36,7 +36,10 @@ fn main() -> ExitCode {
             .map_or(&raw[2..], |_| &raw[3..]);
         return ExitCode::from(memfit_sys::process::run_init(command).clamp(0, 255) as u8);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return clap_exit(error),
+    };
     let result = match cli.command {
         Commands::Run(args) => run_cmd::execute(args),
         Commands::Bisect(args) => bisect_cmd::execute(args),
@@ -53,8 +56,34 @@ fn main() -> ExitCode {
     }
     match result {
         Ok(code) => ExitCode::from(code),
+        Err(error) if output::is_closed_stdout(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("memfit: error: {error:#}");
+            output::eprint(&format!("memfit: error: {error:#}\n"));
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// `--help` and `--version` go to standard output through [`output::print_raw`] (clap's own
+/// printing ignores a full disk); usage errors go to standard error with status 2.
+fn clap_exit(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if !matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        error.exit();
+    }
+    let text = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        error.render().ansi().to_string()
+    } else {
+        error.render().to_string()
+    };
+    match output::print_raw(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(closed) if closed.is_closed_pipe() => ExitCode::SUCCESS,
+        Err(failed) => {
+            output::eprint(&format!("memfit: error: {failed}\n"));
             ExitCode::from(EXIT_USAGE)
         }
     }

@@ -2,6 +2,8 @@
 //! budget (memfit-core) and render it as a table, env lines, Dockerfile ENV or JSON.
 
 use std::fmt::Write as _;
+use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
@@ -15,6 +17,7 @@ use memfit_measure::{RunReport, RUN_SCHEMA};
 use serde_json::json;
 
 use crate::args::{CgroupArg, PlanArgs, PlanFormat, RuntimeArg};
+use crate::output;
 use crate::EXIT_FINDINGS;
 
 /// The Node line assumed when neither `--node-version` nor a `node` on PATH says: the Active
@@ -195,7 +198,11 @@ pub fn execute(args: PlanArgs) -> Result<u8> {
             serde_json::to_string_pretty(&value)? + "\n"
         }
     };
-    print!("{out}");
+    if args.format == PlanFormat::Json {
+        output::print_raw(out.as_bytes())?;
+    } else {
+        output::print(&out)?;
+    }
     Ok(if budget.fits() { 0 } else { EXIT_FINDINGS })
 }
 
@@ -216,6 +223,45 @@ fn node_on_path() -> Option<NodeVersion> {
     String::from_utf8_lossy(&output.stdout).trim().parse().ok()
 }
 
+/// The most `--from` reads. memfit's choice: 64 MiB, far above any run report (a few hundred
+/// bytes per process of the run).
+const MAX_REPORT_BYTES: u64 = 64 * MIB;
+
+/// Reads a report from a regular file or `-` (standard input), at most [`MAX_REPORT_BYTES`]:
+/// `--from /dev/zero` or a FIFO never ends.
+fn read_bounded(path: &Path) -> Result<String> {
+    let give = "give the file `memfit run --json FILE` wrote";
+    let reader: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file =
+            File::open(path).with_context(|| format!("cannot read {}: {give}", path.display()))?;
+        let metadata = file
+            .metadata()
+            .with_context(|| format!("cannot read {}: {give}", path.display()))?;
+        if !metadata.is_file() {
+            bail!(
+                "{} is not a regular file: {give} (or - for standard input)",
+                path.display()
+            );
+        }
+        Box::new(file)
+    };
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_REPORT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}: {give}", path.display()))?;
+    if bytes.len() as u64 > MAX_REPORT_BYTES {
+        bail!(
+            "{} is larger than 64 MiB, more than any run report: {give}",
+            path.display()
+        );
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 JSON: {give}", path.display()))
+}
+
 fn read_run(path: &Path) -> Result<Measured> {
     let not_a_report = || {
         format!(
@@ -223,12 +269,7 @@ fn read_run(path: &Path) -> Result<Measured> {
             path.display()
         )
     };
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "cannot read {}: give the file `memfit run --json FILE` wrote",
-            path.display()
-        )
-    })?;
+    let text = read_bounded(path)?;
     let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
         format!(
             "{} is not JSON: give the file `memfit run --json FILE` wrote",

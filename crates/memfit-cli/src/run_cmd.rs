@@ -26,14 +26,15 @@ pub fn resolve_target(args: &LimitArgs) -> Result<Option<Target>> {
     Ok(target)
 }
 
-pub fn print_platforms() {
-    println!(
-        "{:<30} {:>10} {:>6}  source / note",
+pub fn print_platforms() -> Result<()> {
+    let mut out = format!(
+        "{:<30} {:>10} {:>6}  source / note\n",
         "platform", "memory", "vCPU"
     );
     for plan in memfit_core::PLATFORMS {
         let cpus = plan.cpus.map_or("-".to_string(), |c| format!("{c}"));
-        println!(
+        let _ = writeln!(
+            out,
             "{:<30} {:>10} {:>6}  {}",
             plan.name,
             plan.memory.to_string(),
@@ -41,20 +42,41 @@ pub fn print_platforms() {
             plan.source
         );
         if !plan.note.is_empty() {
-            println!("{:<49}  note: {}", "", plan.note);
+            let _ = writeln!(out, "{:<49}  note: {}", "", plan.note);
         }
     }
+    Ok(output::print(&out)?)
+}
+
+/// Swap is allowed beyond a limit, as `docker run --memory-swap` allows it: without a limit
+/// there is nothing to add it to, and limit + swap must stay a size the kernel can hold.
+fn check_swap(target: Option<&Target>, swap: ByteSize) -> Result<()> {
+    if swap.bytes() == 0 {
+        return Ok(());
+    }
+    let Some(target) = target else {
+        bail!("--swap {swap} needs a limit to add to: give --limit SIZE or --platform NAME too, e.g. --limit 512M --swap {swap}");
+    };
+    let total = target.memory.bytes().checked_add(swap.bytes());
+    if total.is_none_or(|t| t >= memfit_core::MAX_SIZE.bytes()) {
+        bail!(
+            "--swap {swap} on top of the {} limit makes 4 EiB or more, beyond what the kernel can hold; use a smaller --swap",
+            target.memory
+        );
+    }
+    Ok(())
 }
 
 pub fn execute(args: RunArgs) -> Result<u8> {
     if args.limits.platform.as_deref() == Some("list") {
-        print_platforms();
+        print_platforms()?;
         return Ok(0);
     }
     if args.command.is_empty() {
         bail!("no command given; put it after `--`, e.g. memfit run --limit 512M -- npm run build");
     }
     let target = resolve_target(&args.limits)?;
+    check_swap(target.as_ref(), args.limits.swap)?;
     let fidelity = fidelity::resolve(&args.limits.fidelity, target.as_ref())?;
     for path in [&args.json, &args.svg, &args.html].into_iter().flatten() {
         output::check_writable(path)?;
@@ -90,7 +112,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     let mut report = match memfit_measure::run(&options, &signals) {
         Ok(report) => report,
         Err(error) => {
-            eprintln!("memfit: error: {error}");
+            output::eprint(&format!("memfit: error: {error}\n"));
             return Ok(start_failure_status(&error));
         }
     };
@@ -114,23 +136,26 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         .budget
         .filter(|budget| report.peak.charged_bytes > budget.bytes());
     if !args.quiet {
-        eprint!("{}", summary(&report));
+        let mut text = summary(&report);
         if let Some(budget) = over_budget {
-            eprintln!(
+            let _ = writeln!(
+                text,
                 "  budget    EXCEEDED: peak {} > budget {}",
                 ByteSize(report.peak.charged_bytes),
                 budget
             );
         } else if let Some(budget) = args.budget {
-            eprintln!(
+            let _ = writeln!(
+                text,
                 "  budget    ok: peak {} ≤ budget {}",
                 ByteSize(report.peak.charged_bytes),
                 budget
             );
         }
+        output::eprint(&text);
     }
     for error in &report_errors {
-        eprintln!("memfit: error: {error:#}");
+        output::eprint(&format!("memfit: error: {error:#}\n"));
     }
     let status = report.exit.status;
     Ok(if status != 0 {

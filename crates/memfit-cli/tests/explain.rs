@@ -127,3 +127,72 @@ fn a_large_stream_is_explained_with_flat_memory() {
         "explain peaked at {peak} bytes on a 64 MiB stream"
     );
 }
+
+fn explain_bytes(log: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("build.log");
+    std::fs::write(&path, log).unwrap();
+    let (code, out, err) = explain(&[path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
+/// The real pip traceback of pytorch/pytorch#25164, as `docker build` (BuildKit) prints a
+/// RUN step's output: `#8 12.34 ` before every line.
+#[test]
+fn pips_memory_error_inside_a_buildkit_step_is_memory() {
+    let log = std::fs::read_to_string(corpus("pip-memoryerror-torch")).unwrap();
+    let mut buildkit: String = log
+        .lines()
+        .enumerate()
+        .map(|(i, l)| format!("#8 {}.{:02} {l}\n", 40 + i / 10, i % 100))
+        .collect();
+    buildkit.push_str("#8 ERROR: process \"/bin/sh -c pip install torch==1.2.0\" did not complete successfully: exit code: 2\n");
+    let out = explain_bytes(buildkit.as_bytes());
+    assert!(out.contains("OUT OF MEMORY — python-memoryerror"), "{out}");
+}
+
+#[test]
+fn a_memory_error_in_pytest_output_is_memory() {
+    let out = explain_bytes(b"    def test_big():\n>       data = bytearray(10**12)\nE       MemoryError\n\ntests/test_big.py:3: MemoryError\n");
+    assert!(out.contains("OUT OF MEMORY — python-memoryerror"), "{out}");
+}
+
+#[test]
+fn a_utf16_log_with_a_bom_is_decoded() {
+    let text = "Step 3/4 : RUN npm install\r\nKilled\r\n";
+    for little_endian in [true, false] {
+        let mut bytes = if little_endian {
+            vec![0xff, 0xfe]
+        } else {
+            vec![0xfe, 0xff]
+        };
+        for unit in text.encode_utf16() {
+            bytes.extend_from_slice(&if little_endian {
+                unit.to_le_bytes()
+            } else {
+                unit.to_be_bytes()
+            });
+        }
+        let out = explain_bytes(&bytes);
+        assert!(out.contains("OUT OF MEMORY — build-step-killed"), "{out}");
+        assert!(out.contains("(2 lines)"), "{out}");
+        assert!(out.contains("     2  Killed"), "{out}");
+    }
+}
+
+#[test]
+fn a_utf8_bom_before_killed_is_skipped() {
+    let out = explain_bytes(b"\xef\xbb\xbfKilled\n");
+    assert!(out.contains("OUT OF MEMORY — build-step-killed"), "{out}");
+}
+
+#[test]
+fn colour_codes_and_ci_timestamps_do_not_change_the_verdict() {
+    let out = explain_bytes(b"2024-05-01T12:34:56.1234567Z \x1b[36;1mnpm run build\x1b[0m\n2024-05-01T12:34:57.0000000Z \x1b[31mKilled\x1b[0m\n");
+    assert!(out.contains("OUT OF MEMORY — build-step-killed"), "{out}");
+    assert!(
+        out.contains("     2  Killed\n"),
+        "the evidence is the line as written: {out}"
+    );
+}

@@ -5,7 +5,8 @@
 //! [`Target`] a command is sized for (resolved once from `--limit`, `--platform` and
 //! memfit.toml), the table of PaaS plans ([`platform`]) with the page each number comes from,
 //! [`HeapFlags`] (Node's flags as Node reads them), [`CgroupVersion`], and the runtime heap
-//! math ([`node`], [`plan`]) that `memfit plan`, `memfit audit` and `memfit guard` share. It
+//! math ([`node`], [`plan`]) that `memfit plan`, `memfit audit` and `memfit guard` share, and
+//! [`text::escape_control`] for showing untrusted text on a terminal. It
 //! does no I/O and knows nothing of cgroup files, logs or projects: those belong to
 //! `memfit-sys`, `memfit-explain` and `memfit-audit`.
 
@@ -16,9 +17,10 @@ pub mod plan;
 pub mod platform;
 mod size;
 pub mod target;
+pub mod text;
 
 pub use cgroup_version::CgroupVersion;
 pub use heap_flags::{HeapFlags, OldSpaceCap};
 pub use platform::{Platform, ProcessModel, PLATFORMS};
-pub use size::{ByteSize, SizeError, GIB, KIB, MIB};
+pub use size::{ByteSize, SizeError, GIB, KIB, MAX_SIZE, MIB};
 pub use target::{ConfigTarget, Target, TargetError, TargetRequest, TargetSource};

@@ -145,6 +145,13 @@ pub fn plan(input: &PlanInput) -> Budget {
     budget
 }
 
+/// `value × numerator ÷ denominator` without overflow (in 128 bits), saturating at
+/// `u64::MAX`: limits go up to 4 EiB, where `limit × 60` no longer fits in 64 bits.
+fn scale(value: u64, numerator: u64, denominator: u64) -> u64 {
+    let scaled = u128::from(value) * u128::from(numerator) / u128::from(denominator.max(1));
+    u64::try_from(scaled).unwrap_or(u64::MAX)
+}
+
 fn round_down(bytes: u64, step: u64) -> u64 {
     bytes / step * step
 }
@@ -175,7 +182,11 @@ fn plan_node(input: &PlanInput, budget: &mut Budget) {
     };
     let shared = limit.saturating_sub(primary + SYSTEM_RESERVE.bytes());
     let per_worker = shared / u64::from(workers);
-    let share_cap = limit.saturating_sub(primary) / u64::from(workers) * HEAP_SHARE_PERCENT / 100;
+    let share_cap = scale(
+        limit.saturating_sub(primary) / u64::from(workers),
+        HEAP_SHARE_PERCENT,
+        100,
+    );
     let room =
         per_worker.saturating_sub(young + node::NATIVE_OVERHEAD.bytes() + MIN_OFF_HEAP.bytes());
     // memfit's choice: whole multiples of 8 MiB, a readable flag.
@@ -190,7 +201,7 @@ fn plan_node(input: &PlanInput, budget: &mut Budget) {
                 ByteSize(default),
                 input.limit
             ));
-        } else if default * 100 < limit * 60 {
+        } else if u128::from(default) * 100 < u128::from(limit) * 60 {
             budget.notes.push(format!(
                 "Without a flag Node {version} caps the heap at {} in this {} container (V8 gives the old generation half the memory, at least 256 MiB), leaving {} unused by the heap.",
                 ByteSize(default),
@@ -278,9 +289,9 @@ fn plan_node(input: &PlanInput, budget: &mut Budget) {
     let promised_old;
     if version.has_old_space_percentage() && sees_limit {
         // Node takes floor(limit in MiB × P / 100) MiB (measured: 62% of 256 → 158, 62.5% → 160).
-        let hundredths = old * 10_000 / limit;
+        let hundredths = scale(old, 10_000, limit);
         let percent = format_percent(hundredths);
-        promised_old = mib(limit) * hundredths / 10_000 * MIB;
+        promised_old = scale(mib(limit), hundredths, 10_000) * MIB;
         options.push(format!("--max-old-space-size-percentage={percent}"));
         budget.notes.push(format!(
             "--max-old-space-size-percentage={percent} is --max-old-space-size={} in this container and follows the limit if the plan changes (Node ≥ 22.21 / 24.6).",
@@ -327,7 +338,8 @@ fn plan_jvm(input: &PlanInput, budget: &mut Budget) {
     let workers = u64::from(input.workers.unwrap_or(1).max(1));
     budget.workers = Some(workers as u32);
     let share = limit / workers;
-    let heap = (share * HEAP_SHARE_PERCENT / 100).min(share.saturating_sub(JVM_NON_HEAP.bytes()));
+    let heap =
+        scale(share, HEAP_SHARE_PERCENT, 100).min(share.saturating_sub(JVM_NON_HEAP.bytes()));
     // The JVM's default since JDK 10 is MaxRAMPercentage=25 (JDK-8186248); measured on JDK
     // 17.0.15 under cgroup limits: 128 MiB heap at 512 MiB, 512 MiB at 2 GiB.
     if limit >= 512 * MIB {
@@ -347,8 +359,8 @@ fn plan_jvm(input: &PlanInput, budget: &mut Budget) {
     }
     // Whole percents of the limit, as MaxRAMPercentage is usually written; the JVM takes the
     // fraction of the limit (measured: 75% of 512 MiB → 384 MiB).
-    let percent = (heap * 100 / limit).max(1);
-    let promised = limit * percent / 100;
+    let percent = scale(heap, 100, limit).max(1);
+    let promised = scale(limit, percent, 100);
     budget.line(
         "heap (MaxRAMPercentage)",
         promised,
@@ -357,7 +369,7 @@ fn plan_jvm(input: &PlanInput, budget: &mut Budget) {
     );
     budget.line(
         "metaspace, code cache, threads, GC",
-        share - promised,
+        share.saturating_sub(promised),
         true,
         "the rest of the share; at least 128 MiB (memfit's reserve, measure yours)",
     );
@@ -377,7 +389,7 @@ fn plan_go(input: &PlanInput, budget: &mut Budget) {
     let workers = u64::from(input.workers.unwrap_or(1).max(1));
     budget.workers = Some(workers as u32);
     let share = limit / workers;
-    let soft = round_down(share * (100 - GO_HEADROOM_PERCENT) / 100, MIB);
+    let soft = round_down(scale(share, 100 - GO_HEADROOM_PERCENT, 100), MIB);
     budget.notes.push(
         "Go does not read the container limit: without GOMEMLIMIT its GC grows the heap by GOGC (100%) over the live data whatever the limit."
             .to_string(),
@@ -434,7 +446,7 @@ fn plan_python(input: &PlanInput, budget: &mut Budget) {
     // memfit's choice: a worker's measured peak + 15% (the VPA recommender's margin,
     // `recommendation-margin-fraction`, kubernetes/autoscaler), since workers grow with the
     // requests they serve.
-    let per_worker = size.bytes() * 115 / 100;
+    let per_worker = scale(size.bytes(), 115, 100);
     let fit = (available / per_worker.max(1)) as u32;
     let workers = match (input.workers, cpu_workers) {
         (Some(w), _) => w,
@@ -479,9 +491,9 @@ pub fn recommended_limit(peak: ByteSize, oom_at_limit: Option<ByteSize>) -> Byte
     let mut used = peak.bytes();
     if let Some(limit) = oom_at_limit {
         used = used.max(limit.bytes());
-        used = (used + 100 * MIB).max(used * 12 / 10);
+        used = used.saturating_add(100 * MIB).max(scale(used, 12, 10));
     }
-    ByteSize(used * 115 / 100)
+    ByteSize(scale(used, 115, 100))
 }
 
 #[cfg(test)]

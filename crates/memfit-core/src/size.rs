@@ -13,12 +13,20 @@ pub const KIB: u64 = 1024;
 pub const MIB: u64 = 1024 * KIB;
 pub const GIB: u64 = 1024 * MIB;
 
+/// The largest size memfit accepts, exclusive: 4 EiB. The kernel treats any memory limit from
+/// 2^63 − 4096 up as "max" (`PAGE_COUNTER_MAX`, include/linux/page_counter.h), so a larger one cannot be
+/// meant; below 4 EiB a limit plus an equal swap still fits in 64 bits.
+pub const MAX_SIZE: ByteSize = ByteSize(4 << 60);
+
 /// Why a size could not be read. The message says what is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid size `{input}`: {reason}; use a number with an optional unit k, m, g or t (binary, as Docker's --memory), e.g. 512M, 1.5G, 256MiB or 1073741824")]
-pub struct SizeError {
-    pub input: String,
-    pub reason: &'static str,
+pub enum SizeError {
+    #[error("invalid size `{input}`: {reason}; use a number with an optional unit k, m, g or t (binary, as Docker's --memory), e.g. 512M, 1.5G, 256MiB or 1073741824")]
+    Invalid { input: String, reason: &'static str },
+    #[error("invalid size `{input}`: it has no unit; write {input}M for {input} MiB (or {input}B if you mean bytes)")]
+    NoUnit { input: String },
+    #[error("invalid size `{input}`: it is 4 EiB or more, larger than any memory limit; e.g. 512M or 64G")]
+    TooLarge { input: String },
 }
 
 impl ByteSize {
@@ -30,9 +38,23 @@ impl ByteSize {
         self.0
     }
 
-    /// Parses a size; see the type's documentation for the grammar.
+    /// Parses a size for a setting with no bare-bytes tradition (memfit's own flags, as
+    /// opposed to Docker's `--memory`): `180` is refused, where it would silently be 180 bytes;
+    /// `180M` and `180B` are read.
+    pub fn parse_with_unit(input: &str) -> Result<Self, SizeError> {
+        let text = input.trim();
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return Err(SizeError::NoUnit {
+                input: text.to_string(),
+            });
+        }
+        ByteSize::parse(input)
+    }
+
+    /// Parses a size; see the type's documentation for the grammar. Sizes of 4 EiB and more
+    /// ([`MAX_SIZE`]) are refused.
     pub fn parse(input: &str) -> Result<Self, SizeError> {
-        let err = |reason| SizeError {
+        let err = |reason| SizeError::Invalid {
             input: input.to_string(),
             reason,
         };
@@ -81,13 +103,20 @@ impl ByteSize {
             let whole_bytes = whole
                 .checked_mul(multiplier)
                 .ok_or_else(|| err("the number is too large"))?;
-            whole_bytes + (frac_value * multiplier as f64).round() as u64
+            whole_bytes
+                .checked_add((frac_value * multiplier as f64).round() as u64)
+                .ok_or_else(|| err("the number is too large"))?
         } else {
             let whole: u64 = number.parse().map_err(|_| err("the number is too large"))?;
             whole
                 .checked_mul(multiplier)
                 .ok_or_else(|| err("the number is too large"))?
         };
+        if value >= MAX_SIZE.0 {
+            return Err(SizeError::TooLarge {
+                input: text.to_string(),
+            });
+        }
         Ok(ByteSize(value))
     }
 
@@ -178,6 +207,26 @@ mod tests {
         assert_eq!(ByteSize(300 * MIB + MIB / 5).to_string(), "300.2 MiB");
         assert_eq!(ByteSize(17).to_string(), "17 B");
         assert_eq!(ByteSize(2048).to_string(), "2 KiB");
+    }
+
+    #[test]
+    fn sizes_stop_below_4_eib() {
+        assert_eq!(ByteSize::parse("4095P"), Ok(ByteSize(4095 << 50)));
+        for text in ["4096P", "18446744073709551615", "16383.99P"] {
+            assert!(
+                matches!(ByteSize::parse(text), Err(SizeError::TooLarge { .. })),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_unit_can_be_required() {
+        assert_eq!(ByteSize::parse_with_unit("180M"), Ok(ByteSize(180 * MIB)));
+        assert_eq!(ByteSize::parse_with_unit("180B"), Ok(ByteSize(180)));
+        let err = ByteSize::parse_with_unit(" 180 ").unwrap_err();
+        assert!(err.to_string().contains("write 180M"), "{err}");
+        assert!(ByteSize::parse_with_unit("1.5").is_err());
     }
 
     #[test]

@@ -4,11 +4,14 @@
 //!
 //! The knowledge is data: `signatures.toml` (embedded at build time) holds every signature
 //! with its meaning and source, every fact extractor and every remedy. This crate streams
-//! logs of any size with flat memory ([`scan`]), weighs the evidence ([`verdict`]) and
+//! logs of any size with flat memory ([`scan`]), in UTF-8 or UTF-16 ([`decode`]), without the
+//! colours and timestamps CI services add ([`clean`]), weighs the evidence ([`verdict`]) and
 //! fills the remedies that fit ([`remedy`]). A typo in the data fails at load with its line
 //! ([`knowledge`]). It does not run anything, read cgroups or print: memfit-cli renders its
 //! [`Explanation`].
 
+mod clean;
+mod decode;
 mod knowledge;
 mod remedy;
 mod report;

@@ -1,13 +1,17 @@
 //! Streams a log of any size with flat memory: fixed-size chunks cut at line ends, one pass of
 //! a RegexSet per chunk to learn which patterns occur at all (most chunks: none), then each
 //! occurring pattern is located and re-checked on its own line, so a capture never spans two
-//! lines. Only hits (a few per signature) and reduced facts are kept.
+//! lines. Only hits (a few per signature) and reduced facts are kept. The stream is decoded
+//! first ([`crate::decode`]) and each chunk cleaned of colours and CI timestamps
+//! ([`crate::clean`]) before it is matched.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 
 use memchr::{memchr, memchr_iter, memrchr};
 
+use crate::clean;
+use crate::decode::Decoder;
 use crate::knowledge::{Fact, FactName, Knowledge, Parse, Reduce, Section};
 
 const CHUNK: usize = 1 << 20;
@@ -70,7 +74,9 @@ pub(crate) struct Scanned {
     pub(crate) bytes: u64,
 }
 
-pub(crate) fn scan<R: Read>(mut reader: R, knowledge: &Knowledge) -> io::Result<Scanned> {
+pub(crate) fn scan<R: Read>(reader: R, knowledge: &Knowledge) -> io::Result<Scanned> {
+    let mut reader = Decoder::new(reader);
+    let mut cleaned = Vec::new();
     let mut scanned = Scanned::default();
     let mut state = State::default();
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
@@ -81,7 +87,6 @@ pub(crate) fn scan<R: Read>(mut reader: R, knowledge: &Knowledge) -> io::Result<
         buf.resize(start + CHUNK, 0);
         let n = read_full(&mut reader, &mut buf[start..])?;
         buf.truncate(start + n);
-        scanned.bytes += n as u64;
         eof = n == 0;
         if buf.is_empty() {
             break;
@@ -96,7 +101,8 @@ pub(crate) fn scan<R: Read>(mut reader: R, knowledge: &Knowledge) -> io::Result<
             }
         };
         let chunk = &buf[..end];
-        process_chunk(chunk, next_line, knowledge, &mut scanned, &mut state);
+        let matched = clean::clean(chunk, &mut cleaned);
+        process_chunk(matched, next_line, knowledge, &mut scanned, &mut state);
         let newlines = memchr_iter(b'\n', chunk).count() as u64;
         next_line += newlines;
         if eof && !chunk.ends_with(b"\n") {
@@ -105,6 +111,7 @@ pub(crate) fn scan<R: Read>(mut reader: R, knowledge: &Knowledge) -> io::Result<
         buf.drain(..end);
     }
     scanned.lines = next_line - 1;
+    scanned.bytes = reader.raw_bytes;
     Ok(scanned)
 }
 

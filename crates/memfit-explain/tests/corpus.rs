@@ -116,3 +116,120 @@ fn every_case_cites_its_source() {
             .exists());
     }
 }
+
+/// Rewrites every line of a log as a CI service or a terminal would deliver it.
+fn variants(log: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    let text = String::from_utf8_lossy(log);
+    let lines: Vec<&str> = text.lines().collect();
+    let each = |f: &dyn Fn(usize, &str) -> String| -> Vec<u8> {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| f(i, l) + "\n")
+            .collect::<String>()
+            .into_bytes()
+    };
+    let mut out = vec![
+        (
+            "ANSI colours",
+            each(&|_, l| format!("\x1b[1;31m{l}\x1b[0m\x1b[K")),
+        ),
+        (
+            "GitHub Actions timestamps",
+            each(&|i, l| format!("2024-05-01T12:34:{:02}.1234567Z {l}", i % 60)),
+        ),
+        (
+            "GitLab timestamps and sections",
+            each(&|i, l| {
+                let section = if i == 0 {
+                    "2024-05-01T12:34:56.123456Z 00O section_start:1714566896:step_script\r\x1b[0K\x1b[0K\x1b[36;1mExecuting \"step_script\" stage\x1b[0;m\n"
+                } else {
+                    ""
+                };
+                format!(
+                    "{section}2024-05-01T12:34:56.123456Z 00{} {l}",
+                    if i % 2 == 0 { "O" } else { "E+" }
+                )
+            }),
+        ),
+        (
+            "Jenkins timestamper",
+            each(&|_, l| format!("[2024-05-01T12:34:56.123Z] {l}")),
+        ),
+        (
+            "kubectl logs --timestamps",
+            each(&|_, l| format!("2024-05-01T12:34:56.123456789+02:00 {l}")),
+        ),
+        (
+            "docker logs --timestamps",
+            each(&|_, l| format!("2024-05-01T12:34:56.123456789Z {l}")),
+        ),
+    ];
+    let mut utf8_bom = vec![0xef, 0xbb, 0xbf];
+    utf8_bom.extend_from_slice(log);
+    out.push(("a UTF-8 byte order mark", utf8_bom));
+    let units: Vec<u16> = text.encode_utf16().collect();
+    let mut le = vec![0xff, 0xfe];
+    let mut be = vec![0xfe, 0xff];
+    for u in &units {
+        le.extend_from_slice(&u.to_le_bytes());
+        be.extend_from_slice(&u.to_be_bytes());
+    }
+    out.push(("UTF-16LE with a BOM", le));
+    out.push(("UTF-16BE with a BOM", be));
+    out
+}
+
+#[test]
+fn verdicts_do_not_change_with_colours_ci_timestamps_or_encodings() {
+    let mut failures = Vec::new();
+    let cases = cases();
+    for case in &cases {
+        let id = case["id"].as_str().unwrap();
+        let log = std::fs::read(corpus().join(format!("{id}.log"))).unwrap();
+        for (how, variant) in variants(&log) {
+            let e = explain(variant.as_slice(), None).unwrap();
+            let json: Value = serde_json::to_value(&e).unwrap();
+            for field in ["verdict", "kind", "sub_reason"] {
+                let want = case.get(field).and_then(|v| v.as_str()).unwrap_or("null");
+                let got = json[field].as_str().unwrap_or("null");
+                let labelled = field != "sub_reason" || case.get(field).is_some();
+                if labelled && got != want {
+                    failures.push(format!("{id} with {how}: {field} {got}, expected {want}"));
+                }
+            }
+            for ev in &e.evidence {
+                if ev.text.contains('\x1b') || ev.text.starts_with("2024-05-01T") {
+                    failures.push(format!(
+                        "{id} with {how}: evidence keeps the decoration: {:?}",
+                        ev.text
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures over {} cases:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn lines_are_counted_the_same_in_utf16() {
+    let log = "one\nFATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\nthree\n";
+    let mut le = vec![0xff, 0xfe];
+    for u in log.encode_utf16() {
+        le.extend_from_slice(&u.to_le_bytes());
+    }
+    let e = explain(le.as_slice(), None).unwrap();
+    assert_eq!(e.lines_read, 3);
+    assert_eq!(e.evidence[0].line, 2);
+    assert!(
+        e.evidence[0].text.starts_with("FATAL ERROR"),
+        "{:?}",
+        e.evidence[0].text
+    );
+}

@@ -12,12 +12,13 @@ pub const MALFORMED: Rule = Rule {
     summary: "A file that does not parse or nests too deep (package.json, tsconfig, lockfiles, YAML, TOML, JS/TS)",
     doc: r#"## What it does
 Reports a package.json, tsconfig, render.yaml, compose file, Kubernetes manifest, fly.toml,
-railway file, Cargo.toml, memfit.toml or lockfile (package-lock.json, pnpm-lock.yaml,
-bun.lock) that does not parse, with the parser's message, and (as a warning) a
-JavaScript/TypeScript source the source rules could not parse. A file nested deeper than
-memfit reads (256 levels of YAML, about 2,000 of JavaScript; the JSON and TOML parsers have
-limits of their own) is one too: the readers recurse, and a limit keeps a hostile file from
-overflowing the stack. The audit skips the file and goes on.
+railway file, Cargo.toml or lockfile (package-lock.json, pnpm-lock.yaml, bun.lock) that
+does not parse, with the parser's message, and (as a warning) a JavaScript/TypeScript source
+the source rules could not parse. A file nested deeper than memfit reads (256 levels of YAML,
+about 2,000 of JavaScript; the JSON and TOML parsers have limits of their own) is one too: the
+readers recurse, and a limit keeps a hostile file from overflowing the stack. The audit skips
+the file and goes on. (memfit.toml is memfit's own configuration: a problem there, a rule id
+that does not exist included, stops the audit with exit 2, as ruff does for its own.)
 
 ## Why is this bad?
 The tools that read it (npm, tsc, the platform) will fail on it too, usually at deploy time.

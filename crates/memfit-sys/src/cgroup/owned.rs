@@ -113,7 +113,13 @@ impl OwnedCgroup {
                     self.write("memory.limit_in_bytes", &limit.to_string())?;
                     // memsw = memory + swap; only present with swap accounting enabled.
                     if has("memory.memsw.limit_in_bytes") {
-                        self.write("memory.memsw.limit_in_bytes", &(limit + swap).to_string())?;
+                        let memsw = limit.checked_add(swap).ok_or_else(|| {
+                            io::Error::new(
+                                io::ErrorKind::InvalidInput,
+                                "the limit plus the swap overflows 64 bits",
+                            )
+                        })?;
+                        self.write("memory.memsw.limit_in_bytes", &memsw.to_string())?;
                     }
                 }
                 // Without a swap limit, keep the kernel from swapping this group's pages.
