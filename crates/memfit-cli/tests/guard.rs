@@ -538,7 +538,8 @@ fn bad_input_exits_2_with_one_line() {
                 "--",
                 "true",
             ],
-            "--limit 8589934592G: too large",
+            // The size parser refuses it (4 EiB or more) before the guard's own check.
+            "`8589934592G`: it is 4 EiB or more",
         ),
         // Thresholds in the wrong order, or beyond the limit.
         (
