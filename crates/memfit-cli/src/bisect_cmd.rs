@@ -75,7 +75,10 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
     // As for `run`: the summary is printed whatever happens to the report file, and an
     // interruption keeps its status.
     let report_error = match &args.json {
-        Some(path) => output::write_atomically(path, &serde_json::to_vec_pretty(&report)?).err(),
+        Some(path) => output::write_atomically(path, &serde_json::to_vec_pretty(&report)?)
+            .err()
+            // A standard output its reader closed ends quietly, as any output does.
+            .filter(|e| !output::is_closed_stdout(e)),
         None => None,
     };
     output::eprint(&summary(&report));

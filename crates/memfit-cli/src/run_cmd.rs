@@ -154,6 +154,8 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         }
         output::eprint(&text);
     }
+    // A report sent to a standard output its reader closed ends quietly, as any output does.
+    report_errors.retain(|e| !output::is_closed_stdout(e));
     for error in &report_errors {
         output::eprint(&format!("memfit: error: {error:#}\n"));
     }

@@ -94,7 +94,14 @@ fn deeply_nested_toml_is_a_finding_not_a_stack_overflow() {
         "[".repeat(100_000),
         "]".repeat(100_000)
     );
-    assert_malformed("memfit.toml", config, "");
+    // memfit's own configuration: a problem there stops the audit with exit 2 and one line
+    // (as ruff does for its configuration), a too-deep file too; never a crash.
+    let dir = project(&[("memfit.toml", config)]);
+    let output = audit(dir.path(), "json");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("memfit.toml"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
 #[test]
