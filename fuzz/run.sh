@@ -4,6 +4,7 @@
 #
 #   fuzz/run.sh                  every target, 30 s each
 #   FUZZ_SECONDS=300 fuzz/run.sh dockerfile project
+#   FUZZ_ARGS='-dict=my.dict' fuzz/run.sh js          (more libFuzzer options, last wins)
 #
 # Exit status: 0 when no target crashed; 1 when one did (its input is printed, and kept in
 # fuzz/artifacts/TARGET/); 2 when the targets could not be built.
@@ -75,15 +76,16 @@ for target in "${targets[@]}"; do
   echo "fuzz/run.sh: $target for ${seconds} s" >&2
   if "${fuzz[@]}" run "${build_flags[@]}" "$target" "$scratch/$target" "corpus/$target" -- \
       -max_total_time="$seconds" -max_len="$(max_len "$target")" -rss_limit_mb=2048 \
-      -timeout=30 -detect_leaks=0 -print_final_stats=1 >"$log" 2>&1; then
+      -timeout=30 -detect_leaks=0 -print_final_stats=1 ${FUZZ_ARGS:-} >"$log" 2>&1; then
     grep -E '^stat::number_of_executed_units|^Done ' "$log" | sed "s/^/  $target: /" >&2 || true
   else
     failed=1
     tail -40 "$log" >&2
     input="$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)"
-    echo "fuzz/run.sh: $target FAILED; input: fuzz/${input#./}" >&2
-    echo "  reproduce: cd fuzz && ${fuzz[*]} run $target ${input}" >&2
-    echo "  minimize:  cd fuzz && ${fuzz[*]} tmin $target ${input}" >&2
+    input="$(realpath "${input:-artifacts/$target}")"
+    echo "fuzz/run.sh: $target FAILED; input: $input" >&2
+    echo "  reproduce: cd fuzz && ${fuzz[*]} run ${build_flags[*]} $target $input" >&2
+    echo "  minimize:  cd fuzz && ${fuzz[*]} tmin ${build_flags[*]} $target $input" >&2
   fi
 done
 echo "fuzz/run.sh: done in $((SECONDS - start)) s" >&2

@@ -32,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = ByteSize::parse(&text);
         let _ = memfit_guard::options::parse_duration(&text);
         let flags = HeapFlags::parse_node_options(&text);
-        let _ = (flags.old_space_bytes(Some(512 << 20)), flags.semi_space_mib());
+        let _ = (
+            flags.old_space_bytes(Some(512 << 20)),
+            flags.semi_space_mib(),
+        );
         let _ = memfit_core::platform::suggestions(&text);
     }
     let argv = std::iter::once(OsString::from("memfit")).chain(args);

@@ -4,7 +4,16 @@
 
 use libfuzzer_sys::fuzz_target;
 
-const CODES: [Option<i32>; 8] = [None, Some(0), Some(1), Some(2), Some(127), Some(134), Some(137), Some(143)];
+const CODES: [Option<i32>; 8] = [
+    None,
+    Some(0),
+    Some(1),
+    Some(2),
+    Some(127),
+    Some(134),
+    Some(137),
+    Some(143),
+];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, log)) = data.split_first() else {

@@ -8,7 +8,13 @@ use libfuzzer_sys::fuzz_target;
 use memfit_audit::js;
 
 const NAMES: [&str; 8] = [
-    "server.js", "server.ts", "page.tsx", "page.jsx", "worker.mjs", "worker.cjs", "a.mts",
+    "server.js",
+    "server.ts",
+    "page.tsx",
+    "page.jsx",
+    "worker.mjs",
+    "worker.cjs",
+    "a.mts",
     "a.cts",
 ];
 

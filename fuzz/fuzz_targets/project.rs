@@ -22,7 +22,8 @@ fn relative_path(name: &[u8]) -> Option<PathBuf> {
             && c != "."
             && c != ".."
             && c.len() <= 64
-            && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     };
     let parts: Vec<&str> = name.split('/').collect();
     (parts.len() <= 3 && parts.iter().all(|c| plain(c))).then(|| PathBuf::from(name))

@@ -18,7 +18,10 @@ fn walk_json(text: &str, node: &JsonNode) {
         Json::Array(items) => items.iter().for_each(|i| walk_json(text, i)),
         Json::Object(entries) => {
             for (key, span, value) in entries {
-                assert!(text.get(span.start..span.end).is_some(), "key span {span:?}");
+                assert!(
+                    text.get(span.start..span.end).is_some(),
+                    "key span {span:?}"
+                );
                 let _ = node.key_span(key);
                 walk_json(text, value);
             }
