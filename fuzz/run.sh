@@ -4,7 +4,9 @@
 #
 #   fuzz/run.sh                  every target, 30 s each
 #   FUZZ_SECONDS=300 fuzz/run.sh dockerfile project
-#   FUZZ_ARGS='-dict=my.dict' fuzz/run.sh js          (more libFuzzer options, last wins)
+#   FUZZ_ARGS=-max_len=65536 fuzz/run.sh explain      (more libFuzzer options; the last wins)
+#
+# A dictionary in dicts/TARGET.dict (tokens the inputs are made of) is used when present.
 #
 # Exit status: 0 when no target crashed; 1 when one did (its input is printed, and kept in
 # fuzz/artifacts/TARGET/); 2 when the targets could not be built.
@@ -73,10 +75,12 @@ failed=0
 for target in "${targets[@]}"; do
   mkdir -p "$scratch/$target" "artifacts/$target"
   log="$scratch/$target.log"
+  dict=()
+  if [ -f "dicts/$target.dict" ]; then dict=(-dict="dicts/$target.dict"); fi
   echo "fuzz/run.sh: $target for ${seconds} s" >&2
   if "${fuzz[@]}" run "${build_flags[@]}" "$target" "$scratch/$target" "corpus/$target" -- \
       -max_total_time="$seconds" -max_len="$(max_len "$target")" -rss_limit_mb=2048 \
-      -timeout=30 -detect_leaks=0 -print_final_stats=1 ${FUZZ_ARGS:-} >"$log" 2>&1; then
+      -timeout=30 -detect_leaks=0 -print_final_stats=1 "${dict[@]}" ${FUZZ_ARGS:-} >"$log" 2>&1; then
     grep -E '^stat::number_of_executed_units|^Done ' "$log" | sed "s/^/  $target: /" >&2 || true
   else
     failed=1
