@@ -2,7 +2,7 @@
 # Builds every fuzz target once, then runs each for a fixed time from its seeds in
 # corpus/TARGET/ (what it finds goes to a scratch corpus, not into the repository).
 #
-#   fuzz/run.sh                  every target, 30 s each
+#   fuzz/run.sh                  every target, 20 s each
 #   FUZZ_SECONDS=300 fuzz/run.sh dockerfile project
 #   FUZZ_ARGS=-max_len=65536 fuzz/run.sh explain      (more libFuzzer options; the last wins)
 #
@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-seconds="${FUZZ_SECONDS:-30}"
+seconds="${FUZZ_SECONDS:-20}"
 cargo_fuzz_version=0.13.2
 
 # libFuzzer's options: -detect_leaks=0 because the thread pools and caches of the audit
