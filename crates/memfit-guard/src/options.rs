@@ -136,7 +136,8 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "h" => value * 3600.0,
         _ => return None,
     };
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    // Not from_secs_f64: it panics beyond u64::MAX seconds (fuzz/fuzz_targets/cli_args.rs).
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// `--max-restarts N/DURATION`: at most `count` memory restarts within any `window`.
