@@ -117,6 +117,11 @@ def main():
     for i, p in enumerate(sorted((ROOT / "crates" / "memfit-explain" / "tests" / "corpus").glob("*.log"))):
         save("explain", bytes([6 if i % 3 == 0 else 0]) + p.read_bytes())
 
+    # Inputs that crashed a target once (each also a test in crates/memfit-cli/tests/fuzz_regressions.rs).
+    save("dockerfile", b"FROM node:20\nRUN --link\xc2\x85npm ci\n")
+    save("dockerfile", b"FROM node:20\nONBUILD RUN\xc2\x85npm ci\n")
+    save("cli_args", b"guard\0--grace\x0099999999999999999999s\0--\0true")
+
     # cli_args: every `memfit …` command line of the README and the --help examples.
     texts = [(ROOT / "README.md").read_text(), (ROOT / "crates" / "memfit-cli" / "src" / "args.rs").read_text()]
     for text in texts:
