@@ -1,7 +1,6 @@
 //! The `memfit` binary: argument parsing, dispatch and terminal rendering. No domain logic
 //! lives here; it calls the engine crates and renders their reports.
 
-mod args;
 mod audit_cmd;
 mod bisect_cmd;
 mod build_steps;
@@ -16,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use args::{Cli, Commands};
+use memfit_cli::args::{self, Cli, Commands};
 
 /// Exit codes, kept stable: the wrapped command's status passes through where there is one.
 pub const EXIT_FINDINGS: u8 = 1;

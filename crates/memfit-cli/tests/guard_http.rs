@@ -9,7 +9,7 @@ mod guard_support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use guard_support::*;
@@ -114,9 +114,22 @@ fn command_lines_stay_out_of_health_unless_health_details() {
         &[],
     );
     let port = g.port();
-    let (code, body) = get(port, "/health/memory");
-    assert_eq!(code, 200);
-    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    // The endpoint answers from the start; the child's tree shows once it runs and a sample
+    // saw it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (body, health) = loop {
+        let (code, body) = get(port, "/health/memory");
+        assert_eq!(code, 200);
+        let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let seen = health["top_processes"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|p| p["command"].as_str().is_some_and(|c| c.starts_with("sh")))
+        });
+        if seen || Instant::now() > deadline {
+            break (body, health);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let commands: Vec<&str> = health["top_processes"]
         .as_array()
         .unwrap()

@@ -290,9 +290,9 @@ fn build(
             }
             flags.push(Flag { name, value, span });
             args_start += token_len;
-            while text[args_start..].starts_with(|c: char| c.is_whitespace()) {
-                args_start += 1;
-            }
+            // By characters: white space such as U+0085 takes more than one byte.
+            let rest = &text[args_start..];
+            args_start += rest.len() - rest.trim_start().len();
         }
     }
     let args = &text[args_start..];
@@ -330,10 +330,8 @@ fn build(
                 span: inner_span,
             });
         }
-        let mut inner_start = args_start + inner_len;
-        while text[inner_start..].starts_with(|c: char| c.is_whitespace()) {
-            inner_start += 1;
-        }
+        let after = &text[args_start + inner_len..];
+        let inner_start = text.len() - after.trim_start().len();
         Some(Box::new(build(
             inner_keyword,
             inner_span,
