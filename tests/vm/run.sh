@@ -4,6 +4,8 @@
 #   tests/vm/run.sh                 # cgroup v2 only (cgroup_no_v1=all): the tests listed below
 #   tests/vm/run.sh --layout hybrid # v1 memory controller + v2 unified hierarchy, as many hosts have
 #   tests/vm/run.sh -- run guard    # only these test targets (names as in `cargo test --test NAME`)
+#   MEMFIT_VM_TEST_ARGS="--skip NAME" tests/vm/run.sh …   # arguments for every test binary
+#   tests/vm/run.sh --with-docker -- docker   # a Docker Engine in the guest, for tests/docker.rs
 #
 # The host's cgroup layout is whatever the machine has; the guest's is chosen on the kernel
 # command line, so `.ci/run` tests both for real. The guest is an initramfs: static busybox, node,
@@ -23,6 +25,7 @@ KERNEL_VERSION="${MEMFIT_VM_KERNEL_VERSION:-6.1.192-3}"
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 cache="${MEMFIT_VM_CACHE:-$HOME/.cache/memfit-vm}"
 layout=v2
+with_docker=no
 # What the kernel decides: the integration tests of run, bisect, guard, plan, the reports and
 # the cgroup placement, and the unit tests of the crates that read cgroups and /proc. The
 # parsers' tests (audit, explain) behave the same on any kernel and stay on the host.
@@ -31,8 +34,9 @@ targets=(run bisect guard guard_http plan fidelity reports measurements stale_cg
 while [ $# -gt 0 ]; do
   case "$1" in
     --layout) layout="$2"; shift 2 ;;
+    --with-docker) with_docker=yes; shift ;;
     --) shift; targets=("$@"); break ;;
-    *) echo "usage: tests/vm/run.sh [--layout v2|hybrid] [-- TEST_TARGET...]" >&2; exit 2 ;;
+    *) echo "usage: tests/vm/run.sh [--layout v2|hybrid] [--with-docker] [-- TEST_TARGET...]" >&2; exit 2 ;;
   esac
 done
 case "$layout" in
@@ -46,6 +50,9 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 command -v cpio >/dev/null 2>&1 || need+=(cpio)
 command -v jq >/dev/null 2>&1 || need+=(jq)
 if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then need+=(busybox-static); fi
+if [ "$with_docker" = yes ]; then
+  command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
@@ -53,7 +60,8 @@ fi
 # The kernel, from Debian's package, unpacked once.
 mkdir -p "$cache"
 kdir="$cache/$KERNEL_PKG-$KERNEL_VERSION"
-if [ ! -f "$kdir/vmlinuz" ]; then
+# overlay.ko came later than the rest: a cache without it is fetched again.
+if [ ! -f "$kdir/vmlinuz" ] || [ ! -f "$kdir/modules/overlay.ko" ]; then
   dl="$(mktemp -d)"
   if ! (cd "$dl" && apt-get download -q "$KERNEL_PKG=$KERNEL_VERSION" >/dev/null 2>&1); then
     fallback="$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -1)"
@@ -69,7 +77,8 @@ if [ ! -f "$kdir/vmlinuz" ]; then
   cp "$kdir.tmp"/root/boot/vmlinuz-* "$kdir.tmp/vmlinuz"
   mods="$(echo "$kdir.tmp"/root/lib/modules/*)"
   mkdir -p "$kdir.tmp/modules"
-  cp "$mods/kernel/mm/zsmalloc.ko" "$mods/kernel/drivers/block/zram/zram.ko" "$kdir.tmp/modules/"
+  cp "$mods/kernel/mm/zsmalloc.ko" "$mods/kernel/drivers/block/zram/zram.ko" \
+     "$mods/kernel/fs/overlayfs/overlay.ko" "$kdir.tmp/modules/"
   rm -rf "$kdir.tmp/root" "$dl"
   rm -rf "$kdir" && mv "$kdir.tmp" "$kdir"
 fi
@@ -99,7 +108,8 @@ copy_with_libs() { # copy_with_libs SRC [DEST]: a binary and the libraries ldd l
   local src="$1" dest="${2:-$1}"
   mkdir -p "$root$(dirname "$dest")"
   cp -L "$src" "$root$dest"
-  ldd "$src" 2>/dev/null | grep -oE '/[^ ]+' | while read -r lib; do
+  # A static binary (docker-init) has none: ldd fails and nothing matches.
+  { ldd "$src" 2>/dev/null || true; } | { grep -oE '/[^ ]+' || true; } | while read -r lib; do
     [ -e "$root$lib" ] || { mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"; }
   done
 }
@@ -118,7 +128,8 @@ while IFS=$'\t' read -r exe name kind dir is_test; do
   copy_with_libs "$exe"
   strip --strip-debug "$root$exe" 2>/dev/null || true
   [ "$is_test" = true ] || continue
-  [ "$name" = docker ] && continue   # no Docker Engine in the guest: the host runs that suite
+  # The Docker suite needs a Docker Engine in the guest (--with-docker).
+  [ "$name" = docker ] && [ "$with_docker" = no ] && continue
   case " ${targets[*]} " in *" $name "*) ;; *) continue ;; esac
   printf '%s\t%s\t%s\n' "$dir" "$exe" "$name" >>"$tests_list"
 done <"$artifacts"
@@ -127,9 +138,29 @@ if [ ! -s "$tests_list" ]; then
   exit 2
 fi
 
+# --with-docker: Debian's Docker Engine (dockerd, containerd, its runc shim, runc, docker-init),
+# both docker CLIs the host has (the suite runs `docker` from PATH, /usr/local/bin first, and
+# /usr/bin/docker for builds: Debian's 20.10 CLI drives BuildKit with DOCKER_BUILDKIT=1), and
+# what the suite's image needs (bash for glibc's ldd script). /init starts dockerd before the
+# tests and stops it after.
+if [ "$with_docker" = yes ]; then
+  for bin in /usr/sbin/dockerd /usr/bin/containerd /usr/bin/containerd-shim-runc-v2 \
+             /usr/sbin/runc /usr/bin/docker-init /usr/bin/docker /usr/local/bin/docker; do
+    [ -x "$bin" ] && copy_with_libs "$bin"
+  done
+  ln -sf ../sbin/runc "$root/usr/bin/runc"
+  copy_with_libs "$(command -v bash)" /bin/bash
+  cp /usr/bin/ldd "$root/usr/bin/ldd"
+  : >"$root/etc/resolv.conf"
+  printf '127.0.0.1 localhost\n' >"$root/etc/hosts"
+  touch "$root/vm-docker"
+fi
+
 cp "$repo/tests/vm/init" "$root/init"
 chmod +x "$root/init"
 echo "$layout" >"$root/vm-layout"
+# Extra arguments for every test binary, e.g. MEMFIT_VM_TEST_ARGS="--skip NAME".
+echo "${MEMFIT_VM_TEST_ARGS:-}" >"$root/vm-test-args"
 
 initrd="$(mktemp /tmp/memfit-vm-initrd.XXXXXX)"
 trap 'rm -rf "$root" "$artifacts" "$initrd"' EXIT

@@ -6,14 +6,14 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use memfit_sys::cgroup::OwnedCgroup;
+use memfit_sys::cgroup::{CgroupFiles, OwnedCgroup};
 use memfit_sys::process;
 use memfit_sys::CgroupVersion;
 use serde::{Deserialize, Serialize};
@@ -64,6 +64,9 @@ pub(crate) struct SpawnPlan<'a> {
     pub stdio: Stdio,
     /// The run's memory cgroup (v1 or v2).
     pub memory_cgroup: Option<&'a OwnedCgroup>,
+    /// On cgroup v2, the leaf below the memory cgroup the command goes into instead (when
+    /// its cgroup is a container runtime's parent: [`OwnedCgroup::create_command_leaf`]).
+    pub command_leaf: Option<&'a CgroupFiles>,
     /// On cgroup v1 the CPU controller is a hierarchy of its own.
     pub cpu_cgroup_v1: Option<&'a OwnedCgroup>,
     pub cpu_set: Option<libc::cpu_set_t>,
@@ -87,10 +90,10 @@ pub(crate) fn spawn(plan: &SpawnPlan) -> Result<Spawned, SpawnError> {
     let argv = argv_of(plan);
     let path = clone3::resolve_program(&argv[0], env_value(plan.env, "PATH"))
         .map_err(|e| spawn_error(program, e))?;
-    let into_cgroup = plan
+    let into_cgroup = plan.command_leaf.map(|leaf| leaf.path()).or(plan
         .memory_cgroup
         .filter(|c| c.version() == CgroupVersion::V2)
-        .map(|c| c.path());
+        .map(|c| c.path()));
     let mut join_procs: Vec<RawFd> = plan.cpu_cgroup_v1.iter().map(|c| c.procs_fd()).collect();
     if into_cgroup.is_none() {
         join_procs.extend(plan.memory_cgroup.map(|c| c.procs_fd()));
@@ -114,12 +117,25 @@ pub(crate) fn spawn(plan: &SpawnPlan) -> Result<Spawned, SpawnError> {
         }
         Err(Clone3Error::Unsupported(reason)) => {
             // Every cgroup is joined by a write to its cgroup.procs before exec.
-            let all_procs: Vec<RawFd> = plan
-                .memory_cgroup
-                .iter()
-                .chain(plan.cpu_cgroup_v1.iter())
-                .map(|c| c.procs_fd())
-                .collect();
+            let leaf_procs = match plan.command_leaf {
+                Some(leaf) => Some(
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(leaf.path().join("cgroup.procs"))
+                        .map_err(|source| SpawnError::Other {
+                            command: program.to_string_lossy().into_owned(),
+                            source,
+                        })?,
+                ),
+                None => None,
+            };
+            let all_procs: Vec<RawFd> = match &leaf_procs {
+                Some(procs) => vec![procs.as_raw_fd()],
+                None => plan.memory_cgroup.iter().map(|c| c.procs_fd()).collect(),
+            }
+            .into_iter()
+            .chain(plan.cpu_cgroup_v1.iter().map(|c| c.procs_fd()))
+            .collect();
             Ok(Spawned {
                 pid: fork_exec(plan, &path, &all_procs)?,
                 caveat: Some(format!("clone3 was refused ({reason}): the command entered its cgroup by a cgroup.procs write before exec instead")),

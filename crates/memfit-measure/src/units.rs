@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use memfit_sys::cgroup::CgroupFiles;
+use memfit_sys::cgroup::{CgroupFiles, COMMAND_LEAF};
 use memfit_sys::procfs;
 
 use crate::report::{ContainerKind, ContainerRecord};
@@ -43,7 +43,12 @@ pub(crate) struct Units {
 impl Units {
     /// One tick: new child cgroups are recorded, live ones read, gone ones ended.
     pub fn sample(&mut self, run: &CgroupFiles, kind: ContainerKind, now_ms: u64) {
-        let children = run.children();
+        // The docker CLI's own leaf (v2) is not a container.
+        let children: Vec<CgroupFiles> = run
+            .children()
+            .into_iter()
+            .filter(|c| c.path().file_name() != Some(COMMAND_LEAF.as_ref()))
+            .collect();
         for child in &children {
             let id = child
                 .path()

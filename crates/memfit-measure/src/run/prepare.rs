@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use memfit_sys::cgroup::{self, CgroupOwner, EnclosingLimit, Hierarchy, OwnedCgroup};
+use memfit_sys::cgroup::{self, CgroupFiles, CgroupOwner, EnclosingLimit, Hierarchy, OwnedCgroup};
 use memfit_sys::procfs;
 use memfit_sys::CgroupVersion;
 
@@ -25,6 +25,9 @@ pub(super) struct DockerRun {
     pub adopt_roots: Vec<PathBuf>,
     /// The `--cgroup-parent` path in the other cgroup hierarchies, where docker creates it.
     pub paths_before: CgroupPathsBefore,
+    /// On cgroup v2, the leaf the docker CLI runs in, so that the run's cgroup can give its
+    /// containers controllers of their own (see [`OwnedCgroup::create_command_leaf`]).
+    pub command_leaf: Option<CgroupFiles>,
 }
 
 /// What the run has before its command starts.
@@ -200,6 +203,16 @@ fn prepare_docker(
         ));
         return (unchanged, None);
     };
+    let command_leaf = match hierarchy.version {
+        CgroupVersion::V2 => match cgroup.create_command_leaf() {
+            Ok(leaf) => Some(leaf),
+            Err(e) => {
+                caveats.push(format!("the run's cgroup cannot give its containers a memory controller of their own ({e}): they count in the run's peak and limit, but have no watermark or OOM count of their own"));
+                None
+            }
+        },
+        CgroupVersion::V1 => None,
+    };
     let kind = match docker.action {
         DockerAction::Build => ContainerKind::BuildStep,
         DockerAction::Container | DockerAction::Compose => ContainerKind::Container,
@@ -217,6 +230,7 @@ fn prepare_docker(
             kind,
             adopt_roots,
             paths_before: CgroupPathsBefore::record(&relative, &hierarchy.mount),
+            command_leaf,
         }),
     )
 }

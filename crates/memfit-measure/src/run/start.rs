@@ -96,6 +96,10 @@ pub(super) fn start(options: &RunOptions, prepared: &mut Prepared) -> Result<Run
         command: &prepared.command,
         stdio: options.stdio,
         memory_cgroup: cgroup,
+        command_leaf: prepared
+            .docker
+            .as_ref()
+            .and_then(|d| d.command_leaf.as_ref()),
         cpu_cgroup_v1: prepared.cpu_v1.as_ref().map(|(_, cgroup)| cgroup),
         cpu_set: prepared.cpu_set,
         view: view.as_ref().map(|(setup, _)| Arc::clone(setup)),

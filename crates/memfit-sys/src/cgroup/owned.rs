@@ -11,6 +11,10 @@ use crate::cgroup::{stale, CgroupFiles, Hierarchy};
 use crate::process;
 use crate::CgroupVersion;
 
+/// The leaf a run's command goes into when its cgroup is a container runtime's parent on v2
+/// ([`OwnedCgroup::create_command_leaf`]): not a container.
+pub const COMMAND_LEAF: &str = "memfit-command";
+
 /// Docker's CFS period for `--cpus` (100 ms, moby daemon/daemon_unix.go).
 const CFS_PERIOD_US: u64 = 100_000;
 /// The kernel refuses quotas under 1 ms.
@@ -167,6 +171,47 @@ impl OwnedCgroup {
         for pid in self.pids_recursive() {
             process::kill(pid, libc::SIGKILL);
         }
+    }
+
+    /// On cgroup v2, a leaf below this group for the command itself, with this group's
+    /// controllers handed down to its children: a cgroup that holds processes cannot enable
+    /// controllers for its children ("no internal processes", Documentation/admin-guide/
+    /// cgroup-v2.rst), so a container runtime given this group as its parent (`docker run
+    /// --cgroup-parent`) could make a container's cgroup under it but not give it memory
+    /// accounting, a watermark or OOM events of its own — and `docker run -m` fails outright
+    /// (runc cannot write memory.max). The command goes into the leaf before it runs; this
+    /// group keeps the limit over both. Memory is required; pids and cpu where available.
+    pub fn create_command_leaf(&self) -> io::Result<CgroupFiles> {
+        if self.version() != CgroupVersion::V2 {
+            return Err(io::Error::other("a command leaf is for cgroup v2"));
+        }
+        let available = fs::read_to_string(self.path().join("cgroup.controllers"))?;
+        for controller in ["memory", "pids", "cpu"] {
+            if !available.split_whitespace().any(|c| c == controller) {
+                continue;
+            }
+            let enabled = super::enable_for_children(self.path(), controller);
+            if controller == "memory" {
+                enabled.map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!(
+                            "enabling memory in {}/cgroup.subtree_control: {e}",
+                            self.path().display()
+                        ),
+                    )
+                })?;
+            }
+        }
+        let leaf = self.create_child(COMMAND_LEAF)?;
+        // The same limits on the leaf: a runtime in the command that reads its own cgroup's
+        // limit (the container view makes the leaf its root) sees the run's.
+        for file in ["memory.max", "memory.swap.max"] {
+            if let Ok(value) = fs::read_to_string(self.path().join(file)) {
+                let _ = fs::write(leaf.path().join(file), value.trim());
+            }
+        }
+        Ok(leaf)
     }
 
     /// Creates a child cgroup of this one, to be removed with it.
