@@ -101,6 +101,25 @@ fn beyond_the_connection_cap_the_oldest_idle_connection_is_dropped() {
     let _ = g.finish(Duration::from_secs(20));
 }
 
+/// /health/memory once the guarded shell shows in it: the endpoint answers from the start, the
+/// child's tree once it runs and a sample saw it (seconds in the emulated guest of tests/vm/).
+fn health_once_the_shell_shows(port: u16) -> (String, serde_json::Value) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, body) = get(port, "/health/memory");
+        assert_eq!(code, 200);
+        let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let seen = health["top_processes"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|p| p["command"].as_str().is_some_and(|c| c.starts_with("sh")))
+        });
+        if seen || Instant::now() > deadline {
+            return (body, health);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn command_lines_stay_out_of_health_unless_health_details() {
     let secret = "--db-password=hunter2-memfit-secret";
@@ -114,22 +133,7 @@ fn command_lines_stay_out_of_health_unless_health_details() {
         &[],
     );
     let port = g.port();
-    // The endpoint answers from the start; the child's tree shows once it runs and a sample
-    // saw it.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (body, health) = loop {
-        let (code, body) = get(port, "/health/memory");
-        assert_eq!(code, 200);
-        let health: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let seen = health["top_processes"].as_array().is_some_and(|p| {
-            p.iter()
-                .any(|p| p["command"].as_str().is_some_and(|c| c.starts_with("sh")))
-        });
-        if seen || Instant::now() > deadline {
-            break (body, health);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (body, health) = health_once_the_shell_shows(port);
     let commands: Vec<&str> = health["top_processes"]
         .as_array()
         .unwrap()
@@ -156,7 +160,7 @@ fn command_lines_stay_out_of_health_unless_health_details() {
         &command,
         &[],
     );
-    let (_, body) = get(g.port(), "/health/memory");
+    let (body, _) = health_once_the_shell_shows(g.port());
     assert!(body.contains(secret), "{body}");
     g.signal(libc::SIGTERM);
     let _ = g.finish(Duration::from_secs(20));
