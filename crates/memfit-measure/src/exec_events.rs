@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -109,51 +109,21 @@ impl Drop for ExecWatcher {
 }
 
 fn subscribe() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); the fd is owned right away.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            NETLINK_CONNECTOR,
-        )
+    let socket =
+        memfit_sys::netlink::bound_socket(libc::SOCK_DGRAM, NETLINK_CONNECTOR, CN_IDX_PROC)?;
+    // The receive timeout lets the thread see the stop flag.
+    let timeout = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 50_000,
     };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh, valid descriptor.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: a zeroed sockaddr_nl is valid; the kernel assigns the port id. The receive
-    // timeout lets the thread see the stop flag; the buffer absorbs exec storms.
+    // SAFETY: setsockopt(2) on our own socket with a timeval.
     unsafe {
-        let mut addr: libc::sockaddr_nl = std::mem::zeroed();
-        addr.nl_family = libc::AF_NETLINK as u16;
-        addr.nl_groups = CN_IDX_PROC;
-        if libc::bind(
-            fd,
-            (&addr as *const libc::sockaddr_nl).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as u32,
-        ) != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        let timeout = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 50_000,
-        };
         libc::setsockopt(
-            fd,
+            socket.as_raw_fd(),
             libc::SOL_SOCKET,
             libc::SO_RCVTIMEO,
             (&timeout as *const libc::timeval).cast(),
             std::mem::size_of::<libc::timeval>() as u32,
-        );
-        let size: i32 = 4 << 20;
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&size as *const i32).cast(),
-            4,
         );
     }
     send_op(&socket, PROC_CN_MCAST_LISTEN)?;

@@ -7,7 +7,7 @@
 //! falls back to sampling alone, which misses processes shorter than the sampling period.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use memfit_sys::process::ExitStatus;
 
@@ -73,41 +73,7 @@ pub struct ExitListener {
 
 impl ExitListener {
     pub fn open() -> io::Result<ExitListener> {
-        // SAFETY: plain socket(2); the fd is owned right away.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                NETLINK_GENERIC,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh, valid descriptor.
-        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: a zeroed sockaddr_nl is valid; the kernel assigns the port id.
-        unsafe {
-            let mut addr: libc::sockaddr_nl = std::mem::zeroed();
-            addr.nl_family = libc::AF_NETLINK as u16;
-            if libc::bind(
-                fd,
-                (&addr as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            // Exit storms (a build forking thousands of compilers) must not overflow it.
-            let size: i32 = 4 << 20;
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&size as *const i32).cast(),
-                4,
-            );
-        }
+        let socket = memfit_sys::netlink::bound_socket(libc::SOCK_RAW, NETLINK_GENERIC, 0)?;
         let mut listener = ExitListener {
             socket,
             family: 0,

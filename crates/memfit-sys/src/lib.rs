@@ -7,6 +7,7 @@
 //!   and creating, filling, emptying and removing a cgroup of one's own.
 //! * [`procfs`]: `/proc/PID/{status,stat,statm,cmdline}`, `/proc/meminfo`, process-tree walks.
 //! * [`safe_write`]: writing a file in a directory someone else controls, as root, safely.
+//! * [`netlink`]: a netlink socket bound for the kernel's messages.
 //! * [`process`]: what a parent does for its children — the signal state a child gets before
 //!   exec, reaping, decoding wait statuses.
 //!
@@ -16,6 +17,7 @@
 
 pub mod cgroup;
 pub mod mountinfo;
+pub mod netlink;
 pub mod process;
 pub mod procfs;
 pub mod safe_write;
