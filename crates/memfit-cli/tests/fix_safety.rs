@@ -10,15 +10,9 @@ use std::process::Output;
 use common::*;
 use serde_json::Value;
 
-/// Writes a small project: (relative path, contents).
+/// Byte contents of different lengths in one list (`common::project` with the type fixed).
 fn project(files: &[(&str, &[u8])]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, bytes) in files {
-        let p = dir.path().join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
-    }
-    dir
+    common::project(files)
 }
 
 /// Every path under `dir` (links not followed) with its bytes (a link: its target).

@@ -257,38 +257,16 @@ fn short_lived_processes_keep_their_command_lines_and_are_drawn() {
             .join("\n")
     );
     // The HTML chart draws them from the JSON: one bar each, in a real browser.
-    let browser = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
+    let browser = chromium();
     let Some(browser) = browser else {
         eprintln!("SKIPPING the HTML half of short_lived_processes_keep_their_command_lines_and_are_drawn: no chromium here");
         return;
     };
-    let dom = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=2000",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.path().join("profile").display()
-        ))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", html.display()))
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    let dom = chromium_dom(
+        browser,
+        &dir.path().join("profile"),
+        &format!("file://{}", html.display()),
+    );
     assert!(
         dom.contains("data-ready=\"true\""),
         "the chart script did not run"

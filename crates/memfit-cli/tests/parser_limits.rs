@@ -9,16 +9,6 @@ use std::process::Output;
 use common::*;
 use serde_json::Value;
 
-fn project(files: &[(&str, String)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, text) in files {
-        let p = dir.path().join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    dir
-}
-
 fn audit(dir: &Path, format: &str) -> Output {
     memfit()
         .arg("audit")

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 #[test]
@@ -35,17 +33,6 @@ fn svg_timeline_shows_the_series_the_limit_and_the_peak() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names.len(), 1, "{names:?}");
-}
-
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
 }
 
 #[test]
@@ -87,23 +74,11 @@ fn html_report_is_self_contained_and_interactive_in_chromium() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let at_peak_s = report["at_peak_t_ms"].as_u64().unwrap() as f64 / 1000.0;
     let profile = dir.path().join("profile");
-    let dom = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=2000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}#t={at_peak_s}", html.display()))
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    let dom = chromium_dom(
+        browser,
+        &profile,
+        &format!("file://{}#t={at_peak_s}", html.display()),
+    );
     assert!(
         dom.contains("data-ready=\"true\""),
         "the chart script did not run: {dom}"
