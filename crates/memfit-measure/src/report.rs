@@ -236,6 +236,20 @@ pub struct Sample {
     pub working_bytes: u64,
     /// The largest processes at this moment, largest first.
     pub top: Vec<ProcessRss>,
+    /// What the runtimes inside the processes reported at this moment (the runtime view of
+    /// `memfit run`), summed over the processes that have one; absent without a runtime view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeSample>,
+}
+
+/// The runtime view at one sample: V8's own counters summed over the Node processes that
+/// reported (`v8.getHeapStatistics()`, `process.memoryUsage()`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeSample {
+    pub heap_used_bytes: u64,
+    pub heap_total_bytes: u64,
+    pub external_bytes: u64,
+    pub array_buffers_bytes: u64,
 }
 
 /// One process's resident memory in a sample. Written as `[pid, rss]` in JSON (the form

@@ -243,6 +243,7 @@ impl Sampler {
             charged_bytes: charged,
             working_bytes: working,
             top: seen.into_iter().take(TOP_PER_SAMPLE).collect(),
+            runtime: None,
         });
         if self.samples.len() > MAX_SAMPLES {
             self.samples = downsample(std::mem::take(&mut self.samples));
