@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crate::knowledge::{Claim, FactName, Knowledge, Signature};
 use crate::remedy;
 use crate::report::{Evidence, Explanation, HeapCeiling, Kind, SubReason, Verdict};
-use crate::scan::Scanned;
+use crate::scan::{buildkit_id, Scanned};
 
 /// A verdict needs at least this much support; below it the answer is `uncertain`.
 const DECIDE: f64 = 0.6;
@@ -265,6 +265,11 @@ fn assemble(
         anon_rss_bytes: fact_number(FactName::AnonRssBytes).map(|b| b as u64),
         exit_code,
         step: fact_text(FactName::Step).map(|s| s.trim_start_matches("RUN ").trim().to_string()),
+        running: running_command(
+            scanned,
+            fact_text(FactName::Step).as_deref(),
+            &decision.decisive,
+        ),
         node_version: fact_text(FactName::NodeVersion),
         runtime_version: fact_text(FactName::RuntimeVersion),
         evidence: quote_evidence(&decision.decisive, exit_code, scanned, knowledge),
@@ -277,6 +282,28 @@ fn assemble(
         lines_read: scanned.lines,
         bytes_read: scanned.bytes,
     }
+}
+
+/// The command the failing step was running when it died, as its script runner announced it:
+/// of the failing BuildKit step (by its text, else by the step number of the last decisive
+/// line), else of output without BuildKit's prefix.
+fn running_command(scanned: &Scanned, step: Option<&str>, decisive: &[usize]) -> Option<String> {
+    let by_step = step
+        .and_then(|text| scanned.step_ids.get(text))
+        .and_then(|id| scanned.commands.get(id));
+    let by_line = || {
+        decisive
+            .iter()
+            .filter_map(|index| scanned.hits.get(index))
+            .flat_map(|hits| hits.all())
+            .max_by_key(|hit| hit.line)
+            .and_then(|hit| buildkit_id(hit.text.as_bytes()))
+            .and_then(|id| scanned.commands.get(id))
+    };
+    by_step
+        .or_else(by_line)
+        .or_else(|| scanned.commands.get(""))
+        .cloned()
 }
 
 /// The decisive signature that says the most: its meaning and process speak for the whole
