@@ -265,6 +265,17 @@ pub struct PlanArgs {
     #[arg(long, value_name = "DURATION", requires = "prometheus")]
     pub range: Option<String>,
 
+    /// With an https:// --prometheus: the CA certificate(s) to trust (PEM) instead of
+    /// Mozilla's roots, e.g. a cluster's private CA.
+    #[arg(long, value_name = "FILE", requires = "prometheus")]
+    pub prometheus_ca: Option<PathBuf>,
+
+    /// With --prometheus: send the token in FILE as `Authorization: Bearer` (e.g. a Kubernetes
+    /// service-account token). Also MEMFIT_PROMETHEUS_TOKEN, or MEMFIT_PROMETHEUS_USER and
+    /// MEMFIT_PROMETHEUS_PASSWORD for basic auth; over http only to 127.0.0.1.
+    #[arg(long, value_name = "FILE", requires = "prometheus")]
+    pub prometheus_token_file: Option<PathBuf>,
+
     /// Output form.
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormat,
