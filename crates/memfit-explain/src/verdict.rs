@@ -438,6 +438,67 @@ mod tests {
         );
     }
 
+    /// BuildKit's plain progress of `RUN npm ci && npm run build` (Docker 24, `--progress
+    /// plain`): the install finished, `next build` was killed. Another step (#9) ran a
+    /// command of its own at the same time.
+    const NEXT_BUILD_KILLED: &str = "#9 [deps 3/3] RUN pnpm fetch\n\
+#9 1.201 $ node scripts/prefetch.js\n\
+#12 [builder 4/5] RUN npm ci && npm run build\n\
+#12 2.113 npm warn deprecated inflight@1.0.6: This module is not supported\n\
+#12 31.90 added 412 packages, and audited 413 packages in 30s\n\
+#12 31.95 \n\
+#12 31.95 > web@0.1.0 build\n\
+#12 31.95 > next build\n\
+#12 33.02    Creating an optimized production build ...\n\
+#12 95.71 Killed\n\
+#12 ERROR: process \"/bin/sh -c npm ci && npm run build\" did not complete successfully: exit code: 137\n\
+------\n\
+ > [builder 4/5] RUN npm ci && npm run build:\n\
+------\n\
+ERROR: failed to solve: process \"/bin/sh -c npm ci && npm run build\" did not complete successfully: exit code: 137\n";
+
+    #[test]
+    fn the_command_a_killed_step_was_running_decides_the_remedies() {
+        let e = explain(NEXT_BUILD_KILLED);
+        assert_eq!(e.verdict, Verdict::Oom);
+        assert_eq!(e.step.as_deref(), Some("npm ci && npm run build"));
+        assert_eq!(e.running.as_deref(), Some("next build"));
+        let titles: Vec<&str> = e.remedies.iter().map(|r| r.title.as_str()).collect();
+        assert!(
+            !titles
+                .iter()
+                .any(|t| t.contains("Install with less memory")),
+            "{titles:?}"
+        );
+        // Pasted as printed, the whole step runs under memfit, not only `npm ci`.
+        let commands: Vec<&str> = e
+            .remedies
+            .iter()
+            .flat_map(|r| r.commands.iter().map(String::as_str))
+            .collect();
+        assert!(
+            commands.contains(&"memfit run --cpus 1 -- sh -c 'npm ci && npm run build'"),
+            "{commands:?}"
+        );
+    }
+
+    #[test]
+    fn a_killed_install_step_still_gets_the_install_remedy() {
+        let log = NEXT_BUILD_KILLED
+            .replace("RUN npm ci && npm run build", "RUN npm ci")
+            .replace("npm ci && npm run build", "npm ci")
+            .replace("#12 31.95 > web@0.1.0 build\n#12 31.95 > next build\n", "");
+        let e = explain(&log);
+        assert_eq!(e.step.as_deref(), Some("npm ci"));
+        assert!(
+            e.remedies
+                .iter()
+                .any(|r| r.title.contains("Install with less memory")),
+            "{:?}",
+            e.remedies
+        );
+    }
+
     #[test]
     fn a_memory_kill_wins_a_tie_with_the_errors_it_leaves_behind() {
         // docker-build-step-137 and network both weigh 0.75.
