@@ -288,6 +288,10 @@ fn the_svg_chart_in_chromium_draws_the_same_and_matches_its_reference_screenshot
         })
         .count();
     let share = changed as f64 / (got.0 * got.1) as f64;
+    eprintln!(
+        "{changed} pixels ({:.3}%) differ from the reference",
+        share * 100.0
+    );
     assert!(
         share <= MAX_CHANGED_SHARE,
         "{:.2}% of the pixels differ from {REFERENCE_PNG}: look at {} and refresh the reference if the change is intended (MEMFIT_UPDATE_SCREENSHOTS=1)",

@@ -401,7 +401,7 @@ impl Chart {
                 polygon: upper.chain(lower).collect(),
             });
             let name = match layer {
-                Layer::Process(pid) => format!("{} (pid {pid})", commands(*pid)),
+                Layer::Process(pid) => format!("pid {pid} {}", commands(*pid)),
                 Layer::Other => "other processes (RSS)".to_string(),
             };
             let full = match layer {
