@@ -259,6 +259,18 @@ impl Chart {
                     .max()
                     .unwrap_or(0),
             )
+            // Everything drawn on the time axis falls inside it.
+            .max(report.at_peak_t_ms)
+            .max(report.bands().iter().map(|b| b.end_ms).max().unwrap_or(0))
+            .max(
+                report
+                    .oom
+                    .victims
+                    .iter()
+                    .filter_map(|v| v.seen_ms)
+                    .max()
+                    .unwrap_or(0),
+            )
             .max(1);
         let stack = stack(&report.samples, STACKED_PROCESSES);
         let limit = report.limit_that_held();
@@ -435,8 +447,11 @@ impl Chart {
         if !unseen.is_empty() {
             legend.push((
                 Swatch::Bar,
-                format!("{} short-lived, at their peak", unseen.len()),
-                Some(format!("{} processes no sample saw (known from exit records), each at its peak RSS over its life", unseen.len())),
+                format!("{} short-lived (exit records)", unseen.len()),
+                Some(format!(
+                    "{} short-lived processes (exit records): no sample saw them; each is drawn at its peak RSS over its life",
+                    unseen.len()
+                )),
             ));
         }
 

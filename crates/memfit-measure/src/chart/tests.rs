@@ -151,3 +151,17 @@ fn hostile_commands_are_escaped_in_the_svg() {
     assert!(svg.contains("&lt;svg onload=alert(1)&gt;&#39;&quot;&amp;"));
     assert_eq!(svg.matches("<svg").count(), 1);
 }
+
+#[test]
+fn markers_and_bands_after_the_last_sample_stay_inside_the_plot() {
+    let mut report = fixture();
+    report.oom.victims[0].seen_ms = Some(90_000);
+    report.steps[1].duration_ms = 80_000;
+    let chart = Chart::of(&report);
+    assert!(chart.ooms[0].at.x <= chart.plot.right());
+    assert!(chart
+        .bands
+        .iter()
+        .all(|b| b.x1 <= chart.plot.right() + 1e-9));
+    assert!(chart.x_axis.max >= 94_900);
+}
