@@ -15,6 +15,7 @@
 //! (memfit-explain), static checks (memfit-audit), production supervision (memfit-guard).
 
 pub mod bisect;
+pub mod chart;
 mod clone3;
 mod container_view;
 pub mod docker;
