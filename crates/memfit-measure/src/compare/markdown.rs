@@ -25,7 +25,8 @@ pub fn render(comparison: &Comparison) -> String {
         Kind::Bisect => "bisect",
     };
     let _ = writeln!(out, "### memfit compare ({kind}): {title}\n");
-    let _ = writeln!(out, "**{}**\n", escape(&comparison.verdict_line()));
+    // The verdict is memfit's own words and numbers: nothing in it comes from the reports.
+    let _ = writeln!(out, "**{}**\n", comparison.verdict_line());
     let _ = writeln!(out, "| | BASE | NEW | change |\n|---|---:|---:|---:|");
     let (base, new) = (&comparison.base, &comparison.new);
     let _ = writeln!(
