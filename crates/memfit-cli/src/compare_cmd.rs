@@ -120,14 +120,14 @@ pub fn human(comparison: &Comparison) -> String {
     }
     let _ = writeln!(out, "  {:<24} {:>12} {:>12}  change", "", "BASE", "NEW");
     for row in markdown::rows(base, new) {
-        let _ = writeln!(
-            out,
+        let line = format!(
             "  {:<24} {:>12} {:>12}  {}",
             row.name,
             shorten(&row.base, 40),
             shorten(&row.new, 40),
             row.change
         );
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     let processes = &comparison.processes;
     let movers: Vec<_> = processes

@@ -127,6 +127,7 @@ pub fn rows(base: &Side, new: &Side) -> Vec<Row> {
         }
         let show = |v: Option<u64>| v.map_or("—".to_string(), |v| ByteSize(v).to_string());
         let change = match (b, n) {
+            (Some(b), Some(n)) if b == n => "same".to_string(),
             (Some(b), Some(n)) => {
                 let delta = n as i64 - b as i64;
                 if b > 0 {
