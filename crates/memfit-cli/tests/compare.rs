@@ -489,3 +489,42 @@ fn html_view_draws_both_timelines_in_chromium() {
         "the command line is not shown"
     );
 }
+
+#[test]
+fn reports_and_outputs_are_written_over_the_last_ones() {
+    // A CI job writes the same files on every run: the second write replaces the first.
+    let dir = tempfile::tempdir().unwrap();
+    let first = report(dir.path(), "run.json", &[workload(), "alloc", "10M", "100"]);
+    let first_text = std::fs::read_to_string(&first).unwrap();
+    let again = memfit()
+        .args(["run", "--quiet", "--json"])
+        .arg(&first)
+        .args(["--", workload(), "alloc", "20M", "100"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert_ne!(std::fs::read_to_string(&first).unwrap(), first_text);
+
+    let (b, n) = two_sizes(dir.path());
+    let out = dir.path().join("compare.md");
+    let html = dir.path().join("compare.html");
+    for allowance in ["10%", "1000%"] {
+        let output = memfit()
+            .arg("compare")
+            .args([&b, &n])
+            .args(["--format", "markdown", "--max-increase", allowance, "-o"])
+            .arg(&out)
+            .arg("--html")
+            .arg(&html)
+            .output()
+            .unwrap();
+        assert!(
+            matches!(output.status.code(), Some(0 | 1)),
+            "{}",
+            text(&output.stderr)
+        );
+    }
+    assert!(std::fs::read_to_string(&out)
+        .unwrap()
+        .contains("within the allowance"));
+}
