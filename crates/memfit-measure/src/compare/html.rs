@@ -188,9 +188,11 @@ td.cmd { font-family: ui-monospace, monospace; font-size: 12px; word-break: brea
   }
   runs.forEach(function (r) {
     var name = r[0], run = r[1], color = r[2];
-    if (run.limit) {
+    // One limit line when both ran under the same limit.
+    var shared = data.base.limit === data.new.limit;
+    if (run.limit && !(shared && name === "new")) {
       el("line", { x1: L, x2: W - R, y1: y(run.limit), y2: y(run.limit), stroke: "#d62728", "stroke-dasharray": "8 6", "stroke-width": 1.5, "class": "limit-" + name });
-      el("text", { x: W - R - 4, y: y(run.limit) - 5, "text-anchor": "end", fill: "#d62728", "font-size": 12 }, name.toUpperCase() + " limit " + fmt(run.limit));
+      el("text", { x: W - R - 4, y: y(run.limit) - 5, "text-anchor": "end", fill: "#d62728", "font-size": 12 }, (shared ? "" : name.toUpperCase() + " ") + "limit " + fmt(run.limit));
     }
     if (!run.samples.length) return;
     [[2, "working", "4 3", 1.2], [1, "charged", null, 2]].forEach(function (series) {
