@@ -528,3 +528,45 @@ fn reports_and_outputs_are_written_over_the_last_ones() {
         .unwrap()
         .contains("within the allowance"));
 }
+
+/// `memfit bisect --json` for the workload holding SIZE.
+fn bisect_report(dir: &Path, name: &str, size: &str) -> PathBuf {
+    let path = dir.join(name);
+    let output = memfit()
+        .args(["bisect", "--precision", "4M", "--repeat", "1", "--json"])
+        .arg(&path)
+        .args(["--", workload(), "alloc", size, "0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    path
+}
+
+#[test]
+fn two_bisect_reports_gate_on_the_smallest_passing_limit() {
+    if !common::cgroups_available("two_bisect_reports_gate_on_the_smallest_passing_limit") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let base = bisect_report(dir.path(), "base.json", "20M");
+    let new = bisect_report(dir.path(), "new.json", "60M");
+    let (b, n) = (base.to_str().unwrap(), new.to_str().unwrap());
+    let over = compare(&[b, n, "--max-increase", "10%", "--format", "json"]);
+    assert_eq!(over.status.code(), Some(1), "{}", text(&over.stderr));
+    let json: Value = serde_json::from_slice(&over.stdout).unwrap();
+    let min = |path: &Path| {
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        report["min_passing_bytes"].as_u64().unwrap()
+    };
+    assert_eq!(json["base_bytes"].as_u64(), Some(min(&base)));
+    assert_eq!(json["new_bytes"].as_u64(), Some(min(&new)));
+    assert_eq!(json["verdict"], "fail");
+    let human = text(&compare(&[b, n]).stdout);
+    assert!(human.contains("smallest passing limit"), "{human}");
+    assert!(human.contains("band"), "{human}");
+    // Smaller is never a regression.
+    assert_eq!(
+        compare(&[n, b, "--max-increase", "0%"]).status.code(),
+        Some(0)
+    );
+}
