@@ -37,7 +37,14 @@ case "$(uname -m)" in
   *) fail "no memfit release for $(uname -m); build memfit and give memfit-path" ;;
 esac
 name="memfit-$version-$target.tar.gz"
-base=${INPUT_DOWNLOAD_URL:-https://github.com/${MEMFIT_REPOSITORY:-memfit/memfit}/releases/download/v$version}
+base=${INPUT_DOWNLOAD_URL:-}
+if [ -z "$base" ]; then
+  # github.action_repository: the repository the action was taken from (owner/name).
+  case "${MEMFIT_REPOSITORY:-}" in
+    */*) base="https://github.com/$MEMFIT_REPOSITORY/releases/download/v$version" ;;
+    *) fail "cannot tell which repository this action came from: give download-url, or memfit-path" ;;
+  esac
+fi
 base=${base%/}
 
 dir="$RUNNER_TEMP/memfit-install-$version"

@@ -281,6 +281,15 @@ fn the_action_installs_a_release_only_when_its_checksum_matches() {
     assert!(stderr(&tampered).contains("checksum mismatch"));
     assert!(!runner.outputs().contains_key("path"));
 
+    // Without download-url nor the action's repository there is nowhere to download from.
+    let nowhere = runner.step("install.sh", &[("INPUT_VERSION", "0.3.1")]);
+    assert_eq!(nowhere.status.code(), Some(1));
+    assert!(
+        stderr(&nowhere).contains("give download-url"),
+        "{}",
+        stderr(&nowhere)
+    );
+
     // Inputs are data: a version that is not one is refused before any URL is made of it.
     let hostile = runner.step(
         "install.sh",

@@ -268,7 +268,11 @@ fn bad_files_exit_2_with_one_line_and_write_nothing() {
         (
             write(
                 "wrongtype.json",
-                &good_text.replacen("\"charged_bytes\":", "\"charged_bytes\": \"x\", \"_\":", 1),
+                &good_text.replacen(
+                    "\"charged_bytes\":",
+                    &format!("\"charged_bytes\": \"{}\", \"_\":", "x".repeat(100_000)),
+                    1,
+                ),
             ),
             "does not hold one",
         ),
@@ -291,6 +295,7 @@ fn bad_files_exit_2_with_one_line_and_write_nothing() {
             let stderr = text(&output.stderr);
             assert_eq!(output.status.code(), Some(2), "{}: {stderr}", bad.display());
             assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            assert!(stderr.len() < 1000, "an unbounded line: {stderr}");
             assert!(stderr.contains(says), "{}: {stderr}", bad.display());
             assert!(!stderr.contains("panicked"), "{stderr}");
             assert!(!out.exists(), "output written for {}", bad.display());
@@ -420,7 +425,7 @@ fn run_with_a_baseline_gates_after_its_summary() {
 #[test]
 fn html_view_draws_both_timelines_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
-    let hostile = "<img src=x onerror=document.title='pwned'>";
+    let hostile = "<img src=x onerror=document.title='pwned'> {{timelines}}";
     let base = report(
         dir.path(),
         "base.json",
@@ -446,6 +451,10 @@ fn html_view_draws_both_timelines_in_chromium() {
     assert!(
         !page.contains(hostile),
         "the command line reached the page unescaped"
+    );
+    assert!(
+        page.contains("&#123;&#123;timelines}}"),
+        "a template slot in a command line"
     );
     // --format html writes the same page to the output.
     let same = compare(&[

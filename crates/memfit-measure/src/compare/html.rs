@@ -106,11 +106,14 @@ fn timeline_json(report: &RunReport) -> String {
     out
 }
 
+/// Text for the page; `{` too, so that nothing from a report reads as a `{{slot}}` of the
+/// template filled after it.
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+        .replace('{', "&#123;")
 }
 
 const TEMPLATE: &str = r##"<!DOCTYPE html>

@@ -108,11 +108,9 @@ pub enum LoadError {
     OtherSchema(String),
     #[error("it was written by a newer memfit (schema `{found}`); this memfit {version} reads {reads}: upgrade memfit", version = env!("CARGO_PKG_VERSION"))]
     Newer { found: String, reads: &'static str },
+    /// `error` is cut short: serde quotes the offending value, which comes from the file.
     #[error("it says {schema} but does not hold one ({error})")]
-    Malformed {
-        schema: &'static str,
-        error: serde_json::Error,
-    },
+    Malformed { schema: &'static str, error: String },
 }
 
 /// Reads a run or bisect report from its JSON text.
@@ -146,14 +144,14 @@ pub fn parse_report(text: &str) -> Result<Report, LoadError> {
                     .map(|r| Report::Run(Box::new(r)))
                     .map_err(|error| LoadError::Malformed {
                         schema: RUN_SCHEMA,
-                        error,
+                        error: shorten(&error.to_string(), 160),
                     })
             } else {
                 serde_json::from_value(value)
                     .map(Report::Bisect)
                     .map_err(|error| LoadError::Malformed {
                         schema: BISECT_SCHEMA,
-                        error,
+                        error: shorten(&error.to_string(), 160),
                     })
             };
         }
