@@ -37,7 +37,8 @@ pub fn render(comparison: &Comparison, base: &Report, new: &Report) -> String {
         );
     }
     let mut processes = String::new();
-    for delta in comparison.processes.changed.iter().take(MAX_ROWS) {
+    let movers = comparison.processes.changed.iter();
+    for delta in movers.filter(|d| d.change_bytes != 0).take(MAX_ROWS) {
         let _ = writeln!(
             processes,
             "<tr><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td class=cmd>{}</td></tr>",

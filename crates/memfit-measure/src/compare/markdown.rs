@@ -51,12 +51,18 @@ pub fn render(comparison: &Comparison) -> String {
         );
     }
     let processes = &comparison.processes;
-    if !processes.changed.is_empty() {
+    let movers: Vec<_> = processes
+        .changed
+        .iter()
+        .filter(|d| d.change_bytes != 0)
+        .take(MAX_ROWS)
+        .collect();
+    if !movers.is_empty() {
         let _ = writeln!(
             out,
             "\n**Processes, biggest movers** (matched by command line)\n\n| change | BASE | NEW | command |\n|---:|---:|---:|---|"
         );
-        for delta in processes.changed.iter().take(MAX_ROWS) {
+        for delta in movers {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} |",
