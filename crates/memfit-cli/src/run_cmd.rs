@@ -11,6 +11,7 @@ use memfit_measure::{
 
 use crate::args::{LimitArgs, RunArgs};
 use crate::build_steps;
+use crate::compare_cmd;
 use crate::fidelity;
 use crate::output;
 use crate::{EXIT_FINDINGS, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_USAGE};
@@ -81,6 +82,12 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     for path in [&args.json, &args.svg, &args.html].into_iter().flatten() {
         output::check_writable(path)?;
     }
+    // Read before the command runs: a ten-minute build should not end in "cannot read".
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(compare_cmd::load_baseline)
+        .transpose()?;
     if !args.limits.measure_only {
         output::say_swept(&memfit_measure::sweep_stale_cgroups());
     }
@@ -135,6 +142,12 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     let over_budget = args
         .budget
         .filter(|budget| report.peak.charged_bytes > budget.bytes());
+    let comparison = baseline
+        .map(|base| compare_cmd::against_baseline(base, &report, args.max_increase))
+        .transpose()?;
+    let regressed = comparison
+        .as_ref()
+        .is_some_and(|c| c.verdict == memfit_measure::compare::Verdict::Fail);
     if !args.quiet {
         let mut text = summary(&report);
         if let Some(budget) = over_budget {
@@ -152,6 +165,9 @@ pub fn execute(args: RunArgs) -> Result<u8> {
                 budget
             );
         }
+        if let Some(comparison) = &comparison {
+            text.push_str(&compare_cmd::human(comparison));
+        }
         output::eprint(&text);
     }
     // A report sent to a standard output its reader closed ends quietly, as any output does.
@@ -164,7 +180,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         status.clamp(1, 255) as u8
     } else if !report_errors.is_empty() {
         EXIT_USAGE
-    } else if over_budget.is_some() {
+    } else if over_budget.is_some() || regressed {
         EXIT_FINDINGS
     } else {
         0
