@@ -440,6 +440,7 @@ fn the_new_rules_in_sarif_validate_and_suppressions_apply() {
         "python-workers-over-limit",
         "pip-cache-in-image",
         "gomemlimit-unset",
+        "full-base-image",
     ] {
         assert!(ids.contains(id), "{id} in {ids:?}");
     }
@@ -451,4 +452,53 @@ fn the_new_rules_in_sarif_validate_and_suppressions_apply() {
     let (_, report) = audit(copy.path());
     assert!(findings(&report, "python-workers-over-limit").is_empty());
     assert_eq!(report["summary"]["suppressed"], 1);
+}
+
+#[test]
+fn a_full_node_base_in_the_shipped_stage_and_fix_moves_it_to_slim() {
+    let docker = "FROM node:20 AS build\nWORKDIR /app\nCOPY package*.json ./\nRUN npm ci\nCOPY . .\nRUN npm run build && npm prune --omit=dev\n\nFROM node:20\nWORKDIR /app\nENV NODE_ENV=production\nCOPY --from=build /app/node_modules ./node_modules\nCOPY --from=build /app/dist ./dist\nCMD [\"node\", \"dist/server.js\"]\n";
+    let dir = project(&[
+        (
+            "package.json",
+            r#"{"name":"a","scripts":{"build":"tsc","start":"node dist/server.js"},"dependencies":{}}"#,
+        ),
+        (
+            "package-lock.json",
+            r#"{"name":"a","lockfileVersion":3,"packages":{}}"#,
+        ),
+        (".dockerignore", "node_modules\n.git\n"),
+        ("Dockerfile", docker),
+    ]);
+    let (_, report) = audit(dir.path());
+    let found = findings(&report, "full-base-image");
+    assert_eq!(found.len(), 1, "{}", report["findings"]);
+    assert_eq!(found[0]["line"], 8);
+    let message = found[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("389.5 MB") && message.contains("76.15 MB"),
+        "{message}"
+    );
+    fix(dir.path());
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        docker.replace("\nFROM node:20\n", "\nFROM node:20-slim\n")
+    );
+    assert!(findings(&audit(dir.path()).1, "full-base-image").is_empty());
+
+    // A shipped stage that installs keeps the advice, not an edit (slim has no compiler).
+    std::fs::write(dir.path().join("Dockerfile"), "FROM python:3.12\nCOPY requirements.txt .\nRUN pip install --no-cache-dir -r requirements.txt\nCMD [\"python\", \"app.py\"]\n").unwrap();
+    let (_, report) = audit(dir.path());
+    let found = findings(&report, "full-base-image");
+    assert_eq!(found.len(), 1, "{}", report["findings"]);
+    assert_eq!(found[0]["fixable"], false);
+
+    // A single stage that builds is single-stage-build's finding alone.
+    std::fs::write(dir.path().join("Dockerfile"), "FROM node:20\nWORKDIR /app\nCOPY . .\nRUN npm ci && npm run build\nCMD [\"node\", \"dist/server.js\"]\n").unwrap();
+    let (_, report) = audit(dir.path());
+    assert!(
+        findings(&report, "full-base-image").is_empty(),
+        "{}",
+        report["findings"]
+    );
+    assert_eq!(findings(&report, "single-stage-build").len(), 1);
 }

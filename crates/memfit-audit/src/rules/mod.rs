@@ -21,6 +21,7 @@ mod copy_whole_stage_filesystem;
 mod dev_dependencies_in_image;
 mod dev_server_in_production;
 mod file_problems;
+mod full_base_image;
 mod gomemlimit_unset;
 mod heap_flag_conflict;
 mod heap_over_limit;
@@ -76,6 +77,7 @@ pub const RULES: &[Rule] = &[
     npm_install_with_lockfile::RULE,
     dev_dependencies_in_image::RULE,
     build_tools_in_runtime_image::RULE,
+    full_base_image::RULE,
     package_cache_left_in_image::RULE,
     pip_cache_in_image::RULE,
     copy_context_without_dockerignore::RULE,
