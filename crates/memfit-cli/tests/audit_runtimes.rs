@@ -404,7 +404,7 @@ fn the_new_rules_in_sarif_validate_and_suppressions_apply() {
     .unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let mut ids = std::collections::BTreeSet::new();
-    for name in ["jvm-render", "python-render", "go-fly"] {
+    for name in ["jvm-render", "python-render", "go-fly", "rust-builder"] {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/audit")
             .join(name);
@@ -441,6 +441,7 @@ fn the_new_rules_in_sarif_validate_and_suppressions_apply() {
         "pip-cache-in-image",
         "gomemlimit-unset",
         "full-base-image",
+        "cargo-build-over-limit",
     ] {
         assert!(ids.contains(id), "{id} in {ids:?}");
     }
@@ -501,4 +502,80 @@ fn a_full_node_base_in_the_shipped_stage_and_fix_moves_it_to_slim() {
         report["findings"]
     );
     assert_eq!(findings(&report, "single-stage-build").len(), 1);
+}
+
+#[test]
+fn cargo_build_jobs_against_the_builder_memory_from_memfit_toml() {
+    let cargo = "[package]\nname = \"ingest\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ntokio = { version = \"1\", features = [\"full\"] }\n\n[profile.release]\nlto = \"fat\"\ncodegen-units = 1\n";
+    let docker = "FROM rust:1.83-slim-bookworm AS build\nWORKDIR /src\nCOPY . .\nRUN cargo build --release -j 8\n\nFROM debian:bookworm-slim\nCOPY --from=build /src/target/release/ingest /usr/local/bin/ingest\nCMD [\"ingest\"]\n";
+    let dir = project(&[
+        ("Cargo.toml", cargo),
+        ("src/main.rs", "fn main() {}\n"),
+        (".dockerignore", "target\n.git\n"),
+        ("memfit.toml", "[build]\nlimit = \"4G\"\ncpus = 4\n"),
+        ("Dockerfile", docker),
+    ]);
+    let (code, report) = audit(dir.path());
+    assert_eq!(code, 1);
+    let found = findings(&report, "cargo-build-over-limit");
+    assert_eq!(found.len(), 1, "{}", report["findings"]);
+    assert_eq!(found[0]["line"], 4);
+    let message = found[0]["message"].as_str().unwrap();
+    for part in [
+        "8 rustc job(s)",
+        "12 GiB",
+        "4 GiB",
+        "8 jobs on 4 CPUs",
+        "fat LTO and codegen-units = 1",
+    ] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+    fix(dir.path());
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        docker.replace("-j 8", "-j 2")
+    );
+    assert!(findings(&audit(dir.path()).1, "cargo-build-over-limit").is_empty());
+
+    // No job limit: one job per builder CPU, and only this rule says so.
+    std::fs::write(dir.path().join("Dockerfile"), docker.replace(" -j 8", "")).unwrap();
+    let (_, report) = audit(dir.path());
+    let found = findings(&report, "cargo-build-over-limit");
+    assert_eq!(found.len(), 1, "{}", report["findings"]);
+    assert!(found[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("one per builder CPU (4)"));
+    assert!(findings(&report, "cargo-unbounded-jobs-small-builder").is_empty());
+
+    // CARGO_BUILD_JOBS in an ARG: fix rewrites it; two jobs stay silent.
+    let with_arg = docker
+        .replace(" -j 8", "")
+        .replace("WORKDIR /src\n", "WORKDIR /src\nARG CARGO_BUILD_JOBS=6\n");
+    std::fs::write(dir.path().join("Dockerfile"), &with_arg).unwrap();
+    assert_eq!(
+        findings(&audit(dir.path()).1, "cargo-build-over-limit").len(),
+        1
+    );
+    fix(dir.path());
+    assert_eq!(
+        read(dir.path(), "Dockerfile"),
+        with_arg.replace("CARGO_BUILD_JOBS=6", "CARGO_BUILD_JOBS=2")
+    );
+    assert!(findings(&audit(dir.path()).1, "cargo-build-over-limit").is_empty());
+
+    // A [build] memfit cannot read: exit 2, one line that says what to write.
+    std::fs::write(
+        dir.path().join("memfit.toml"),
+        "[build]\nlimit = \"lots\"\n",
+    )
+    .unwrap();
+    let output = memfit().arg("audit").arg(dir.path()).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("memfit.toml:2:9") && stderr.contains("[build] limit"),
+        "{stderr}"
+    );
 }

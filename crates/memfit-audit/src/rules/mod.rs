@@ -13,6 +13,7 @@ use crate::finding::{Edit, Finding, Severity};
 use crate::runtime::NodeOptions;
 
 mod build_tools_in_runtime_image;
+mod cargo_build_over_limit;
 mod cargo_fat_lto_small_builder;
 mod cargo_unbounded_jobs_small_builder;
 pub(crate) mod client_per_request;
@@ -91,6 +92,7 @@ pub const RULES: &[Rule] = &[
     prisma_extra_engines::RULE,
     cargo_fat_lto_small_builder::RULE,
     cargo_unbounded_jobs_small_builder::RULE,
+    cargo_build_over_limit::RULE,
     next_without_standalone::RULE,
     interval_never_cleared::RULE,
     listener_per_call::RULE,
