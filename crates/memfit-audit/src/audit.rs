@@ -437,8 +437,12 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
         }
         let summary = summarize(&ctx);
         let mut notes = ctx.platform.notes.clone();
-        if ctx.limit.is_none() && ctx.runtime.is_node {
-            notes.push("no memory limit found (fly.toml, render.yaml, app.json, compose, Kubernetes): pass --limit or --platform, or set limit in memfit.toml, for the heap rules".to_string());
+        let sized_runtime = ctx.runtime.is_node
+            || crate::runtime::jvm::model(&ctx).is_some()
+            || !crate::runtime::python::model(&ctx).is_empty()
+            || crate::runtime::go::model(&ctx).is_some();
+        if ctx.limit.is_none() && sized_runtime {
+            notes.push("no memory limit found (fly.toml, render.yaml, app.json, compose, Kubernetes): pass --limit or --platform, or set limit in memfit.toml, for the heap and worker rules".to_string());
         }
         (ctx.limit.clone(), summary, notes, out)
     };

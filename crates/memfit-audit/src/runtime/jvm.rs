@@ -74,6 +74,13 @@ pub fn parse_size(text: &str) -> Option<u64> {
     n.checked_mul(1u64 << shift)
 }
 
+/// A percentage the JVM accepts: 0 to 100 (`nan`, `inf` and `500` are not).
+fn percent(text: &str) -> Option<f64> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|p| p.is_finite() && (0.0..=100.0).contains(p))
+}
+
 /// The value of `-XX:Name=value` in a word.
 fn xx<'w>(word: &'w str, name: &str) -> Option<&'w str> {
     word.strip_prefix("-XX:")?
@@ -104,9 +111,9 @@ impl JvmService {
                     .and_then(parse_size)
                 {
                     initial = Some((setting, v));
-                } else if let Some(p) = xx(w, "MaxRAMPercentage").and_then(|v| v.parse().ok()) {
+                } else if let Some(p) = xx(w, "MaxRAMPercentage").and_then(percent) {
                     percentage = Some((setting, p));
-                } else if let Some(p) = xx(w, "InitialRAMPercentage").and_then(|v| v.parse().ok()) {
+                } else if let Some(p) = xx(w, "InitialRAMPercentage").and_then(percent) {
                     initial_percentage = Some((setting, p));
                 } else if let Some(v) = xx(w, "MaxRAM").and_then(parse_size) {
                     max_ram = Some(v);
