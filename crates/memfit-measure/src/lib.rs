@@ -16,6 +16,7 @@
 
 pub mod bisect;
 mod clone3;
+pub mod compose;
 mod container_view;
 pub mod docker;
 mod environment;
