@@ -469,6 +469,7 @@ mod tests {
             charged_bytes: charged,
             working_bytes: 0,
             top: vec![],
+            runtime: None,
         }
     }
 
