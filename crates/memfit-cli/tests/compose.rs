@@ -128,7 +128,10 @@ fn compose_up_counts_every_service_and_names_the_one_killed() {
         return;
     };
     let project = Project::new(&two_services());
-    let (output, report) = project.memfit("100M", &["up"]);
+    // Both services count against one 256 MiB: `small` (node and 40 MiB, under half of it)
+    // fits whatever `big` holds, and `big`, the largest when the limit is hit, is the one the
+    // kernel kills.
+    let (output, report) = project.memfit("256M", &["up"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(report["oom_killed"], true, "{stderr}");
     let containers = containers(&report);

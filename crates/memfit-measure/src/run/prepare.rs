@@ -268,9 +268,10 @@ fn prepare_docker(
         },
         CgroupVersion::V1 => None,
     };
-    // dockerd's embedded BuildKit ignores --cgroup-parent: its steps are adopted (a compose
-    // `up` or `run` may build too). Podman's builds honour it.
-    let builds = docker.action == DockerAction::Build || compose.is_some();
+    // dockerd's embedded BuildKit ignores --cgroup-parent: its steps are adopted, for a build
+    // only (adopting during a compose `up` would take in any other client's build steps on
+    // the same dockerd). Podman's builds honour it.
+    let builds = docker.action == DockerAction::Build || kind == ContainerKind::BuildStep;
     let adopt_roots = if builds && !podman {
         vec![hierarchy
             .mount
