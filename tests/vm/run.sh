@@ -6,6 +6,9 @@
 #   tests/vm/run.sh -- run guard    # only these test targets (names as in `cargo test --test NAME`)
 #   MEMFIT_VM_TEST_ARGS="--skip NAME" tests/vm/run.sh …   # arguments for every test binary
 #   tests/vm/run.sh --with-docker -- docker   # a Docker Engine in the guest, for tests/docker.rs
+#   MEMFIT_VM_TABLES=FILE MEMFIT_FIDELITY_RUNS=N tests/vm/run.sh --with-docker -- docker
+#                                   # also writes the Docker suite's tables the guest prints to
+#                                   # FILE, under a line naming the guest (scripts/fidelity.sh --v2)
 #
 # The host's cgroup layout is whatever the machine has; the guest's is chosen on the kernel
 # command line, so `.ci/run` tests both for real. The guest is an initramfs: static busybox, node,
@@ -159,6 +162,7 @@ fi
 cp "$repo/tests/vm/init" "$root/init"
 chmod +x "$root/init"
 echo "$layout" >"$root/vm-layout"
+echo "${MEMFIT_FIDELITY_RUNS:-1}" >"$root/vm-fidelity-runs"
 # Extra arguments for every test binary, e.g. MEMFIT_VM_TEST_ARGS="--skip NAME".
 echo "${MEMFIT_VM_TEST_ARGS:-}" >"$root/vm-test-args"
 
@@ -170,12 +174,24 @@ echo "tests/vm/run.sh: $(wc -l <"$tests_list") test binaries, initramfs $(( $(st
 log="$(mktemp /tmp/memfit-vm-log.XXXXXX)"
 # -accel tcg: KVM hangs on this kind of machine. thread=multi lets the guest's 2 CPUs run on 2
 # host threads; the memory holds the initramfs (unpacked in RAM) and the tests' limits.
+# no_timer_check: on a loaded host the emulated timer can miss the kernel's IO-APIC check,
+# which then panics ("IO-APIC + timer doesn't work!"), seen here.
 timeout "${MEMFIT_VM_TIMEOUT:-2400}" qemu-system-x86_64 \
   -accel tcg,thread=multi,tb-size=1024 -cpu max -m "${MEMFIT_VM_MEMORY:-4096}" -smp 2 \
   -nographic -no-reboot -nic none \
   -kernel "$kdir/vmlinuz" -initrd "$initrd" \
-  -append "console=ttyS0 panic=-1 quiet $cmdline_cgroup" </dev/null | tee "$log" || true
+  -append "console=ttyS0 panic=-1 quiet no_timer_check $cmdline_cgroup" </dev/null | tee "$log" || true
 status="$(sed -n 's/^MEMFIT-VM-STATUS: \([0-9]*\).*/\1/p' "$log" | tail -1)"
+if [ -n "${MEMFIT_VM_TABLES:-}" ]; then
+  # The tables follow "memfit-vm: --- …/fidelity-tables.md" up to the guest's next line of its
+  # own; the serial console ends lines with CR.
+  {
+    printf 'Recorded %s in the cgroup-v2 guest (`tests/vm/run.sh --layout %s --with-docker -- docker`), Linux %s (%s), %s (%s runs per case):\n\n' \
+      "$(date -u +%Y-%m-%d)" "$layout" "${KERNEL_PKG#linux-image-}" "$KERNEL_VERSION" \
+      "$(tr -d '\r' <"$log" | sed -n 's/^memfit-vm: dockerd /dockerd /p' | tail -1)" "${MEMFIT_FIDELITY_RUNS:-1}"
+    tr -d '\r' <"$log" | awk '/^memfit-vm: --- /{on=1; next} /^(memfit-vm:|MEMFIT-VM-STATUS)/{on=0} on'
+  } >"$MEMFIT_VM_TABLES"
+fi
 rm -f "$log"
 if [ -z "$status" ]; then
   echo "tests/vm/run.sh: the guest ended without a status line" >&2

@@ -386,7 +386,10 @@ fn render_steps(out: &mut String, report: &RunReport) {
             let _ = writeln!(
                 out,
                 "  container {} `{}` peak {}{}",
-                &container.id[..container.id.len().min(12)],
+                container
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| container.id.chars().take(12).collect()),
                 truncate(&container.command.join(" "), 50),
                 ByteSize(container.peak_bytes),
                 if container.oom_kills > 0 {

@@ -21,7 +21,7 @@ use common::*;
 use memfit_measure::docker::CgroupPathsBefore;
 use serde_json::Value;
 
-use common::docker::{prepare_engine, NODE_IMAGE as IMAGE};
+use common::docker::{prepare_engine, IMAGE};
 
 /// The engine, one test at a time, and cgroups memfit can create: `None` (said why) when the
 /// test cannot run here.
@@ -42,16 +42,7 @@ fn engine() -> Option<std::sync::MutexGuard<'static, ()>> {
 fn engine_ready() -> bool {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
     let ready = READY.get_or_init(prepare_engine);
-    match ready {
-        Ok(()) => true,
-        Err(reason) if std::env::var("MEMFIT_DOCKER_TESTS").as_deref() == Ok("required") => {
-            panic!("the Docker conformance suite must run here (MEMFIT_DOCKER_TESTS=required) and cannot: {reason}")
-        }
-        Err(reason) => {
-            eprintln!("\n*** DOCKER CONFORMANCE NOT RUN: {reason} ***\n");
-            false
-        }
-    }
+    common::docker::gate(ready, "Docker conformance", "MEMFIT_DOCKER_TESTS")
 }
 
 /// The memory hierarchy and the cgroup (relative) where the reference cgroups for `docker

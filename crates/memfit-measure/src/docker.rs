@@ -11,8 +11,12 @@
 //!   (inotify) and moves each new step's processes into a cgroup of its own below the run's
 //!   the moment they appear, before the step's command runs.
 //!
+//! * `docker compose` / `docker-compose`: a compose file of memfit's own sets every
+//!   service's `cgroup_parent` (see [`crate::compose`]).
+//! * `podman run`/`create`/`build` take `--cgroup-parent` as docker's do (cgroupfs manager).
+//!
 //! Docker's configuration is never changed. What cannot be measured (the systemd cgroup
-//! driver, compose) is said in the report. The mechanism is documented in docs/fidelity.md.
+//! driver) is said in the report. The mechanism is documented in docs/fidelity.md.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -28,7 +32,8 @@ pub enum DockerAction {
     Container,
     /// `docker build`, `docker image build`, `docker builder build`, `docker buildx build`.
     Build,
-    /// `docker compose …` (and `docker-compose`): no flag places its containers.
+    /// `docker compose …` (and `docker-compose`): memfit's compose file places its
+    /// containers (see [`crate::compose`]).
     Compose,
 }
 
@@ -40,10 +45,28 @@ pub struct DockerCommand {
     options_at: usize,
     /// The user gave `--cgroup-parent` themselves.
     has_cgroup_parent: bool,
+    /// Where the engine's global options end (the subcommand's first word).
+    globals_end: usize,
 }
 
-/// Docker's global options that take a value (`docker --help`).
-const GLOBAL_WITH_VALUE: [&str; 8] = [
+/// Docker's global options that take a value (`docker --help`), and podman's (`podman --help`).
+const GLOBAL_WITH_VALUE: [&str; 23] = [
+    "--cgroup-manager",
+    "--conmon",
+    "--connection",
+    "--events-backend",
+    "--hooks-dir",
+    "--identity",
+    "--network-cmd-path",
+    "--network-config-dir",
+    "--root",
+    "--runroot",
+    "--runtime",
+    "--storage-driver",
+    "--storage-opt",
+    "--tmpdir",
+    "--url",
+    "--volumepath",
     "--config",
     "-c",
     "--context",
@@ -51,7 +74,6 @@ const GLOBAL_WITH_VALUE: [&str; 8] = [
     "--host",
     "-l",
     "--log-level",
-    "--tlscacert",
 ];
 
 impl DockerCommand {
@@ -64,6 +86,7 @@ impl DockerCommand {
                 action: DockerAction::Compose,
                 options_at: 1,
                 has_cgroup_parent: false,
+                globals_end: 1,
             });
         }
         if program != "docker" && program != "podman" {
@@ -71,7 +94,9 @@ impl DockerCommand {
         }
         let mut i = 1;
         while let Some(word) = words.get(i) {
-            if GLOBAL_WITH_VALUE.contains(word) || matches!(*word, "--tlscert" | "--tlskey") {
+            if GLOBAL_WITH_VALUE.contains(word)
+                || matches!(*word, "--tlscacert" | "--tlscert" | "--tlskey")
+            {
                 i += 2;
             } else if word.starts_with('-') {
                 i += 1;
@@ -96,7 +121,27 @@ impl DockerCommand {
             action,
             options_at,
             has_cgroup_parent,
+            globals_end: i,
         })
+    }
+
+    /// The compose command line of `docker compose …` / `docker-compose …`.
+    pub fn compose(&self, argv: &[OsString]) -> Option<crate::compose::ComposeCommand> {
+        (self.action == DockerAction::Compose)
+            .then(|| crate::compose::ComposeCommand::parse(argv, self.options_at))
+    }
+
+    /// Whether the engine is podman (no dockerd: containers are started by podman itself).
+    pub fn is_podman(argv: &[OsString]) -> bool {
+        argv.first()
+            .and_then(|p| Path::new(p).file_name())
+            .is_some_and(|n| n == "podman")
+    }
+
+    /// The engine's own global options (`-H …`, podman's `--cgroup-manager …`), to ask it
+    /// about itself the same way.
+    pub fn global_options<'a>(&self, argv: &'a [OsString]) -> &'a [OsString] {
+        &argv[1.min(self.globals_end)..self.globals_end]
     }
 
     /// The command line with `--cgroup-parent=PARENT` added to the subcommand's options, or
@@ -205,13 +250,23 @@ pub struct DockerDaemon {
     pub server_version: String,
 }
 
-/// Asks dockerd through the same CLI (`docker info`); `Err` with the reason when it cannot.
-pub fn daemon(program: &OsStr) -> Result<DockerDaemon, String> {
+/// Asks dockerd through the same CLI and global options (`docker info`), or podman (`podman
+/// info`: its cgroup manager); `Err` with the reason when it cannot.
+pub fn daemon(program: &OsStr, global_options: &[OsString]) -> Result<DockerDaemon, String> {
+    let podman = Path::new(program)
+        .file_name()
+        .is_some_and(|n| n == "podman");
+    let format = if podman {
+        "{{.Host.CgroupManager}} {{.Version.Version}}"
+    } else {
+        "{{.CgroupDriver}} {{.ServerVersion}}"
+    };
     let output = Command::new(program)
-        .args(["info", "--format", "{{.CgroupDriver}} {{.ServerVersion}}"])
+        .args(global_options)
+        .args(["info", "--format", format])
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run `docker info`: {e}"))?;
+        .map_err(|e| format!("cannot run `{} info`: {e}", program.to_string_lossy()))?;
     let text = String::from_utf8_lossy(&output.stdout);
     let mut words = text.split_whitespace();
     match (output.status.success(), words.next(), words.next()) {
@@ -220,10 +275,57 @@ pub fn daemon(program: &OsStr) -> Result<DockerDaemon, String> {
             server_version: version.to_string(),
         }),
         _ => Err(format!(
-            "`docker info` failed: {}",
+            "`{} info` failed: {}",
+            program.to_string_lossy(),
             String::from_utf8_lossy(&output.stderr).trim()
         )),
     }
+}
+
+/// The compose service (else the container name) of each container still known to the
+/// engine, by the cgroup name the run saw (`<id>`, podman's `libpod-<id>`).
+pub fn container_names(
+    program: &OsStr,
+    cgroup_names: &[&str],
+) -> std::collections::HashMap<String, String> {
+    let ids: Vec<(&str, &str)> = cgroup_names
+        .iter()
+        .map(|name| (*name, name.strip_prefix("libpod-").unwrap_or(name)))
+        .filter(|(_, id)| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .collect();
+    let mut names = std::collections::HashMap::new();
+    if ids.is_empty() {
+        return names;
+    }
+    let output = Command::new(program)
+        .args(["inspect", "--type", "container", "--format"])
+        .arg("{{.Id}}\t{{index .Config.Labels \"com.docker.compose.service\"}}\t{{.Name}}")
+        .args(ids.iter().map(|(_, id)| id))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    // Containers removed meanwhile (`--rm`) are missing, the others printed.
+    let Ok(output) = output else {
+        return names;
+    };
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let mut fields = line.split('\t');
+        let (Some(id), Some(service), Some(name)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let Some((cgroup_name, _)) = ids.iter().find(|(_, known)| *known == id) else {
+            continue;
+        };
+        let chosen = match service {
+            "" | "<no value>" => name.trim_start_matches('/'),
+            service => service,
+        };
+        if !chosen.is_empty() {
+            names.insert(cgroup_name.to_string(), chosen.chars().take(128).collect());
+        }
+    }
+    names
 }
 
 /// The cgroup path dockerd puts containers under with the cgroupfs driver: its

@@ -19,6 +19,7 @@ pub mod bisect;
 pub mod chart;
 mod clone3;
 pub mod compare;
+pub mod compose;
 mod container_view;
 pub mod docker;
 mod environment;

@@ -282,6 +282,10 @@ impl From<ProcessRss> for (i32, u64) {
 pub struct ContainerRecord {
     /// Its cgroup's name: the container id, or `buildkit-<id>` for an adopted BuildKit step.
     pub id: String,
+    /// Its compose service, else its container name (`docker inspect`, read after the run:
+    /// absent for a container removed by then, `--rm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub kind: ContainerKind,
     /// What it ran, as first seen after the runtime's own init (`/bin/sh -c npm ci`).
     pub command: Vec<String>,

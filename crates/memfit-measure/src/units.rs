@@ -43,11 +43,16 @@ pub(crate) struct Units {
 impl Units {
     /// One tick: new child cgroups are recorded, live ones read, gone ones ended.
     pub fn sample(&mut self, run: &CgroupFiles, kind: ContainerKind, now_ms: u64) {
-        // The docker CLI's own leaf (v2) is not a container.
+        // The docker CLI's own leaf (v2) is not a container, nor podman's monitor (conmon,
+        // which podman puts in `<cgroup parent>/conmon` with the cgroupfs manager).
         let children: Vec<CgroupFiles> = run
             .children()
             .into_iter()
-            .filter(|c| c.path().file_name() != Some(COMMAND_LEAF.as_ref()))
+            .filter(|c| {
+                c.path()
+                    .file_name()
+                    .is_some_and(|n| n != COMMAND_LEAF && n != "conmon")
+            })
             .collect();
         for child in &children {
             let id = child
@@ -59,6 +64,7 @@ impl Units {
                 files: child.clone(),
                 record: ContainerRecord {
                     id,
+                    name: None,
                     kind,
                     command: Vec::new(),
                     peak_bytes: 0,

@@ -96,7 +96,16 @@ impl RunStep {
         match commands.as_slice() {
             [only] => {
                 let words: Vec<String> = only.words.iter().map(|w| w.text.clone()).collect();
-                normalized(&words) == normalized(argv)
+                // A command known only from the kernel's OOM report is its text split at
+                // spaces: compared as one line.
+                let line = |words: &[String]| {
+                    words
+                        .join(" ")
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                normalized(&words) == normalized(argv) || line(&words) == line(argv)
             }
             _ => false,
         }
@@ -108,6 +117,17 @@ mod tests {
     use crate::dockerfile::parse;
 
     const DOCKERFILE: &str = "FROM node:20 AS build\nRUN npm ci \\\n    --no-audit\nRUN node -e 'console.log(1)'\nSHELL [\"/bin/bash\", \"-c\"]\nRUN echo $HOME\nFROM node:20-slim\nRUN [\"node\", \"x.js\"]\n";
+
+    #[test]
+    fn a_command_split_at_spaces_is_still_its_step() {
+        let steps = parse(DOCKERFILE).run_steps(DOCKERFILE);
+        let split: Vec<String> = "node -e console.log(1)"
+            .split(' ')
+            .map(str::to_string)
+            .collect();
+        assert!(steps[1].is_run_by(&split));
+        assert!(!steps[0].is_run_by(&split));
+    }
 
     #[test]
     fn every_run_step_with_its_line_stage_and_argv() {

@@ -1,47 +1,62 @@
-//! Docker test helpers shared by docker.rs and guard_image.rs: a reachable dockerd with the
-//! cgroupfs driver, and the Node test image, assembled from this machine's node, the libraries
-//! it links and a static busybox with `docker import` (no registry, no network).
+//! What the container-engine suites share (docker.rs, compose.rs, podman.rs, guard_image.rs):
+//! the Node test image, made without a registry from this machine's node, the libraries it
+//! links and a static busybox; a reachable dockerd with the cgroupfs driver; and the
+//! skip-or-fail rule (`MEMFIT_DOCKER_TESTS=required` / `MEMFIT_PODMAN_TESTS=required` make a
+//! missing engine a failure, as CI sets them).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The Node test image: node at /usr/bin/node, a busybox shell, nothing else.
-pub const NODE_IMAGE: &str = "memfit-test/node:20";
+/// The image every suite runs: node and busybox.
+pub const IMAGE: &str = "memfit-test/node:20";
 
-/// Whether the Node test image is there already.
-pub fn node_image_exists() -> bool {
-    Command::new("docker")
-        .args(["image", "inspect", NODE_IMAGE])
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// The same image, by the name guard_image.rs uses.
+pub const NODE_IMAGE: &str = IMAGE;
+
+/// Whether a suite whose engine is `ready` may run: panics when `variable` is `required`
+/// (CI) and it cannot, else says loudly that it did not run.
+pub fn gate(ready: &Result<(), String>, suite: &str, variable: &str) -> bool {
+    match ready {
+        Ok(()) => true,
+        Err(reason) if std::env::var(variable).as_deref() == Ok("required") => {
+            panic!("the {suite} suite must run here ({variable}=required) and cannot: {reason}")
+        }
+        Err(reason) => {
+            eprintln!("\n*** {} NOT RUN: {reason} ***\n", suite.to_uppercase());
+            false
+        }
+    }
 }
 
-/// A reachable dockerd with the cgroupfs driver, and the test image (made from this machine's
-/// node, the libraries it links and a static busybox, with `docker import`: no registry).
-pub fn prepare_engine() -> Result<(), String> {
-    let info = Command::new("docker")
-        .args(["info", "--format", "{{.CgroupDriver}}"])
+/// Imports the test image into `engine` (`docker` or `podman`) unless it has it.
+pub fn ensure_image(engine: &str) -> Result<(), String> {
+    let exists = Command::new(engine)
+        .args(["image", "inspect", IMAGE])
         .output()
-        .map_err(|e| format!("no docker CLI ({e})"))?;
-    if !info.status.success() {
-        return Err(format!(
-            "no Docker Engine answers: {}",
-            String::from_utf8_lossy(&info.stderr).trim()
-        ));
+        .is_ok_and(|o| o.status.success());
+    if exists {
+        return Ok(());
     }
-    let driver = String::from_utf8_lossy(&info.stdout).trim().to_string();
-    if driver != "cgroupfs" {
+    let root = rootfs()?;
+    let tar = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -C {} -c . | {engine} import - {IMAGE}",
+            root.path().display()
+        ))
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !tar.status.success() {
         return Err(format!(
-            "dockerd uses the {driver} cgroup driver; the suite needs cgroupfs"
+            "{engine} import failed: {}",
+            String::from_utf8_lossy(&tar.stderr)
         ));
-    }
-    if !node_image_exists() {
-        build_image()?;
     }
     Ok(())
 }
 
-pub fn build_image() -> Result<(), String> {
+/// A root filesystem holding /usr/bin/node, the libraries `ldd` lists and busybox.
+fn rootfs() -> Result<tempfile::TempDir, String> {
     let root = tempfile::tempdir().map_err(|e| e.to_string())?;
     let node = which("node").ok_or("no node on PATH")?;
     let busybox = Path::new("/bin/busybox");
@@ -76,25 +91,40 @@ pub fn build_image() -> Result<(), String> {
     for dir in ["tmp", "proc", "sys", "dev", "etc"] {
         std::fs::create_dir_all(root.path().join(dir)).map_err(|e| e.to_string())?;
     }
-    let tar = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "tar -C {} -c . | docker import - {NODE_IMAGE}",
-            root.path().display()
-        ))
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !tar.status.success() {
-        return Err(format!(
-            "docker import failed: {}",
-            String::from_utf8_lossy(&tar.stderr)
-        ));
-    }
-    Ok(())
+    Ok(root)
 }
 
 pub fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(program))
         .find(|p| p.is_file())
+}
+
+/// Whether docker has the Node test image already.
+pub fn node_image_exists() -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A reachable dockerd with the cgroupfs driver, and the test image.
+pub fn prepare_engine() -> Result<(), String> {
+    let info = Command::new("docker")
+        .args(["info", "--format", "{{.CgroupDriver}}"])
+        .output()
+        .map_err(|e| format!("no docker CLI ({e})"))?;
+    if !info.status.success() {
+        return Err(format!(
+            "no Docker Engine answers: {}",
+            String::from_utf8_lossy(&info.stderr).trim()
+        ));
+    }
+    let driver = String::from_utf8_lossy(&info.stdout).trim().to_string();
+    if driver != "cgroupfs" {
+        return Err(format!(
+            "dockerd uses the {driver} cgroup driver; the suite needs cgroupfs"
+        ));
+    }
+    ensure_image("docker")
 }

@@ -28,6 +28,14 @@ pub(super) struct DockerRun {
     /// On cgroup v2, the leaf the docker CLI runs in, so that the run's cgroup can give its
     /// containers controllers of their own (see [`OwnedCgroup::create_command_leaf`]).
     pub command_leaf: Option<CgroupFiles>,
+    /// For compose: memfit's compose file (removed when dropped, after the run).
+    pub compose_dir: Option<tempfile::TempDir>,
+    /// Variables the command gets where the user has not set them.
+    pub env_defaults: Vec<(&'static str, &'static str)>,
+    /// A directory put first on the command's PATH.
+    pub path_prefix: Option<PathBuf>,
+    /// The CLI that names the containers afterwards (`docker inspect`).
+    pub inspect_with: OsString,
 }
 
 /// What the run has before its command starts.
@@ -172,7 +180,17 @@ fn prepare_docker(
     };
     let not_measured =
         "the containers it starts are not measured: this measures the docker CLI alone";
-    let daemon = match docker::daemon(&options.command[0]) {
+    let compose = docker.compose(&options.command);
+    let podman = DockerCommand::is_podman(&options.command);
+    // docker-compose 1.x talks to dockerd itself; the docker CLI answers for that dockerd.
+    let (engine, globals) = match &compose {
+        Some(c) if c.v1 => (OsString::from("docker"), &[][..]),
+        _ => (
+            options.command[0].clone(),
+            docker.global_options(&options.command),
+        ),
+    };
+    let daemon = match docker::daemon(&engine, globals) {
         Ok(daemon) => daemon,
         Err(reason) => {
             caveats.push(format!("{reason}; {not_measured}"));
@@ -180,13 +198,8 @@ fn prepare_docker(
         }
     };
     if daemon.cgroup_driver != "cgroupfs" {
-        caveats.push(format!("dockerd {} uses the {} cgroup driver, where a container's cgroup parent is a systemd slice memfit does not create yet; {not_measured}", daemon.server_version, daemon.cgroup_driver));
-        return (unchanged, None);
-    }
-    if docker.action == DockerAction::Compose {
-        caveats.push(format!(
-            "docker compose has no option that places its containers in a cgroup; {not_measured}"
-        ));
+        let who = if podman { "podman" } else { "dockerd" };
+        caveats.push(format!("{who} {} uses the {} cgroup driver, where a container's cgroup parent is a systemd slice memfit does not create yet; {not_measured}", daemon.server_version, daemon.cgroup_driver));
         return (unchanged, None);
     }
     let relative = format!(
@@ -197,11 +210,53 @@ fn prepare_docker(
             .unwrap_or(cgroup.path())
             .display()
     );
-    let Some(command) = docker.with_cgroup_parent(&options.command, &relative) else {
-        caveats.push(format!(
-            "the command gives its own --cgroup-parent; {not_measured}"
-        ));
-        return (unchanged, None);
+    let (command, compose_dir, env_defaults, path_prefix, kind) = match &compose {
+        Some(compose) => {
+            if !compose.starts_containers(&options.command) {
+                caveats.push(format!(
+                    "docker compose {} creates no container memfit can place; {not_measured}",
+                    compose
+                        .subcommand(&options.command)
+                        .unwrap_or("without a subcommand")
+                ));
+                return (unchanged, None);
+            }
+            let env = |name: &str| std::env::var(name).ok();
+            match compose.plan(&options.command, &relative, &env) {
+                Ok(plan) => {
+                    caveats.extend(plan.notes);
+                    let kind = if plan.builds_only {
+                        ContainerKind::BuildStep
+                    } else {
+                        ContainerKind::Container
+                    };
+                    (
+                        plan.command,
+                        Some(plan.dir),
+                        plan.env_defaults,
+                        plan.path_prefix,
+                        kind,
+                    )
+                }
+                Err(reason) => {
+                    caveats.push(format!("docker compose: {reason}; {not_measured}"));
+                    return (unchanged, None);
+                }
+            }
+        }
+        None => {
+            let Some(command) = docker.with_cgroup_parent(&options.command, &relative) else {
+                caveats.push(format!(
+                    "the command gives its own --cgroup-parent; {not_measured}"
+                ));
+                return (unchanged, None);
+            };
+            let kind = match docker.action {
+                DockerAction::Build => ContainerKind::BuildStep,
+                DockerAction::Container | DockerAction::Compose => ContainerKind::Container,
+            };
+            (command, None, Vec::new(), None, kind)
+        }
     };
     let command_leaf = match hierarchy.version {
         CgroupVersion::V2 => match cgroup.create_command_leaf() {
@@ -213,16 +268,17 @@ fn prepare_docker(
         },
         CgroupVersion::V1 => None,
     };
-    let kind = match docker.action {
-        DockerAction::Build => ContainerKind::BuildStep,
-        DockerAction::Container | DockerAction::Compose => ContainerKind::Container,
-    };
-    let adopt_roots = match docker.action {
-        DockerAction::Build => vec![hierarchy
+    // dockerd's embedded BuildKit ignores --cgroup-parent: its steps are adopted, for a build
+    // only (adopting during a compose `up` would take in any other client's build steps on
+    // the same dockerd). Podman's builds honour it.
+    let builds = docker.action == DockerAction::Build || kind == ContainerKind::BuildStep;
+    let adopt_roots = if builds && !podman {
+        vec![hierarchy
             .mount
             .join(docker::daemon_cgroup_parent().trim_start_matches('/'))
-            .join("buildkit")],
-        _ => Vec::new(),
+            .join("buildkit")]
+    } else {
+        Vec::new()
     };
     (
         command,
@@ -231,6 +287,10 @@ fn prepare_docker(
             adopt_roots,
             paths_before: CgroupPathsBefore::record(&relative, &hierarchy.mount),
             command_leaf,
+            compose_dir,
+            env_defaults,
+            path_prefix,
+            inspect_with: engine,
         }),
     )
 }

@@ -72,7 +72,47 @@ pub(super) fn start(options: &RunOptions, prepared: &mut Prepared) -> Result<Run
         _ => None,
     };
 
-    let environment = options.environment.build();
+    let mut environment = options.environment.build();
+    // memfit's docker wrapper for compose's builds, first on PATH.
+    if let Some(prefix) = prepared
+        .docker
+        .as_ref()
+        .and_then(|d| d.path_prefix.as_ref())
+    {
+        let mut path = prefix.as_os_str().to_os_string();
+        let existing = environment
+            .entries
+            .iter()
+            .position(|e| e.as_encoded_bytes().starts_with(b"PATH="));
+        match existing {
+            Some(at) => {
+                path.push(":");
+                path.push(
+                    <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+                        &environment.entries[at].as_encoded_bytes()[5..],
+                    ),
+                );
+                environment.entries.remove(at);
+            }
+            None => path.push(":/usr/local/bin:/usr/bin:/bin"),
+        }
+        let mut entry = std::ffi::OsString::from("PATH=");
+        entry.push(path);
+        environment.entries.push(entry);
+    }
+    // Compose's build path (COMPOSE_DOCKER_CLI_BUILD…), unless the user chose one.
+    for (name, value) in prepared.docker.iter().flat_map(|d| &d.env_defaults) {
+        let prefix = format!("{name}=");
+        if !environment
+            .entries
+            .iter()
+            .any(|e| e.as_encoded_bytes().starts_with(prefix.as_bytes()))
+        {
+            environment
+                .entries
+                .push(std::ffi::OsString::from(format!("{prefix}{value}")));
+        }
+    }
     let own_usage_before = OwnUsage::now();
     let boot_ms_at_start = procfs::boot_time_ms();
     let started = Instant::now();

@@ -107,6 +107,15 @@ pub(super) fn teardown(
         container.oom_kills = container.oom_kills.max(logged);
     }
     let container_kills: u64 = containers.iter().map(|c| c.oom_kills).sum();
+    if let Some(docker) = &mut prepared.docker {
+        // memfit's compose file is not needed any more.
+        drop(docker.compose_dir.take());
+        let ids: Vec<&str> = containers.iter().map(|c| c.id.as_str()).collect();
+        let mut names = crate::docker::container_names(&docker.inspect_with, &ids);
+        for container in &mut containers {
+            container.name = names.remove(&container.id);
+        }
+    }
     if let Some(cg) = prepared.cgroup.take() {
         let mut reap = || {
             for reaped in process::reap_exited() {
