@@ -44,7 +44,10 @@ fuzz_target!(|data: &[u8]| {
     };
     match cli.command {
         Commands::Guard(guard) => {
-            let _ = memfit_guard::options::Options::parse(&guard.args, None);
+            let _ = memfit_guard::options::Options::parse(&guard.args, |_| None);
+            // And with every MEMFIT_GUARD_* variable set to the first argument.
+            let value = guard.args.first().cloned();
+            let _ = memfit_guard::options::Options::parse(&guard.args, |_| value.clone());
         }
         Commands::Run(run) => resolve(&run.limits),
         Commands::Plan(plan) => {

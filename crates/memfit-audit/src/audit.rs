@@ -48,6 +48,8 @@ pub struct Config {
     pub severity: Vec<SeverityOverride>,
     /// `limit = "512M"` or `platform = "render:starter"`.
     pub target: Option<ConfigTarget>,
+    /// `[build] limit = "4G"`, `cpus = 4`: the machine `docker build` runs on.
+    pub build: Option<crate::context::BuildLimit>,
 }
 
 /// `[severity] rule-id = "warning"` in memfit.toml.
@@ -202,6 +204,9 @@ fn read_config(project: &Project) -> Result<Config, String> {
             });
         }
     }
+    if let Some(item) = doc.get("build") {
+        config.build = Some(read_build(item, &place)?);
+    }
     if let Some(item) = doc.get("limit") {
         match item.as_str().map(|text| (text, ByteSize::parse(text))) {
             Some((text, Ok(size))) if size >= MIN_LIMIT => {
@@ -236,6 +241,50 @@ fn read_config(project: &Project) -> Result<Config, String> {
         }
     }
     Ok(config)
+}
+
+/// `[build]` in memfit.toml: `limit = "4G"` (required) and `cpus = 4`.
+fn read_build(
+    item: &toml_edit::Item,
+    place: &dyn Fn(&toml_edit::Item) -> String,
+) -> Result<crate::context::BuildLimit, String> {
+    let example = "e.g. [build] limit = \"4G\" and cpus = 4 for the machine docker build runs on";
+    let Some(table) = item.as_table_like() else {
+        return Err(format!("{}: [build] is a table, {example}", place(item)));
+    };
+    let Some(limit) = table.get("limit") else {
+        return Err(format!("{}: [build] needs limit, {example}", place(item)));
+    };
+    let bytes = match limit.as_str().map(ByteSize::parse) {
+        Some(Ok(size)) if size >= MIN_LIMIT => size.bytes(),
+        Some(Err(error)) => return Err(format!("{}: [build] limit: {error}", place(limit))),
+        _ => {
+            return Err(format!(
+                "{}: [build] limit is a size in quotes of at least 6M, {example}",
+                place(limit)
+            ))
+        }
+    };
+    let cpus = match table.get("cpus") {
+        None => None,
+        Some(c) => match c.as_integer() {
+            Some(n @ 1..=1024) => Some(n as u32),
+            _ => {
+                return Err(format!(
+                    "{}: [build] cpus is a whole number from 1 to 1024, {example}",
+                    place(c)
+                ))
+            }
+        },
+    };
+    Ok(crate::context::BuildLimit {
+        bytes,
+        cpus,
+        description: format!(
+            "memfit.toml [build] limit = \"{}\"",
+            limit.as_str().unwrap_or_default()
+        ),
+    })
 }
 
 /// "unknown rule `x` in ignore", with the closest rule id, or all of them when none is close.
@@ -357,7 +406,8 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
         platform: t.platform,
     });
     let (limit, runtime, notes, mut rule_findings) = {
-        let ctx = Context::new(&project, limit_override);
+        let mut ctx = Context::new(&project, limit_override);
+        ctx.build = config.build.clone();
         if timing {
             let parsed = ctx.js.iter().filter(|s| !s.facts.skipped).count();
             let linked: usize = ctx.js.iter().map(|s| s.facts.external_repeated.len()).sum();
@@ -387,8 +437,12 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
         }
         let summary = summarize(&ctx);
         let mut notes = ctx.platform.notes.clone();
-        if ctx.limit.is_none() && ctx.runtime.is_node {
-            notes.push("no memory limit found (fly.toml, render.yaml, app.json, compose, Kubernetes): pass --limit or --platform, or set limit in memfit.toml, for the heap rules".to_string());
+        let sized_runtime = ctx.runtime.is_node
+            || crate::runtime::jvm::model(&ctx).is_some()
+            || !crate::runtime::python::model(&ctx).is_empty()
+            || crate::runtime::go::model(&ctx).is_some();
+        if ctx.limit.is_none() && sized_runtime {
+            notes.push("no memory limit found (fly.toml, render.yaml, app.json, compose, Kubernetes): pass --limit or --platform, or set limit in memfit.toml, for the heap and worker rules".to_string());
         }
         (ctx.limit.clone(), summary, notes, out)
     };

@@ -18,6 +18,17 @@ pub struct Context<'a> {
     pub lockfiles: Vec<crate::lockfile::Lockfile>,
     /// Facts of every JS/TS source.
     pub js: Vec<crate::js::JsFile>,
+    /// The machine `docker build` runs on, from memfit.toml's `[build]`.
+    pub build: Option<BuildLimit>,
+}
+
+/// The builder's memory and CPUs (memfit.toml `[build]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildLimit {
+    pub bytes: u64,
+    pub cpus: Option<u32>,
+    /// Where it is said, for messages.
+    pub description: String,
 }
 
 /// A Dockerfile, its stages, and which of them ship.
@@ -157,6 +168,7 @@ impl<'a> Context<'a> {
             limit,
             lockfiles: crate::lockfile::read(project),
             js: crate::js::analyze_project(project),
+            build: None,
         }
     }
 

@@ -61,6 +61,11 @@ pub enum Kind {
     MemfitToml,
     /// JavaScript and TypeScript sources.
     Script,
+    /// Shell scripts (`*.sh`): the start scripts a CMD runs.
+    ShellScript,
+    /// gunicorn's configuration file (`gunicorn.conf.py`, read by default from the working
+    /// directory).
+    GunicornConf,
 }
 
 /// Classifies a file by its name.
@@ -82,6 +87,8 @@ pub fn classify(name: &str) -> Option<Kind> {
         "procfile" => Kind::Procfile,
         "app.json" => Kind::AppJson,
         "memfit.toml" => Kind::MemfitToml,
+        "gunicorn.conf.py" | "gunicorn_conf.py" | "gunicorn.config.py" => Kind::GunicornConf,
+        _ if lower.ends_with(".sh") => Kind::ShellScript,
         _ if lower.ends_with(".dockerignore") => Kind::DockerIgnore,
         _ if lower == "dockerfile"
             || lower.starts_with("dockerfile.")

@@ -1,6 +1,11 @@
 //! The service as it runs: which Dockerfile ships, its start command (through npm scripts),
 //! every place a Node heap flag is set and which one wins, the Node version, the workers.
 
+pub mod go;
+pub mod jvm;
+pub mod python;
+pub mod service;
+
 use memfit_core::node::NodeVersion;
 use memfit_core::HeapFlags;
 

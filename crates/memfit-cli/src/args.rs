@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use memfit_core::ByteSize;
+use memfit_measure::compare::Allowance;
 
 use crate::report_format::{parse_spec, FormatSpec};
 
@@ -45,6 +46,10 @@ pub enum Commands {
     /// Apply the audit's safe fixes as minimal edits, and print them as a diff.
     #[command(after_help = FIX_EXAMPLES)]
     Fix(FixArgs),
+    /// Compare two run reports (or two bisect reports) side by side; with --max-increase,
+    /// the CI gate on a memory regression.
+    #[command(after_help = COMPARE_EXAMPLES)]
+    Compare(CompareArgs),
     /// Run a service as PID 1 under its memory limit: forward signals, reap zombies, and
     /// restart it gracefully before the kernel's OOM killer acts (`memfit guard --help`).
     #[command(disable_help_flag = true)]
@@ -75,6 +80,58 @@ const AUDIT_EXAMPLES: &str = "Examples:
 Exit status: 0 when no finding reaches --fail-on (default: error); 1 when one does; 2 for
 usage and I/O errors, and for a memfit.toml memfit cannot honour (an unknown rule id, a bad
 limit). A project file that does not parse is a finding, not an error.";
+
+const COMPARE_EXAMPLES: &str = "Examples:
+  memfit compare main.json pr.json
+  memfit compare main.json pr.json --max-increase 10%
+  memfit compare main.json pr.json --max-increase 50M --format markdown >> \"$GITHUB_STEP_SUMMARY\"
+  memfit compare main.json pr.json --format json -o compare.json --html compare.html
+  memfit compare bisect-main.json bisect-pr.json --max-increase 5%
+
+Exit status: 0 when NEW is within the allowance (or no --max-increase was given); 1 when NEW's
+peak (for bisect reports, the smallest limit that passed) exceeds BASE's by more than the
+allowance; 2 for usage and I/O errors, and for files that are not two reports of one kind.";
+
+/// Output forms of `memfit compare`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareFormat {
+    /// Side by side, for a terminal.
+    Human,
+    /// JSON (schema memfit.compare/1).
+    Json,
+    /// GitHub-flavoured markdown, for a pull request comment or $GITHUB_STEP_SUMMARY.
+    Markdown,
+    /// A self-contained HTML page with both timelines on one chart.
+    Html,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// The report to compare against, e.g. the main branch's `memfit run --json` file.
+    #[arg(value_name = "BASE.json")]
+    pub base: PathBuf,
+
+    /// The report to judge, e.g. the pull request's.
+    #[arg(value_name = "NEW.json")]
+    pub new: PathBuf,
+
+    /// CI gate: exit 1 when NEW's peak exceeds BASE's by more than this, a percentage of
+    /// BASE's (10%) or a size with a unit (50M).
+    #[arg(long, value_name = "PCT|SIZE")]
+    pub max_increase: Option<Allowance>,
+
+    /// Output form.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: CompareFormat,
+
+    /// Write the output to FILE instead of standard output (`-`).
+    #[arg(long, short, value_name = "FILE", default_value = "-")]
+    pub output: PathBuf,
+
+    /// Also write the HTML view (both timelines on one chart) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
 
 const FIX_EXAMPLES: &str = "Examples:
   memfit fix --dry-run
@@ -291,6 +348,17 @@ pub struct PlanArgs {
     #[arg(long, value_name = "DURATION", requires = "prometheus")]
     pub range: Option<String>,
 
+    /// With an https:// --prometheus: the CA certificate(s) to trust (PEM) instead of
+    /// Mozilla's roots, e.g. a cluster's private CA.
+    #[arg(long, value_name = "FILE", requires = "prometheus")]
+    pub prometheus_ca: Option<PathBuf>,
+
+    /// With --prometheus: send the token in FILE as `Authorization: Bearer` (e.g. a Kubernetes
+    /// service-account token). Also MEMFIT_PROMETHEUS_TOKEN, or MEMFIT_PROMETHEUS_USER and
+    /// MEMFIT_PROMETHEUS_PASSWORD for basic auth; over http only to 127.0.0.1.
+    #[arg(long, value_name = "FILE", requires = "prometheus")]
+    pub prometheus_token_file: Option<PathBuf>,
+
     /// Output form.
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormat,
@@ -363,9 +431,10 @@ const RUN_EXAMPLES: &str = "Examples:
   memfit run --platform list
   memfit run --limit 1G --cpus 2 --budget 800M --json run.json -- cargo build --release
   memfit run --limit 512M --format json=run.json --format html=run.html --format markdown=- -- npm test
+  memfit run --limit 1G --baseline main.json --max-increase 10% -- npm run build
 
-Exit status: the command's own (128 + signal when killed); 1 when --budget is exceeded by a
-command that succeeded; 2 for memfit's usage and I/O errors.";
+Exit status: the command's own (128 + signal when killed); 1 when --budget or
+--max-increase is exceeded by a command that succeeded; 2 for memfit's usage and I/O errors.";
 
 const BISECT_EXAMPLES: &str = "Examples:
   memfit bisect -- node build.js
@@ -556,6 +625,16 @@ pub struct RunArgs {
     /// wins). E.g. --budget 450M; a unit is required.
     #[arg(long, value_name = "SIZE", value_parser = parse_size_with_unit)]
     pub budget: Option<ByteSize>,
+
+    /// Compare the run with a report of an earlier one (`memfit run --json FILE`), printed
+    /// after the summary, e.g. --baseline main.json.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// CI gate with --baseline: exit 1 when the charged peak exceeds the baseline's by more
+    /// than this (the command's own failure status wins), e.g. 10% or 50M.
+    #[arg(long, value_name = "PCT|SIZE", requires = "baseline")]
+    pub max_increase: Option<Allowance>,
 
     /// Print no summary on standard error (reports are still written; errors still printed).
     #[arg(long, short)]

@@ -123,6 +123,9 @@ pub fn render(e: &Explanation, name: &str) -> String {
     if let Some(step) = &e.step {
         let _ = writeln!(out, "  step       {step}");
     }
+    if let Some(running) = e.running.as_ref().filter(|r| e.step.as_ref() != Some(*r)) {
+        let _ = writeln!(out, "  running    {running} (when it died)");
+    }
     if !e.evidence.is_empty() {
         let _ = writeln!(out, "  evidence");
         for ev in &e.evidence {

@@ -4,6 +4,7 @@
 mod audit_cmd;
 mod bisect_cmd;
 mod build_steps;
+mod compare_cmd;
 mod explain_cmd;
 mod fidelity;
 mod fleet_cmd;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         Commands::Plan(args) => plan_cmd::execute(args),
         Commands::Audit(args) => audit_cmd::audit(args),
         Commands::Fix(args) => audit_cmd::fix(args),
+        Commands::Compare(args) => compare_cmd::execute(args),
         Commands::Guard(args) => Ok(memfit_guard::main_with(&args.args).clamp(0, 255) as u8),
     };
     // On cgroup v2 a memfit alone in its cgroup moved into a leaf of its own to make its

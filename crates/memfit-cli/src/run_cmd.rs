@@ -11,6 +11,7 @@ use memfit_measure::{
 
 use crate::args::{LimitArgs, RunArgs};
 use crate::build_steps;
+use crate::compare_cmd;
 use crate::fidelity;
 use crate::markdown;
 use crate::output;
@@ -82,6 +83,12 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     let fidelity = fidelity::resolve(&args.limits.fidelity, target.as_ref())?;
     let reports = reports(&args)?;
     output::check_reports(&reports)?;
+    // Read before the command runs: a ten-minute build should not end in "cannot read".
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(compare_cmd::load_baseline)
+        .transpose()?;
     if !args.limits.measure_only {
         output::say_swept(&memfit_measure::sweep_stale_cgroups());
     }
@@ -125,6 +132,12 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     let over_budget = args
         .budget
         .filter(|budget| report.peak.charged_bytes > budget.bytes());
+    let comparison = baseline
+        .map(|base| compare_cmd::against_baseline(base, &report, args.max_increase))
+        .transpose()?;
+    let regressed = comparison
+        .as_ref()
+        .is_some_and(|c| c.verdict == memfit_measure::compare::Verdict::Fail);
     for (format, destination) in &reports {
         if args.quiet && *destination == Destination::Stderr {
             continue;
@@ -152,6 +165,9 @@ pub fn execute(args: RunArgs) -> Result<u8> {
                         ByteSize(report.peak.charged_bytes),
                         budget
                     );
+                }
+                if let Some(comparison) = &comparison {
+                    text.push_str(&compare_cmd::human(comparison));
                 }
                 let verdict = if report.oom_killed == Some(true) || report.exit.status != 0 {
                     style::BAD
@@ -181,7 +197,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
         status.clamp(1, 255) as u8
     } else if !report_errors.is_empty() {
         EXIT_USAGE
-    } else if over_budget.is_some() {
+    } else if over_budget.is_some() || regressed {
         EXIT_FINDINGS
     } else {
         0

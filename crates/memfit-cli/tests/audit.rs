@@ -658,6 +658,10 @@ fn every_rule_fires_on_the_example_projects() {
         fixture("fly-node18"),
         fixture("nextjs-app"),
         fixture("railway-rust"),
+        fixture("jvm-render"),
+        fixture("python-render"),
+        fixture("go-fly"),
+        fixture("rust-builder"),
         repo().join("examples/leaky-service"),
         sink.path().to_path_buf(),
     ];

@@ -377,11 +377,11 @@ fn bad_urls_unreachable_and_hostile_servers_exit_2_with_one_line() {
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
             vec!["--prometheus".into(), "ftp://x".into()],
-            "not an http:// URL",
+            "not an http:// or https:// URL",
         ),
         (
-            vec!["--prometheus".into(), "https://prom:9090".into()],
-            "https is not supported",
+            vec!["--prometheus".into(), "https://u:p@prom:9090".into()],
+            "credentials in it",
         ),
         (
             vec!["--prometheus".into(), format!("http://127.0.0.1:{closed}")],

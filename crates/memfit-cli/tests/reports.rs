@@ -93,3 +93,68 @@ fn html_report_is_self_contained_and_interactive_in_chromium() {
     assert!(shown >= 2, "processes at {at_peak_s} s not shown: {dom}");
     assert!(dom.contains("alloc 40M 600"));
 }
+
+#[test]
+fn an_oom_kill_is_marked_on_both_charts_at_the_moment_memfit_saw_it() {
+    if !cgroups_available("an_oom_kill_is_marked_on_both_charts_at_the_moment_memfit_saw_it") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (svg, html, json) = (
+        dir.path().join("run.svg"),
+        dir.path().join("run.html"),
+        dir.path().join("run.json"),
+    );
+    let output = memfit()
+        .args(["run", "-q", "--limit", "150M", "--svg"])
+        .arg(&svg)
+        .arg("--html")
+        .arg(&html)
+        .arg("--json")
+        .arg(&json)
+        .args(["--", workload(), "children", "1", "400M", "1000"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let victim = &report["oom"]["victims"][0];
+    let seen = victim["seen_ms"].as_u64().expect("no time for the victim");
+    let process = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"] == victim["pid"])
+        .unwrap();
+    assert!(
+        seen >= process["started_ms"].as_u64().unwrap()
+            && seen <= report["duration_ms"].as_u64().unwrap(),
+        "{victim} {process}"
+    );
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        text.contains("class=\"oom-marker\""),
+        "no OOM marker in the SVG"
+    );
+    assert!(
+        text.contains("OOM kill: memfit-workload alloc 400M"),
+        "the victim is not named"
+    );
+    let Some(browser) = chromium() else {
+        eprintln!("SKIPPING the HTML half of an_oom_kill_is_marked_…: no chromium here");
+        return;
+    };
+    let dom = chromium_dom(
+        browser,
+        &dir.path().join("profile"),
+        &format!("file://{}", html.display()),
+    );
+    assert!(
+        dom.contains("data-ready=\"true\""),
+        "the hover script did not run"
+    );
+    assert!(
+        dom.contains("class=\"oom-marker\""),
+        "no OOM marker in the HTML"
+    );
+}

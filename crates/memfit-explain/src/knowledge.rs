@@ -132,6 +132,8 @@ pub(crate) enum FactName {
     AnonRssBytes,
     LimitBytes,
     Step,
+    /// The command a script runner announced last (`> next build`); kept per BuildKit step.
+    Command,
     ExitCode,
     /// Not reported: the header that scopes the facts after it to one [`Section`].
     Section,

@@ -44,6 +44,8 @@ impl Condition {
         let step = e.step.as_deref().unwrap_or_default();
         let process = e.process.as_deref().unwrap_or_default();
         match self {
+            // In a step of several commands, the one that was running when it died decides:
+            // `npm ci && npm run build` killed in `next build` is not an install problem.
             Condition::StepIsInstall => [
                 "npm ci",
                 "npm install",
@@ -53,7 +55,13 @@ impl Condition {
                 "pnpm install",
             ]
             .iter()
-            .any(|s| step.contains(s)),
+            .any(|s| {
+                let decisive = match &e.running {
+                    Some(running) if several_commands(step) || step.is_empty() => running,
+                    _ => step,
+                };
+                format!("{decisive} ").contains(s)
+            }),
             Condition::ProcessIsLinkerOrRustc => {
                 process == "ld"
                     || process.starts_with("rustc")
@@ -123,7 +131,9 @@ fn variables(e: &Explanation) -> HashMap<&'static str, String> {
     vars.insert(
         "step",
         e.step
-            .clone()
+            .as_deref()
+            .or(e.running.as_deref())
+            .map(pasteable)
             .unwrap_or_else(|| "<the failing step>".to_string()),
     );
     vars.insert(
@@ -155,6 +165,37 @@ fn variables(e: &Explanation) -> HashMap<&'static str, String> {
     vars
 }
 
+/// Whether a step runs several commands (`npm ci && npm run build`).
+fn several_commands(step: &str) -> bool {
+    ["&&", "||", ";", "|"].iter().any(|op| step.contains(op))
+}
+
+/// Shell builtins and keywords: a step that starts with one runs only in a shell.
+const SHELL_WORDS: &[&str] = &[
+    "cd", "export", "source", ".", "set", "exec", "if", "for", "while", "case", "umask", "ulimit",
+];
+
+/// The step as words to paste after `memfit run --` (or after `NAME=value `): as it is when it
+/// is plain words, else wrapped in `sh -c '…'`, as the builder ran it — only the first
+/// command of `npm ci && npm run build` would otherwise run under memfit, and `FOO=1 cmd`
+/// would be taken for a program named `FOO=1`.
+pub(crate) fn pasteable(step: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:@%+,=".contains(c);
+    let words: Vec<&str> = step.split_whitespace().collect();
+    let needs_shell = match words.first() {
+        None => true,
+        Some(first) => {
+            first.contains('=')
+                || SHELL_WORDS.contains(first)
+                || words.iter().any(|w| !w.chars().all(plain))
+        }
+    };
+    if !needs_shell {
+        return words.join(" ");
+    }
+    format!("sh -c '{}'", step.trim().replace('\'', r"'\''"))
+}
+
 fn fill(template: &str, vars: &HashMap<&'static str, String>) -> String {
     let mut out = template.to_string();
     for (name, value) in vars {
@@ -167,6 +208,46 @@ fn fill(template: &str, vars: &HashMap<&'static str, String>) -> String {
 mod tests {
     use super::*;
     use crate::knowledge;
+
+    #[test]
+    fn a_step_of_plain_words_is_pasted_as_it_is() {
+        assert_eq!(pasteable("npm ci --no-audit"), "npm ci --no-audit");
+        assert_eq!(pasteable("npx @nestjs/cli build"), "npx @nestjs/cli build");
+    }
+
+    #[test]
+    fn a_step_that_needs_a_shell_is_wrapped_and_quoted() {
+        assert_eq!(
+            pasteable("npm install && npm run build"),
+            "sh -c 'npm install && npm run build'"
+        );
+        assert_eq!(
+            pasteable("mode=production webpack"),
+            "sh -c 'mode=production webpack'"
+        );
+        assert_eq!(pasteable("cd app; make"), "sh -c 'cd app; make'");
+        assert_eq!(
+            pasteable("echo 'it''s' $HOME"),
+            r"sh -c 'echo '\''it'\'''\''s'\'' $HOME'"
+        );
+    }
+
+    /// The wrapped step runs as written in a real shell: the quoting survives quotes,
+    /// variables and operators.
+    #[test]
+    fn a_wrapped_step_runs_as_written() {
+        let step = r#"printf '%s|' "a b" 'c'\''d' && echo $((1+2)); echo "$0""#;
+        let pasted = pasteable(step);
+        let via_paste = std::process::Command::new("sh")
+            .args(["-c", &pasted])
+            .output()
+            .unwrap();
+        let direct = std::process::Command::new("sh")
+            .args(["-c", step])
+            .output()
+            .unwrap();
+        assert_eq!(via_paste.stdout, direct.stdout, "{pasted}");
+    }
 
     #[test]
     fn every_name_in_a_remedy_template_is_a_variable() {

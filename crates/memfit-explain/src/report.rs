@@ -165,6 +165,9 @@ pub struct Explanation {
     pub anon_rss_bytes: Option<u64>,
     pub exit_code: Option<i32>,
     pub step: Option<String>,
+    /// The command the step was running when it died (`next build` of
+    /// `RUN npm ci && npm run build`), as npm/yarn/pnpm announced it in the step's output.
+    pub running: Option<String>,
     pub node_version: Option<String>,
     /// Another runtime the log names: `python 3.7`, `java 17`, `go 1.21.3`.
     pub runtime_version: Option<String>,

@@ -70,6 +70,11 @@ pub(crate) struct Scanned {
     /// Signature index → its hits.
     pub(crate) hits: HashMap<usize, Hits>,
     pub(crate) facts: HashMap<FactName, FactValue>,
+    /// The last command a script runner announced (`> next build`, `$ lerna run build`), by
+    /// the BuildKit step (`#12`) whose output announced it; `""` for output without a prefix.
+    pub(crate) commands: HashMap<String, String>,
+    /// A BuildKit step's text (`RUN npm ci && npm run build`) → its number (`#12`).
+    pub(crate) step_ids: HashMap<String, String>,
     pub(crate) lines: u64,
     pub(crate) bytes: u64,
 }
@@ -182,7 +187,7 @@ fn process_chunk(
             // Every occurrence on the line: two GC trace entries can share one line.
             let fact = &knowledge.facts[index - knowledge.signatures.len()];
             for caps in fact.regex.captures_iter(line) {
-                record_fact(fact, &caps, scanned, state);
+                record_fact(fact, &caps, line, scanned, state);
             }
         }
     }
@@ -211,9 +216,31 @@ fn value_group<'a>(caps: &'a regex::bytes::Captures) -> Option<&'a [u8]> {
     .find_map(|name| group(caps, name))
 }
 
+/// How many BuildKit steps' commands are remembered: a build has tens of steps; a log that
+/// announces more keeps the first ones (memory stays flat).
+const MAX_STEP_KEYS: usize = 512;
+
+/// The BuildKit step number a line of BuildKit's plain progress starts with: `#12` of
+/// `#12 41.37 > next build`.
+pub(crate) fn buildkit_id(line: &[u8]) -> Option<&str> {
+    let rest = line.strip_prefix(b"#")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 6 || rest.get(digits) != Some(&b' ') {
+        return None;
+    }
+    std::str::from_utf8(&line[..=digits]).ok()
+}
+
+fn remember(map: &mut HashMap<String, String>, key: &str, value: String) {
+    if map.len() < MAX_STEP_KEYS || map.contains_key(key) {
+        map.insert(key.to_string(), value);
+    }
+}
+
 fn record_fact(
     fact: &Fact,
     caps: &regex::bytes::Captures,
+    line: &[u8],
     scanned: &mut Scanned,
     state: &mut State,
 ) {
@@ -225,6 +252,20 @@ fn record_fact(
     if spec.fact == FactName::Section {
         state.section = Section::from_header(&raw);
         return;
+    }
+    if spec.fact == FactName::Command {
+        let key = buildkit_id(line).unwrap_or_default();
+        remember(&mut scanned.commands, key, line_text(raw.as_bytes()));
+        return;
+    }
+    if spec.fact == FactName::Step {
+        if let Some(id) = buildkit_id(line) {
+            remember(
+                &mut scanned.step_ids,
+                &line_text(raw.as_bytes()),
+                id.to_string(),
+            );
+        }
     }
     if spec.section.is_some() && state.section != spec.section {
         return;

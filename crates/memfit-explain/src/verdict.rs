@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crate::knowledge::{Claim, FactName, Knowledge, Signature};
 use crate::remedy;
 use crate::report::{Evidence, Explanation, HeapCeiling, Kind, SubReason, Verdict};
-use crate::scan::Scanned;
+use crate::scan::{buildkit_id, Scanned};
 
 /// A verdict needs at least this much support; below it the answer is `uncertain`.
 const DECIDE: f64 = 0.6;
@@ -265,6 +265,11 @@ fn assemble(
         anon_rss_bytes: fact_number(FactName::AnonRssBytes).map(|b| b as u64),
         exit_code,
         step: fact_text(FactName::Step).map(|s| s.trim_start_matches("RUN ").trim().to_string()),
+        running: running_command(
+            scanned,
+            fact_text(FactName::Step).as_deref(),
+            &decision.decisive,
+        ),
         node_version: fact_text(FactName::NodeVersion),
         runtime_version: fact_text(FactName::RuntimeVersion),
         evidence: quote_evidence(&decision.decisive, exit_code, scanned, knowledge),
@@ -277,6 +282,28 @@ fn assemble(
         lines_read: scanned.lines,
         bytes_read: scanned.bytes,
     }
+}
+
+/// The command the failing step was running when it died, as its script runner announced it:
+/// of the failing BuildKit step (by its text, else by the step number of the last decisive
+/// line), else of output without BuildKit's prefix.
+fn running_command(scanned: &Scanned, step: Option<&str>, decisive: &[usize]) -> Option<String> {
+    let by_step = step
+        .and_then(|text| scanned.step_ids.get(text))
+        .and_then(|id| scanned.commands.get(id));
+    let by_line = || {
+        decisive
+            .iter()
+            .filter_map(|index| scanned.hits.get(index))
+            .flat_map(|hits| hits.all())
+            .max_by_key(|hit| hit.line)
+            .and_then(|hit| buildkit_id(hit.text.as_bytes()))
+            .and_then(|id| scanned.commands.get(id))
+    };
+    by_step
+        .or_else(by_line)
+        .or_else(|| scanned.commands.get(""))
+        .cloned()
 }
 
 /// The decisive signature that says the most: its meaning and process speak for the whole
@@ -408,6 +435,67 @@ mod tests {
                 .contains("~3991 MB of heap, the ceiling set by --max-old-space-size=4096."),
             "{}",
             e.remedies[0].note
+        );
+    }
+
+    /// BuildKit's plain progress of `RUN npm ci && npm run build` (Docker 24, `--progress
+    /// plain`): the install finished, `next build` was killed. Another step (#9) ran a
+    /// command of its own at the same time.
+    const NEXT_BUILD_KILLED: &str = "#9 [deps 3/3] RUN pnpm fetch\n\
+#9 1.201 $ node scripts/prefetch.js\n\
+#12 [builder 4/5] RUN npm ci && npm run build\n\
+#12 2.113 npm warn deprecated inflight@1.0.6: This module is not supported\n\
+#12 31.90 added 412 packages, and audited 413 packages in 30s\n\
+#12 31.95 \n\
+#12 31.95 > web@0.1.0 build\n\
+#12 31.95 > next build\n\
+#12 33.02    Creating an optimized production build ...\n\
+#12 95.71 Killed\n\
+#12 ERROR: process \"/bin/sh -c npm ci && npm run build\" did not complete successfully: exit code: 137\n\
+------\n\
+ > [builder 4/5] RUN npm ci && npm run build:\n\
+------\n\
+ERROR: failed to solve: process \"/bin/sh -c npm ci && npm run build\" did not complete successfully: exit code: 137\n";
+
+    #[test]
+    fn the_command_a_killed_step_was_running_decides_the_remedies() {
+        let e = explain(NEXT_BUILD_KILLED);
+        assert_eq!(e.verdict, Verdict::Oom);
+        assert_eq!(e.step.as_deref(), Some("npm ci && npm run build"));
+        assert_eq!(e.running.as_deref(), Some("next build"));
+        let titles: Vec<&str> = e.remedies.iter().map(|r| r.title.as_str()).collect();
+        assert!(
+            !titles
+                .iter()
+                .any(|t| t.contains("Install with less memory")),
+            "{titles:?}"
+        );
+        // Pasted as printed, the whole step runs under memfit, not only `npm ci`.
+        let commands: Vec<&str> = e
+            .remedies
+            .iter()
+            .flat_map(|r| r.commands.iter().map(String::as_str))
+            .collect();
+        assert!(
+            commands.contains(&"memfit run --cpus 1 -- sh -c 'npm ci && npm run build'"),
+            "{commands:?}"
+        );
+    }
+
+    #[test]
+    fn a_killed_install_step_still_gets_the_install_remedy() {
+        let log = NEXT_BUILD_KILLED
+            .replace("RUN npm ci && npm run build", "RUN npm ci")
+            .replace("npm ci && npm run build", "npm ci")
+            .replace("#12 31.95 > web@0.1.0 build\n#12 31.95 > next build\n", "");
+        let e = explain(&log);
+        assert_eq!(e.step.as_deref(), Some("npm ci"));
+        assert!(
+            e.remedies
+                .iter()
+                .any(|r| r.title.contains("Install with less memory")),
+            "{:?}",
+            e.remedies
         );
     }
 

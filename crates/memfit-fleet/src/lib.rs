@@ -21,7 +21,7 @@ use memfit_core::{ByteSize, CgroupVersion, MIB};
 use serde::Serialize;
 
 pub use collect::{Matchers, Observed};
-pub use prom::{Client, PromError};
+pub use prom::{Access, Auth, Client, PromError};
 
 /// The JSON schema name of the report.
 pub const FLEET_SCHEMA: &str = "memfit.fleet/1";
@@ -39,6 +39,8 @@ pub struct FleetOptions {
     pub node_version: NodeVersion,
     /// Evaluation time (Unix seconds); the server's now when `None`.
     pub time: Option<f64>,
+    /// TLS roots and credentials.
+    pub access: prom::Access,
 }
 
 /// Where a peak comes from.
@@ -171,7 +173,7 @@ pub fn plan_fleet(
     options: &FleetOptions,
     progress: &mut dyn FnMut(usize, usize, &str),
 ) -> Result<FleetReport, PromError> {
-    let mut client = Client::new(&options.url)?;
+    let mut client = Client::new(&options.url, &options.access)?;
     let matchers = Matchers::new(options.selector.as_deref(), options.namespace.as_deref());
     let observed = collect::observe(
         &mut client,
@@ -299,6 +301,11 @@ pub fn size(observed: &Observed, options: &FleetOptions) -> Vec<Workload> {
         .collect()
 }
 
+/// No recommendation goes below this: KRR's `memory_min_value` default, 100 (robusta-dev/krr
+/// `robusta_krr/core/models/config.py`). Kubernetes' VPA floors a pod at 250 MiB
+/// (`--pod-recommendation-min-memory-mb`).
+pub const MIN_LIMIT: u64 = 100 * 1024 * 1024;
+
 fn recommend(w: &mut Workload, options: &FleetOptions) {
     let oom_limit = if w.oom_kills > 0 {
         // The limit that killed it; without kube-state-metrics' limit, the peak seen.
@@ -310,7 +317,8 @@ fn recommend(w: &mut Workload, options: &FleetOptions) {
         w.basis = "no memory data for this container in the range".to_string();
         return;
     };
-    let limit = plan::recommended_limit(ByteSize(peak), oom_limit.map(ByteSize)).round_up(ROUND);
+    let computed = plan::recommended_limit(ByteSize(peak), oom_limit.map(ByteSize)).round_up(ROUND);
+    let limit = ByteSize(computed.bytes().max(MIN_LIMIT));
     w.recommended_limit_bytes = Some(limit.bytes());
     // Memory is not compressible: the request is the limit (Guaranteed QoS for memory), as
     // KRR's simple strategy also sets both from the same peak.
@@ -331,6 +339,12 @@ fn recommend(w: &mut Workload, options: &FleetOptions) {
         ),
         None => format!("peak {} ({source}) + 15%", ByteSize(peak)),
     };
+    if computed.bytes() < MIN_LIMIT {
+        w.basis.push_str(&format!(
+            ", raised to the {} floor (a container's startup, page cache and a quiet fortnight are not its needs)",
+            ByteSize(MIN_LIMIT)
+        ));
+    }
     w.runtime = runtime_for(w, &options.runtimes);
     if let Some(runtime) = w.runtime {
         let budget = plan::plan(&PlanInput {
@@ -379,5 +393,37 @@ mod tests {
         assert!(check_selector("team=\"a\", job=~\"api.*\"").is_ok());
         assert!(check_selector("team=\"a\"}[1d]) or vector(1) #").is_err());
         assert!(check_selector("{team=\"a\"}").is_err());
+    }
+
+    fn sized(watermark: f64) -> Workload {
+        let mut observed = collect::Observed::default();
+        observed.containers.insert(
+            ("shop".into(), "api-7d9f8b6c5-x2x4z".into(), "api".into()),
+            collect::PodContainer {
+                watermark: Some(watermark),
+                ..Default::default()
+            },
+        );
+        let options = FleetOptions {
+            url: String::new(),
+            selector: None,
+            namespace: None,
+            range: "14d".into(),
+            runtimes: Vec::new(),
+            node_version: "20.0.0".parse().unwrap(),
+            time: None,
+            access: Access::default(),
+        };
+        size(&observed, &options).remove(0)
+    }
+
+    #[test]
+    fn no_recommendation_goes_below_the_floor_and_says_so() {
+        let tiny = sized(10.0 * 1024.0 * 1024.0);
+        assert_eq!(tiny.recommended_limit_bytes, Some(MIN_LIMIT));
+        assert!(tiny.basis.contains("floor"), "{}", tiny.basis);
+        let big = sized(400.0 * 1024.0 * 1024.0);
+        assert_eq!(big.recommended_limit_bytes, Some(460 * 1024 * 1024));
+        assert!(!big.basis.contains("floor"), "{}", big.basis);
     }
 }

@@ -50,10 +50,74 @@ impl std::fmt::Display for PromError {
     }
 }
 
+/// How to reach a Prometheus behind TLS or authentication.
+#[derive(Clone, Default)]
+pub struct Access {
+    /// PEM certificates to trust instead of Mozilla's roots (a cluster's private CA).
+    pub ca_pem: Option<Vec<u8>>,
+    pub auth: Option<Auth>,
+}
+
+/// Credentials sent with every query (never printed, never sent on to a redirect: memfit
+/// follows none).
+#[derive(Clone)]
+pub enum Auth {
+    /// `Authorization: Bearer …` (a service-account token, an API key).
+    Bearer(String),
+    /// `Authorization: Basic …` (Prometheus' own `basic_auth_users`, most reverse proxies).
+    Basic { user: String, password: String },
+}
+
+/// Secrets stay out of debug output.
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let auth = match self.auth {
+            None => "none",
+            Some(Auth::Bearer(_)) => "bearer (redacted)",
+            Some(Auth::Basic { .. }) => "basic (redacted)",
+        };
+        f.debug_struct("Access")
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .field("auth", &auth)
+            .finish()
+    }
+}
+
+impl Auth {
+    fn header(&self) -> String {
+        match self {
+            Auth::Bearer(token) => format!("Bearer {token}"),
+            Auth::Basic { user, password } => {
+                use base64::Engine as _;
+                let pair = format!("{user}:{password}");
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )
+            }
+        }
+    }
+}
+
+/// A host that is this machine: credentials may go there over plain http (a
+/// `kubectl port-forward`), nowhere else.
+fn is_loopback(host: &str) -> bool {
+    let name = host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(name, _)| name);
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A Prometheus server and the queries made to it so far.
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    authorization: Option<String>,
     /// Queries made.
     pub queries: u32,
     /// Time spent waiting for them.
@@ -71,32 +135,63 @@ pub fn clean(text: &str) -> String {
 }
 
 impl Client {
-    /// Checks the URL: http:// (this build has no TLS: reach an https Prometheus through
-    /// `kubectl port-forward`), a host, no query or fragment.
-    pub fn new(url: &str) -> Result<Client, PromError> {
+    /// Checks the URL: http:// or https://, a host, no query, fragment or credentials in it
+    /// (they would show in process lists and output: give them through [`Access`]).
+    /// Credentials over plain http only to this machine.
+    pub fn new(url: &str, access: &Access) -> Result<Client, PromError> {
         let usage = |why: &str| {
             PromError::Url(format!(
                 "--prometheus {}: {why}; give the server's base URL, e.g. --prometheus http://127.0.0.1:9090 (kubectl -n monitoring port-forward svc/prometheus 9090)",
                 clean(url)
             ))
         };
-        let rest = if let Some(rest) = url.strip_prefix("http://") {
-            rest
-        } else if url.starts_with("https://") {
-            return Err(usage(
-                "https is not supported by this build (no TLS library); use http, e.g. through kubectl port-forward",
-            ));
+        let (rest, tls) = if let Some(rest) = url.strip_prefix("http://") {
+            (rest, false)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (rest, true)
         } else {
-            return Err(usage("not an http:// URL"));
+            return Err(usage("not an http:// or https:// URL"));
         };
         if url.chars().any(|c| c.is_control() || c.is_whitespace()) || url.contains(['?', '#']) {
             return Err(usage("spaces, control characters, ? or # in the URL"));
         }
         let host = rest.split('/').next().unwrap_or("");
         if host.is_empty() || host.contains('@') {
-            return Err(usage("no host (or credentials in it)"));
+            return Err(usage(
+                "no host (or credentials in it: give them in MEMFIT_PROMETHEUS_USER/MEMFIT_PROMETHEUS_PASSWORD or MEMFIT_PROMETHEUS_TOKEN)",
+            ));
         }
+        if access.auth.is_some() && !tls && !is_loopback(host) {
+            return Err(usage(
+                "credentials would cross the network unencrypted; use https:// (with --prometheus-ca for a private CA) or a kubectl port-forward to 127.0.0.1",
+            ));
+        }
+        let roots = match &access.ca_pem {
+            None => ureq::tls::RootCerts::WebPki,
+            Some(pem) => {
+                let mut certs = Vec::new();
+                for item in ureq::tls::parse_pem(pem) {
+                    match item {
+                        Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert),
+                        Ok(_) => {}
+                        Err(e) => {
+                            return Err(PromError::Url(format!(
+                                "--prometheus-ca: not a PEM certificate file ({}); give the CA certificate(s) in PEM, e.g. --prometheus-ca ca.crt",
+                                clean(&e.to_string())
+                            )))
+                        }
+                    }
+                }
+                if certs.is_empty() {
+                    return Err(PromError::Url(
+                        "--prometheus-ca: no certificate in the file; give the CA certificate(s) in PEM, e.g. --prometheus-ca ca.crt".into(),
+                    ));
+                }
+                ureq::tls::RootCerts::new_with_certs(&certs)
+            }
+        };
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
             .timeout_global(Some(QUERY_TIMEOUT))
             .http_status_as_error(false)
             .max_redirects(0)
@@ -106,6 +201,7 @@ impl Client {
         Ok(Client {
             base: url.trim_end_matches('/').to_string(),
             agent,
+            authorization: access.auth.as_ref().map(Auth::header),
             queries: 0,
             elapsed: Duration::ZERO,
         })
@@ -130,6 +226,9 @@ impl Client {
         let mut request = self.agent.get(&url).query("query", promql);
         if let Some(t) = time {
             request = request.query("time", format!("{t:.3}"));
+        }
+        if let Some(value) = &self.authorization {
+            request = request.header("Authorization", value);
         }
         let mut response = request.call().map_err(|e| {
             PromError::Unreachable(format!(
@@ -164,6 +263,12 @@ pub fn parse_answer(body: &str, status: u16, base: &str) -> Result<Vec<Sample>, 
             clean(base)
         ))
     };
+    if status == 401 || status == 403 {
+        return Err(PromError::Answer(format!(
+            "{} refused memfit's credentials (HTTP {status}); set MEMFIT_PROMETHEUS_TOKEN, or MEMFIT_PROMETHEUS_USER and MEMFIT_PROMETHEUS_PASSWORD, or --prometheus-token-file",
+            clean(base)
+        )));
+    }
     let value: Value = serde_json::from_str(body).map_err(|_| not_prometheus())?;
     match value.get("status").and_then(Value::as_str) {
         Some("success") => {}
@@ -252,17 +357,65 @@ mod tests {
         for bad in [
             "",
             "localhost:9090",
-            "https://p:9090",
+            "ftp://p:9090",
             "http://",
             "http://u:p@host",
             "http://h/?q",
             "http://h\n",
         ] {
-            assert!(Client::new(bad).is_err(), "{bad}");
+            assert!(Client::new(bad, &Access::default()).is_err(), "{bad}");
         }
         assert_eq!(
-            Client::new("http://127.0.0.1:9090/").unwrap().base(),
+            Client::new("http://127.0.0.1:9090/", &Access::default())
+                .unwrap()
+                .base(),
             "http://127.0.0.1:9090"
         );
+        assert!(Client::new("https://p:9090", &Access::default()).is_ok());
+    }
+
+    #[test]
+    fn credentials_go_over_plain_http_only_to_this_machine() {
+        let access = Access {
+            ca_pem: None,
+            auth: Some(Auth::Bearer("t0ken".into())),
+        };
+        for local in [
+            "http://127.0.0.1:9090",
+            "http://localhost:9090",
+            "http://[::1]:9090",
+        ] {
+            assert!(Client::new(local, &access).is_ok(), "{local}");
+        }
+        for remote in ["http://10.0.0.7:9090", "http://prometheus.monitoring:9090"] {
+            let e = Client::new(remote, &access).err().unwrap().to_string();
+            assert!(e.contains("unencrypted"), "{e}");
+            assert!(!e.contains("t0ken"), "{e}");
+        }
+        assert!(Client::new("https://prometheus.monitoring", &access).is_ok());
+    }
+
+    #[test]
+    fn basic_credentials_are_encoded_as_rfc_7617_says() {
+        let auth = Auth::Basic {
+            user: "Aladdin".into(),
+            password: "open sesame".into(),
+        };
+        // RFC 7617 section 2's example.
+        assert_eq!(auth.header(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    }
+
+    #[test]
+    fn a_ca_file_without_a_certificate_is_refused_in_one_line() {
+        let access = Access {
+            ca_pem: Some(b"not a certificate".to_vec()),
+            auth: None,
+        };
+        let e = Client::new("https://p:9090", &access)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with("--prometheus-ca:"), "{e}");
+        assert!(!e.contains('\n'));
     }
 }

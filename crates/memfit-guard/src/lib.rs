@@ -14,6 +14,7 @@
 //! guard ships inside containers and its own footprint is a feature.
 
 pub mod http;
+pub mod logging;
 pub mod memory;
 mod metrics;
 pub mod options;
@@ -25,30 +26,48 @@ pub mod trend;
 
 use std::ffi::OsString;
 
-use crate::options::{Options, USAGE};
+use crate::logging::{Field, Level};
+use crate::options::{table, Options, Parsed};
 use crate::supervisor::Guard;
 
-fn log(message: impl AsRef<str>) {
-    eprintln!("memfit guard: {}", message.as_ref());
+/// An event at the info level with no fields but its message.
+fn log(event: &str, message: impl AsRef<str>) {
+    logging::event(Level::Info, event, message.as_ref(), &[]);
 }
 
-/// Entry point for both `memfit guard ARGS` and the `memfit-guard` binary.
+/// An event with its level and fields.
+fn log_with(level: Level, event: &str, message: impl AsRef<str>, fields: &[(&str, Field)]) {
+    logging::event(level, event, message.as_ref(), fields);
+}
+
+/// Entry point for `memfit guard ARGS`.
 pub fn main_with(args: &[OsString]) -> i32 {
-    let options = match Options::parse(args, std::env::var_os(options::ACTION_TOKEN_ENV)) {
-        Ok(o) => o,
-        Err(None) => {
-            println!("{USAGE}");
+    main_named("memfit guard", args)
+}
+
+/// Entry point for `BIN ARGS` (`memfit guard` or the `memfit-guard` binary): the options from
+/// the arguments and the `MEMFIT_GUARD_*` variables.
+pub fn main_named(bin: &str, args: &[OsString]) -> i32 {
+    let options = match Options::parse(args, |name| std::env::var_os(name)) {
+        Ok(Parsed::Run(o)) => o,
+        Ok(Parsed::Help) => {
+            println!("{}", table::help(bin));
             return 0;
         }
-        Err(Some(message)) => {
-            eprintln!("memfit guard: error: {message}");
+        Ok(Parsed::Version) => {
+            println!("memfit-guard {}", env!("CARGO_PKG_VERSION"));
+            return 0;
+        }
+        Err(message) => {
+            eprintln!("memfit guard: error: {}", logging::escape_text(&message));
             return 2;
         }
     };
-    match Guard::start(options) {
+    logging::set_format(options.log_format);
+    match Guard::start(*options) {
         Ok(mut guard) => guard.run(),
         Err(message) => {
-            eprintln!("memfit guard: error: {message}");
+            log_with(Level::Error, "error", format!("error: {message}"), &[]);
             2
         }
     }

@@ -1,7 +1,8 @@
 //! The HTML report of a run: one self-contained file (no network fetch) with the summary,
-//! an interactive timeline (hover a time to see the processes then) and the process table.
-//! The summary and table are rendered here, so they read without JavaScript; the chart is
-//! drawn by the page's own script from the embedded JSON report.
+//! the timeline and the process table. Everything is rendered here, so it reads without
+//! JavaScript: the timeline is the SVG report's drawing ([`crate::svg::draw`] of the same
+//! [`crate::chart::Chart`]); the page's small script only adds the hover (the processes at
+//! a moment, from the embedded JSON report).
 
 use std::fmt::Write as _;
 
@@ -12,8 +13,9 @@ use crate::RunReport;
 pub fn render(report: &RunReport) -> String {
     let json = serde_json::to_string(report)
         .unwrap_or_else(|_| "{}".to_string())
-        // Keep the data from closing its <script> element.
-        .replace("</", "<\\/");
+        // Keep the data from closing its <script> element or opening a comment in it: a
+        // `<` only occurs inside JSON strings, where \u003c means the same.
+        .replace('<', "\\u003c");
     let mut summary = String::new();
     let mut row = |key: &str, value: String| {
         let _ = writeln!(
@@ -127,6 +129,10 @@ pub fn render(report: &RunReport) -> String {
         .replace("{{summary}}", &summary)
         .replace("{{processes}}", &processes)
         .replace("{{caveats}}", &caveats)
+        .replace(
+            "{{chart}}",
+            &crate::svg::draw(&crate::chart::Chart::of(report)),
+        )
         .replace("{{json}}", &json)
 }
 
@@ -152,11 +158,9 @@ th, td { text-align: left; padding: 3px 10px; border-bottom: 1px solid #e4e4e4; 
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.cmd { font-family: ui-monospace, monospace; font-size: 12px; word-break: break-all; }
 #chart-box { position: relative; }
-#chart { width: 100%; height: 380px; border: 1px solid #ddd; background: #fff; }
-#tip { position: absolute; top: 8px; right: 8px; background: rgba(255,255,255,.95); border: 1px solid #bbb; padding: 6px 8px; font-size: 12px; max-width: 55%; pointer-events: none; }
+#timeline { width: 100%; height: auto; border: 1px solid #ddd; background: #fff; }
+#tip { position: absolute; top: 56px; right: 4px; background: rgba(255,255,255,.95); border: 1px solid #bbb; padding: 6px 8px; font-size: 12px; max-width: 30%; pointer-events: none; }
 #tip:empty { display: none; }
-.legend span { display: inline-block; margin-right: 16px; }
-.swatch { display: inline-block; width: 18px; height: 3px; vertical-align: middle; margin-right: 4px; }
 </style>
 </head>
 <body>
@@ -164,8 +168,8 @@ td.cmd { font-family: ui-monospace, monospace; font-size: 12px; word-break: brea
 <p class="verdict" id="verdict">{{verdict}}</p>
 <table id="summary">{{summary}}</table>
 <h2>Timeline</h2>
-<p class="legend"><span><i class="swatch" style="background:#1f5fbf"></i>charged (counts against the limit)</span><span><i class="swatch" style="background:#222"></i>working (without inactive page cache)</span><span><i class="swatch" style="background:#d62728"></i>limit</span><span><i class="swatch" style="background:#888"></i>a process no sample saw, at its peak</span> — hover to see the processes at a moment</p>
-<div id="chart-box"><svg id="chart" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="memory over time"></svg><div id="tip"></div></div>
+<p class="hint">Hover the timeline to see the processes at a moment; a link ending in <code>#t=1.5</code> opens at 1.5 s.</p>
+<div id="chart-box">{{chart}}<div id="tip"></div></div>
 <h2>Processes</h2>
 <table id="processes"><tr><th>pid</th><th>ppid</th><th>peak RSS</th><th>start (s)</th><th>end (s)</th><th>status</th><th>command</th></tr>
 {{processes}}</table>
@@ -175,73 +179,31 @@ td.cmd { font-family: ui-monospace, monospace; font-size: 12px; word-break: brea
 <script>
 (function () {
   "use strict";
+  // The drawing is static (rendered by memfit); this only adds the hover: the sample
+  // nearest the pointer, with the processes that held memory then.
   var report = JSON.parse(document.getElementById("report").textContent);
-  var svg = document.getElementById("chart");
+  var svg = document.getElementById("timeline");
   var tip = document.getElementById("tip");
   var NS = "http://www.w3.org/2000/svg";
   var MIB = 1024 * 1024;
-  var W = 1000, H = 380, L = 64, R = 16, T = 14, B = 34;
-  svg.setAttribute("viewBox", "0 0 " + W + " " + H);
+  var plotX = parseFloat(svg.getAttribute("data-plot-x"));
+  var plotW = parseFloat(svg.getAttribute("data-plot-width"));
+  var tMax = parseFloat(svg.getAttribute("data-t-max-ms")) || 1;
+  var plot = document.getElementById("plot-area");
+  var top = parseFloat(plot.getAttribute("data-y")), height = parseFloat(plot.getAttribute("data-height"));
   var samples = report.samples || [];
   var commands = {};
   (report.processes || []).forEach(function (p) { commands[p.pid] = p.command; });
-  var endMs = Math.max(report.duration_ms || 1, samples.length ? samples[samples.length - 1].t_ms : 1, 1);
-  var maxBytes = Math.max(report.peak.charged_bytes, report.limit_bytes || 0, 1);
-  samples.forEach(function (s) { maxBytes = Math.max(maxBytes, s.charged_bytes); });
-  maxBytes *= 1.08;
-  function x(ms) { return L + (W - L - R) * ms / endMs; }
-  function y(bytes) { return H - B - (H - T - B) * bytes / maxBytes; }
-  function el(name, attrs, text) {
-    var e = document.createElementNS(NS, name);
-    for (var k in attrs) e.setAttribute(k, attrs[k]);
-    if (text !== undefined) e.textContent = text;
-    svg.appendChild(e);
-    return e;
-  }
   function fmt(bytes) {
     if (bytes >= 1024 * MIB) return (bytes / 1024 / MIB).toFixed(2) + " GiB";
     return (bytes / MIB).toFixed(1) + " MiB";
   }
-  for (var i = 0; i <= 4; i++) {
-    var v = maxBytes * i / 4;
-    el("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#eee" });
-    el("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", "font-size": 11 }, fmt(v));
-    var t = endMs * i / 4;
-    el("text", { x: x(t), y: H - 12, "text-anchor": "middle", "font-size": 11 }, (t / 1000).toFixed(1) + " s");
-  }
-  function path(key, color, width) {
-    if (!samples.length) return;
-    var d = samples.map(function (s, i) { return (i ? "L" : "M") + x(s.t_ms).toFixed(1) + " " + y(s[key]).toFixed(1); }).join(" ");
-    el("path", { d: d, fill: "none", stroke: color, "stroke-width": width, "class": "series-" + key });
-  }
-  var bands = (report.steps || []).length
-    ? report.steps.map(function (s) { return { start: s.started_ms, end: s.started_ms + s.duration_ms, label: "step " + s.index + "/" + s.of }; })
-    : (report.containers || []).map(function (c) { return { start: c.started_ms, end: c.ended_ms === null ? endMs : c.ended_ms, label: c.id.slice(0, 12) }; });
-  bands.forEach(function (b) {
-    el("rect", { x: x(b.start), y: T, width: Math.max(1, x(b.end) - x(b.start)), height: H - T - B, fill: "#17becf", "fill-opacity": 0.12, "class": "band" });
-    el("text", { x: x(b.start) + 3, y: T + 12, "font-size": 11, fill: "#555" }, b.label);
-  });
-  path("working_bytes", "#222", 1.2);
-  path("charged_bytes", "#1f5fbf", 2);
-  // Processes no sample saw (known from their exit records): a bar at their peak over their life.
-  var sampled = {};
-  samples.forEach(function (s) { s.top.forEach(function (e) { sampled[e[0]] = true; }); });
-  (report.processes || []).filter(function (p) { return !sampled[p.pid]; }).slice(0, 500).forEach(function (p) {
-    var end = p.ended_ms === null ? endMs : p.ended_ms;
-    var bar = el("line", { x1: x(p.started_ms), x2: Math.max(x(end), x(p.started_ms) + 2), y1: y(p.peak_rss_bytes), y2: y(p.peak_rss_bytes), stroke: "#888", "stroke-width": 3, "class": "exit-record" });
-    var title = document.createElementNS(NS, "title");
-    title.textContent = p.pid + "  " + p.command + " — peak " + fmt(p.peak_rss_bytes) + " (exit record)";
-    bar.appendChild(title);
-  });
-  if (report.limit_bytes) {
-    el("line", { x1: L, x2: W - R, y1: y(report.limit_bytes), y2: y(report.limit_bytes), stroke: "#d62728", "stroke-dasharray": "8 6", "stroke-width": 2 });
-    el("text", { x: W - R - 4, y: y(report.limit_bytes) - 5, "text-anchor": "end", fill: "#d62728", "font-size": 12 }, "limit " + fmt(report.limit_bytes));
-  }
-  el("circle", { cx: x(report.at_peak_t_ms), cy: y(report.peak.charged_bytes), r: 5, fill: "#d62728", id: "peak-marker" });
-  var late = x(report.at_peak_t_ms) > L + 0.7 * (W - L - R);
-  el("text", { x: x(report.at_peak_t_ms) + (late ? -8 : 8), y: y(report.peak.charged_bytes) - 6, "text-anchor": late ? "end" : "start", fill: "#d62728", "font-size": 12 }, "peak " + fmt(report.peak.charged_bytes));
-  var cursor = el("line", { x1: 0, x2: 0, y1: T, y2: H - B, stroke: "#888", visibility: "hidden" });
-
+  function x(ms) { return plotX + plotW * ms / tMax; }
+  var cursor = document.createElementNS(NS, "line");
+  cursor.setAttribute("class", "hover-cursor");
+  cursor.setAttribute("y1", top); cursor.setAttribute("y2", top + height);
+  cursor.setAttribute("stroke", "#555"); cursor.setAttribute("visibility", "hidden");
+  svg.appendChild(cursor);
   function nearest(ms) {
     var best = null;
     samples.forEach(function (s) { if (!best || Math.abs(s.t_ms - ms) < Math.abs(best.t_ms - ms)) best = s; });
@@ -253,9 +215,10 @@ td.cmd { font-family: ui-monospace, monospace; font-size: 12px; word-break: brea
     cursor.setAttribute("x1", x(s.t_ms)); cursor.setAttribute("x2", x(s.t_ms));
     cursor.setAttribute("visibility", "visible");
     tip.textContent = "";
-    var head = document.createElement("div");
-    head.innerHTML = "<b></b>";
-    head.firstChild.textContent = (s.t_ms / 1000).toFixed(2) + " s — charged " + fmt(s.charged_bytes) + ", working " + fmt(s.working_bytes);
+    var head = document.createElement("b");
+    var text = (s.t_ms / 1000).toFixed(2) + " s — charged " + fmt(s.charged_bytes) + ", working " + fmt(s.working_bytes);
+    if (s.runtime) text += ", V8 heap " + fmt(s.runtime.heap_used_bytes) + ", external " + fmt(s.runtime.external_bytes);
+    head.textContent = text;
     tip.appendChild(head);
     s.top.forEach(function (entry) {
       var line = document.createElement("div");
@@ -265,9 +228,11 @@ td.cmd { font-family: ui-monospace, monospace; font-size: 12px; word-break: brea
     });
   }
   svg.addEventListener("mousemove", function (event) {
-    var box = svg.getBoundingClientRect();
-    var px = (event.clientX - box.left) * W / box.width;
-    showAt((px - L) / (W - L - R) * endMs);
+    var point = svg.createSVGPoint();
+    point.x = event.clientX; point.y = event.clientY;
+    var at = point.matrixTransform(svg.getScreenCTM().inverse());
+    if (at.x < plotX || at.x > plotX + plotW) return;
+    showAt((at.x - plotX) / plotW * tMax);
   });
   svg.addEventListener("mouseleave", function () { tip.textContent = ""; cursor.setAttribute("visibility", "hidden"); });
   // A link to report.html#t=1.5 opens with the processes at 1.5 s shown.

@@ -7,7 +7,8 @@
 //! ends it reads the kernel's own watermark and OOM counters, names the process the kernel
 //! killed, kills what the command left behind and removes the cgroup. [`run`] returns a
 //! [`RunReport`]; [`bisect`] repeats runs to find the smallest limit that still passes.
-//! Renderers ([`svg`], [`html`]) only read the reports.
+//! Renderers ([`svg`], [`html`]) only read the reports; [`compare`] puts two reports side by
+//! side and answers the CI gate on a regression.
 //!
 //! The Linux plumbing (cgroup files, /proc, reaping) is memfit-sys's, shared with the guard.
 //!
@@ -15,7 +16,9 @@
 //! (memfit-explain), static checks (memfit-audit), production supervision (memfit-guard).
 
 pub mod bisect;
+pub mod chart;
 mod clone3;
+pub mod compare;
 mod container_view;
 pub mod docker;
 mod environment;

@@ -130,6 +130,10 @@ pub struct OomVictim {
     pub command: String,
     pub rss_bytes: u64,
     pub evidence: VictimEvidence,
+    /// When memfit saw it gone (ms since the start): its exit, or the sample in which the
+    /// `oom_kill` counter rose; `null` in reports written before memfit recorded it.
+    #[serde(default)]
+    pub seen_ms: Option<u64>,
 }
 
 /// How a victim of the OOM killer was identified.

@@ -81,6 +81,8 @@ pub(crate) struct Sampler {
     pub(crate) at_peak_t_ms: u64,
     /// Processes that vanished in a tick when the oom_kill counter rose.
     suspected_victims: Vec<Tracked>,
+    /// The first sample in which the cgroup's `oom_kill` counter rose.
+    oom_seen_ms: Option<u64>,
     /// Command lines read at exec (the process events connector), where it could listen.
     exec_log: Option<SharedExecLog>,
 }
@@ -104,6 +106,7 @@ impl Sampler {
             at_peak: Vec::new(),
             at_peak_t_ms: 0,
             suspected_victims: Vec::new(),
+            oom_seen_ms: None,
             exec_log: None,
         }
     }
@@ -324,8 +327,20 @@ impl Sampler {
         });
     }
 
-    pub(crate) fn suspect_oom_victims(&mut self, vanished: &[Tracked]) {
+    /// The `oom_kill` counter rose in the sample at `now_ms`: the processes that vanished
+    /// in it are suspects.
+    pub(crate) fn suspect_oom_victims(&mut self, vanished: &[Tracked], now_ms: u64) {
         self.suspected_victims.extend(vanished.iter().cloned());
+        self.oom_seen_ms.get_or_insert(now_ms);
+    }
+
+    /// When a victim was seen gone: its exit, else the first sample the counter rose in.
+    fn seen_ms(&self, pid: i32) -> Option<u64> {
+        self.live
+            .get(&pid)
+            .and_then(|t| t.ended_ms)
+            .or_else(|| self.ended.iter().rev().find(|t| t.pid == pid)?.ended_ms)
+            .or(self.oom_seen_ms)
     }
 
     fn name_of(&self, pid: i32) -> Option<&str> {
@@ -393,6 +408,7 @@ impl Sampler {
                 },
                 rss_bytes: k.rss_bytes,
                 evidence: VictimEvidence::KernelLog,
+                seen_ms: self.seen_ms(k.pid),
             })
             .collect();
         if !ours.is_empty() || kill_count == 0 {
@@ -414,6 +430,7 @@ impl Sampler {
             .take(kill_count as usize)
             .map(|t| OomVictim {
                 pid: t.pid,
+                seen_ms: t.ended_ms.or(self.oom_seen_ms),
                 command: t.command,
                 rss_bytes: t.last_rss,
                 evidence: VictimEvidence::Vanished,
@@ -469,6 +486,7 @@ mod tests {
             charged_bytes: charged,
             working_bytes: 0,
             top: vec![],
+            runtime: None,
         }
     }
 

@@ -75,7 +75,13 @@ pub fn check(path: &Path) -> Result<(), WriteError> {
 
 /// Writes `contents` to `path` (or standard output for `-`), replacing a regular file at once.
 pub fn write(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
-    replace(path, contents, None)
+    if is_stdout(path) {
+        return replace(path, contents, None);
+    }
+    // A report replaces whatever regular file holds its name (the last run's report).
+    let mut staged = stage(path, contents, None)?;
+    staged.overwrite = true;
+    commit(vec![staged])
 }
 
 /// Replaces a regular file with `contents` if it still holds `expected` (what the caller read
@@ -99,6 +105,8 @@ pub struct Staged {
     temp: Option<PathBuf>,
     /// What the target held when the caller read it; `None`: it did not exist.
     expected: Option<Vec<u8>>,
+    /// Replace the target whatever it holds ([`write`]): there is no `expected`.
+    overwrite: bool,
 }
 
 impl Drop for Staged {
@@ -119,6 +127,7 @@ pub fn stage(path: &Path, contents: &[u8], expected: Option<&[u8]>) -> Result<St
         target: path.to_path_buf(),
         temp: Some(temp),
         expected: expected.map(<[u8]>::to_vec),
+        overwrite: false,
     };
     (|| -> io::Result<()> {
         let mut file = fs::File::from(fd);
@@ -187,15 +196,18 @@ pub fn commit(staged: Vec<Staged>) -> Result<(), WriteError> {
 fn keep_aside(item: &Staged) -> Result<Option<PathBuf>, WriteError> {
     let path = &item.target;
     let existing = refuse_non_regular(path)?;
-    let Some(expected) = &item.expected else {
-        return match existing {
-            None => Ok(None),
-            Some(_) => Err(WriteError::ChangedMeanwhile(path.to_path_buf())),
-        };
-    };
-    let now = fs::read(path).map_err(|source| io_error(path, source))?;
-    if existing.is_none() || &now != expected {
-        return Err(WriteError::ChangedMeanwhile(path.to_path_buf()));
+    match (&item.expected, existing) {
+        (None, None) => return Ok(None),
+        (None, Some(_)) if item.overwrite => {}
+        (None, Some(_)) | (Some(_), None) => {
+            return Err(WriteError::ChangedMeanwhile(path.to_path_buf()))
+        }
+        (Some(expected), Some(_)) => {
+            let now = fs::read(path).map_err(|source| io_error(path, source))?;
+            if &now != expected {
+                return Err(WriteError::ChangedMeanwhile(path.to_path_buf()));
+            }
+        }
     }
     let dir = parent_dir(path);
     let name = path
@@ -352,6 +364,20 @@ mod tests {
         write(&dir.path().join("run.json"), b"{}").unwrap();
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
         assert_eq!(fs::read(dir.path().join("run.json")).unwrap(), b"{}");
+    }
+
+    #[test]
+    fn a_report_replaces_the_last_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("run.json");
+        write(&report, b"first").unwrap();
+        write(&report, b"second").unwrap();
+        assert_eq!(fs::read(&report).unwrap(), b"second");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "a backup was left"
+        );
     }
 
     #[test]

@@ -29,12 +29,19 @@ RUN cargo build --release
 ARG CARGO_BUILD_JOBS=2
 RUN cargo build --release
 ```
-`memfit bisect -- cargo build --release` finds the memory a given job count needs.
+`memfit bisect -- cargo build --release` finds the memory a given job count needs. With
+`[build] limit` and `cpus` in memfit.toml, `cargo-build-over-limit` estimates the jobs
+against the builder's memory instead of this rule.
 "#,
     check,
 };
 
 fn check(ctx: &Context, out: &mut Vec<Finding>) {
+    // With the builder's CPUs and memory known (memfit.toml [build]),
+    // cargo-build-over-limit estimates the jobs against the memory instead.
+    if ctx.build.as_ref().is_some_and(|b| b.cpus.is_some()) {
+        return;
+    }
     let configured = ["/.cargo/config.toml", "/.cargo/config"].iter().any(|p| {
         crate::project::read_inside(&ctx.project.root, Path::new(p.trim_start_matches('/')))
             .is_ok_and(|t| String::from_utf8_lossy(&t).contains("jobs"))

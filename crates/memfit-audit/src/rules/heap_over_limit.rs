@@ -11,7 +11,9 @@ pub const RULE: Rule = Rule {
     doc: r#"## What it does
 Compares the heap cap that wins at runtime (`--max-old-space-size` or
 `--max-old-space-size-percentage`, wherever it is set) with the container's memory limit
-(fly.toml, render.yaml, app.json, compose, Kubernetes, or `--limit`), per worker.
+(fly.toml, render.yaml, app.json, compose, Kubernetes, or `--limit`). With several workers, a
+cap that fits the limit but not times the workers is reported once, by
+`workers-times-heap-over-limit`.
 
 ## Why is this bad?
 The flag caps V8's old generation only. The young generation, code, stacks and every Buffer
@@ -47,13 +49,13 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
     let Some(effective) = ctx.runtime.effective_heap() else {
         return;
     };
-    let workers = ctx.runtime.workers.as_ref().map_or(1, |w| w.count.max(1)) as u64;
-    let share = limit / workers;
+    // One finding per problem: with several workers, a heap that fits the limit alone but
+    // not times the workers is workers-times-heap-over-limit's finding.
     let Some(old) = effective.flags.old_space_bytes(Some(limit)) else {
         return;
     };
     // 80%: the common 75% plus rounding slack (384 MiB of 512 passes, 420 does not).
-    if old * 100 <= share * 80 {
+    if old * 100 <= limit * 80 {
         return;
     }
     let version = node_version(ctx);
@@ -66,21 +68,16 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
         .as_ref()
         .map(|l| l.description.clone())
         .unwrap_or_default();
-    let what = if old >= share {
+    let what = if old >= limit {
         "at or above"
     } else {
         "too close to"
     };
-    let per = if workers > 1 {
-        format!(" per worker ({workers} workers)")
-    } else {
-        String::new()
-    };
     let message = format!(
-        "heap cap {} ({}) is {what} the {} container limit{per} ({source}): with the young generation ({}) and native memory (~{}) the process needs ~{} before any Buffer, so the kernel kills it (exit 137) before V8 collects",
+        "heap cap {} ({}) is {what} the {} container limit ({source}): with the young generation ({}) and native memory (~{}) the process needs ~{} before any Buffer, so the kernel kills it (exit 137) before V8 collects",
         mib(old),
         effective.place,
-        mib(share),
+        mib(limit),
         mib(young),
         mib(NATIVE_OVERHEAD.bytes()),
         mib(total)

@@ -13,6 +13,7 @@ use crate::finding::{Edit, Finding, Severity};
 use crate::runtime::NodeOptions;
 
 mod build_tools_in_runtime_image;
+mod cargo_build_over_limit;
 mod cargo_fat_lto_small_builder;
 mod cargo_unbounded_jobs_small_builder;
 pub(crate) mod client_per_request;
@@ -21,11 +22,15 @@ mod copy_whole_stage_filesystem;
 mod dev_dependencies_in_image;
 mod dev_server_in_production;
 mod file_problems;
+mod full_base_image;
+mod gomemlimit_unset;
 mod heap_flag_conflict;
 mod heap_over_limit;
 mod heap_unset_small_limit;
 mod ignore_scripts_breaks_native_modules;
 mod interval_never_cleared;
+mod jvm_heap_over_limit;
+mod jvm_no_container_support;
 mod listener_per_call;
 mod missing_lockfile;
 mod next_without_standalone;
@@ -33,7 +38,9 @@ mod node_flag_folklore;
 mod npm_install_with_lockfile;
 mod omit_optional_breaks_native_binaries;
 mod package_cache_left_in_image;
+mod pip_cache_in_image;
 mod prisma_extra_engines;
+mod python_workers_over_limit;
 mod single_stage_build;
 mod timer_keeps_process_alive;
 mod tooling_in_dependencies;
@@ -62,12 +69,18 @@ pub const RULES: &[Rule] = &[
     heap_flag_conflict::RULE,
     workers_times_heap_over_limit::RULE,
     node_flag_folklore::RULE,
+    jvm_heap_over_limit::RULE,
+    jvm_no_container_support::RULE,
+    python_workers_over_limit::RULE,
+    gomemlimit_unset::RULE,
     dev_server_in_production::RULE,
     single_stage_build::RULE,
     npm_install_with_lockfile::RULE,
     dev_dependencies_in_image::RULE,
     build_tools_in_runtime_image::RULE,
+    full_base_image::RULE,
     package_cache_left_in_image::RULE,
+    pip_cache_in_image::RULE,
     copy_context_without_dockerignore::RULE,
     copy_whole_stage_filesystem::RULE,
     omit_optional_breaks_native_binaries::RULE,
@@ -79,6 +92,7 @@ pub const RULES: &[Rule] = &[
     prisma_extra_engines::RULE,
     cargo_fat_lto_small_builder::RULE,
     cargo_unbounded_jobs_small_builder::RULE,
+    cargo_build_over_limit::RULE,
     next_without_standalone::RULE,
     interval_never_cleared::RULE,
     listener_per_call::RULE,

@@ -6,15 +6,17 @@ use crate::finding::{Edit, Finding, Severity};
 pub const RULE: Rule = Rule {
     id: "package-cache-left-in-image",
     severity: Severity::Warning,
-    summary: "A package manager's cache stays in the image that ships (apt lists, apk, pip, npm, yarn, pnpm)",
+    summary:
+        "A package manager's cache stays in the image that ships (apt lists, apk, npm, yarn, pnpm)",
     doc: r#"## What it does
 In the stages that ship (the final stage and the stages it is built `FROM`; a stage only read
 through `COPY --from` does not count), finds installs whose cache stays in the layer:
 - `apt-get install` without `rm -rf /var/lib/apt/lists/*` in the same RUN,
 - `apk add` without `--no-cache`,
-- `pip install` without `--no-cache-dir` (or `PIP_NO_CACHE_DIR`),
 - `npm ci` / `npm install` without `npm cache clean --force`,
 - `yarn install` without `yarn cache clean`, `pnpm install` without `pnpm store prune`.
+
+pip's cache has its own rule, `pip-cache-in-image`.
 
 A RUN with a `--mount=type=cache` (or `tmpfs`) on the cache directory counts as clean: the
 cache lives outside the image, and the next build reuses it (hadolint#1139 asks linters to
@@ -27,20 +29,20 @@ every deploy: tens to hundreds of MB for apt lists and npm caches.
 ## Example
 ```dockerfile
 RUN apk add curl
-RUN pip install -r requirements.txt
+RUN npm ci
 ```
 
 ## Use instead
 ```dockerfile
 RUN apk add --no-cache curl
-RUN --mount=type=cache,target=/root/.cache/pip pip install -r requirements.txt
+RUN --mount=type=cache,target=/root/.npm npm ci
 ```
 "#,
     check,
 };
 
 /// Whether the RUN mounts a cache or tmpfs at a target containing one of `dirs`.
-fn cache_mounted(instruction: &Instruction, dirs: &[&str]) -> bool {
+pub(crate) fn cache_mounted(instruction: &Instruction, dirs: &[&str]) -> bool {
     instruction.flag_values("mount").any(|m| {
         let kind_ok = m.split(',').any(|p| p == "type=cache" || p == "type=tmpfs");
         let target = m
@@ -68,7 +70,6 @@ fn cleans(commands: &[&RunCommand], program: &[&str], needle: &[&str]) -> bool {
 fn check(ctx: &Context, out: &mut Vec<Finding>) {
     for view in ctx.dockerfiles() {
         let path = ctx.file(view.id).source.path.clone();
-        let pip_env = view.shipped_env("PIP_NO_CACHE_DIR").is_some();
         let commands = view.shipped_commands();
         // Group by instruction: cleanup counts only in the same RUN.
         let mut by_instruction: Vec<Vec<&RunCommand>> = Vec::new();
@@ -131,37 +132,6 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
                                 )],
                             ),
                             _ => f.advise("use `apk add --no-cache`"),
-                        }
-                    }
-                    ("pip" | "pip3", Some("install")) | ("python" | "python3", Some("-m")) => {
-                        if program.starts_with("python")
-                            && !command.args().iter().any(|w| w.text == "pip")
-                        {
-                            continue;
-                        }
-                        if program.starts_with("python")
-                            && !command.args().iter().any(|w| w.text == "install")
-                        {
-                            continue;
-                        }
-                        if command.has_option(&["--no-cache-dir"])
-                            || pip_env
-                            || command.assignments().any(|(n, _)| n == "PIP_NO_CACHE_DIR")
-                            || cache_mounted(instruction, &[".cache/pip"])
-                        {
-                            continue;
-                        }
-                        let install = command.words.iter().position(|w| w.text == "install");
-                        let f = Finding::new(
-                            RULE.id,
-                            RULE.severity,
-                            view.id,
-                            run.command_span(),
-                            "`pip install` without --no-cache-dir keeps ~/.cache/pip in the image",
-                        );
-                        match install {
-                            Some(i) if run.text_base.is_some() => f.fix_with("use `pip install --no-cache-dir`", vec![Edit::insert(path.clone(), run.word_span(i).end, " --no-cache-dir")]),
-                            _ => f.advise("use `pip install --no-cache-dir`, or mount a cache on /root/.cache/pip"),
                         }
                     }
                     ("npm", Some("ci" | "install" | "i")) => {

@@ -36,6 +36,10 @@ many workers fit at all.
 };
 
 fn check(ctx: &Context, out: &mut Vec<Finding>) {
+    // WEB_CONCURRENCY also sizes Python servers (python-workers-over-limit).
+    if !ctx.runtime.is_node {
+        return;
+    }
     let Some(limit) = ctx.limit_bytes() else {
         return;
     };

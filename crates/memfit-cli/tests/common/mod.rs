@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod docker;
+
 pub const MIB: u64 = 1024 * 1024;
 
 pub fn memfit() -> Command {

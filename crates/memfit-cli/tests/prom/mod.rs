@@ -40,6 +40,17 @@ fn have(tool: &str) -> bool {
 /// Starts prometheus on `openmetrics` (loaded as blocks first) and an optional scrape
 /// config; `None` (said loudly) when prometheus/promtool are not installed.
 pub fn start_prometheus(test: &str, openmetrics: Option<&str>, scrape: &str) -> Option<Prometheus> {
+    start_prometheus_with(test, openmetrics, scrape, None)
+}
+
+/// As [`start_prometheus`], with a `--web.config.file` (TLS, basic auth): then the URL is
+/// https:// and readiness is read from the server's log.
+pub fn start_prometheus_with(
+    test: &str,
+    openmetrics: Option<&str>,
+    scrape: &str,
+    web_config: Option<&str>,
+) -> Option<Prometheus> {
     if !have("prometheus") || !have("promtool") {
         eprintln!(
             "SKIPPING {test}: prometheus/promtool not installed (Debian package prometheus: apt-get install -y prometheus; .ci/run installs it)"
@@ -73,8 +84,19 @@ pub fn start_prometheus(test: &str, openmetrics: Option<&str>, scrape: &str) -> 
     )
     .unwrap();
     let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let child = Command::new("prometheus")
+    let scheme = if web_config.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!("{scheme}://127.0.0.1:{port}");
+    let mut command = Command::new("prometheus");
+    if let Some(web) = web_config {
+        let path = dir.path().join("web.yml");
+        std::fs::write(&path, web).unwrap();
+        command.arg(format!("--web.config.file={}", path.display()));
+    }
+    let child = command
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--storage.tsdb.path={}", data.display()))
         .arg("--storage.tsdb.retention.time=3650d")
@@ -99,8 +121,16 @@ pub fn start_prometheus(test: &str, openmetrics: Option<&str>, scrape: &str) -> 
     };
     // Ready when /-/ready says so; a bound so a broken install fails instead of hanging.
     let deadline = Instant::now() + Duration::from_secs(120);
+    let log_path = prom._dir.path().join("prometheus.log");
     loop {
-        if http_get(port, "/-/ready").starts_with("HTTP/1.1 200") {
+        let ready = if web_config.is_some() {
+            std::fs::read_to_string(&log_path)
+                .unwrap_or_default()
+                .contains("Server is ready to receive web requests")
+        } else {
+            http_get(port, "/-/ready").starts_with("HTTP/1.1 200")
+        };
+        if ready {
             break;
         }
         if let Some(status) = prom.child.try_wait().unwrap() {

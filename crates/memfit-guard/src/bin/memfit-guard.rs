@@ -3,5 +3,5 @@
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    std::process::exit(memfit_guard::main_with(&args));
+    std::process::exit(memfit_guard::main_named("memfit-guard", &args));
 }

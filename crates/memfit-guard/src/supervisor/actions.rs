@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 use memfit_sys::process;
 
 use super::{mib, Guard, Then, RING};
-use crate::log;
+use crate::logging::{Field, Level as LogLevel};
 use crate::memory::{Reading, Source};
 use crate::metrics::RestartReason;
 use crate::options::{signal_name, Action, RestartLimit};
 use crate::policy::Level;
 use crate::procs;
 use crate::trend::{describe_eta, describe_rate, TrendStatus};
+use crate::{log, log_with};
 
 impl Guard {
     fn ring_text(&self, now: Instant) -> String {
@@ -100,12 +101,21 @@ impl Guard {
                 Source::Meminfo => "post-GC lows of the machine's memory",
                 _ => "post-GC lows",
             };
-            log(format!(
-                "growing {}, reaches the {} limit in {} ({of_what})",
-                describe_rate(slope),
-                mib(self.limit),
-                describe_eta(eta)
-            ));
+            log_with(
+                LogLevel::Info,
+                "trend",
+                format!(
+                    "growing {}, reaches the {} limit in {} ({of_what})",
+                    describe_rate(slope),
+                    mib(self.limit),
+                    describe_eta(eta)
+                ),
+                &[
+                    ("bytes_per_second", Field::F64(slope)),
+                    ("seconds_to_limit", Field::F64(eta)),
+                    ("limit_bytes", Field::U64(self.limit)),
+                ],
+            );
         }
     }
 
@@ -159,14 +169,29 @@ impl Guard {
         } else {
             String::new()
         };
-        log(format!(
-            "{}: {} of {} ({percent:.0}%){why}; top: {}",
+        let top = self.top_text();
+        log_with(
+            if level == Level::Critical {
+                LogLevel::Error
+            } else {
+                LogLevel::Warn
+            },
             level.as_str(),
-            mib(usage),
-            mib(self.limit),
-            self.top_text()
-        ));
-        log(self.ring_text(now));
+            format!(
+                "{}: {} of {} ({percent:.0}%){why}; top: {top}",
+                level.as_str(),
+                mib(usage),
+                mib(self.limit),
+            ),
+            &[
+                ("usage_bytes", Field::U64(usage)),
+                ("limit_bytes", Field::U64(self.limit)),
+                ("percent", Field::F64((percent * 10.0).round() / 10.0)),
+                ("imminent", Field::Str(if imminent { "yes" } else { "no" })),
+                ("top", Field::Str(&top)),
+            ],
+        );
+        log("samples", self.ring_text(now));
         let action = if level == Level::Critical {
             self.options.on_critical.clone()
         } else {
@@ -184,21 +209,39 @@ impl Guard {
                     self.restarts.pop_front();
                 }
                 if self.restarts.len() as u32 >= max {
-                    log(format!("restart limit reached ({max} in {window:?}): not restarting; the kernel may OOM-kill the service"));
+                    log_with(
+                        LogLevel::Warn,
+                        "restart_limit",
+                        format!("restart limit reached ({max} in {window:?}): not restarting; the kernel may OOM-kill the service"),
+                        &[("max_restarts", Field::U64(max.into()))],
+                    );
                 } else {
                     self.restarts.push_back(now);
-                    log(format!(
-                        "restarting: SIGTERM, SIGKILL after {:?}",
-                        self.options.grace
-                    ));
+                    log_with(
+                        LogLevel::Warn,
+                        "restarting",
+                        format!(
+                            "restarting: SIGTERM, SIGKILL after {:?}",
+                            self.options.grace
+                        ),
+                        &[(
+                            "grace_ms",
+                            Field::U64(self.options.grace.as_millis() as u64),
+                        )],
+                    );
                     self.begin_stop(Then::Restart(RestartReason::Memory));
                 }
             }
             Action::Stop => {
-                log(format!(
-                    "stopping: SIGTERM, SIGKILL after {:?}",
-                    self.options.grace
-                ));
+                log_with(
+                    LogLevel::Warn,
+                    "stopping",
+                    format!("stopping: SIGTERM, SIGKILL after {:?}", self.options.grace),
+                    &[(
+                        "grace_ms",
+                        Field::U64(self.options.grace.as_millis() as u64),
+                    )],
+                );
                 self.shutdown = true;
                 self.begin_stop(Then::Exit);
             }
@@ -209,11 +252,21 @@ impl Guard {
                     let heap = self.top.first().map_or(0, |p| p.rss);
                     let free = self.limit.saturating_sub(usage);
                     if free < 2 * heap {
-                        log(format!("not sending {} for a heap snapshot: it needs ~2× the heap ({}), {} is free", signal_name(signal), mib(2 * heap), mib(free)));
+                        log_with(
+                            LogLevel::Warn,
+                            "heap_snapshot_skipped",
+                            format!("not sending {} for a heap snapshot: it needs ~2× the heap ({}), {} is free", signal_name(signal), mib(2 * heap), mib(free)),
+                            &[("needed_bytes", Field::U64(2 * heap)), ("free_bytes", Field::U64(free))],
+                        );
                         return;
                     }
                 }
-                log(format!("sending {} to the child", signal_name(signal)));
+                log_with(
+                    LogLevel::Info,
+                    "signal",
+                    format!("sending {} to the child", signal_name(signal)),
+                    &[("signal", Field::Str(&signal_name(signal)))],
+                );
                 self.send(signal);
             }
             Action::Exec(cmd) => {
@@ -231,8 +284,18 @@ impl Guard {
                 // Reaped by the loop with every other child.
                 let result = process::spawn_detached(&mut hook, false);
                 match result {
-                    Ok(pid) => log(format!("ran `{cmd}` (pid {pid})")),
-                    Err(e) => log(format!("cannot run `{cmd}`: {e}")),
+                    Ok(pid) => log_with(
+                        LogLevel::Info,
+                        "hook",
+                        format!("ran `{cmd}` (pid {pid})"),
+                        &[("cmd", Field::Str(&cmd)), ("pid", Field::I64(pid.into()))],
+                    ),
+                    Err(e) => log_with(
+                        LogLevel::Error,
+                        "hook_failed",
+                        format!("cannot run `{cmd}`: {e}"),
+                        &[("cmd", Field::Str(&cmd))],
+                    ),
                 }
             }
         }

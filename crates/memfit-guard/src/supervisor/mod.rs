@@ -17,7 +17,7 @@ use memfit_sys::process::{self, ExitStatus};
 use memfit_sys::procfs;
 
 use crate::http;
-use crate::log;
+use crate::logging::{Field, Level as LogLevel};
 use crate::memory::{self, Source};
 use crate::metrics::{Metrics, RestartCounts, RestartReason};
 use crate::options::{self, signal_name, Action, Options};
@@ -25,6 +25,7 @@ use crate::policy::Policy;
 use crate::procs;
 use crate::startup;
 use crate::trend::Trend;
+use crate::{log, log_with};
 
 /// Samples kept for the log line an action writes.
 const RING: usize = 32;
@@ -84,10 +85,10 @@ impl Guard {
         let (source, limit, limit_from) = match (cgroup, cgroup_limit, options.limit) {
             (Some(cg), Some(cl), user) => {
                 let limit = user.map_or(cl, |u| u.min(cl));
-                let from = if user.is_some_and(|u| u < cl) { "--limit".to_string() } else { "the cgroup".to_string() };
+                let from = if user.is_some_and(|u| u < cl) { options.names.limit.clone() } else { "the cgroup".to_string() };
                 (cg, limit, from)
             }
-            (_, _, Some(user)) => (Source::Tree, user, "--limit".to_string()),
+            (_, _, Some(user)) => (Source::Tree, user, options.names.limit.clone()),
             _ => match procfs::meminfo("MemTotal") {
                 Some(total) => (Source::Meminfo, total, "the machine's RAM".to_string()),
                 None => return Err("no memory limit found (no cgroup limit, no /proc/meminfo): pass --limit, e.g. --limit 512M".to_string()),
@@ -95,26 +96,31 @@ impl Guard {
         };
         let (warn_bytes, critical_bytes) = options.thresholds(limit, &limit_from)?;
         let cgroup_version = source.cgroup_version();
-        let mut startup_log = Vec::new();
-        startup_log.push(format!(
-            "watching {}: limit {} (from {limit_from}); warn at {}, critical at {} (on critical: {})",
+        let on_critical = match &options.on_critical {
+            Action::Restart => "restart".to_string(),
+            Action::Stop => "stop".to_string(),
+            Action::Log => "log".to_string(),
+            Action::Signal(s) => format!("signal {}", signal_name(*s)),
+            Action::Exec(c) => format!("exec {c}"),
+        };
+        let watching = format!(
+            "watching {}: limit {} (from {limit_from}); warn at {}, critical at {} (on critical: {on_critical})",
             source.describe(),
             mib(limit),
             mib(warn_bytes),
             mib(critical_bytes),
-            match &options.on_critical {
-                Action::Restart => "restart".to_string(),
-                Action::Stop => "stop".to_string(),
-                Action::Log => "log".to_string(),
-                Action::Signal(s) => format!("signal {}", signal_name(*s)),
-                Action::Exec(c) => format!("exec {c}"),
-            }
-        ));
+        );
+        // Logged once the child started: (level, event, message).
+        let mut startup_log: Vec<(LogLevel, &str, String)> = Vec::new();
         let node_options = std::env::var("NODE_OPTIONS").ok();
         let node_flags = startup::node_flags(&options.command, node_options.as_deref());
         if let Some(node) = &node_flags {
             for warning in startup::check(node, limit, cgroup_version) {
-                startup_log.push(format!("startup check: {warning}"));
+                startup_log.push((
+                    LogLevel::Warn,
+                    "startup_check",
+                    format!("startup check: {warning}"),
+                ));
             }
         }
         let heap_snapshot_signal = node_flags
@@ -152,10 +158,16 @@ impl Guard {
                 http::serve(listener, Arc::clone(&shared))
                     .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
                 if !bound.ip().is_loopback() {
-                    startup_log.push(beyond_loopback_warning(bound, &options));
+                    startup_log.push((
+                        LogLevel::Warn,
+                        "listen_warning",
+                        beyond_loopback_warning(bound, &options),
+                    ));
                 }
-                startup_log.push(format!(
-                    "serving /health/memory and /metrics on http://{bound}"
+                startup_log.push((
+                    LogLevel::Info,
+                    "listening",
+                    format!("serving /health/memory and /metrics on http://{bound}"),
                 ));
                 Some(shared)
             }
@@ -208,8 +220,23 @@ impl Guard {
                 _ => format!("cannot start `{program}`: {e}"),
             }
         })?;
-        for line in startup_log {
-            log(line);
+        let source_name = guard.source.describe();
+        log_with(
+            LogLevel::Info,
+            "start",
+            watching,
+            &[
+                ("source", Field::Str(&source_name)),
+                ("limit_bytes", Field::U64(limit)),
+                ("limit_from", Field::Str(&limit_from)),
+                ("warn_bytes", Field::U64(warn_bytes)),
+                ("critical_bytes", Field::U64(critical_bytes)),
+                ("on_critical", Field::Str(&on_critical)),
+                ("pid", Field::I64(guard.child.unwrap_or(0).into())),
+            ],
+        );
+        for (level, event, line) in startup_log {
+            log_with(level, event, line, &[]);
         }
         Ok(guard)
     }
@@ -288,17 +315,25 @@ impl Guard {
             if let Some(s) = &mut self.stopping {
                 if !s.killed && now >= s.deadline {
                     s.killed = true;
-                    log(format!(
-                        "the child did not stop within {:?} of SIGTERM: SIGKILL",
-                        self.options.grace
-                    ));
+                    log_with(
+                        LogLevel::Warn,
+                        "kill",
+                        format!(
+                            "the child did not stop within {:?} of SIGTERM: SIGKILL",
+                            self.options.grace
+                        ),
+                        &[(
+                            "grace_ms",
+                            Field::U64(self.options.grace.as_millis() as u64),
+                        )],
+                    );
                     self.send(libc::SIGKILL);
                 }
             }
             if let Some(shared) = &self.shared {
                 if shared.restart_requested.swap(false, Ordering::SeqCst) && self.stopping.is_none()
                 {
-                    log("restart requested over HTTP");
+                    log("restart_requested", "restart requested over HTTP");
                     self.begin_stop(Then::Restart(RestartReason::Http));
                 }
             }
@@ -379,34 +414,69 @@ impl Guard {
                         let mut s = shared.status.lock().unwrap_or_else(|e| e.into_inner());
                         s.events.restarts = self.restart_count;
                     }
-                    log(format!(
-                        "restarted ({}): the old child ended in {} ms with {}; new pid {}",
-                        reason.as_str(),
-                        since.elapsed().as_millis(),
-                        describe_status(status),
-                        self.child.unwrap_or(0)
-                    ));
+                    let stopped_ms = since.elapsed().as_millis() as u64;
+                    let pid = self.child.unwrap_or(0);
+                    log_with(
+                        LogLevel::Info,
+                        "restarted",
+                        format!(
+                            "restarted ({}): the old child ended in {stopped_ms} ms with {}; new pid {pid}",
+                            reason.as_str(),
+                            describe_status(status),
+                        ),
+                        &[
+                            ("reason", Field::Str(reason.as_str())),
+                            ("stopped_ms", Field::U64(stopped_ms)),
+                            ("exit_code", Field::I64(code.into())),
+                            ("pid", Field::I64(pid.into())),
+                        ],
+                    );
                     None
                 }
                 Err(e) => {
-                    log(format!("cannot start the command again: {e}"));
+                    log_with(
+                        LogLevel::Error,
+                        "restart_failed",
+                        format!("cannot start the command again: {e}"),
+                        &[],
+                    );
                     Some(code)
                 }
             },
             Some(_) => {
-                log(format!("the child stopped: {}", describe_status(status)));
+                log_with(
+                    LogLevel::Info,
+                    "child_stopped",
+                    format!("the child stopped: {}", describe_status(status)),
+                    &[("exit_code", Field::I64(code.into()))],
+                );
                 Some(code)
             }
             None => {
                 if new_ooms > 0 && code == 137 {
-                    log(format!("the child was OOM-killed by the kernel (exit 137): {new_ooms} OOM kill(s) in the cgroup"));
+                    log_with(
+                        LogLevel::Error,
+                        "oom_kill",
+                        format!("the child was OOM-killed by the kernel (exit 137): {new_ooms} OOM kill(s) in the cgroup"),
+                        &[("exit_code", Field::I64(code.into())), ("oom_kills", Field::U64(new_ooms))],
+                    );
                 } else if self.shutdown {
-                    log(format!(
-                        "the child stopped after the forwarded signal: {}",
-                        describe_status(status)
-                    ));
+                    log_with(
+                        LogLevel::Info,
+                        "child_stopped",
+                        format!(
+                            "the child stopped after the forwarded signal: {}",
+                            describe_status(status)
+                        ),
+                        &[("exit_code", Field::I64(code.into()))],
+                    );
                 } else {
-                    log(format!("the child exited: {}", describe_status(status)));
+                    log_with(
+                        LogLevel::Info,
+                        "child_exit",
+                        format!("the child exited: {}", describe_status(status)),
+                        &[("exit_code", Field::I64(code.into()))],
+                    );
                 }
                 Some(code)
             }
@@ -417,11 +487,16 @@ impl Guard {
     fn drain(&mut self, code: i32) -> i32 {
         let left = procfs::descendants(self.own_pid);
         if !left.is_empty() {
-            log(format!(
-                "{} process(es) left behind: SIGTERM, then SIGKILL after {:?}",
-                left.len(),
-                self.options.grace
-            ));
+            log_with(
+                LogLevel::Warn,
+                "leftovers",
+                format!(
+                    "{} process(es) left behind: SIGTERM, then SIGKILL after {:?}",
+                    left.len(),
+                    self.options.grace
+                ),
+                &[("processes", Field::U64(left.len() as u64))],
+            );
             for pid in &left {
                 process::kill(*pid, libc::SIGTERM);
             }

@@ -116,7 +116,7 @@ pub(super) fn supervise(
         if let Some(cg) = cgroup {
             let counters = cg.oom_counters();
             if counters.oom_kill > last_oom.oom_kill {
-                sampler.suspect_oom_victims(&vanished);
+                sampler.suspect_oom_victims(&vanished, now_ms);
             }
             last_oom = counters;
         }

@@ -1,0 +1,335 @@
+//! The JVM service: every place its options are set (`JAVA_TOOL_OPTIONS`,
+//! `JDK_JAVA_OPTIONS`, `JAVA_OPTS`, the `java` command line), the heap they give in a
+//! container, and the JDK of the image.
+
+use memfit_core::ByteSize;
+
+use super::service::{self, ServiceCommand};
+use crate::context::Context;
+use crate::dockerfile::Span;
+use crate::source::FileId;
+
+/// One place JVM options are set, lowest precedence first in `JvmService::settings`.
+#[derive(Debug, Clone)]
+pub struct JvmOptions {
+    /// e.g. `JAVA_TOOL_OPTIONS in fly.toml [env]`, `java command in Dockerfile CMD`.
+    pub place: String,
+    pub file: FileId,
+    pub span: Span,
+    pub words: Vec<String>,
+}
+
+/// The JVM service.
+#[derive(Debug, Clone)]
+pub struct JvmService {
+    /// Lowest precedence first: `JAVA_TOOL_OPTIONS` (read by the JVM before its command
+    /// line), `JDK_JAVA_OPTIONS` (inserted by the launcher before the arguments), `JAVA_OPTS`
+    /// (expanded by start scripts into the command line), then the command line. A later
+    /// value of the same option wins.
+    pub settings: Vec<JvmOptions>,
+}
+
+/// Which option sets the heap, and where.
+#[derive(Debug, Clone)]
+pub enum HeapBasis<'a> {
+    /// `-Xmx` / `-XX:MaxHeapSize`.
+    MaxHeap(&'a JvmOptions),
+    /// `-XX:MaxRAMPercentage` (of `-XX:MaxRAM` when set, else of the container limit).
+    Percentage(&'a JvmOptions, f64),
+    /// `-Xms` / `-XX:InitialRAMPercentage` above the maximum: the JVM raises the maximum.
+    Initial(&'a JvmOptions),
+    /// The JVM's default: 25% (JDK 10+, JDK-8186248).
+    Default,
+}
+
+/// The heap the JVM will allow itself.
+#[derive(Debug, Clone)]
+pub struct Heap<'a> {
+    pub bytes: u64,
+    pub basis: HeapBasis<'a>,
+    /// The winning `MaxRAMPercentage`, when one is set.
+    pub percentage: Option<(&'a JvmOptions, f64)>,
+}
+
+/// The JVM's default `MaxRAMPercentage` since JDK 10 (JDK-8186248).
+pub const DEFAULT_MAX_RAM_PERCENTAGE: f64 = 25.0;
+
+/// A JVM size: `1g`, `512m`, `65536k`, `1073741824` (the java launcher's syntax, k/m/g/t in
+/// either case).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_lowercase()),
+        _ => (text, 'b'),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let shift = match unit {
+        'b' => 0,
+        'k' => 10,
+        'm' => 20,
+        'g' => 30,
+        't' => 40,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
+}
+
+/// A percentage the JVM accepts: 0 to 100 (`nan`, `inf` and `500` are not).
+fn percent(text: &str) -> Option<f64> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|p| p.is_finite() && (0.0..=100.0).contains(p))
+}
+
+/// The value of `-XX:Name=value` in a word.
+fn xx<'w>(word: &'w str, name: &str) -> Option<&'w str> {
+    word.strip_prefix("-XX:")?
+        .strip_prefix(name)?
+        .strip_prefix('=')
+}
+
+impl JvmService {
+    /// The heap in a container of `limit` bytes (`None`: only what does not depend on it).
+    pub fn heap(&self, limit: Option<u64>) -> Option<Heap<'_>> {
+        let mut max_heap = None;
+        let mut initial = None;
+        let mut percentage = None;
+        let mut initial_percentage = None;
+        let mut max_ram = None;
+        for setting in &self.settings {
+            for word in &setting.words {
+                let w = word.as_str();
+                if let Some(v) = w
+                    .strip_prefix("-Xmx")
+                    .or_else(|| xx(w, "MaxHeapSize"))
+                    .and_then(parse_size)
+                {
+                    max_heap = Some((setting, v));
+                } else if let Some(v) = w
+                    .strip_prefix("-Xms")
+                    .or_else(|| xx(w, "InitialHeapSize"))
+                    .and_then(parse_size)
+                {
+                    initial = Some((setting, v));
+                } else if let Some(p) = xx(w, "MaxRAMPercentage").and_then(percent) {
+                    percentage = Some((setting, p));
+                } else if let Some(p) = xx(w, "InitialRAMPercentage").and_then(percent) {
+                    initial_percentage = Some((setting, p));
+                } else if let Some(v) = xx(w, "MaxRAM").and_then(parse_size) {
+                    max_ram = Some(v);
+                }
+            }
+        }
+        let ram = max_ram.or(limit);
+        let of_ram = |p: f64| ram.map(|r| (r as f64 * p / 100.0) as u64);
+        let (mut bytes, mut basis) = match (max_heap, percentage) {
+            (Some((s, v)), _) => (Some(v), HeapBasis::MaxHeap(s)),
+            (None, Some((s, p))) => (of_ram(p), HeapBasis::Percentage(s, p)),
+            (None, None) => (of_ram(DEFAULT_MAX_RAM_PERCENTAGE), HeapBasis::Default),
+        };
+        if max_heap.is_none() {
+            let start = initial
+                .map(|(s, v)| (s, Some(v)))
+                .or_else(|| initial_percentage.map(|(s, p)| (s, of_ram(p))));
+            if let Some((s, Some(v))) = start {
+                if bytes.is_none_or(|b| v > b) {
+                    bytes = Some(v);
+                    basis = HeapBasis::Initial(s);
+                }
+            }
+        }
+        Some(Heap {
+            bytes: bytes?,
+            basis,
+            percentage,
+        })
+    }
+}
+
+/// Whether an image runs a JVM: the OpenJDK builds' images, and images of JVM servers.
+pub fn is_jvm_image(image: &str) -> bool {
+    let name = image.split(['@', ':']).next().unwrap_or(image);
+    let name = name.to_ascii_lowercase();
+    let base = name.rsplit('/').next().unwrap_or(&name);
+    matches!(
+        base,
+        "openjdk"
+            | "java"
+            | "eclipse-temurin"
+            | "amazoncorretto"
+            | "ibm-semeru-runtimes"
+            | "sapmachine"
+            | "ibmjava"
+            | "tomcat"
+            | "jetty"
+            | "adoptopenjdk"
+    ) || base.starts_with("adoptopenjdk")
+        || base.starts_with("zulu-openjdk")
+        || base.starts_with("liberica-openj")
+        || (name.contains("distroless/java"))
+}
+
+/// The JVM options of a `java` command: its words before `-jar`, the main class or
+/// `--module`.
+fn java_command_options(command: &ServiceCommand) -> Option<JvmOptions> {
+    if command.command.program() != Some("java") {
+        return None;
+    }
+    // The options before `-jar`, the class path or the main class; `$JAVA_OPTS` and the
+    // like are expanded from the environment (see `model`).
+    let words: Vec<String> = command
+        .command
+        .args()
+        .iter()
+        .map(|w| w.text.clone())
+        .take_while(|w| {
+            (w.starts_with('-') || w.starts_with('$'))
+                && !matches!(
+                    w.as_str(),
+                    "-jar" | "-cp" | "-classpath" | "--module" | "-m"
+                )
+        })
+        .filter(|w| w.starts_with('-'))
+        .collect();
+    Some(JvmOptions {
+        place: format!("java command in {}", command.place),
+        file: command.file,
+        span: command.span,
+        words,
+    })
+}
+
+/// Builds the JVM model, when the service runs a JVM.
+pub fn model(ctx: &Context) -> Option<JvmService> {
+    let commands = service::commands(ctx);
+    let java: Vec<JvmOptions> = commands.iter().filter_map(java_command_options).collect();
+    let image = ctx.dockerfiles().into_iter().any(|view| {
+        Some(view.id) == ctx.runtime.dockerfile
+            && view
+                .shipped
+                .iter()
+                .any(|&s| is_jvm_image(&view.stages[s].base))
+    });
+    let names = ["JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "JAVA_OPTS"];
+    let env: Vec<(&str, service::EnvValue)> = names
+        .iter()
+        .filter_map(|n| Some((*n, service::env(ctx, &commands, n)?)))
+        .collect();
+    if java.is_empty() && !image && env.is_empty() {
+        return None;
+    }
+    let mut settings = Vec::new();
+    for (name, value) in env {
+        // JAVA_OPTS is a convention of start scripts, not read by the JVM: it counts when the
+        // service runs something other than `java` directly, or says $JAVA_OPTS.
+        if name == "JAVA_OPTS"
+            && !java.is_empty()
+            && !commands.iter().any(|c| {
+                c.command.program() == Some("java")
+                    && c.command.words.iter().any(|w| w.text.contains("JAVA_OPTS"))
+            })
+        {
+            continue;
+        }
+        settings.push(JvmOptions {
+            place: format!("{name} in {}", value.place),
+            file: value.file,
+            span: value.span,
+            words: value.value.split_whitespace().map(str::to_string).collect(),
+        });
+    }
+    settings.extend(java);
+    Some(JvmService { settings })
+}
+
+/// The JDK update of an image tag: `openjdk:8u181-jre-alpine` → (8, Some(181)); `9-jre` →
+/// (9, None). Only for images whose tags name the JDK.
+pub fn jdk_of_image(image: &str) -> Option<(u32, Option<u32>, String)> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let (name, tag) = without_digest.rsplit_once(':')?;
+    if tag.contains('/') {
+        return None;
+    }
+    let base = name.rsplit('/').next().unwrap_or(name);
+    if !matches!(
+        base,
+        "openjdk" | "java" | "adoptopenjdk" | "eclipse-temurin" | "amazoncorretto"
+    ) && !base.starts_with("adoptopenjdk")
+    {
+        return None;
+    }
+    let major_text: String = tag.chars().take_while(char::is_ascii_digit).collect();
+    let major: u32 = major_text.parse().ok()?;
+    let rest = &tag[major_text.len()..];
+    let update = rest
+        .strip_prefix('u')
+        .map(|r| {
+            r.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|d| d.parse().ok());
+    Some((major, update, format!("{base}:{tag}")))
+}
+
+/// A size for messages.
+pub fn show(bytes: u64) -> String {
+    ByteSize(bytes).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(words: &[&[&str]]) -> JvmService {
+        JvmService {
+            settings: words
+                .iter()
+                .map(|w| JvmOptions {
+                    place: String::new(),
+                    file: 0,
+                    span: Span::default(),
+                    words: w.iter().map(|s| s.to_string()).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn sizes_and_heaps() {
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("512M"), Some(512 << 20));
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("lots"), None);
+        let mib = 1 << 20;
+        let h = |s: JvmService| s.heap(Some(512 * mib)).unwrap().bytes;
+        assert_eq!(h(service(&[&["-Xmx1g"]])), 1 << 30);
+        assert_eq!(h(service(&[&["-Xmx1g"], &["-Xmx256m"]])), 256 * mib);
+        assert_eq!(h(service(&[&["-XX:MaxRAMPercentage=75.0"]])), 384 * mib);
+        // -Xmx wins over MaxRAMPercentage whatever the order.
+        assert_eq!(
+            h(service(&[&["-Xmx200m"], &["-XX:MaxRAMPercentage=90"]])),
+            200 * mib
+        );
+        assert_eq!(h(service(&[&[]])), 128 * mib);
+        assert_eq!(h(service(&[&["-Xms400m"]])), 400 * mib);
+        assert_eq!(h(service(&[&["-XX:MaxRAM=2g"]])), 512 * mib);
+    }
+
+    #[test]
+    fn jdk_tags() {
+        assert_eq!(
+            jdk_of_image("openjdk:8u181-jre-alpine").map(|j| (j.0, j.1)),
+            Some((8, Some(181)))
+        );
+        assert_eq!(
+            jdk_of_image("openjdk:8-jre").map(|j| (j.0, j.1)),
+            Some((8, None))
+        );
+        assert_eq!(
+            jdk_of_image("eclipse-temurin:21-jre").map(|j| (j.0, j.1)),
+            Some((21, None))
+        );
+        assert!(jdk_of_image("python:3.12").is_none());
+    }
+}
