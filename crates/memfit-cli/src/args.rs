@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use memfit_core::ByteSize;
 use memfit_measure::compare::Allowance;
 
+use crate::report_format::{parse_spec, FormatSpec};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "memfit",
@@ -70,7 +72,9 @@ const AUDIT_EXAMPLES: &str = "Examples:
   memfit audit
   memfit audit examples/render-api
   memfit audit --platform fly:shared-cpu-1x --fail-on warning
-  memfit audit --format sarif > memfit.sarif
+  memfit audit --format sarif -o memfit.sarif
+  memfit audit --format github              # annotations in a GitHub Actions job
+  memfit audit --format markdown >> \"$GITHUB_STEP_SUMMARY\"
   memfit audit --format json | jq '.findings[] | .rule'
 
 Exit status: 0 when no finding reaches --fail-on (default: error); 1 when one does; 2 for
@@ -145,6 +149,10 @@ pub enum AuditFormat {
     Json,
     /// SARIF 2.1.0, for code-scanning services.
     Sarif,
+    /// GitHub Actions annotations (`::warning file=…,line=…::…`), one per finding.
+    Github,
+    /// A markdown table of the findings, for PR comments and $GITHUB_STEP_SUMMARY.
+    Markdown,
 }
 
 /// The lowest severity that makes `memfit audit` exit 1.
@@ -181,9 +189,18 @@ pub struct AuditArgs {
     #[arg(long, value_enum, default_value = "human")]
     pub format: AuditFormat,
 
+    /// Write the output to FILE instead of standard output (`-`), atomically, e.g.
+    /// -o memfit.sarif.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
     /// Exit 1 when a finding of this severity or above is reported.
     #[arg(long, value_enum, default_value = "error")]
     pub fail_on: FailOn,
+
+    /// Print nothing on standard error (the output is still written; errors still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -198,6 +215,10 @@ pub struct FixArgs {
     /// Print the diff without writing anything.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// No summary on standard error (the diff is still printed; errors still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 const PLAN_EXAMPLES: &str = "Examples:
@@ -207,6 +228,7 @@ const PLAN_EXAMPLES: &str = "Examples:
   memfit plan --limit 1G --runtime jvm
   memfit run --json run.json -- node server.js && memfit plan --from run.json
   memfit plan --prometheus http://127.0.0.1:9090 --namespace shop --runtime api=node --format patch
+  memfit plan --platform render:starter --format markdown -o plan.md
 
 Exit status: 0 when the budget fits (always 0 with --prometheus once Prometheus answered); 1 when it cannot (too many workers, a measured peak above
 the limit); 2 for usage and I/O errors.";
@@ -223,7 +245,8 @@ pub enum RuntimeArg {
 /// Output forms of `memfit plan`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlanFormat {
-    /// The budget as a table, then the settings.
+    /// The budget as a table, then the settings (also: human).
+    #[value(alias = "human")]
     Table,
     /// KEY=VALUE lines for a platform's environment settings or a shell's `export`.
     Env,
@@ -235,6 +258,9 @@ pub enum PlanFormat {
     Yaml,
     /// kubectl strategic-merge patch commands, printed, never run (--prometheus only).
     Patch,
+    /// Markdown tables (the budget and the settings; the workloads with --prometheus), for PR
+    /// comments and $GITHUB_STEP_SUMMARY.
+    Markdown,
 }
 
 /// `--runtime node` or, with --prometheus, `--runtime CONTAINER=node` (also
@@ -336,6 +362,16 @@ pub struct PlanArgs {
     /// Output form.
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormat,
+
+    /// Write the output to FILE instead of standard output (`-`), atomically, e.g.
+    /// -o plan.json.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Print nothing on standard error: no progress, no hints (the output is still written;
+    /// errors still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 const EXPLAIN_EXAMPLES: &str = "Examples:
@@ -343,7 +379,8 @@ const EXPLAIN_EXAMPLES: &str = "Examples:
   docker build . 2>&1 | memfit explain -
   kubectl describe pod web-7d9 | memfit explain -
   memfit explain --exit-code 137
-  memfit explain --json deploy.log > explanation.json
+  memfit explain --format json deploy.log -o explanation.json
+  memfit explain --format markdown build.log >> \"$GITHUB_STEP_SUMMARY\"
 
 Exit status: 0 when an explanation was produced (whatever the verdict); 2 for usage and I/O
 errors.";
@@ -359,9 +396,33 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub exit_code: Option<i32>,
 
-    /// Print the explanation as JSON (schema memfit.explain/1) instead of text.
+    /// Output form.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: ExplainFormat,
+
+    /// Write the output to FILE instead of standard output (`-`), atomically, e.g.
+    /// -o explanation.json.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Alias of --format json (schema memfit.explain/1).
     #[arg(long)]
     pub json: bool,
+
+    /// Print nothing on standard error (the output is still written; errors still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Output forms of `memfit explain`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExplainFormat {
+    /// The verdict, the evidence and what to do.
+    Human,
+    /// JSON (schema memfit.explain/1).
+    Json,
+    /// The cause and the remedies in markdown, for PR comments and $GITHUB_STEP_SUMMARY.
+    Markdown,
 }
 
 const RUN_EXAMPLES: &str = "Examples:
@@ -369,6 +430,7 @@ const RUN_EXAMPLES: &str = "Examples:
   memfit run --platform render:starter --html report.html -- npm ci
   memfit run --platform list
   memfit run --limit 1G --cpus 2 --budget 800M --json run.json -- cargo build --release
+  memfit run --limit 512M --format json=run.json --format html=run.html --format markdown=- -- npm test
   memfit run --limit 1G --baseline main.json --max-increase 10% -- npm run build
 
 Exit status: the command's own (128 + signal when killed); 1 when --budget or
@@ -377,7 +439,8 @@ Exit status: the command's own (128 + signal when killed); 1 when --budget or
 const BISECT_EXAMPLES: &str = "Examples:
   memfit bisect -- node build.js
   memfit bisect --setup 'rm -rf dist' --precision 16M --repeat 3 -- npm run build
-  memfit bisect --lo 256M --hi 2G --cpus 1 --json bisect.json -- npx tsc -p .";
+  memfit bisect --lo 256M --hi 2G --cpus 1 --json bisect.json -- npx tsc -p .
+  memfit bisect --format json=bisect.json --format markdown=- -- npm run build";
 
 /// Parses a size for clap, as Docker's `--memory` and `--memory-swap` read one: a bare number
 /// is bytes (`1073741824`).
@@ -532,16 +595,29 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
 
-    /// Write the versioned JSON report (schema memfit.run/1) to FILE, e.g. --json run.json.
+    /// A report, written when the command has ended: FORMAT=FILE (`-` is standard output),
+    /// repeatable, or one bare FORMAT for -o (default: standard output). Formats: human (the
+    /// summary, on standard error by default), json (schema memfit.run/1), markdown, svg
+    /// (the timeline), html (interactive). E.g. --format json=run.json --format markdown=-.
+    #[arg(long, value_name = "FORMAT[=FILE]", value_parser = parse_spec)]
+    pub format: Vec<FormatSpec>,
+
+    /// Where a bare --format goes (`-` is standard output); alone, the human summary.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Alias of --format json=FILE: the versioned JSON report (schema memfit.run/1), e.g.
+    /// --json run.json (`-` is standard output).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
-    /// Write an SVG timeline (charged and working memory, the limit, the peak, the top
-    /// processes) to FILE, e.g. --svg run.svg.
+    /// Alias of --format svg=FILE: an SVG timeline (charged and working memory, the limit,
+    /// the peak, the top processes), e.g. --svg run.svg.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
 
-    /// Write a self-contained interactive HTML report to FILE, e.g. --html run.html.
+    /// Alias of --format html=FILE: a self-contained interactive HTML report, e.g.
+    /// --html run.html.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 
@@ -560,7 +636,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "PCT|SIZE", requires = "baseline")]
     pub max_increase: Option<Allowance>,
 
-    /// Print no summary (reports are still written).
+    /// Print no summary on standard error (reports are still written; errors still printed).
     #[arg(long, short)]
     pub quiet: bool,
 
@@ -607,9 +683,25 @@ pub struct BisectArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "0")]
     pub swap: ByteSize,
 
-    /// Write the JSON result (schema memfit.bisect/1) to FILE, e.g. --json bisect.json.
+    /// A report, written at the end: FORMAT=FILE (`-` is standard output), repeatable, or one
+    /// bare FORMAT for -o (default: standard output). Formats: human (the summary, on standard
+    /// error by default), json (schema memfit.bisect/1), markdown. E.g. --format
+    /// json=bisect.json --format markdown=-.
+    #[arg(long, value_name = "FORMAT[=FILE]", value_parser = parse_spec)]
+    pub format: Vec<FormatSpec>,
+
+    /// Where a bare --format goes (`-` is standard output); alone, the human summary.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Alias of --format json=FILE (schema memfit.bisect/1), e.g. --json bisect.json.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+
+    /// No progress and no summary on standard error (reports are still written; errors still
+    /// printed).
+    #[arg(long, short)]
+    pub quiet: bool,
 
     /// Show each try's output instead of discarding it.
     #[arg(long)]

@@ -9,7 +9,9 @@ use memfit_audit::{fix, report};
 use memfit_core::{ByteSize, Target, TargetRequest};
 
 use crate::args::{AuditArgs, AuditFormat, FailOn, FixArgs, ProjectLimitArgs};
+use crate::markdown;
 use crate::output;
+use crate::report_format::{self, style, Destination, Location};
 use crate::EXIT_FINDINGS;
 
 fn options(limits: &ProjectLimitArgs) -> Result<Options> {
@@ -40,16 +42,23 @@ fn load(dir: &std::path::Path, limits: &ProjectLimitArgs) -> Result<Report> {
 }
 
 pub fn audit(args: AuditArgs) -> Result<u8> {
-    let report = load(&args.dir, &args.limits)?;
-    match args.format {
-        AuditFormat::Human => output::print(&human(&report))?,
-        AuditFormat::Json => output::print_raw(
-            (serde_json::to_string_pretty(&report::to_json(&report))? + "\n").as_bytes(),
-        )?,
-        AuditFormat::Sarif => output::print_raw(
-            (serde_json::to_string_pretty(&report::to_sarif(&report))? + "\n").as_bytes(),
-        )?,
+    let destination = Destination::Path(args.output.clone().unwrap_or_else(|| "-".into()));
+    if let Destination::Path(path) = &destination {
+        output::check_writable(path)?;
     }
+    let report = load(&args.dir, &args.limits)?;
+    let bytes = match args.format {
+        AuditFormat::Human => output::human_text(&destination, &human(&report), &paint_human),
+        AuditFormat::Json => {
+            (serde_json::to_string_pretty(&report::to_json(&report))? + "\n").into_bytes()
+        }
+        AuditFormat::Sarif => {
+            (serde_json::to_string_pretty(&report::to_sarif(&report))? + "\n").into_bytes()
+        }
+        AuditFormat::Github => github(&report).into_bytes(),
+        AuditFormat::Markdown => markdown::audit(&report).into_bytes(),
+    };
+    output::write_report(&destination, &bytes)?;
     let threshold = match args.fail_on {
         FailOn::Error => Some(Severity::Error),
         FailOn::Warning => Some(Severity::Warning),
@@ -88,12 +97,69 @@ pub fn fix(args: FixArgs) -> Result<u8> {
     } else {
         "changed"
     };
-    output::eprint(&format!(
+    if !args.quiet {
+        output::eprint(&format!(
         "memfit fix: {verb} {} file(s) for {fixable} finding(s); {manual} finding(s) need a change by hand (memfit audit shows them)",
         changes.len()
     ));
+    }
     printed?;
     Ok(0)
+}
+
+/// GitHub workflow annotations: one per finding, `error`, `warning` or `notice` by severity.
+fn github(report: &Report) -> String {
+    let mut out = String::new();
+    for finding in &report.findings {
+        let (line, column, end_line, end_column) = report::position(report, finding);
+        let file = report.project.file(finding.file).source.display();
+        let level = match finding.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "notice",
+        };
+        let message = match &finding.fix {
+            Some(fix) => format!("{} Fix: {}", finding.message, fix.description),
+            None => finding.message.clone(),
+        };
+        let at = Location {
+            file: &file,
+            line,
+            column,
+            end_line,
+            end_column,
+        };
+        out += &report_format::github_annotation(level, &at, finding.rule, &message);
+    }
+    out
+}
+
+/// Colour of the human form: the severity of each finding's first line, the result line.
+fn paint_human(line: &str) -> Option<(std::ops::Range<usize>, anstyle::Style)> {
+    if let Some(rest) = line.strip_prefix("  result    ") {
+        let style = if rest.starts_with("0 error(s), 0 warning(s)") {
+            style::GOOD
+        } else if rest.starts_with("0 error(s)") {
+            style::WARN
+        } else {
+            style::BAD
+        };
+        return Some((2..line.len(), style));
+    }
+    if line.starts_with(' ') {
+        return None;
+    }
+    [
+        (": error[", style::BAD),
+        (": warning[", style::WARN),
+        (": info[", style::NOTE),
+    ]
+    .into_iter()
+    .find_map(|(token, style)| {
+        let at = line.find(token)? + 2;
+        let end = at + line[at..].find(']')? + 1;
+        Some((at..end, style))
+    })
 }
 
 fn frame(out: &mut String, report: &Report, finding: &Finding) {

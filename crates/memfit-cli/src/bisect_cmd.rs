@@ -14,7 +14,9 @@ use memfit_measure::{
 
 use crate::args::BisectArgs;
 use crate::fidelity;
+use crate::markdown;
 use crate::output;
+use crate::report_format::{self, style, Destination, Format};
 use crate::run_cmd;
 use crate::{EXIT_FINDINGS, EXIT_USAGE};
 
@@ -23,9 +25,22 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
         .precision
         .parse()
         .map_err(|e: String| anyhow::anyhow!(e))?;
-    if let Some(path) = &args.json {
-        output::check_writable(path)?;
-    }
+    let aliases: Vec<(Format, std::path::PathBuf)> = args
+        .json
+        .iter()
+        .map(|p| (Format::Json, p.clone()))
+        .collect();
+    let reports = report_format::destinations(
+        "bisect",
+        &args.format,
+        args.output.as_deref(),
+        &aliases,
+        &[Format::Human, Format::Json, Format::Markdown],
+        Format::Human,
+        Destination::Stderr,
+    )
+    .map_err(anyhow::Error::msg)?;
+    output::check_reports(&reports)?;
     let fidelity = fidelity::resolve(&args.fidelity, None)?;
     let options = BisectOptions {
         run: RunOptions {
@@ -56,7 +71,10 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
     };
     output::say_swept(&memfit_measure::sweep_stale_cgroups());
     let signals = SignalWatcher::install()?;
-    let mut progress = Progress::new(!args.show_output && std::io::stderr().is_terminal());
+    let mut progress = Progress::new(
+        !args.show_output && std::io::stderr().is_terminal(),
+        args.quiet,
+    );
     let result = memfit_measure::bisect(&options, &signals, &mut progress);
     progress.finish();
     let report = match result {
@@ -74,17 +92,34 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
     };
     // As for `run`: the summary is printed whatever happens to the report file, and an
     // interruption keeps its status.
-    let report_error = match &args.json {
-        Some(path) => output::write_atomically(path, &serde_json::to_vec_pretty(&report)?)
-            .err()
-            // A standard output its reader closed ends quietly, as any output does.
-            .filter(|e| !output::is_closed_stdout(e)),
-        None => None,
-    };
-    output::eprint(&summary(&report));
-    if let Some(error) = &report_error {
+    let mut report_errors = Vec::new();
+    for (format, destination) in &reports {
+        if args.quiet && *destination == Destination::Stderr {
+            continue;
+        }
+        let bytes = match format {
+            Format::Json => serde_json::to_vec_pretty(&report)?,
+            Format::Markdown => markdown::bisect(&report).into_bytes(),
+            _ => {
+                let rules = [
+                    ("  recommended  ", style::GOOD),
+                    ("  INTERRUPTED", style::WARN),
+                ];
+                let painter = output::paint_after(&rules);
+                output::human_text(destination, &summary(&report), &painter)
+            }
+        };
+        report_errors.extend(
+            output::write_report(destination, &bytes)
+                .err()
+                // A standard output its reader closed ends quietly, as any output does.
+                .filter(|e| !output::is_closed_stdout(e)),
+        );
+    }
+    for error in &report_errors {
         output::eprint(&format!("memfit: error: {error:#}\n"));
     }
+    let report_error = report_errors.first();
     Ok(if report.interrupted {
         130
     } else if report_error.is_some() {
@@ -165,13 +200,14 @@ fn describe_try(record: &TryRecord) -> String {
 /// A progress bar with ETA on a terminal; plain lines otherwise (CI logs).
 struct Progress {
     bar: Option<ProgressBar>,
+    quiet: bool,
     index: usize,
     total: usize,
 }
 
 impl Progress {
-    fn new(terminal: bool) -> Progress {
-        let bar = terminal.then(|| {
+    fn new(terminal: bool, quiet: bool) -> Progress {
+        let bar = (terminal && !quiet).then(|| {
             let bar = ProgressBar::new(1);
             bar.set_style(
                 ProgressStyle::with_template(
@@ -185,6 +221,7 @@ impl Progress {
         });
         Progress {
             bar,
+            quiet,
             index: 0,
             total: 0,
         }
@@ -204,6 +241,7 @@ impl Progress {
                 bar.println(memfit_core::text::escape_control(&line));
                 bar.set_position(self.index as u64);
             }
+            None if self.quiet => {}
             None => output::eprint(&format!("memfit: {line}\n")),
         }
     }

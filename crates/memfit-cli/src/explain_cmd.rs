@@ -8,10 +8,21 @@ use anyhow::{bail, Context, Result};
 use memfit_core::ByteSize;
 use memfit_explain::{Explanation, HeapCeiling, SubReason, Verdict};
 
-use crate::args::ExplainArgs;
+use crate::args::{ExplainArgs, ExplainFormat};
+use crate::markdown;
 use crate::output;
+use crate::report_format::{style, Destination};
 
 pub fn execute(args: ExplainArgs) -> Result<u8> {
+    let format = match (args.json, args.format) {
+        (false, format) => format,
+        (true, ExplainFormat::Human | ExplainFormat::Json) => ExplainFormat::Json,
+        (true, _) => bail!("--json is --format json: give one of them"),
+    };
+    let destination = Destination::Path(args.output.clone().unwrap_or_else(|| "-".into()));
+    if let Destination::Path(path) = &destination {
+        output::check_writable(path)?;
+    }
     let (explanation, name) = match (&args.log, args.exit_code) {
         (Some(path), code) if path.as_os_str() == "-" => {
             (memfit_explain::explain(io::stdin().lock(), code)?, "standard input".to_string())
@@ -35,11 +46,22 @@ pub fn execute(args: ExplainArgs) -> Result<u8> {
             "nothing to explain; give a log file (memfit explain build.log), - for standard input, or --exit-code N"
         ),
     };
-    if args.json {
-        output::print_raw(format!("{}\n", serde_json::to_string_pretty(&explanation)?).as_bytes())?;
-    } else {
-        output::print(&render(&explanation, &name))?;
-    }
+    let bytes = match format {
+        ExplainFormat::Json => {
+            format!("{}\n", serde_json::to_string_pretty(&explanation)?).into_bytes()
+        }
+        ExplainFormat::Markdown => markdown::explain(&explanation, &name).into_bytes(),
+        ExplainFormat::Human => {
+            let rules = [
+                ("  verdict    OUT OF MEMORY", style::BAD),
+                ("  verdict    NOT MEMORY", style::NOTE),
+                ("  verdict    UNCERTAIN", style::WARN),
+            ];
+            let painter = output::paint_after(&rules);
+            output::human_text(&destination, &render(&explanation, &name), &painter)
+        }
+    };
+    output::write_report(&destination, &bytes)?;
     Ok(0)
 }
 

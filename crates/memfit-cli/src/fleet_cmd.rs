@@ -9,9 +9,12 @@ use memfit_core::plan::Runtime;
 use memfit_fleet::{render, FleetOptions};
 
 use crate::args::{PlanArgs, PlanFormat, RuntimeArg};
+use crate::markdown;
+use crate::output;
 use crate::plan_cmd::DEFAULT_NODE;
+use crate::report_format::Destination;
 
-pub fn execute(args: &PlanArgs) -> Result<u8> {
+pub fn execute(args: &PlanArgs, destination: &Destination) -> Result<u8> {
     let url = args.prometheus.clone().unwrap_or_default();
     let range = args.range.clone().unwrap_or_else(|| "14d".to_string());
     memfit_fleet::check_range(&range).map_err(anyhow::Error::msg)?;
@@ -53,7 +56,7 @@ pub fn execute(args: &PlanArgs) -> Result<u8> {
         access,
     };
     // On a terminal, one self-overwriting line per query (Prometheus may take seconds each).
-    let terminal = std::io::stderr().is_terminal();
+    let terminal = !args.quiet && std::io::stderr().is_terminal();
     let mut progress = |i: usize, count: usize, name: &str| {
         if terminal {
             eprint!("\r\x1b[2Kmemfit: query {i}/{count} ({name})…");
@@ -67,15 +70,18 @@ pub fn execute(args: &PlanArgs) -> Result<u8> {
     let out = match args.format {
         PlanFormat::Json => render::json(&report),
         PlanFormat::Yaml => render::yaml(&report),
+        PlanFormat::Markdown => markdown::fleet(&report),
         PlanFormat::Patch => {
-            eprintln!("memfit: {}", render::summary(&report));
+            if !args.quiet {
+                output::eprint(&format!("memfit: {}\n", render::summary(&report)));
+            }
             render::patch(&report)
         }
         _ => render::table(&report),
     };
-    print!("{out}");
-    if report.workloads.is_empty() {
-        eprintln!("memfit: no container memory series matched; check --namespace/--selector, and that Prometheus scrapes cAdvisor, kube-state-metrics or memfit guard (docs/fleet.md)");
+    output::write_report(destination, out.as_bytes())?;
+    if report.workloads.is_empty() && !args.quiet {
+        output::eprint("memfit: no container memory series matched; check --namespace/--selector, and that Prometheus scrapes cAdvisor, kube-state-metrics or memfit guard (docs/fleet.md)\n");
     }
     Ok(0)
 }

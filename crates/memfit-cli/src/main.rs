@@ -8,6 +8,7 @@ mod compare_cmd;
 mod explain_cmd;
 mod fidelity;
 mod fleet_cmd;
+mod markdown;
 mod output;
 mod plan_cmd;
 mod run_cmd;
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 use memfit_cli::args::{self, Cli, Commands};
+use memfit_cli::report_format;
 
 /// Exit codes, kept stable: the wrapped command's status passes through where there is one.
 pub const EXIT_FINDINGS: u8 = 1;

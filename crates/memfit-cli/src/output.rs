@@ -13,12 +13,17 @@
 //! "cannot write"), written after through memfit-sys's safe writer (no partial files, never
 //! through a link, only over a regular file; `-` is standard output). And the one line that
 //! says what memfit cleaned up before it started.
+//!
+//! The output convention (`--format`, `-o FILE`, markdown and GitHub escaping, colour) is
+//! `memfit_cli::report_format`; [`write_report`] and [`human_text`] are its I/O half.
 
 use std::fmt;
 use std::io::{self, Write};
+use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{bail, Result};
+use memfit_cli::report_format::{self, Destination, Stream};
 use memfit_core::text::escape_control;
 use memfit_measure::SweptCgroup;
 use memfit_sys::safe_write;
@@ -103,6 +108,77 @@ pub fn check_writable(path: &Path) -> Result<()> {
 /// Writes a report; see the module documentation.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(safe_write::write(path, contents)?)
+}
+
+/// Checks early that every file among `reports` can be written.
+pub fn check_reports<T>(reports: &[(T, Destination)]) -> Result<()> {
+    for (_, destination) in reports {
+        if let Destination::Path(path) = destination {
+            check_writable(path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a report where it goes: standard error (failures ignored, as for [`eprint`]),
+/// standard output (as [`print_raw`]) or a file, atomically.
+pub fn write_report(destination: &Destination, bytes: &[u8]) -> Result<()> {
+    match destination {
+        Destination::Stderr => {
+            let _ = io::stderr().lock().write_all(bytes);
+            Ok(())
+        }
+        Destination::Path(_) if destination.is_stdout() => Ok(print_raw(bytes)?),
+        Destination::Path(path) => write_atomically(path, bytes),
+    }
+}
+
+/// What a line of a human text gets painted: the byte range of the (escaped) line and the
+/// style, or `None`.
+pub type Painter<'a> = &'a dyn Fn(&str) -> Option<(Range<usize>, anstyle::Style)>;
+
+/// A human text for `destination`: control characters escaped, and on a terminal that takes
+/// colour (`report_format::colour`), each line painted as `painter` says. A file gets no
+/// colour.
+pub fn human_text(destination: &Destination, text: &str, painter: Painter<'_>) -> Vec<u8> {
+    let escaped = escape_control(text);
+    let stream = match destination {
+        Destination::Stderr => Some(Stream::Stderr),
+        Destination::Path(_) if destination.is_stdout() => Some(Stream::Stdout),
+        Destination::Path(_) => None,
+    };
+    if !stream.is_some_and(report_format::colour) {
+        return escaped.into_owned().into_bytes();
+    }
+    let mut out = String::with_capacity(escaped.len() + 64);
+    for line in escaped.split_inclusive('\n') {
+        let (body, end) = match line.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (line, ""),
+        };
+        match painter(body).filter(|(r, _)| body.get(r.clone()).is_some() && !r.is_empty()) {
+            Some((range, style)) => {
+                out.push_str(&body[..range.start]);
+                out.push_str(&report_format::paint(style, &body[range.clone()]));
+                out.push_str(&body[range.end..]);
+            }
+            None => out.push_str(body),
+        }
+        out.push_str(end);
+    }
+    out.into_bytes()
+}
+
+/// A painter for lines that start with a label: the rest of the line in the style given.
+pub fn paint_after<'a>(
+    rules: &'a [(&'a str, anstyle::Style)],
+) -> impl Fn(&str) -> Option<(Range<usize>, anstyle::Style)> + 'a {
+    move |line: &str| {
+        rules.iter().find_map(|(prefix, style)| {
+            line.starts_with(prefix)
+                .then(|| (prefix.len() - prefix.trim_start().len()..line.len(), *style))
+        })
+    }
 }
 
 /// Says, in one line on stderr, which cgroups left by a killed memfit were swept.

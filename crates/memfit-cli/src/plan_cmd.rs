@@ -18,6 +18,7 @@ use serde_json::json;
 
 use crate::args::{CgroupArg, PlanArgs, PlanFormat, RuntimeArg};
 use crate::output;
+use crate::report_format::{markdown_table, markdown_text as md, style, Destination};
 use crate::EXIT_FINDINGS;
 
 /// The Node line assumed when neither `--node-version` nor a `node` on PATH says: the Active
@@ -42,8 +43,12 @@ struct LargestProcess {
 }
 
 pub fn execute(args: PlanArgs) -> Result<u8> {
+    let destination = Destination::Path(args.output.clone().unwrap_or_else(|| "-".into()));
+    if let Destination::Path(path) = &destination {
+        output::check_writable(path)?;
+    }
     if args.prometheus.is_some() {
-        return crate::fleet_cmd::execute(&args);
+        return crate::fleet_cmd::execute(&args, &destination);
     }
     if let Some(spec) = args.runtime.iter().find(|s| s.container.is_some()) {
         bail!(
@@ -160,6 +165,13 @@ pub fn execute(args: PlanArgs) -> Result<u8> {
             recommended,
             &plans,
         ),
+        PlanFormat::Markdown => render_markdown(
+            &budget,
+            &input,
+            &limit_source,
+            measured.as_ref(),
+            recommended,
+        ),
         PlanFormat::Env => render_settings(&budget, ""),
         PlanFormat::Dockerfile => render_settings(&budget, "ENV "),
         PlanFormat::Yaml | PlanFormat::Patch => {
@@ -198,11 +210,15 @@ pub fn execute(args: PlanArgs) -> Result<u8> {
             serde_json::to_string_pretty(&value)? + "\n"
         }
     };
-    if args.format == PlanFormat::Json {
-        output::print_raw(out.as_bytes())?;
-    } else {
-        output::print(&out)?;
-    }
+    let bytes = match args.format {
+        PlanFormat::Json | PlanFormat::Markdown => out.into_bytes(),
+        _ => {
+            let rules = [("problem: ", style::BAD), ("note: ", style::NOTE)];
+            let painter = output::paint_after(&rules);
+            output::human_text(&destination, &out, &painter)
+        }
+    };
+    output::write_report(&destination, &bytes)?;
     Ok(if budget.fits() { 0 } else { EXIT_FINDINGS })
 }
 
@@ -328,6 +344,68 @@ fn render_settings(budget: &Budget, prefix: &str) -> String {
     let mut out = String::new();
     for Setting { name, value } in &budget.settings {
         let _ = writeln!(out, "{prefix}{name}={}", quoted(value));
+    }
+    out
+}
+
+/// The plan in markdown: the budget, the settings, the problems.
+fn render_markdown(
+    budget: &Budget,
+    input: &PlanInput,
+    limit_source: &str,
+    measured: Option<&Measured>,
+    recommended: Option<ByteSize>,
+) -> String {
+    let mut out = format!(
+        "### memfit plan: {} in {}\n\nLimit from {}.",
+        input.runtime.name(),
+        input.limit,
+        md(limit_source)
+    );
+    if let (Some(m), Some(rec)) = (measured, recommended) {
+        let _ = write!(
+            out,
+            " Measured: {} peaked at {}; needs {rec}.",
+            md(&m.command),
+            m.peak
+        );
+    }
+    out += "\n\n";
+    if !budget.lines.is_empty() {
+        let workers = budget.workers.unwrap_or(1);
+        let rows: Vec<Vec<String>> = budget
+            .lines
+            .iter()
+            .map(|l| {
+                let each = if l.per_worker && workers > 1 {
+                    format!(" × {workers}")
+                } else {
+                    String::new()
+                };
+                vec![
+                    md(l.item),
+                    format!("{}{each}", ByteSize(l.bytes)),
+                    md(&l.basis),
+                ]
+            })
+            .collect();
+        out += &markdown_table(&["Item", "Size", "Basis"], &rows);
+        out += "\n";
+    }
+    if !budget.settings.is_empty() {
+        let rows: Vec<Vec<String>> = budget
+            .settings
+            .iter()
+            .map(|s| vec![format!("`{}`", s.name), md(&s.value)])
+            .collect();
+        out += &markdown_table(&["Setting", "Value"], &rows);
+        out += "\n";
+    }
+    for note in &budget.notes {
+        let _ = writeln!(out, "> {}\n", md(note));
+    }
+    for problem in &budget.problems {
+        let _ = writeln!(out, "**Problem**: {}\n", md(problem));
     }
     out
 }

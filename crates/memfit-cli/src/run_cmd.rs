@@ -13,7 +13,9 @@ use crate::args::{LimitArgs, RunArgs};
 use crate::build_steps;
 use crate::compare_cmd;
 use crate::fidelity;
+use crate::markdown;
 use crate::output;
+use crate::report_format::{self, style, Destination, Format};
 use crate::{EXIT_FINDINGS, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_USAGE};
 
 /// The target that `--limit`/`--platform`/`--cpus` resolve to; `None` without a limit.
@@ -79,9 +81,8 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     let target = resolve_target(&args.limits)?;
     check_swap(target.as_ref(), args.limits.swap)?;
     let fidelity = fidelity::resolve(&args.limits.fidelity, target.as_ref())?;
-    for path in [&args.json, &args.svg, &args.html].into_iter().flatten() {
-        output::check_writable(path)?;
-    }
+    let reports = reports(&args)?;
+    output::check_reports(&reports)?;
     // Read before the command runs: a ten-minute build should not end in "cannot read".
     let baseline = args
         .baseline
@@ -128,17 +129,6 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     // Every report is attempted; a failure is said after the summary, and never hides the
     // command's status (an OOM kill must still read 137).
     let mut report_errors = Vec::new();
-    if let Some(path) = &args.json {
-        let json = serde_json::to_vec_pretty(&report)?;
-        report_errors.extend(output::write_atomically(path, &json).err());
-    }
-    if let Some(path) = &args.svg {
-        report_errors.extend(output::write_atomically(path, svg::render(&report).as_bytes()).err());
-    }
-    if let Some(path) = &args.html {
-        report_errors
-            .extend(output::write_atomically(path, html::render(&report).as_bytes()).err());
-    }
     let over_budget = args
         .budget
         .filter(|budget| report.peak.charged_bytes > budget.bytes());
@@ -148,27 +138,54 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     let regressed = comparison
         .as_ref()
         .is_some_and(|c| c.verdict == memfit_measure::compare::Verdict::Fail);
-    if !args.quiet {
-        let mut text = summary(&report);
-        if let Some(budget) = over_budget {
-            let _ = writeln!(
-                text,
-                "  budget    EXCEEDED: peak {} > budget {}",
-                ByteSize(report.peak.charged_bytes),
-                budget
-            );
-        } else if let Some(budget) = args.budget {
-            let _ = writeln!(
-                text,
-                "  budget    ok: peak {} ≤ budget {}",
-                ByteSize(report.peak.charged_bytes),
-                budget
-            );
+    for (format, destination) in &reports {
+        if args.quiet && *destination == Destination::Stderr {
+            continue;
         }
-        if let Some(comparison) = &comparison {
-            text.push_str(&compare_cmd::human(comparison));
-        }
-        output::eprint(&text);
+        let bytes = match format {
+            Format::Json => serde_json::to_vec_pretty(&report)?,
+            Format::Svg => svg::render(&report).into_bytes(),
+            Format::Html => html::render(&report).into_bytes(),
+            Format::Markdown => {
+                markdown::run(&report, args.budget.map(|b| (b, over_budget.is_some()))).into_bytes()
+            }
+            _ => {
+                let mut text = summary(&report);
+                if let Some(budget) = over_budget {
+                    let _ = writeln!(
+                        text,
+                        "  budget    EXCEEDED: peak {} > budget {}",
+                        ByteSize(report.peak.charged_bytes),
+                        budget
+                    );
+                } else if let Some(budget) = args.budget {
+                    let _ = writeln!(
+                        text,
+                        "  budget    ok: peak {} ≤ budget {}",
+                        ByteSize(report.peak.charged_bytes),
+                        budget
+                    );
+                }
+                if let Some(comparison) = &comparison {
+                    text.push_str(&compare_cmd::human(comparison));
+                }
+                let verdict = if report.oom_killed == Some(true) || report.exit.status != 0 {
+                    style::BAD
+                } else {
+                    style::GOOD
+                };
+                let rules = [
+                    ("  verdict   ", verdict),
+                    ("  OOM       OOM-KILLED", style::BAD),
+                    ("  budget    EXCEEDED", style::BAD),
+                    ("  budget    ok", style::GOOD),
+                    ("  !! MEASURE-ONLY", style::WARN),
+                ];
+                let text = output::human_text(destination, &text, &output::paint_after(&rules));
+                text
+            }
+        };
+        report_errors.extend(output::write_report(destination, &bytes).err());
     }
     // A report sent to a standard output its reader closed ends quietly, as any output does.
     report_errors.retain(|e| !output::is_closed_stdout(e));
@@ -185,6 +202,35 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     } else {
         0
     })
+}
+
+/// The reports `--format`, `-o` and the aliases ask for; the human summary on stderr unless
+/// it is sent elsewhere.
+fn reports(args: &RunArgs) -> Result<Vec<(Format, Destination)>> {
+    let aliases: Vec<(Format, std::path::PathBuf)> = [
+        (Format::Json, &args.json),
+        (Format::Svg, &args.svg),
+        (Format::Html, &args.html),
+    ]
+    .into_iter()
+    .filter_map(|(f, p)| p.clone().map(|p| (f, p)))
+    .collect();
+    report_format::destinations(
+        "run",
+        &args.format,
+        args.output.as_deref(),
+        &aliases,
+        &[
+            Format::Human,
+            Format::Json,
+            Format::Markdown,
+            Format::Svg,
+            Format::Html,
+        ],
+        Format::Human,
+        Destination::Stderr,
+    )
+    .map_err(anyhow::Error::msg)
 }
 
 /// A command that could not be started exits as `env`, `timeout` and the shell say: 127 when
