@@ -82,9 +82,9 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
         Err(error) => {
             output::eprint(&format!("memfit: {error}\n"));
             return Ok(match &error {
-                BisectError::FailsUnconstrained(_) | BisectError::FailsAtUpperBound(_) => {
-                    EXIT_FINDINGS
-                }
+                BisectError::FailsUnconstrained(_)
+                | BisectError::FailsAtUpperBound(_)
+                | BisectError::UnreliableAtUpperBound(_) => EXIT_FINDINGS,
                 BisectError::Run(run_error) => run_cmd::start_failure_status(run_error),
                 _ => EXIT_USAGE,
             });

@@ -135,6 +135,8 @@ pub enum BisectError {
     FailsUnconstrained(String),
     #[error("the command still fails at {0}, the highest limit tried; give a larger --hi")]
     FailsAtUpperBound(ByteSize),
+    #[error("the command does not pass every try even at {0}, the highest limit tried; give a larger --hi (or fewer --repeat)")]
+    UnreliableAtUpperBound(ByteSize),
     #[error("--lo {lo} is not below --hi {hi}")]
     EmptyRange { lo: ByteSize, hi: ByteSize },
     #[error("the --setup command failed ({0}); it must succeed before every try")]
@@ -356,6 +358,33 @@ mod tests {
         .unwrap();
         let min = report.min_passing_bytes.unwrap();
         assert!((200 * MIB..=204 * MIB).contains(&min), "{}", report.band);
+    }
+
+    /// Seen under load: the upper bound passed its first try and failed its confirmation;
+    /// the search then spun forever without starting a try.
+    #[test]
+    fn a_flaky_upper_bound_ends_the_search_with_an_error() {
+        let opts = options(Precision::Bytes(4 * MIB), 2);
+        // Passes only its first try everywhere from 150 MiB up to the 400 MiB upper bound.
+        let mut flaky = model(150 * MIB, 1024 * MIB, 400 * MIB);
+        let mut tries = 0;
+        let mut bounded = move |limit: Option<u64>, phase| {
+            tries += 1;
+            assert!(tries < 1000, "the search does not end");
+            flaky(limit, phase)
+        };
+        // Before the fix the search spun without trying anything: a thread keeps that from
+        // hanging the suite (a bound on a hang, not on speed).
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let outcome = search::search(&opts, &mut bounded, &mut Silent);
+            let _ = done.send(matches!(
+                outcome,
+                Err(BisectError::UnreliableAtUpperBound(b)) if b == ByteSize(400 * MIB)
+            ));
+        });
+        let ended = result.recv_timeout(std::time::Duration::from_secs(300));
+        assert_eq!(ended, Ok(true), "the search did not end with the error");
     }
 
     #[test]

@@ -185,12 +185,16 @@ impl Search<'_, '_> {
                 // Not reliable here: search again above it, below the next limit that passed
                 // every time.
                 fail = pass;
-                pass = self
-                    .tallies
-                    .range(pass + 1..)
+                // The upper bound was tried (it passed once): when no limit up to it passed
+                // every time, nothing in the range is reliable — say so rather than search a
+                // band with nothing left to try.
+                let above = (pass < hi).then(|| self.tallies.range(pass + 1..=hi));
+                pass = above
+                    .into_iter()
+                    .flatten()
                     .find(|(_, tally)| tally.always_passed())
                     .map(|(limit, _)| *limit)
-                    .unwrap_or(hi);
+                    .ok_or(BisectError::UnreliableAtUpperBound(ByteSize(hi)))?;
                 self.estimated_total += 2;
                 continue;
             }
