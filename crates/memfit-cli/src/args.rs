@@ -463,6 +463,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
 
+    /// Do not inject the runtime view: by default every Node process of the command loads a
+    /// preload (NODE_OPTIONS=--require) that reports the V8 heap, Buffers and GC pauses to
+    /// memfit (docs/runtime-view.md).
+    #[arg(long)]
+    pub no_runtime_view: bool,
+
     /// Write the versioned JSON report (schema memfit.run/1) to FILE, e.g. --json run.json.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -10,6 +10,7 @@ mod fleet_cmd;
 mod output;
 mod plan_cmd;
 mod run_cmd;
+mod runtime_summary;
 
 use std::process::ExitCode;
 

@@ -25,6 +25,8 @@ mod kmsg;
 mod peak_alarm;
 mod report;
 mod run;
+mod runtime_verdict;
+mod runtime_view;
 mod sampler;
 mod signals;
 mod spawn;
@@ -41,7 +43,8 @@ pub use memfit_sys::cgroup::SweptCgroup;
 pub use report::{
     describe_exit, short_command, BuildStep, ContainerKind, ContainerRecord, ExitInfo, Mode,
     OomInfo, OomVictim, Peak, PeakSource, ProcessAtPeak, ProcessRecord, ProcessRss, RunReport,
-    Sample, SamplingCost, VictimEvidence, WorkingSource, RUN_SCHEMA, SWAP_THAT_COUNTS,
+    RuntimeSample, RuntimeViewInfo, Sample, SamplingCost, V8Record, VictimEvidence, WorkingSource,
+    RUN_SCHEMA, SWAP_THAT_COUNTS,
 };
 pub use run::{run, sweep_stale_cgroups, RunError, RunOptions};
 pub use signals::SignalWatcher;
