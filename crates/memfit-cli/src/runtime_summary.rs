@@ -32,6 +32,25 @@ pub fn render(out: &mut String, report: &RunReport) {
             v8.gc_pause_total_ms as f64 / 1000.0
         );
     }
+    for process in report
+        .processes
+        .iter()
+        .filter(|p| p.jvm.is_some())
+        .take(SHOWN)
+    {
+        let Some(jvm) = process.jvm else { continue };
+        let _ = writeln!(
+            out,
+            "  jvm       {} `{}`: heap {} of {} (old gen {}) · {} GCs, {:.1} s",
+            process.pid,
+            truncate(&short_command(&process.command), 40),
+            ByteSize(jvm.heap_used_peak_bytes),
+            ByteSize(jvm.heap_max_bytes),
+            ByteSize(jvm.old_gen_used_peak_bytes),
+            jvm.gc_count,
+            jvm.gc_pause_total_ms as f64 / 1000.0
+        );
+    }
     if nodes.len() > SHOWN {
         let _ = writeln!(
             out,

@@ -320,3 +320,73 @@ fn plan_from_a_run_of_buffers_budgets_them_off_heap() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("no runtime view"), "{text}");
 }
+
+/// `javac` and `java`, or why the JVM test is skipped.
+fn jdk() -> bool {
+    let found = ["javac", "java"].iter().all(|tool| {
+        Command::new(tool)
+            .arg("-version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !found {
+        eprintln!(
+            "skipping: no javac/java on PATH (the JVM view is tested with a compiled program)"
+        );
+    }
+    found
+}
+
+#[test]
+fn a_jvm_heap_that_fills_its_xmx_is_named_from_the_jvms_own_counters() {
+    if !jdk() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Fill.java"),
+        r#"
+import java.util.*;
+public class Fill {
+  public static void main(String[] args) throws Exception {
+    List<byte[]> keep = new ArrayList<>();
+    System.out.println("filling");
+    while (true) { keep.add(new byte[1 << 20]); Thread.sleep(10); }
+  }
+}
+"#,
+    )
+    .unwrap();
+    let javac = Command::new("javac")
+        .arg("Fill.java")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(javac.status.success(), "{javac:?}");
+    let classes = dir.path().display().to_string();
+    let run = run(&[], &["java", "-Xmx64m", "-cp", &classes, "Fill"]);
+    assert_eq!(run.status(), 1, "OutOfMemoryError: {}", run.stderr());
+    assert_eq!(run.stdout(), "filling\n");
+    assert!(run
+        .stderr()
+        .starts_with("Exception in thread \"main\" java.lang.OutOfMemoryError"));
+    let jvm = run.report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|p| p.get("jvm").filter(|j| !j.is_null()))
+        .unwrap_or_else(|| panic!("no processes[].jvm: {}", run.report["processes"]))
+        .clone();
+    // HotSpot's counters carry a few bytes of alignment over -Xmx.
+    let max = jvm["heap_max_bytes"].as_u64().unwrap();
+    assert!((64 * MIB..65 * MIB).contains(&max), "{jvm}");
+    assert!(
+        jvm["heap_used_peak_bytes"].as_u64().unwrap() >= 32 * MIB,
+        "{jvm}"
+    );
+    assert!(jvm["gc_count"].as_u64().unwrap() > 0, "{jvm}");
+    let stderr = run.stderr();
+    let verdict = stderr.lines().find(|l| l.contains("verdict")).unwrap();
+    assert!(verdict.contains("Java heap"), "{verdict}");
+    assert!(stderr.contains("  jvm "), "{stderr}");
+}

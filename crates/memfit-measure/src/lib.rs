@@ -41,10 +41,10 @@ pub use bisect::{
 pub use environment::{Environment, Variable};
 pub use memfit_sys::cgroup::SweptCgroup;
 pub use report::{
-    describe_exit, short_command, BuildStep, ContainerKind, ContainerRecord, ExitInfo, Mode,
-    OomInfo, OomVictim, Peak, PeakSource, ProcessAtPeak, ProcessRecord, ProcessRss, RunReport,
-    RuntimeSample, RuntimeViewInfo, Sample, SamplingCost, V8Record, VictimEvidence, WorkingSource,
-    RUN_SCHEMA, SWAP_THAT_COUNTS,
+    describe_exit, short_command, BuildStep, ContainerKind, ContainerRecord, ExitInfo, JvmRecord,
+    Mode, OomInfo, OomVictim, Peak, PeakSource, ProcessAtPeak, ProcessRecord, ProcessRss,
+    RunReport, RuntimeSample, RuntimeViewInfo, Sample, SamplingCost, V8Record, VictimEvidence,
+    WorkingSource, RUN_SCHEMA, SWAP_THAT_COUNTS,
 };
 pub use run::{run, sweep_stale_cgroups, RunError, RunOptions};
 pub use signals::SignalWatcher;

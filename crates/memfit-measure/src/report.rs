@@ -113,7 +113,7 @@ pub struct RunReport {
 pub struct RuntimeViewInfo {
     /// The Node preload was injected (NODE_OPTIONS=--require).
     pub node: bool,
-    /// The JVM's GC log was asked for (JAVA_TOOL_OPTIONS=-Xlog:gc).
+    /// The JVMs' own counters (hsperfdata, as jstat reads them) were read: nothing injected.
     #[serde(default)]
     pub jvm: bool,
     /// Processes that reported.
@@ -261,6 +261,23 @@ pub struct ProcessRecord {
     /// V8's own counters, where the process is Node and the runtime view was on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub v8: Option<V8Record>,
+    /// The JVM's own counters (its hsperfdata, as `jstat` reads them), where the process is
+    /// a HotSpot JVM and the runtime view was on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jvm: Option<JvmRecord>,
+}
+
+/// What a HotSpot JVM's performance counters said over the run (sampled).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JvmRecord {
+    /// The heap's maximum (-Xmx, or MaxRAMPercentage of the limit it saw).
+    pub heap_max_bytes: u64,
+    pub heap_used_peak_bytes: u64,
+    /// The old generation's used bytes at their highest: what survived collections.
+    pub old_gen_used_peak_bytes: u64,
+    /// Collections, and the time spent in them (jstat's GCT), as last read.
+    pub gc_count: u64,
+    pub gc_pause_total_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -45,7 +45,9 @@ impl RunReport {
                 .as_ref()
                 .is_some_and(|e| e.signal == Some(libc::SIGABRT) || e.code == Some(134))
         });
-        let (process, v8) = victim.or(aborted).or(nodes.first())?;
+        let Some((process, v8)) = victim.or(aborted).or(nodes.first()) else {
+            return self.jvm_finding(failed);
+        };
         let used = v8.heap_used_peak_bytes;
         let cap = v8.heap_limit_bytes;
         let off_heap = v8.external_peak_bytes;
@@ -81,6 +83,36 @@ impl RunReport {
             mib(used),
             ByteSize(cap),
             ByteSize(off_heap)
+        ))
+    }
+}
+
+impl RunReport {
+    /// For a JVM: its heap at its maximum when the run failed (an OutOfMemoryError, or the
+    /// kernel's kill).
+    fn jvm_finding(&self, failed: bool) -> Option<String> {
+        if !failed {
+            return None;
+        }
+        let victim = self.oom.victims.first().map(|v| v.pid);
+        let (process, jvm) = self
+            .processes
+            .iter()
+            .filter_map(|p| p.jvm.map(|j| (p, j)))
+            .max_by_key(|(p, j)| (Some(p.pid) == victim, j.heap_used_peak_bytes))?;
+        let command = shorten(&short_command(&process.command), 50);
+        let (used, max) = (jvm.heap_used_peak_bytes, jvm.heap_max_bytes);
+        if max > 0 && used.saturating_mul(100) >= max.saturating_mul(90) {
+            return Some(format!(
+                "Java heap {} of {} in `{command}`: raise -Xmx (or -XX:MaxRAMPercentage) within the limit, or fix the leak",
+                mib(used),
+                ByteSize(max)
+            ));
+        }
+        Some(format!(
+            "Java heap {} of {} in `{command}`: the heap did not reach its maximum, the rest is metaspace, threads and native memory",
+            mib(used),
+            ByteSize(max)
         ))
     }
 }

@@ -449,6 +449,7 @@ impl Sampler {
                 ended_ms: t.ended_ms,
                 exit: t.exit.map(ExitInfo::of),
                 v8: None,
+                jvm: None,
             })
             .collect()
     }
@@ -478,6 +479,7 @@ mod tests {
             charged_bytes: charged,
             working_bytes: 0,
             top: vec![],
+            runtime: None,
         }
     }
 

@@ -36,11 +36,15 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
     let runtime_view = runtime_view.map(|view| {
         for process in &mut processes {
             process.v8 = view.record(process.pid);
+            process.jvm = view.jvm_record(process.pid);
         }
         let info = RuntimeViewInfo {
             node: true,
-            jvm: false,
-            processes_reporting: processes.iter().filter(|p| p.v8.is_some()).count(),
+            jvm: true,
+            processes_reporting: processes
+                .iter()
+                .filter(|p| p.v8.is_some() || p.jvm.is_some())
+                .count(),
             rejected_lines: view.rejected,
         };
         if let Err(e) = view.close() {

@@ -114,6 +114,7 @@ pub(super) fn supervise(
         let vanished = sampler.sample(&pids, now_ms, memory);
         if let Some(view) = running.runtime_view.as_mut() {
             view.drain();
+            view.sample_jvms(&pids);
             sampler.set_runtime(view.sample(&pids));
         }
         sampler.resolve_pending_exits();

@@ -6,6 +6,7 @@
 //! the command's word, so it is bounded and parsed defensively, and only counted for
 //! processes of the run.
 
+mod jvm;
 mod node;
 
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::report::{RuntimeSample, V8Record};
+use crate::report::{JvmRecord, RuntimeSample, V8Record};
 
 pub(crate) use node::Report;
 
@@ -49,6 +50,8 @@ pub(crate) struct RuntimeView {
     processes: HashMap<i32, V8Record>,
     /// Lines that were not a report (malformed, too long, too many threads).
     pub(crate) rejected: u64,
+    /// The JVMs of the run, from their own counters.
+    jvm: jvm::JvmView,
 }
 
 impl RuntimeView {
@@ -102,6 +105,7 @@ impl RuntimeView {
             isolates: HashMap::new(),
             processes: HashMap::new(),
             rejected: 0,
+            jvm: jvm::JvmView::default(),
         })
     }
 
@@ -132,6 +136,16 @@ impl RuntimeView {
             Some(i) => entries[i] = entry,
             None => entries.push(entry),
         }
+    }
+
+    /// Reads the counters of the run's JVMs.
+    pub(crate) fn sample_jvms(&mut self, pids: &[i32]) {
+        self.jvm.sample(pids);
+    }
+
+    /// What a JVM's counters said, when the process was one.
+    pub(crate) fn jvm_record(&self, pid: i32) -> Option<JvmRecord> {
+        self.jvm.records.get(&pid).copied()
     }
 
     /// Reads what arrived since the last tick.
