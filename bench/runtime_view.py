@@ -30,8 +30,8 @@ step();
 """
 
 
-def one(memfit, script, view, workdir):
-    out = os.path.join(workdir, "run.json")
+def one(memfit, script, view, workdir, index):
+    out = os.path.join(workdir, f"run-{index}-{int(view)}.json")
     args = [memfit, "run", "--quiet", "--json", out]
     if not view:
         args.append("--no-runtime-view")
@@ -51,9 +51,9 @@ def main():
         script = os.path.join(workdir, "work.js")
         open(script, "w").write(WORKLOAD)
         results = {True: [], False: []}
-        for _ in range(runs):
+        for index in range(runs):
             for view in (True, False):
-                results[view].append(one(memfit, script, view, workdir))
+                results[view].append(one(memfit, script, view, workdir, index))
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     print(f"node {node}, {runs} runs each, medians (min–max)\n")
     print("| runtime view | duration (ms) | CPU, memfit + node (ms) | node peak RSS (MiB) |")
