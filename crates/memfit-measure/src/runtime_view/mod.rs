@@ -14,7 +14,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -58,10 +58,13 @@ impl RuntimeView {
     /// Writes the preload and its FIFO into a fresh 0700 directory under the temporary
     /// directory (never the command's: a repository is not memfit's to write to).
     pub(crate) fn start(period: Option<Duration>) -> io::Result<RuntimeView> {
+        sweep_stale();
         let dir = tempfile::Builder::new()
-            .prefix("memfit-runtime-")
+            .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
             .tempdir()?;
-        let fifo_path = dir.path().join("reports");
+        // Only memfit may read the preload's path or write to its FIFO.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+        let fifo_path = dir.path().join(FIFO_NAME);
         let c_path = std::ffi::CString::new(fifo_path.as_os_str().as_bytes())
             .map_err(|_| io::Error::other("a NUL in the temporary directory's path"))?;
         // SAFETY: mkfifo with a valid C string.
@@ -88,7 +91,7 @@ impl RuntimeView {
         let period = period
             .unwrap_or(DEFAULT_PERIOD)
             .clamp(Duration::from_millis(10), Duration::from_secs(1));
-        let preload = dir.path().join("memfit-runtime-view.js");
+        let preload = dir.path().join(PRELOAD_NAME);
         let text = include_str!("preload.js")
             .replace(
                 "__MEMFIT_FIFO__",
@@ -282,6 +285,42 @@ impl RuntimeView {
     }
 }
 
+/// The directory's name: this prefix, memfit's pid, a random suffix.
+const DIR_PREFIX: &str = "memfit-runtime-";
+const PRELOAD_NAME: &str = "memfit-runtime-view.js";
+const FIFO_NAME: &str = "reports";
+
+/// Removes what a SIGKILLed memfit left in the temporary directory: a directory of this
+/// name whose memfit is gone, that is a real directory (not a link) owned by this user, and
+/// only the two files memfit puts there.
+fn sweep_stale() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    for entry in entries.flatten().take(100_000) {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = entry.path();
+        let owned_dir = std::fs::symlink_metadata(&path)
+            .is_ok_and(|m| m.file_type().is_dir() && m.uid() == uid);
+        if owned_dir {
+            let _ = std::fs::remove_file(path.join(PRELOAD_NAME));
+            let _ = std::fs::remove_file(path.join(FIFO_NAME));
+            let _ = std::fs::remove_dir(&path);
+        }
+    }
+}
+
 /// A path as NODE_OPTIONS reads it: as is when plain, else in double quotes with `\` and `"`
 /// escaped (Node parses NODE_OPTIONS as a shell would quote: nodejs/node#12971).
 fn quote_for_node_options(path: &Path) -> OsString {
@@ -327,6 +366,25 @@ mod tests {
         assert_eq!(record.threads, 2);
         assert_eq!(record.heap_limit_bytes, 1000);
         assert_eq!(record.gc_pause_total_ms, 3);
+    }
+
+    #[test]
+    fn the_directory_is_private_and_a_dead_memfits_is_swept() {
+        let view = RuntimeView::start(None).unwrap();
+        let dir = view.path().parent().unwrap().to_path_buf();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // A directory named for a pid that does not exist (above pid_max's maximum).
+        let stale = std::env::temp_dir().join(format!("{DIR_PREFIX}4194305-test"));
+        std::fs::create_dir_all(&stale).unwrap();
+        std::fs::write(stale.join(PRELOAD_NAME), "x").unwrap();
+        let kept = stale.join("not-memfits");
+        std::fs::write(&kept, "x").unwrap();
+        sweep_stale();
+        assert!(!stale.join(PRELOAD_NAME).exists());
+        assert!(kept.exists(), "only memfit's own files are removed");
+        std::fs::remove_dir_all(&stale).unwrap();
+        view.close().unwrap();
     }
 
     #[test]
