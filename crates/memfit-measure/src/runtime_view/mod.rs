@@ -38,6 +38,8 @@ const PIPE_SIZE: libc::c_int = 1 << 20;
 
 /// The preload's directory, its FIFO, and what the processes reported.
 pub(crate) struct RuntimeView {
+    /// The lock on the preload that says this memfit is alive.
+    _lock: File,
     dir: Option<tempfile::TempDir>,
     preload: PathBuf,
     fifo: File,
@@ -99,7 +101,14 @@ impl RuntimeView {
             )
             .replace("__MEMFIT_INTERVAL_MS__", &period.as_millis().to_string());
         std::fs::write(&preload, text)?;
+        // Held for the run: the sweep of a later memfit leaves this directory alone.
+        let lock = File::open(&preload)?;
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
         Ok(RuntimeView {
+            _lock: lock,
             dir: Some(dir),
             preload,
             fifo,
@@ -307,10 +316,14 @@ fn sweep_stale() {
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+        if pid == std::process::id() {
             continue;
         }
         let path = entry.path();
+        // A live memfit holds a lock on its preload (its pid may be another namespace's).
+        if !lock_is_free(&path.join(PRELOAD_NAME)) {
+            continue;
+        }
         let owned_dir = std::fs::symlink_metadata(&path)
             .is_ok_and(|m| m.file_type().is_dir() && m.uid() == uid);
         if owned_dir {
@@ -318,6 +331,25 @@ fn sweep_stale() {
             let _ = std::fs::remove_file(path.join(FIFO_NAME));
             let _ = std::fs::remove_dir(&path);
         }
+    }
+}
+
+/// Whether no memfit holds the lock on `preload` (a missing file is free).
+fn lock_is_free(preload: &Path) -> bool {
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(preload)
+    {
+        Ok(file) => file,
+        Err(e) => return e.kind() == io::ErrorKind::NotFound,
+    };
+    // SAFETY: flock on an fd we own; the lock goes with the file.
+    unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            libc::LOCK_EX | libc::LOCK_NB,
+        ) == 0
     }
 }
 
@@ -374,7 +406,10 @@ mod tests {
         let dir = view.path().parent().unwrap().to_path_buf();
         let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
-        // A directory named for a pid that does not exist (above pid_max's maximum).
+        // A live memfit's directory is left alone.
+        sweep_stale();
+        assert!(view.path().exists());
+        // A directory no memfit holds.
         let stale = std::env::temp_dir().join(format!("{DIR_PREFIX}4194305-test"));
         std::fs::create_dir_all(&stale).unwrap();
         std::fs::write(stale.join(PRELOAD_NAME), "x").unwrap();
