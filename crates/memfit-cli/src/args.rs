@@ -595,6 +595,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Option<Duration>,
 
+    /// Do not inject the runtime view: by default every Node process of the command loads a
+    /// preload (NODE_OPTIONS=--require) that reports the V8 heap, Buffers and GC pauses to
+    /// memfit (docs/runtime-view.md).
+    #[arg(long)]
+    pub no_runtime_view: bool,
+
     /// A report, written when the command has ended: FORMAT=FILE (`-` is standard output),
     /// repeatable, or one bare FORMAT for -o (default: standard output). Formats: human (the
     /// summary, on standard error by default), json (schema memfit.run/1), markdown, svg

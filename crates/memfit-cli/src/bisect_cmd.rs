@@ -62,6 +62,8 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
             },
             platform: None,
             caveats: fidelity.caveats,
+            // bisect asks pass or fail of each limit: nothing is injected into the command.
+            runtime_view: false,
         },
         lo: args.lo.map(|s| s.bytes()),
         hi: args.hi.map(|s| s.bytes()),

@@ -12,6 +12,7 @@ mod markdown;
 mod output;
 mod plan_cmd;
 mod run_cmd;
+mod runtime_summary;
 
 use std::process::ExitCode;
 

@@ -34,6 +34,17 @@ struct Measured {
     charged: ByteSize,
     oom_limit: Option<ByteSize>,
     largest_process: Option<LargestProcess>,
+    /// What the runtime view measured in the largest Node process; `None` without one.
+    node: Option<MeasuredNode>,
+    /// Whether the run had a runtime view at all.
+    runtime_view: bool,
+}
+
+/// The runtime view's numbers for `plan`.
+struct MeasuredNode {
+    command: String,
+    measured: plan::NodeMeasured,
+    heap_limit: ByteSize,
 }
 
 /// The process with the highest peak RSS of the run.
@@ -81,21 +92,6 @@ pub fn execute(args: PlanArgs) -> Result<u8> {
         config: None,
     })?;
     let cpus = target.as_ref().and_then(|t| t.platform?.cpus);
-    let recommended = measured
-        .as_ref()
-        .map(|m| plan::recommended_limit(m.peak, m.oom_limit));
-    let (limit, limit_source) = match (&target, recommended) {
-        (Some(target), _) => (target.memory, target.source_text()),
-        // memfit's choice: the recommendation rounded up to 64 MiB, a size one can type.
-        (None, Some(rec)) => (rec.round_up(64 * MIB), "the measured run (+15%)".to_string()),
-        (None, None) => bail!(
-            "no limit to plan for: give --limit SIZE (e.g. 512M), --platform NAME (e.g. render:starter) or --from run.json"
-        ),
-    };
-    if limit < MIN_LIMIT {
-        bail!(TargetError::TooSmall(limit));
-    }
-
     let (node_version, node_version_source) = match &args.node_version {
         Some(text) => (text.parse::<NodeVersion>()?, "--node-version".to_string()),
         None if runtime == Runtime::Node => match node_on_path() {
@@ -110,6 +106,35 @@ pub fn execute(args: PlanArgs) -> Result<u8> {
         },
         None => (DEFAULT_NODE, String::new()),
     };
+
+    // With the runtime view, Node's limit is built from the measured heap and off-heap
+    // peaks too: an RSS alone cannot tell Buffers from the heap.
+    let node_measured = measured
+        .as_ref()
+        .and_then(|m| m.node.as_ref())
+        .filter(|_| runtime == Runtime::Node)
+        .map(|n| n.measured);
+    let recommended = measured.as_ref().map(|m| {
+        let from_peak = plan::recommended_limit(m.peak, m.oom_limit);
+        match node_measured {
+            Some(n) => from_peak.max(n.limit(node_version)),
+            None => from_peak,
+        }
+    });
+    let (limit, limit_source) = match (&target, recommended) {
+        (Some(target), _) => (target.memory, target.source_text()),
+        // memfit's choice: the recommendation rounded up to 64 MiB, a size one can type.
+        (None, Some(rec)) => (rec.round_up(64 * MIB), match node_measured {
+            Some(_) => "the measured run (+15%, and its V8 heap and off-heap peaks)".to_string(),
+            None => "the measured run (+15%)".to_string(),
+        }),
+        (None, None) => bail!(
+            "no limit to plan for: give --limit SIZE (e.g. 512M), --platform NAME (e.g. render:starter) or --from run.json"
+        ),
+    };
+    if limit < MIN_LIMIT {
+        bail!(TargetError::TooSmall(limit));
+    }
 
     let worker_size = args.worker_size.or_else(|| {
         measured
@@ -126,19 +151,39 @@ pub fn execute(args: PlanArgs) -> Result<u8> {
         cpus,
         worker_size,
     };
-    let mut budget = plan::plan(&input);
+    let mut budget = plan::plan_measured(&input, node_measured);
+    if let Some(m) = measured.as_ref().filter(|_| runtime == Runtime::Node) {
+        match &m.node {
+            Some(n) => budget.notes.push(format!(
+                "From the run's runtime view: `{}` peaked at {} of V8 heap (its cap was {}) and {} off-heap (external, Buffers included).",
+                n.command, n.measured.heap_used, n.heap_limit, n.measured.off_heap
+            )),
+            None => budget.notes.push(format!(
+                "The run had no runtime view{}: the split between the V8 heap and Buffers is not measured, so the plan assumes the common practice ({}% of the share for the heap, at least {} off-heap). Run it again with memfit run (without --no-runtime-view) to size both from what the process did.",
+                if m.runtime_view { " report from a Node process" } else { "" },
+                plan::HEAP_SHARE_PERCENT,
+                plan::MIN_OFF_HEAP
+            )),
+        }
+    }
     let mut plans = Vec::new();
     if let (Some(m), Some(rec)) = (&measured, recommended) {
         plans = platform::smallest_fitting(rec);
         if rec > limit {
+            let why = match node_measured {
+                Some(_) => "its V8 heap and off-heap peaks with 25% each, native memory and the system reserve, or its peak + 15%".to_string(),
+                None => format!(
+                    "peak {} + 15%{}",
+                    m.peak,
+                    if m.oom_limit.is_some() {
+                        ", bumped × 1.2 after its OOM kill"
+                    } else {
+                        ""
+                    }
+                ),
+            };
             budget.problems.push(format!(
-                "The measured run needs {rec} (peak {} + 15%{}), more than the {limit} limit.",
-                m.peak,
-                if m.oom_limit.is_some() {
-                    ", bumped × 1.2 after its OOM kill"
-                } else {
-                    ""
-                }
+                "The measured run needs {rec} ({why}), more than the {limit} limit."
             ));
         }
         if runtime == Runtime::Node {
@@ -204,6 +249,12 @@ pub fn execute(args: PlanArgs) -> Result<u8> {
                     "charged_peak_bytes": m.charged.bytes(),
                     "oom_killed_at_bytes": m.oom_limit.map(|l| l.bytes()),
                     "recommended_bytes": rec.bytes(),
+                    "runtime_view": m.node.as_ref().map(|n| json!({
+                        "command": n.command,
+                        "heap_used_peak_bytes": n.measured.heap_used.bytes(),
+                        "off_heap_peak_bytes": n.measured.off_heap.bytes(),
+                        "heap_limit_bytes": n.heap_limit.bytes(),
+                    })),
                     "plans": plans.iter().map(|p| json!({"name": p.name, "memory_bytes": p.memory.bytes(), "source": p.source})).collect::<Vec<_>>(),
                 });
             }
@@ -321,7 +372,21 @@ fn read_run(path: &Path) -> Result<Measured> {
             command: p.command.clone(),
             peak: ByteSize(p.peak_rss_bytes),
         });
+    // The largest Node process by what it held, heap and off-heap.
+    let node = report
+        .node_processes()
+        .first()
+        .map(|(process, v8)| MeasuredNode {
+            command: process.command.clone(),
+            measured: plan::NodeMeasured {
+                heap_used: ByteSize(v8.heap_used_peak_bytes),
+                off_heap: ByteSize(v8.external_peak_bytes.max(v8.array_buffers_peak_bytes)),
+            },
+            heap_limit: ByteSize(v8.heap_limit_bytes),
+        });
     Ok(Measured {
+        runtime_view: report.runtime_view.is_some(),
+        node,
         command: report.command.join(" "),
         peak: ByteSize(peak),
         charged: ByteSize(charged),

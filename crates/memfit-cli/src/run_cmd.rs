@@ -116,6 +116,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
             .into_iter()
             .chain(fidelity.caveats)
             .collect(),
+        runtime_view: !args.no_runtime_view,
     };
     let mut report = match memfit_measure::run(&options, &signals) {
         Ok(report) => report,
@@ -386,6 +387,7 @@ pub fn summary(report: &RunReport) -> String {
         );
     }
     render_steps(&mut out, report);
+    crate::runtime_summary::render(&mut out, report);
     for variable in &report.inherited_env {
         let _ = writeln!(
             out,

@@ -133,7 +133,40 @@ fn a_cleared_environment_holds_only_what_the_run_sets() {
         .filter_map(|l| l.split_once('=').map(|(n, _)| n))
         .collect();
     names.sort_unstable();
-    assert_eq!(names, ["HOME", "NODE_ENV", "PATH", "PORT"]);
+    // memfit's runtime view adds its preload, and nothing else (docs/runtime-view.md).
+    assert_eq!(names, ["HOME", "NODE_ENV", "NODE_OPTIONS", "PATH", "PORT"]);
+    let node_options = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("NODE_OPTIONS="))
+        .unwrap();
+    assert!(
+        node_options.starts_with("--require ") && node_options.ends_with("memfit-runtime-view.js"),
+        "{node_options}"
+    );
+    let without = run_args_env_clear(&file);
+    assert_eq!(without, ["HOME", "NODE_ENV", "PATH", "PORT"]);
+}
+
+/// The variable names `env` sees under --env-clear and --no-runtime-view.
+fn run_args_env_clear(file: &std::path::Path) -> Vec<String> {
+    let run = run(
+        &[
+            "--env-clear",
+            "--no-runtime-view",
+            "--env-file",
+            file.to_str().unwrap(),
+            "--env",
+            "PORT=8080",
+        ],
+        &["env"],
+    );
+    let mut names: Vec<String> = run
+        .stdout()
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(n, _)| n.to_string()))
+        .collect();
+    names.sort_unstable();
+    names
 }
 
 #[test]

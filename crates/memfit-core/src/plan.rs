@@ -123,8 +123,58 @@ pub const MIN_OFF_HEAP: ByteSize = ByteSize(16 * MIB);
 /// memfit's choice: below this old generation a Node server spends its time collecting.
 pub const MIN_USEFUL_OLD_SPACE: ByteSize = ByteSize(64 * MIB);
 
+/// What the runtime view of a `memfit run` measured in the largest Node process: the V8
+/// heap's and the off-heap memory's (external, Buffers included) peaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeMeasured {
+    pub heap_used: ByteSize,
+    pub off_heap: ByteSize,
+}
+
+/// memfit's choice: what a measured peak gets on top, in percent, as the heap cap or the
+/// off-heap budget (the same margin as the limit's, [`recommended_limit`]).
+pub const MEASURED_HEADROOM_PERCENT: u64 = 25;
+
+impl NodeMeasured {
+    /// The heap cap the measured heap needs: its peak + 25%, at least
+    /// [`MIN_USEFUL_OLD_SPACE`], in whole 8 MiB.
+    pub fn heap_cap(&self) -> u64 {
+        scale(self.heap_used.bytes(), 100 + MEASURED_HEADROOM_PERCENT, 100)
+            .max(MIN_USEFUL_OLD_SPACE.bytes())
+            .div_ceil(8 * MIB)
+            * (8 * MIB)
+    }
+
+    /// The off-heap budget: its peak + 25%, at least [`MIN_OFF_HEAP`].
+    pub fn off_heap_budget(&self) -> u64 {
+        scale(self.off_heap.bytes(), 100 + MEASURED_HEADROOM_PERCENT, 100).max(MIN_OFF_HEAP.bytes())
+    }
+
+    /// The limit one Node process needs for both: the heap cap, the young generation, native
+    /// memory, the off-heap budget and the system reserve, in whole 64 MiB.
+    pub fn limit(&self, version: NodeVersion) -> ByteSize {
+        let fixed = self.heap_cap()
+            + node::NATIVE_OVERHEAD.bytes()
+            + self.off_heap_budget()
+            + SYSTEM_RESERVE.bytes();
+        // The young generation follows the limit: two rounds settle it.
+        let mut limit = ByteSize(fixed).round_up(64 * MIB);
+        for _ in 0..2 {
+            let young = 3 * version.default_semi_space(limit).bytes();
+            limit = ByteSize(fixed + young).round_up(64 * MIB);
+        }
+        limit
+    }
+}
+
 /// Computes the plan.
 pub fn plan(input: &PlanInput) -> Budget {
+    plan_measured(input, None)
+}
+
+/// Computes the plan, for Node from what the runtime view measured where it is known: the
+/// off-heap budget is reserved first, and the heap cap must hold the measured heap.
+pub fn plan_measured(input: &PlanInput, measured: Option<NodeMeasured>) -> Budget {
     let mut budget = Budget {
         runtime: input.runtime,
         limit_bytes: input.limit.bytes(),
@@ -137,7 +187,7 @@ pub fn plan(input: &PlanInput) -> Budget {
         problems: Vec::new(),
     };
     match input.runtime {
-        Runtime::Node => plan_node(input, &mut budget),
+        Runtime::Node => plan_node(input, measured, &mut budget),
         Runtime::Jvm => plan_jvm(input, &mut budget),
         Runtime::Go => plan_go(input, &mut budget),
         Runtime::Python => plan_python(input, &mut budget),
@@ -160,7 +210,7 @@ fn mib(bytes: u64) -> u64 {
     bytes / MIB
 }
 
-fn plan_node(input: &PlanInput, budget: &mut Budget) {
+fn plan_node(input: &PlanInput, measured: Option<NodeMeasured>, budget: &mut Budget) {
     let version = input.node_version;
     let limit = input.limit.bytes();
     let workers = input.workers.unwrap_or(1).max(1);
@@ -187,8 +237,8 @@ fn plan_node(input: &PlanInput, budget: &mut Budget) {
         HEAP_SHARE_PERCENT,
         100,
     );
-    let room =
-        per_worker.saturating_sub(young + node::NATIVE_OVERHEAD.bytes() + MIN_OFF_HEAP.bytes());
+    let off_heap_reserve = measured.map_or(MIN_OFF_HEAP.bytes(), |m| m.off_heap_budget());
+    let room = per_worker.saturating_sub(young + node::NATIVE_OVERHEAD.bytes() + off_heap_reserve);
     // memfit's choice: whole multiples of 8 MiB, a readable flag.
     let old = round_down(share_cap.min(room), 8 * MIB);
 
@@ -217,10 +267,8 @@ fn plan_node(input: &PlanInput, budget: &mut Budget) {
     }
 
     if old < MIN_USEFUL_OLD_SPACE.bytes() {
-        let need_each = MIN_USEFUL_OLD_SPACE.bytes()
-            + young
-            + node::NATIVE_OVERHEAD.bytes()
-            + MIN_OFF_HEAP.bytes();
+        let need_each =
+            MIN_USEFUL_OLD_SPACE.bytes() + young + node::NATIVE_OVERHEAD.bytes() + off_heap_reserve;
         let fit =
             limit.saturating_sub(node::BASELINE_RSS.bytes() + SYSTEM_RESERVE.bytes()) / need_each;
         budget.problems.push(if workers > 1 {
@@ -232,21 +280,39 @@ fn plan_node(input: &PlanInput, budget: &mut Budget) {
             )
         } else {
             format!(
-                "One Node process does not fit in {}: it needs at least {} (a {} heap, {} of young generation, {} native, {} off-heap) plus {} for the system.",
+                "One Node process does not fit in {}: it needs at least {} (a {} heap, {} of young generation, {} native, {} off-heap{}) plus {} for the system.",
                 input.limit,
                 ByteSize(need_each),
                 MIN_USEFUL_OLD_SPACE,
                 ByteSize(young),
                 node::NATIVE_OVERHEAD,
-                MIN_OFF_HEAP,
+                ByteSize(off_heap_reserve),
+                if measured.is_some() { ", as measured + 25%" } else { "" },
                 SYSTEM_RESERVE
             )
         });
         return;
     }
 
-    let off_heap = per_worker - old - young - node::NATIVE_OVERHEAD.bytes();
-    budget.line("old space (heap cap)", old, true, format!("min({HEAP_SHARE_PERCENT}% of the worker's share, what is left after the lines below); the flag below"));
+    if let Some(m) = measured {
+        if old < m.heap_cap() {
+            budget.problems.push(format!(
+                "The measured run's heap peaked at {} (a {} cap with {MEASURED_HEADROOM_PERCENT}% headroom), but {} leaves the heap only {} beside its measured {} off-heap: use a {} limit or larger.",
+                m.heap_used,
+                ByteSize(m.heap_cap()),
+                input.limit,
+                ByteSize(old),
+                m.off_heap,
+                m.limit(version)
+            ));
+        }
+    }
+    let off_heap = per_worker.saturating_sub(old + young + node::NATIVE_OVERHEAD.bytes());
+    let heap_basis = match measured {
+        Some(m) => format!("min({HEAP_SHARE_PERCENT}% of the worker's share, what is left after the lines below); the measured heap peaked at {}; the flag below", m.heap_used),
+        None => format!("min({HEAP_SHARE_PERCENT}% of the worker's share, what is left after the lines below); the flag below"),
+    };
+    budget.line("old space (heap cap)", old, true, heap_basis);
     budget.line(
         "young generation",
         young,
@@ -267,7 +333,13 @@ fn plan_node(input: &PlanInput, budget: &mut Budget) {
         "off-heap (Buffers) and slack",
         off_heap,
         true,
-        "what is left of the worker's share; no flag caps it",
+        match measured {
+            Some(m) => format!(
+                "measured: external (Buffers included) peaked at {} + {MEASURED_HEADROOM_PERCENT}%, and what is left; no flag caps it",
+                m.off_heap
+            ),
+            None => "what is left of the worker's share; no flag caps it".to_string(),
+        },
     );
     if primary > 0 {
         budget.line(
@@ -510,6 +582,28 @@ mod tests {
             cpus: None,
             worker_size: None,
         }
+    }
+
+    #[test]
+    fn a_measured_off_heap_peak_is_budgeted_before_the_heap() {
+        let measured = NodeMeasured {
+            heap_used: ByteSize::mib(4),
+            off_heap: ByteSize::mib(150),
+        };
+        let version: NodeVersion = "20.20.2".parse().unwrap();
+        let limit = measured.limit(version);
+        assert_eq!(limit, ByteSize::mib(384));
+        let b = plan_measured(&node_input(384, "20.20.2"), Some(measured));
+        assert!(b.fits(), "{:?}", b.problems);
+        let off_heap = b
+            .lines
+            .iter()
+            .find(|l| l.item.starts_with("off-heap"))
+            .unwrap();
+        assert!(off_heap.bytes >= measured.off_heap_budget());
+        // Too small a limit for what was measured is a problem, not a smaller off-heap.
+        let small = plan_measured(&node_input(256, "20.20.2"), Some(measured));
+        assert!(!small.fits());
     }
 
     #[test]

@@ -29,6 +29,8 @@ mod kmsg;
 mod peak_alarm;
 mod report;
 mod run;
+mod runtime_verdict;
+mod runtime_view;
 mod sampler;
 mod signals;
 mod spawn;
@@ -43,9 +45,10 @@ pub use bisect::{
 pub use environment::{Environment, Variable};
 pub use memfit_sys::cgroup::SweptCgroup;
 pub use report::{
-    describe_exit, short_command, BuildStep, ContainerKind, ContainerRecord, ExitInfo, Mode,
-    OomInfo, OomVictim, Peak, PeakSource, ProcessAtPeak, ProcessRecord, ProcessRss, RunReport,
-    Sample, SamplingCost, VictimEvidence, WorkingSource, RUN_SCHEMA, SWAP_THAT_COUNTS,
+    describe_exit, short_command, BuildStep, ContainerKind, ContainerRecord, ExitInfo, JvmRecord,
+    Mode, OomInfo, OomVictim, Peak, PeakSource, ProcessAtPeak, ProcessRecord, ProcessRss,
+    RunReport, RuntimeSample, RuntimeViewInfo, Sample, SamplingCost, V8Record, VictimEvidence,
+    WorkingSource, RUN_SCHEMA, SWAP_THAT_COUNTS,
 };
 pub use run::{run, sweep_stale_cgroups, RunError, RunOptions};
 pub use signals::SignalWatcher;

@@ -102,6 +102,44 @@ pub struct RunReport {
     pub steps: Vec<BuildStep>,
     pub sampling: SamplingCost,
     pub caveats: Vec<String>,
+    /// What the runtime view saw (docs/runtime-view.md); absent when it was off
+    /// (`--no-runtime-view`, a docker command).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_view: Option<RuntimeViewInfo>,
+}
+
+/// The runtime view of a run: which runtimes were asked to report, and how many did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeViewInfo {
+    /// The Node preload was injected (NODE_OPTIONS=--require).
+    pub node: bool,
+    /// The JVMs' own counters (hsperfdata, as jstat reads them) were read: nothing injected.
+    #[serde(default)]
+    pub jvm: bool,
+    /// Processes that reported.
+    pub processes_reporting: usize,
+    /// Report lines that were not reports (malformed, too long): the command wrote them.
+    #[serde(default)]
+    pub rejected_lines: u64,
+}
+
+/// What V8 said about one Node process over the run (all its threads added up), from the
+/// runtime view.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct V8Record {
+    /// `heap_size_limit` of its main thread: old space (--max-old-space-size) + young.
+    pub heap_limit_bytes: u64,
+    pub heap_used_peak_bytes: u64,
+    pub heap_total_peak_bytes: u64,
+    /// `process.memoryUsage().external`: C++ objects bound to JavaScript, Buffers included.
+    pub external_peak_bytes: u64,
+    /// `arrayBuffers`: ArrayBuffers and Buffers (part of `external`).
+    pub array_buffers_peak_bytes: u64,
+    /// The GC pauses (`PerformanceObserver` 'gc' entries) it reported, in all.
+    pub gc_pause_total_ms: u64,
+    /// Threads (the main one and worker_threads) that reported.
+    #[serde(default)]
+    pub threads: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -224,6 +262,26 @@ pub struct ProcessRecord {
     pub started_ms: u64,
     pub ended_ms: Option<u64>,
     pub exit: Option<ExitInfo>,
+    /// V8's own counters, where the process is Node and the runtime view was on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v8: Option<V8Record>,
+    /// The JVM's own counters (its hsperfdata, as `jstat` reads them), where the process is
+    /// a HotSpot JVM and the runtime view was on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jvm: Option<JvmRecord>,
+}
+
+/// What a HotSpot JVM's performance counters said over the run (sampled).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JvmRecord {
+    /// The heap's maximum (-Xmx, or MaxRAMPercentage of the limit it saw).
+    pub heap_max_bytes: u64,
+    pub heap_used_peak_bytes: u64,
+    /// The old generation's used bytes at their highest: what survived collections.
+    pub old_gen_used_peak_bytes: u64,
+    /// Collections, and the time spent in them (jstat's GCT), as last read.
+    pub gc_count: u64,
+    pub gc_pause_total_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -356,8 +414,17 @@ pub struct SamplingCost {
 }
 
 impl RunReport {
-    /// The one-line verdict, e.g. "fits in 512 MiB with 38% headroom".
+    /// The one-line verdict, e.g. "fits in 512 MiB with 38% headroom" — and, with the
+    /// runtime view, which part of Node's memory grew to a limit.
     pub fn verdict(&self) -> String {
+        match self.runtime_finding() {
+            Some(finding) => format!("{}; {finding}", self.kernel_verdict()),
+            None => self.kernel_verdict(),
+        }
+    }
+
+    /// The verdict from the kernel's counters alone.
+    fn kernel_verdict(&self) -> String {
         let peak = ByteSize(self.peak.charged_bytes);
         let holder = self
             .oom

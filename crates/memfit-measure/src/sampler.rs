@@ -12,7 +12,8 @@ use memfit_sys::procfs;
 use crate::exec_events::SharedExecLog;
 use crate::kmsg::KernelOomKill;
 use crate::report::{
-    ExitInfo, OomVictim, ProcessAtPeak, ProcessRecord, ProcessRss, Sample, VictimEvidence,
+    ExitInfo, OomVictim, ProcessAtPeak, ProcessRecord, ProcessRss, RuntimeSample, Sample,
+    VictimEvidence,
 };
 use crate::taskstats::ExitRecord;
 
@@ -254,6 +255,13 @@ impl Sampler {
         vanished
     }
 
+    /// The runtime view's sums at the sample just taken.
+    pub(crate) fn set_runtime(&mut self, runtime: Option<RuntimeSample>) {
+        if let Some(last) = self.samples.last_mut() {
+            last.runtime = runtime;
+        }
+    }
+
     pub(crate) fn mark_exited(&mut self, reaped: Reaped, now_ms: u64) {
         if let Some(t) = self.live.get_mut(&reaped.pid) {
             t.ended_ms = Some(now_ms);
@@ -457,6 +465,8 @@ impl Sampler {
                 started_ms: t.started_ms,
                 ended_ms: t.ended_ms,
                 exit: t.exit.map(ExitInfo::of),
+                v8: None,
+                jvm: None,
             })
             .collect()
     }

@@ -282,6 +282,7 @@ mod tests {
                 stdio: Stdio::Null,
                 platform: None,
                 caveats: vec![],
+                runtime_view: false,
             },
             lo: None,
             hi: None,

@@ -4,8 +4,8 @@ use super::prepare::Prepared;
 use super::teardown::Finished;
 use super::RunOptions;
 use crate::report::{
-    CpuThrottlingInfo, ExitInfo, Mode, OomInfo, Peak, PeakSource, RunReport, SamplingCost,
-    WorkingSource, RUN_SCHEMA,
+    CpuThrottlingInfo, ExitInfo, Mode, OomInfo, Peak, PeakSource, RunReport, RuntimeViewInfo,
+    SamplingCost, WorkingSource, RUN_SCHEMA,
 };
 
 pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finished) -> RunReport {
@@ -22,6 +22,7 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
         own_usage,
         containers,
         cpu_throttling,
+        runtime_view,
     } = finished;
     let mut caveats = prepared.caveats;
     let mode = prepared.mode;
@@ -31,7 +32,28 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
     let sampler = &mut supervised.sampler;
     let samples_taken = sampler.samples_taken;
     let sampled_peak = sampler.max_charged;
-    let processes = sampler.records();
+    let mut processes = sampler.records();
+    let runtime_view = runtime_view.map(|view| {
+        for process in &mut processes {
+            process.v8 = view.record(process.pid);
+            process.jvm = view.jvm_record(process.pid);
+        }
+        let info = RuntimeViewInfo {
+            node: true,
+            jvm: true,
+            processes_reporting: processes
+                .iter()
+                .filter(|p| p.v8.is_some() || p.jvm.is_some())
+                .count(),
+            rejected_lines: view.rejected,
+        };
+        if let Err(e) = view.close() {
+            caveats.push(format!(
+                "could not remove the runtime view's directory: {e}"
+            ));
+        }
+        info
+    });
     // Each process's own high-water mark (VmHWM as sampled, hiwater_rss from its exit record)
     // is the kernel's counter too: it bounds the peaks from below when no sample caught them.
     let process_peak = processes
@@ -131,5 +153,6 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
             alarm_wakeups: supervised.alarm_wakeups,
         },
         caveats,
+        runtime_view,
     }
 }

@@ -50,6 +50,9 @@ pub struct RunOptions {
     pub platform: Option<String>,
     /// Extra caveats the caller knows of (e.g. fractional platform CPUs).
     pub caveats: Vec<String>,
+    /// Let the runtimes inside report their own memory (the Node preload): off with
+    /// `--no-runtime-view`.
+    pub runtime_view: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -11,8 +11,10 @@ use super::own_cost::OwnUsage;
 use super::prepare::Prepared;
 use super::{RunError, RunOptions};
 use crate::container_view::{self, ViewOutcome};
+use crate::docker::DockerCommand;
 use crate::exec_events::ExecWatcher;
 use crate::kmsg::KernelLog;
+use crate::runtime_view::RuntimeView;
 use crate::spawn::{self, SpawnPlan};
 use crate::taskstats::ExitListener;
 use crate::watch::{ContainerWatcher, WatchPlan};
@@ -35,6 +37,8 @@ pub(super) struct Running {
     pub inherited_env: Vec<String>,
     /// Watches the containers Docker starts, and adopts BuildKit's steps.
     pub watcher: Option<ContainerWatcher>,
+    /// What the runtimes inside report (the Node preload's FIFO).
+    pub runtime_view: Option<RuntimeView>,
 }
 
 const HOST_VIEW_EFFECT: &str = "runtimes that read the limit at the root of /sys/fs/cgroup (Node ≤ 20.2) size themselves from the host's RAM";
@@ -113,6 +117,25 @@ pub(super) fn start(options: &RunOptions, prepared: &mut Prepared) -> Result<Run
                 .push(std::ffi::OsString::from(format!("{prefix}{value}")));
         }
     }
+    // Containers do not inherit the environment: a docker command gets nothing injected.
+    let runtime_view = if options.runtime_view
+        && DockerCommand::recognize(&options.command).is_none()
+    {
+        match RuntimeView::start(options.interval) {
+            Ok(view) => {
+                view.inject(&mut environment.entries);
+                Some(view)
+            }
+            Err(e) => {
+                prepared.caveats.push(format!(
+                    "no runtime view ({e}): the V8 heap and Buffers of Node processes are not told apart"
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let own_usage_before = OwnUsage::now();
     let boot_ms_at_start = procfs::boot_time_ms();
     let started = Instant::now();
@@ -172,5 +195,6 @@ pub(super) fn start(options: &RunOptions, prepared: &mut Prepared) -> Result<Run
         container_view,
         inherited_env: environment.inherited_runtime,
         watcher,
+        runtime_view,
     })
 }

@@ -112,6 +112,11 @@ pub(super) fn supervise(
         });
         let usage = memory.map_or(0, |m| m.usage);
         let vanished = sampler.sample(&pids, now_ms, memory);
+        if let Some(view) = running.runtime_view.as_mut() {
+            view.drain();
+            view.sample_jvms(&pids);
+            sampler.set_runtime(view.sample(&pids));
+        }
         sampler.resolve_pending_exits();
         if let Some(cg) = cgroup {
             let counters = cg.oom_counters();

@@ -12,6 +12,7 @@ use super::prepare::Prepared;
 use super::start::Running;
 use super::supervise::{self, Supervised};
 use crate::report::{ContainerRecord, OomVictim, ProcessAtPeak};
+use crate::runtime_view::RuntimeView;
 use crate::sampler::Sampler;
 use crate::units::{self, Seen};
 use crate::watch::ContainerWatcher;
@@ -32,6 +33,8 @@ pub(super) struct Finished {
     pub own_usage: OwnUsage,
     pub containers: Vec<ContainerRecord>,
     pub cpu_throttling: Option<CpuThrottling>,
+    /// The runtime view, read to the end; its directory is removed by `assemble`.
+    pub runtime_view: Option<RuntimeView>,
 }
 
 pub(super) fn teardown(
@@ -70,6 +73,11 @@ pub(super) fn teardown(
         }
     }
     let exit_records = running.exit_listener.take().is_some();
+    // The last reports (each Node thread's at its exit) are in the FIFO by now.
+    let mut runtime_view = running.runtime_view.take();
+    if let Some(view) = runtime_view.as_mut() {
+        view.drain();
+    }
     let final_counters = cgroup.map(|c| c.oom_counters());
     let watermark = cgroup.and_then(|c| c.peak());
     // v1 keeps the quota in a cgroup of the cpu hierarchy; v2 in the run's own.
@@ -185,6 +193,7 @@ pub(super) fn teardown(
         containers,
         cpu_throttling,
         supervised,
+        runtime_view,
     }
 }
 

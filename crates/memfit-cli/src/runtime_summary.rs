@@ -1,0 +1,76 @@
+//! The summary's lines of the runtime view: each Node process's V8 heap and off-heap peaks.
+
+use std::fmt::Write as _;
+
+use memfit_core::ByteSize;
+use memfit_measure::{short_command, RunReport};
+
+/// Node processes shown; the others are counted.
+const SHOWN: usize = 5;
+
+/// `  node      PID `cmd` heap 64.2 MiB of 67 MiB · external 1.4 MiB (buffers 10 KiB) · gc 2.7 s`.
+pub fn render(out: &mut String, report: &RunReport) {
+    let Some(view) = &report.runtime_view else {
+        return;
+    };
+    let nodes = report.node_processes();
+    for (process, v8) in nodes.iter().take(SHOWN) {
+        let threads = if v8.threads > 1 {
+            format!(" ({} threads)", v8.threads)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  node      {} `{}`{threads}: heap {} of {} · external {} (buffers {}) · gc {:.1} s",
+            process.pid,
+            truncate(&short_command(&process.command), 40),
+            ByteSize(v8.heap_used_peak_bytes),
+            ByteSize(v8.heap_limit_bytes),
+            ByteSize(v8.external_peak_bytes),
+            ByteSize(v8.array_buffers_peak_bytes),
+            v8.gc_pause_total_ms as f64 / 1000.0
+        );
+    }
+    for process in report
+        .processes
+        .iter()
+        .filter(|p| p.jvm.is_some())
+        .take(SHOWN)
+    {
+        let Some(jvm) = process.jvm else { continue };
+        let _ = writeln!(
+            out,
+            "  jvm       {} `{}`: heap {} of {} (old gen {}) · {} GCs, {:.1} s",
+            process.pid,
+            truncate(&short_command(&process.command), 40),
+            ByteSize(jvm.heap_used_peak_bytes),
+            ByteSize(jvm.heap_max_bytes),
+            ByteSize(jvm.old_gen_used_peak_bytes),
+            jvm.gc_count,
+            jvm.gc_pause_total_ms as f64 / 1000.0
+        );
+    }
+    if nodes.len() > SHOWN {
+        let _ = writeln!(
+            out,
+            "            … and {} more Node processes (all in the JSON report's processes[].v8)",
+            nodes.len() - SHOWN
+        );
+    }
+    if view.rejected_lines > 0 {
+        let _ = writeln!(
+            out,
+            "  note      {} line(s) written to the runtime view's pipe were not reports and were ignored",
+            view.rejected_lines
+        );
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(max - 1).collect::<String>())
+    }
+}
