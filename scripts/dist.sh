@@ -37,7 +37,9 @@ done
 pkgid="$(cargo pkgid -p memfit-cli)"
 version="${pkgid##*[#@]}"
 [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+ ]] || die "cannot read memfit-cli's version from '$pkgid'"
-export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
+# Files in the archives are dated by the last commit. Not exported: cc-based build scripts
+# (signal-hook's) track SOURCE_DATE_EPOCH, and a new value would rebuild them and all above.
+epoch="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
 
 targets=(x86_64-unknown-linux-gnu)
 if command -v rustup >/dev/null 2>&1 && rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
@@ -111,7 +113,7 @@ for target in "${targets[@]}"; do
   "$dir/memfit" man --dir "$dir/man/man1"
   cp README.md LICENSE-MIT LICENSE-APACHE "$dir/"
 
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" \
     -C "$scratch" -cf - "$name" | gzip -9n >"$stage/$name.tar.gz"
   if [ "$target" = x86_64-unknown-linux-gnu ]; then
     gnu_dir="$dir"
@@ -132,7 +134,7 @@ npm_pack() { # npm_pack DIR: the package in DIR, as a tarball in dist/npm
     for (const dep of Object.keys(pkg.optionalDependencies || {})) pkg.optionalDependencies[dep] = version;
     fs.writeFileSync(file, JSON.stringify(pkg, null, 2) + "\n");
   ' "$dir/package.json" "$version"
-  find "$dir" -exec touch -d "@$SOURCE_DATE_EPOCH" {} +
+  find "$dir" -exec touch -d "@$epoch" {} +
   (cd "$dir" && npm pack --silent --offline --pack-destination "$stage/npm" >/dev/null)
 }
 cp -r npm/memfit "$scratch/npm-memfit"
