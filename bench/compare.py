@@ -3,7 +3,7 @@
 
 Run from the repository root, as root (the reference watermark needs a cgroup):
 
-    cargo build --release
+    cargo build --release --features memfit-cli/workload
     pip install psrecord            # and: apt-get install time
     python3 bench/compare.py
 
@@ -167,7 +167,7 @@ def part2():
 def main():
     for tool in (MEMFIT, WORKLOAD):
         if not os.path.exists(tool):
-            sys.exit("build first: cargo build --release (missing %s)" % tool)
+            sys.exit("build first: cargo build --release --features memfit-cli/workload (missing %s)" % tool)
     for tool in ("/usr/bin/time", "psrecord"):
         if not shutil.which(tool):
             sys.exit("missing %s: apt-get install time; pip install psrecord" % tool)

@@ -54,6 +54,27 @@ pub enum Commands {
     /// restart it gracefully before the kernel's OOM killer acts (`memfit guard --help`).
     #[command(disable_help_flag = true)]
     Guard(GuardArgs),
+    /// Print a shell completion script (installed by scripts/dist.sh's tarball).
+    #[command(hide = true)]
+    Completions(CompletionsArgs),
+    /// Print memfit's man page, or write one page per command into a directory.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell, e.g. `memfit completions bash > /etc/bash_completion.d/memfit`.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write memfit.1 and memfit-COMMAND.1 into this directory (created if missing) instead
+    /// of printing memfit.1, e.g. --dir /usr/local/share/man/man1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

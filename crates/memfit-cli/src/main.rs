@@ -5,6 +5,7 @@ mod audit_cmd;
 mod bisect_cmd;
 mod build_steps;
 mod compare_cmd;
+mod docs_cmd;
 mod explain_cmd;
 mod fidelity;
 mod fleet_cmd;
@@ -52,6 +53,8 @@ fn main() -> ExitCode {
         Commands::Fix(args) => audit_cmd::fix(args),
         Commands::Compare(args) => compare_cmd::execute(args),
         Commands::Guard(args) => Ok(memfit_guard::main_with(&args.args).clamp(0, 255) as u8),
+        Commands::Completions(args) => docs_cmd::completions(args),
+        Commands::Man(args) => docs_cmd::man(args),
     };
     // On cgroup v2 a memfit alone in its cgroup moved into a leaf of its own to make its
     // cgroups there; its cgroups are gone now, so it moves back and removes the leaf.
