@@ -99,7 +99,9 @@ for target in "${targets[@]}"; do
   check_empty_root "$dir/memfit" --version
   grep -qx "memfit $version" "$scratch/empty-root.out" \
     || die "memfit --version printed '$(cat "$scratch/empty-root.out")', not 'memfit $version'"
-  check_empty_root "$dir/memfit-guard" --help
+  check_empty_root "$dir/memfit-guard" --version
+  grep -qx "memfit-guard $version" "$scratch/empty-root.out" \
+    || die "memfit-guard --version printed '$(cat "$scratch/empty-root.out")', not 'memfit-guard $version'"
   guard_size="$(stat -c %s "$dir/memfit-guard")"
   if [ "$guard_size" -gt "$guard_budget" ]; then
     die "memfit-guard for $target is $guard_size bytes, over its budget of $guard_budget (2 MiB): it is copied into users' images; find what grew (cargo bloat, cargo tree -p memfit-guard -e normal)"
