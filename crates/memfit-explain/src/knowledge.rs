@@ -265,6 +265,14 @@ fn load(text: &str) -> Result<Knowledge, String> {
     .dfa_size_limit(32 << 20)
     .build()
     .map_err(|e| e.to_string())?;
+    for remedy in &file.remedy {
+        if let Some(id) = remedy
+            .named_signatures()
+            .find(|id| !signatures.iter().any(|s| &s.id == *id))
+        {
+            return Err(format!("a remedy names no signature: `{id}`"));
+        }
+    }
     Ok(Knowledge {
         signatures,
         facts,
@@ -334,6 +342,21 @@ note = ""
         let error = load_error_with(r#"kind = "node-heap""#, r#"kind = "node-heep""#);
         assert!(error.contains("line 3"), "{error}");
         assert!(error.contains("node-heep"), "{error}");
+    }
+
+    #[test]
+    fn a_remedy_for_a_signature_that_does_not_exist_fails_at_load() {
+        let error = load_error_with(
+            r#"when = "step-is-install""#,
+            "when = \"step-is-install\"\nwhen_matched = [\"gradle-daemon\"]",
+        );
+        assert!(error.contains("gradle-daemon"), "{error}");
+        let named = VALID.replacen(
+            r#"when = "step-is-install""#,
+            "when = \"step-is-install\"\nwhen_matched = [\"x\"]",
+            1,
+        );
+        assert!(load(&named).is_ok());
     }
 
     #[test]
