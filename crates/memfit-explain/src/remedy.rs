@@ -97,7 +97,7 @@ impl Condition {
     }
 }
 
-/// Every remedy that fits, in the order signatures.toml lists them, filled from the facts.
+/// Every remedy that fits, in the order remedies.toml lists them, filled from the facts.
 pub(crate) fn remedies(e: &Explanation, scanned: &Scanned, k: &Knowledge) -> Vec<Remedy> {
     let vars = variables(e);
     let matched = |ids: &[String]| {
