@@ -43,9 +43,10 @@ enum Condition {
     StepIsInstall,
     /// The step installs Python packages with pip.
     StepIsPipInstall,
-    /// rustc (or the linker cargo ran) died: a Rust build.
+    /// rustc, or the linker it ran, died: a Rust build.
     ProcessIsRustc,
-    /// A C/C++ compiler or linker died, or the step runs make, cmake or ninja.
+    /// A C/C++ compiler or linker died, or the step runs make, cmake or ninja; not in a Rust
+    /// build.
     ProcessIsNativeBuild,
     /// A Heroku signature matched.
     Heroku,
@@ -83,11 +84,12 @@ impl Condition {
                     .iter()
                     .any(|s| decisive.contains(s))
             }
-            Condition::ProcessIsRustc => process.starts_with("rustc") || step.contains("cargo "),
+            Condition::ProcessIsRustc => rust_build(e, scanned, k),
             Condition::ProcessIsNativeBuild => {
-                process == "ld"
-                    || process.starts_with("cc1")
-                    || ["make", "cmake", "ninja"].iter().any(|s| step.contains(s))
+                !rust_build(e, scanned, k)
+                    && (process == "ld"
+                        || process.starts_with("cc1")
+                        || ["make", "cmake", "ninja"].iter().any(|s| step.contains(s)))
             }
             Condition::Heroku => scanned
                 .hits
@@ -95,6 +97,20 @@ impl Condition {
                 .any(|&i| k.signatures[i].id.starts_with("heroku")),
         }
     }
+}
+
+/// rustc died, or a linker it ran (a `rustc-…` signature matched: rustc's `= note:` around the
+/// linker's error), or the step is a cargo command.
+fn rust_build(e: &Explanation, scanned: &Scanned, k: &Knowledge) -> bool {
+    e.process
+        .as_deref()
+        .unwrap_or_default()
+        .starts_with("rustc")
+        || e.step.as_deref().unwrap_or_default().contains("cargo ")
+        || scanned
+            .hits
+            .keys()
+            .any(|&i| k.signatures[i].id.starts_with("rustc"))
 }
 
 /// Every remedy that fits, in the order remedies.toml lists them, filled from the facts.

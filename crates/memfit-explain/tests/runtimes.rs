@@ -114,3 +114,19 @@ fn gradle_task_lines_are_not_commands_but_a_shell_prompt_is() {
         .iter()
         .any(|c| c == "memfit run --cpus 1 -- gunicorn g:app"));
 }
+
+#[test]
+fn a_killed_linker_gets_the_remedy_of_the_build_that_ran_it() {
+    let rust = explain_str(
+        "  = note: collect2: fatal error: ld terminated with signal 9 [Killed]\n          compilation terminated.\n",
+    );
+    assert!(commands(&rust).iter().any(|c| c.contains("cargo build")));
+    assert!(commands(&rust).iter().all(|c| c != "make -j1"));
+    let cpp = explain_str(
+        "collect2: fatal error: ld terminated with signal 9 [Killed]\ncompilation terminated.\n[542/1806] Linking CXX executable bin/llvm-lto\nninja: build stopped: subcommand failed.\n",
+    );
+    assert!(commands(&cpp).iter().any(|c| c == "make -j1"));
+    assert!(commands(&cpp).iter().all(|c| !c.contains("cargo")));
+    let go = explain_str("fatal error: runtime: out of memory\n");
+    assert!(commands(&go).iter().all(|c| !c.contains("golangci-lint")));
+}
