@@ -130,3 +130,14 @@ fn a_killed_linker_gets_the_remedy_of_the_build_that_ran_it() {
     let go = explain_str("fatal error: runtime: out of memory\n");
     assert!(commands(&go).iter().all(|c| !c.contains("golangci-lint")));
 }
+
+#[test]
+fn an_llvm_allocation_failure_is_not_told_to_check_fork_overcommit() {
+    let e = explain_str("LLVM ERROR: out of memory\nerror: Could not compile `bootstrap`.\n");
+    assert_eq!(e.kind, Kind::Enomem);
+    assert!(commands(&e).iter().all(|c| !c.contains("overcommit")));
+    let cf =
+        explain_str("exit_description: APP/PROC/WEB: Exited with status 137 (out of memory)\n");
+    assert_eq!(cf.kind, Kind::PaasQuota);
+    assert!(commands(&cf).iter().any(|c| c.starts_with("cf scale")));
+}
