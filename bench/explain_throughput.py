@@ -6,7 +6,7 @@
 
 The log is build noise (npm fetches, webpack, cargo, maven, request logs) with the real
 failure logs of crates/memfit-explain/tests/corpus sprinkled in. grep gets every signature and
-fact pattern of crates/memfit-explain/signatures.toml: `grep -P` as they are (PCRE reads them
+fact pattern of crates/memfit-explain/{signatures,facts}.toml: `grep -P` as they are (PCRE reads them
 unchanged), `grep -E` translated to POSIX ERE where possible (patterns that cannot be
 translated are counted and left out, which only helps grep). Each tool runs twice; the best
 time counts. Throughput = bytes / wall-clock seconds.
@@ -21,7 +21,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MEMFIT = os.path.join(ROOT, "target/release/memfit")
-SIGNATURES = os.path.join(ROOT, "crates/memfit-explain/signatures.toml")
+KNOWLEDGE = [
+    os.path.join(ROOT, "crates/memfit-explain", name)
+    for name in ("signatures.toml", "facts.toml")
+]
 CORPUS = os.path.join(ROOT, "crates/memfit-explain/tests/corpus/*.log")
 
 FILLER = [
@@ -49,7 +52,7 @@ def make_log(path, size):
 
 
 def patterns():
-    text = open(SIGNATURES, encoding="utf-8").read()
+    text = "".join(open(f, encoding="utf-8").read() for f in KNOWLEDGE)
     found = re.findall(r"^pattern = '''(.*?)'''$|^pattern = '(.*?)'$", text, re.M)
     return [a or b for a, b in found]
 

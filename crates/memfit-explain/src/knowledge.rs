@@ -1,4 +1,5 @@
-//! Loads `signatures.toml` (embedded) into compiled regexes, once.
+//! Loads `signatures.toml`, `facts.toml` and `remedies.toml` (embedded, read as one text) into
+//! compiled regexes, once.
 //!
 //! Every closed set in the file (a signature's `kind`, `verdict` and `sub_reason`, a fact's
 //! name, `parse`, `reduce` and `section`, a remedy's `when`) deserializes into an enum, and
@@ -15,14 +16,52 @@ use toml::Spanned;
 use crate::remedy::RemedySpec;
 use crate::report::{Kind, SubReason};
 
-const SOURCE: &str = include_str!("../signatures.toml");
+/// The knowledge files in load order, each ending in a newline: TOML's arrays of tables may
+/// continue across them, so they are read as one text.
+const FILES: [(&str, &str); 3] = [
+    ("signatures.toml", include_str!("../signatures.toml")),
+    ("facts.toml", include_str!("../facts.toml")),
+    ("remedies.toml", include_str!("../remedies.toml")),
+];
+const SOURCE: &str = concat!(
+    include_str!("../signatures.toml"),
+    include_str!("../facts.toml"),
+    include_str!("../remedies.toml"),
+);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    #[serde(default)]
     signature: Vec<Spanned<SignatureSpec>>,
+    #[serde(default)]
     fact: Vec<Spanned<FactSpec>>,
+    #[serde(default)]
     remedy: Vec<RemedySpec>,
+}
+
+/// Rewrites the first `line N` of a load error (a line of [`SOURCE`]) as the file and line
+/// it is on.
+fn locate(error: &str) -> String {
+    let Some(at) = error.find("line ") else {
+        return error.to_string();
+    };
+    let digits: String = error[at + 5..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let Ok(mut line) = digits.parse::<usize>() else {
+        return error.to_string();
+    };
+    for (name, text) in FILES {
+        let lines = text.matches('\n').count();
+        if line <= lines {
+            let rest = &error[at + 5 + digits.len()..];
+            return format!("{}{name} line {line}{rest}", &error[..at]);
+        }
+        line -= lines;
+    }
+    error.to_string()
 }
 
 #[derive(Deserialize)]
@@ -211,7 +250,7 @@ impl Knowledge {
 }
 
 static KNOWLEDGE: LazyLock<Knowledge> =
-    LazyLock::new(|| load(SOURCE).unwrap_or_else(|e| panic!("signatures.toml: {e}")));
+    LazyLock::new(|| load(SOURCE).unwrap_or_else(|e| panic!("{}", locate(&e))));
 
 pub(crate) fn get() -> &'static Knowledge {
     &KNOWLEDGE
@@ -265,6 +304,14 @@ fn load(text: &str) -> Result<Knowledge, String> {
     .dfa_size_limit(32 << 20)
     .build()
     .map_err(|e| e.to_string())?;
+    for remedy in &file.remedy {
+        if let Some(id) = remedy
+            .named_signatures()
+            .find(|id| !signatures.iter().any(|s| &s.id == *id))
+        {
+            return Err(format!("a remedy names no signature: `{id}`"));
+        }
+    }
     Ok(Knowledge {
         signatures,
         facts,
@@ -276,6 +323,22 @@ fn load(text: &str) -> Result<Knowledge, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_load_error_names_the_file_and_its_line() {
+        let signatures = FILES[0].1.matches('\n').count();
+        let facts = FILES[1].1.matches('\n').count();
+        assert_eq!(locate("line 3: bad"), "signatures.toml line 3: bad");
+        assert_eq!(
+            locate(&format!("line {}: bad", signatures + 4)),
+            "facts.toml line 4: bad"
+        );
+        assert_eq!(
+            locate(&format!("at line {}, column 2", signatures + facts + 1)),
+            "at remedies.toml line 1, column 2"
+        );
+        assert_eq!(SOURCE.len(), FILES.iter().map(|(_, t)| t.len()).sum());
+    }
 
     #[test]
     fn the_embedded_knowledge_loads() {
@@ -334,6 +397,21 @@ note = ""
         let error = load_error_with(r#"kind = "node-heap""#, r#"kind = "node-heep""#);
         assert!(error.contains("line 3"), "{error}");
         assert!(error.contains("node-heep"), "{error}");
+    }
+
+    #[test]
+    fn a_remedy_for_a_signature_that_does_not_exist_fails_at_load() {
+        let error = load_error_with(
+            r#"when = "step-is-install""#,
+            "when = \"step-is-install\"\nwhen_matched = [\"gradle-daemon\"]",
+        );
+        assert!(error.contains("gradle-daemon"), "{error}");
+        let named = VALID.replacen(
+            r#"when = "step-is-install""#,
+            "when = \"step-is-install\"\nwhen_matched = [\"x\"]",
+            1,
+        );
+        assert!(load(&named).is_ok());
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! or not (`oom`, `not-oom`, `uncertain`), which kind of memory failure, which process, what
 //! limit — with the decisive lines quoted and remedies made from the facts it found.
 //!
-//! The knowledge is data: `signatures.toml` (embedded at build time) holds every signature
-//! with its meaning and source, every fact extractor and every remedy. This crate streams
+//! The knowledge is data: `signatures.toml`, `facts.toml` and `remedies.toml` (embedded at
+//! build time) hold every signature with its meaning and source, every fact extractor and
+//! every remedy. This crate streams
 //! logs of any size with flat memory ([`scan`]), in UTF-8 or UTF-16 ([`decode`]), without the
 //! colours and timestamps CI services add ([`clean`]), weighs the evidence ([`verdict`]) and
 //! fills the remedies that fit ([`remedy`]). A typo in the data fails at load with its line

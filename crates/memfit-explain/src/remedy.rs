@@ -22,6 +22,14 @@ pub(crate) struct RemedySpec {
     #[serde(default)]
     verdicts: Vec<Verdict>,
     when: Option<Condition>,
+    /// Offered only when one of these signatures matched: a runtime's own remedy (Gradle's
+    /// `org.gradle.jvmargs`, gunicorn's workers) for the runtime the log shows.
+    #[serde(default)]
+    when_matched: Vec<String>,
+    /// Not offered when one of these signatures matched (measuring "the step" means nothing
+    /// for a pod the kubelet evicted).
+    #[serde(default)]
+    unless_matched: Vec<String>,
     title: String,
     commands: Vec<String>,
     note: String,
@@ -33,8 +41,13 @@ pub(crate) struct RemedySpec {
 enum Condition {
     /// The step installs packages (npm, yarn, pnpm).
     StepIsInstall,
-    /// The step compiles or links native code.
-    ProcessIsLinkerOrRustc,
+    /// The step installs Python packages with pip.
+    StepIsPipInstall,
+    /// rustc, or the linker it ran, died: a Rust build.
+    ProcessIsRustc,
+    /// A C/C++ compiler or linker died, or the step runs make, cmake or ninja; not in a Rust
+    /// build.
+    ProcessIsNativeBuild,
     /// A Heroku signature matched.
     Heroku,
 }
@@ -62,13 +75,21 @@ impl Condition {
                 };
                 format!("{decisive} ").contains(s)
             }),
-            Condition::ProcessIsLinkerOrRustc => {
-                process == "ld"
-                    || process.starts_with("rustc")
-                    || process.starts_with("cc1")
-                    || ["cargo build", "make", "cmake", "ninja"]
-                        .iter()
-                        .any(|s| step.contains(s))
+            Condition::StepIsPipInstall => {
+                let decisive = match &e.running {
+                    Some(running) if several_commands(step) || step.is_empty() => running,
+                    _ => step,
+                };
+                ["pip install", "pip3 install", "pip wheel"]
+                    .iter()
+                    .any(|s| decisive.contains(s))
+            }
+            Condition::ProcessIsRustc => rust_build(e, scanned, k),
+            Condition::ProcessIsNativeBuild => {
+                !rust_build(e, scanned, k)
+                    && (process == "ld"
+                        || process.starts_with("cc1")
+                        || ["make", "cmake", "ninja"].iter().any(|s| step.contains(s)))
             }
             Condition::Heroku => scanned
                 .hits
@@ -78,16 +99,39 @@ impl Condition {
     }
 }
 
-/// Every remedy that fits, in the order signatures.toml lists them, filled from the facts.
+/// rustc died, or a linker it ran (a `rustc-…` signature matched: rustc's `= note:` around the
+/// linker's error), or the step is a cargo command.
+fn rust_build(e: &Explanation, scanned: &Scanned, k: &Knowledge) -> bool {
+    e.process
+        .as_deref()
+        .unwrap_or_default()
+        .starts_with("rustc")
+        || e.step.as_deref().unwrap_or_default().contains("cargo ")
+        || scanned
+            .hits
+            .keys()
+            .any(|&i| k.signatures[i].id.starts_with("rustc"))
+}
+
+/// Every remedy that fits, in the order remedies.toml lists them, filled from the facts.
 pub(crate) fn remedies(e: &Explanation, scanned: &Scanned, k: &Knowledge) -> Vec<Remedy> {
     let vars = variables(e);
+    let matched = |ids: &[String]| {
+        scanned
+            .hits
+            .keys()
+            .any(|&i| ids.contains(&k.signatures[i].id))
+    };
     k.remedies
         .iter()
         .filter(|r| {
             let by_kind = e.verdict == Verdict::Oom && r.kinds.contains(&e.kind);
             let by_sub = e.sub_reason.is_some_and(|s| r.sub_reasons.contains(&s));
             let by_verdict = r.verdicts.contains(&e.verdict);
-            (by_kind || by_sub || by_verdict) && r.when.is_none_or(|c| c.holds(e, scanned, k))
+            (by_kind || by_sub || by_verdict)
+                && r.when.is_none_or(|c| c.holds(e, scanned, k))
+                && (r.when_matched.is_empty() || matched(&r.when_matched))
+                && !matched(&r.unless_matched)
         })
         .map(|r| Remedy {
             title: fill(&r.title, &vars),
@@ -95,6 +139,13 @@ pub(crate) fn remedies(e: &Explanation, scanned: &Scanned, k: &Knowledge) -> Vec
             note: fill(&r.note, &vars),
         })
         .collect()
+}
+
+impl RemedySpec {
+    /// The signature ids `when_matched` and `unless_matched` name, for the loader to check.
+    pub(crate) fn named_signatures(&self) -> impl Iterator<Item = &String> {
+        self.when_matched.iter().chain(&self.unless_matched)
+    }
 }
 
 /// Values the remedy templates may use.

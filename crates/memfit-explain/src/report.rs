@@ -26,12 +26,18 @@ pub enum Kind {
     BuildStepKilled,
     JvmHeap,
     JvmMetaspace,
+    /// Memory the JVM needs outside its heap (thread stacks, mmap'd native memory) was
+    /// refused: the heap left too little of the limit, or a thread limit was reached.
+    JvmNative,
     GoRuntime,
     PythonMemoryerror,
     /// An allocation or a fork was refused.
     Enomem,
     /// A platform's memory quota (Heroku, Fly.io, Render, Clever Cloud).
     PaasQuota,
+    /// A worker of a process pool (gunicorn, celery) died of SIGKILL: the workers together
+    /// outgrew the memory limit.
+    WorkerKilled,
     NotOom,
 }
 
@@ -44,10 +50,12 @@ impl Kind {
             Kind::BuildStepKilled => "build-step-killed",
             Kind::JvmHeap => "jvm-heap",
             Kind::JvmMetaspace => "jvm-metaspace",
+            Kind::JvmNative => "jvm-native",
             Kind::GoRuntime => "go-runtime",
             Kind::PythonMemoryerror => "python-memoryerror",
             Kind::Enomem => "enomem",
             Kind::PaasQuota => "paas-quota",
+            Kind::WorkerKilled => "worker-killed",
             Kind::NotOom => "not-oom",
         }
     }
@@ -78,6 +86,8 @@ pub enum SubReason {
     MissingFile,
     /// A SIGKILL that the container's cgroup says was not an OOM kill.
     KilledNotOom,
+    /// Kubernetes evicted the pod for a node resource that is not memory (ephemeral storage).
+    Evicted,
     /// Nothing in the log points to memory, and nothing else either.
     NoMemoryEvidence,
 }
@@ -98,6 +108,7 @@ impl SubReason {
             SubReason::Network => "network",
             SubReason::MissingFile => "missing-file",
             SubReason::KilledNotOom => "killed-not-oom",
+            SubReason::Evicted => "evicted",
             SubReason::NoMemoryEvidence => "no-memory-evidence",
         }
     }
