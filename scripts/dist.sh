@@ -9,6 +9,7 @@
 #                                      licences; one per target (musl too, when rustup has it)
 # dist/npm/memfit-VERSION.tgz          the npm launcher package `memfit` (bin/memfit.js)
 # dist/npm/memfit-linux-x64-VERSION.tgz  `@memfit/linux-x64`: the static binaries
+# dist/memfit-VERSION-TARGET.tar.gz.sha256  its checksum alone (what the GitHub Action checks)
 # dist/SHA256SUMS                      sha256sum -c SHA256SUMS, from inside dist/
 #
 # Checks, each fatal: every binary is static (`file`, `ldd`), runs in an empty root (chroot
@@ -152,6 +153,11 @@ for tgz in "memfit-$version.tgz" "memfit-linux-x64-$version.tgz"; do
   [ -s "$stage/npm/$tgz" ] || die "npm pack did not write npm/$tgz"
 done
 
+# One .sha256 beside each tarball too: the GitHub Action (action/install.sh) checks the
+# tarball it downloads against the file published beside it.
+for tarball in "$stage"/memfit-*.tar.gz; do
+  (cd "$stage" && sha256sum -- "$(basename "$tarball")" >"$(basename "$tarball").sha256")
+done
 (cd "$stage" && find . -type f ! -name SHA256SUMS -printf '%P\n' | LC_ALL=C sort | xargs sha256sum >SHA256SUMS)
 
 # Into place: the previous dist/ goes only once the new one is complete.
