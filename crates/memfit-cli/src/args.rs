@@ -152,6 +152,11 @@ pub struct CompareArgs {
     /// Also write the HTML view (both timelines on one chart) to FILE.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+
+    /// Print nothing on standard output or error (a report asked into a FILE is still
+    /// written; errors are still printed): the exit status is the verdict, as `cmp -s`.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 const FIX_EXAMPLES: &str = "Examples:

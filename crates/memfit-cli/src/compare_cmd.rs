@@ -37,7 +37,9 @@ pub fn execute(args: CompareArgs) -> Result<u8> {
         CompareFormat::Html => compare::html::render(&comparison, &base, &new),
     };
     if safe_write::is_stdout(&args.output) {
-        if args.format == CompareFormat::Human {
+        if args.quiet {
+            // The verdict is the exit status.
+        } else if args.format == CompareFormat::Human {
             output::print(&text)?;
         } else {
             output::print_raw(text.as_bytes())?;

@@ -70,6 +70,32 @@ fn the_gate_fails_when_new_exceeds_base_by_more_than_a_percentage() {
 
     // Without an allowance, compare only shows.
     assert_eq!(compare(&[b, n]).status.code(), Some(0));
+
+    // Quiet: the exit status alone says it; a report asked into a file is still written.
+    let out = dir.path().join("compare.md");
+    let quiet = compare(&[
+        b,
+        n,
+        "-q",
+        "--max-increase",
+        "10%",
+        "--format",
+        "markdown",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(quiet.status.code(), Some(1));
+    assert!(
+        quiet.stdout.is_empty() && quiet.stderr.is_empty(),
+        "{}",
+        text(&quiet.stderr)
+    );
+    assert!(std::fs::read_to_string(&out)
+        .unwrap()
+        .contains("charged peak"));
+    let silent = compare(&[b, n, "--quiet", "--max-increase", "10%"]);
+    assert_eq!(silent.status.code(), Some(1));
+    assert!(silent.stdout.is_empty() && silent.stderr.is_empty());
 }
 
 #[test]
