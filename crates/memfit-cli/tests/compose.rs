@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use common::*;
 use common::docker::IMAGE;
+use common::*;
 use serde_json::Value;
 
 fn compose_suite(test: &str) -> Option<MutexGuard<'static, ()>> {

@@ -10,8 +10,8 @@ mod common;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use common::*;
 use common::docker::IMAGE;
+use common::*;
 
 fn podman_suite(test: &str) -> Option<MutexGuard<'static, ()>> {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
