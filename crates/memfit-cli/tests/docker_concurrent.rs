@@ -43,6 +43,11 @@ fn context(dockerfile: &str) -> tempfile::TempDir {
 
 /// The pid of the running process whose command line holds `token` (a BuildKit step's node).
 fn wait_for_step(token: &str, builds: &mut [&mut Child]) -> i64 {
+    wait_for_another_step(token, None, builds)
+}
+
+/// As [`wait_for_step`], other than `seen`.
+fn wait_for_another_step(token: &str, seen: Option<i64>, builds: &mut [&mut Child]) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -52,7 +57,10 @@ fn wait_for_step(token: &str, builds: &mut [&mut Child]) -> i64 {
             let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
                 continue;
             };
-            if String::from_utf8_lossy(&cmdline).contains(token) && process_alive(pid) {
+            if Some(pid) != seen
+                && String::from_utf8_lossy(&cmdline).contains(token)
+                && process_alive(pid)
+            {
                 return pid;
             }
         }
@@ -64,6 +72,22 @@ fn wait_for_step(token: &str, builds: &mut [&mut Child]) -> i64 {
         assert!(Instant::now() < deadline, "the step {token} never started");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The BuildKit id of a running step: its memory cgroup's name (`…/buildkit/<id>`).
+fn buildkit_id(pid: i64) -> String {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let memory = cgroups
+        .lines()
+        .find(|l| l.contains(":memory:") || l.starts_with("0::"))
+        .unwrap();
+    memory.rsplit('/').next().unwrap().to_string()
+}
+
+/// One test of this file at a time (other clients' builds may still run beside them).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Lets a waiting step go on.
@@ -92,6 +116,7 @@ const BUILD: [&str; 6] = [
 
 #[test]
 fn another_build_on_the_same_dockerd_is_left_alone() {
+    let _one = one_at_a_time();
     if !ready("concurrent docker builds") {
         return;
     }
@@ -129,6 +154,8 @@ fn another_build_on_the_same_dockerd_is_left_alone() {
         .spawn()
         .unwrap();
     let their_step = wait_for_step(&theirs, &mut [&mut memfit_build, &mut their_build]);
+    // Still where dockerd put it (memfit would have moved it below its run's cgroup).
+    let their_id = buildkit_id(their_step);
     release(their_step, &theirs);
     let theirs_out = their_build.wait_with_output().unwrap();
     release(my_step, &mine);
@@ -162,13 +189,74 @@ fn another_build_on_the_same_dockerd_is_left_alone() {
         report["peak"]["charged_bytes"].as_u64().unwrap() < 100 * 1024 * 1024,
         "{memfit_stderr}"
     );
-    // The report says another build's step was seen and left alone.
+    // The report says another build's step was seen and left alone (other clients' builds
+    // on this dockerd may be listed with it).
     let caveats = report["caveats"].to_string();
     assert!(
-        caveats.contains("1 BuildKit step of another build"),
-        "{caveats}"
+        caveats.contains("of another build on the same dockerd")
+            && caveats.contains(&format!("buildkit/{their_id}")),
+        "{their_id}: {caveats}"
     );
     // Its command (its owner's, perhaps with a secret in it) is not repeated here.
     assert!(!caveats.contains(&theirs), "{caveats}");
     assert!(Path::new(&json).exists());
+}
+
+#[test]
+fn the_same_run_text_in_another_build_is_said_to_be_ambiguous() {
+    let _one = one_at_a_time();
+    if !ready("concurrent docker builds") {
+        return;
+    }
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let shared = format!("shared{}x{nanos}", std::process::id());
+    // The same RUN text after a different instruction (so that BuildKit runs both).
+    let my_dir = context(&format!("FROM {IMAGE}\n{}", step(&shared, 0, 0)));
+    let their_dir = context(&format!(
+        "FROM {IMAGE}\nENV OTHER=1\n{}",
+        step(&shared, 0, 0)
+    ));
+    let report_dir = tempfile::tempdir().unwrap();
+    let json = report_dir.path().join("run.json");
+    let mut memfit_build = memfit()
+        .env("DOCKER_BUILDKIT", "1")
+        .args(["run", "--limit", "256M", "--json"])
+        .arg(&json)
+        .arg("--")
+        .args(BUILD)
+        .arg(my_dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let my_step = wait_for_step(&shared, &mut [&mut memfit_build]);
+    let mut their_build = Command::new(BUILD[0])
+        .env("DOCKER_BUILDKIT", "1")
+        .args(&BUILD[1..])
+        .arg(their_dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let their_step = wait_for_another_step(
+        &shared,
+        Some(my_step),
+        &mut [&mut memfit_build, &mut their_build],
+    );
+    release(their_step, &shared);
+    let theirs_out = their_build.wait_with_output().unwrap();
+    release(my_step, &shared);
+    let memfit_out = memfit_build.wait_with_output().unwrap();
+    remove_images(&String::from_utf8_lossy(&theirs_out.stdout));
+    remove_images(&String::from_utf8_lossy(&memfit_out.stdout));
+    let memfit_stderr = String::from_utf8_lossy(&memfit_out.stderr).to_string();
+    assert!(theirs_out.status.success());
+    assert_eq!(memfit_out.status.code(), Some(0), "{memfit_stderr}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let caveats = report["caveats"].to_string();
+    assert!(caveats.contains("ambiguous: `RUN node -e"), "{caveats}");
+    assert!(memfit_stderr.contains("ambiguous"), "{memfit_stderr}");
 }

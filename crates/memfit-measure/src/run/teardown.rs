@@ -225,18 +225,18 @@ fn adoption_caveats(adopted: &[Adoption], strangers: &Strangers, filtered: bool)
     }
     if !strangers.foreign.is_empty() {
         let n = strangers.foreign.len();
-        let (step, was) = if n == 1 {
-            ("step", "was")
+        let (step, was, whose) = if n == 1 {
+            ("step", "was", "its command is")
         } else {
-            ("steps", "were")
+            ("steps", "were", "their commands are")
         };
         let shown: Vec<String> = strangers
             .foreign
             .iter()
-            .take(3)
+            .take(10)
             .map(|id| format!("buildkit/{id}"))
             .collect();
-        caveats.push(format!("{n} BuildKit {step} of another build on the same dockerd {was} seen and left alone, not counted and not limited (its command is not a RUN instruction of this build's Dockerfile): {}{}", shown.join(", "), if n > 3 { ", …" } else { "" }));
+        caveats.push(format!("{n} BuildKit {step} of another build on the same dockerd {was} seen and left alone, not counted and not limited ({whose} not a RUN instruction of this build's Dockerfile): {}{}", shown.join(", "), if n > 10 { ", …" } else { "" }));
     }
     if !strangers.ambiguous.is_empty() {
         let mut shown: Vec<String> = strangers
