@@ -219,7 +219,7 @@ fn adoption_caveats(adopted: &[Adoption], strangers: &Strangers, filtered: bool)
         let others = if filtered {
             "only the steps whose command is a RUN instruction of this build's Dockerfile were adopted (from each step's runc bundle, before it ran)"
         } else {
-            "the build's Dockerfile could not be read, so every step dockerd started meanwhile was adopted: a build another client ran on the same dockerd at the same time would be counted too"
+            "this build's steps could not be told from another build's (its Dockerfile is not read for compose, `-f -` or a URL, nor trusted to give the steps' commands with a RUN heredoc or `# syntax=`), so every step dockerd started meanwhile was adopted: a build another client ran on the same dockerd at the same time would be counted too"
         };
         caveats.push(format!("dockerd's BuildKit ignored --cgroup-parent (moby/moby#45796): memfit moved the {} RUN step(s) it started into the run's cgroup as they began ({moved} processes); what the container runtime charged before the move (its own start, a few MiB) is not counted; {others}", adopted.len()));
     }
