@@ -30,8 +30,9 @@ fn docker_suite(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
     cgroups_available(test).then_some(one)
 }
 
-/// One Docker test at a time: dockerd's BuildKit steps are adopted by whichever run watches,
-/// so two builds at once would count each other's steps (as two memfit runs would).
+/// One Docker test at a time: a run adopts only the BuildKit steps its Dockerfile runs
+/// (docker_concurrent.rs), but two of these tests share RUN texts, which nothing dockerd
+/// shows tells apart.
 fn engine() -> Option<std::sync::MutexGuard<'static, ()>> {
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());

@@ -9,7 +9,9 @@
 //! * dockerd's embedded BuildKit before that ignores it (moby/moby#45796) and creates each RUN
 //!   step's cgroup under `<dockerd's cgroup parent>/buildkit/`: memfit watches that directory
 //!   (inotify) and moves each new step's processes into a cgroup of its own below the run's
-//!   the moment they appear, before the step's command runs.
+//!   the moment they appear, before the step's command runs — only the steps this build's
+//!   Dockerfile runs: another client's build on the same dockerd is left alone (see
+//!   [`crate::build_owner`]).
 //!
 //! * `docker compose` / `docker-compose`: a compose file of memfit's own sets every
 //!   service's `cgroup_parent` (see [`crate::compose`]).

@@ -16,6 +16,7 @@
 //! (memfit-explain), static checks (memfit-audit), production supervision (memfit-guard).
 
 pub mod bisect;
+pub mod build_owner;
 pub mod chart;
 mod clone3;
 pub mod compare;

@@ -5,7 +5,8 @@
 //! `--cgroup-parent`): it watches their directories with inotify and, the moment a new cgroup
 //! appears there, makes a cgroup of the same name below the run's and moves every process of
 //! the new one into it — again and again while it lives, so children forked before a move
-//! follow. Memory charged before a move stays where it was (the kernel no longer moves
+//! follow. With the build's RUN steps given, a new cgroup is adopted only when its step is one
+//! of them ([`crate::build_owner`]); another build's is left where it is. Memory charged before a move stays where it was (the kernel no longer moves
 //! charges, Documentation/admin-guide/cgroup-v1/memory.rst on move_charge_at_immigrate): that is
 //! the container runtime's own start, a few MiB, said in the report.
 
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 use memfit_sys::cgroup::CgroupFiles;
 use memfit_sys::procfs;
 
+use crate::build_owner::{self, OwnSteps, Verdict};
 use crate::report::ContainerKind;
 use crate::units::{self, Units};
 
@@ -27,6 +29,8 @@ use crate::units::{self, Units};
 /// move, while a container is young (a short RUN step lives a fraction of a second): a few
 /// small files per container.
 const SWEEP: Duration = Duration::from_millis(3);
+/// How long a new cgroup under BuildKit's may stay empty before it is no longer waited for.
+const PENDING: Duration = Duration::from_secs(30);
 /// How long a container counts as young.
 const YOUNG_MS: u64 = 2000;
 /// The pace once every container is older: a long-running `docker run` costs memfit little.
@@ -55,6 +59,19 @@ pub struct ContainerWatcher {
     thread: JoinHandle<()>,
     adopted: Arc<Mutex<Vec<Adoption>>>,
     units: Arc<Mutex<Units>>,
+    strangers: Arc<Mutex<Strangers>>,
+}
+
+/// The steps that appeared where adopted cgroups appear but were not (all) this build's.
+#[derive(Debug, Clone, Default)]
+pub struct Strangers {
+    /// Another build's steps, left alone: their cgroups' names (BuildKit's ids).
+    pub foreign: Vec<String>,
+    /// Steps adopted whose text this build's Dockerfile runs fewer times than it was seen:
+    /// the instruction.
+    pub ambiguous: Vec<String>,
+    /// Steps adopted without knowing what they run (no runc bundle to read).
+    pub unknown: usize,
 }
 
 /// Where the watcher works.
@@ -68,6 +85,9 @@ pub struct WatchPlan {
     /// watched for it), named `prefix` + the original name below the run's.
     pub adopt_roots: Vec<PathBuf>,
     pub prefix: &'static str,
+    /// The RUN steps of the build's Dockerfile: a new cgroup is adopted only when its step is
+    /// one of them (see [`crate::build_owner`]). `None`: every new cgroup is adopted.
+    pub own_steps: Option<OwnSteps>,
 }
 
 impl ContainerWatcher {
@@ -90,24 +110,28 @@ impl ContainerWatcher {
         let stop = Arc::new(AtomicBool::new(false));
         let adopted = Arc::new(Mutex::new(Vec::new()));
         let units = Arc::new(Mutex::new(Units::default()));
+        let strangers = Arc::new(Mutex::new(Strangers::default()));
         let thread = {
             let stop = Arc::clone(&stop);
             let adopted = Arc::clone(&adopted);
             let units = Arc::clone(&units);
+            let strangers = Arc::clone(&strangers);
             std::thread::Builder::new()
                 .name("memfit-containers".into())
-                .spawn(move || watcher.run(&stop, &adopted, &units, &plan))?
+                .spawn(move || watcher.run(&stop, &adopted, &units, &strangers, plan))?
         };
         Ok(ContainerWatcher {
             stop,
             thread,
             adopted,
             units,
+            strangers,
         })
     }
 
-    /// Ends the thread: what was adopted, and the containers.
-    pub fn stop(self) -> (Vec<Adoption>, Units) {
+    /// Ends the thread: what was adopted, the containers, and the steps not (all) this
+    /// build's.
+    pub fn stop(self) -> (Vec<Adoption>, Units, Strangers) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
         let adopted = self
@@ -116,7 +140,9 @@ impl ContainerWatcher {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let units = std::mem::take(&mut *self.units.lock().unwrap_or_else(|p| p.into_inner()));
-        (adopted, units)
+        let strangers =
+            std::mem::take(&mut *self.strangers.lock().unwrap_or_else(|p| p.into_inner()));
+        (adopted, units, strangers)
     }
 }
 
@@ -163,12 +189,19 @@ impl Watcher {
         stop: &AtomicBool,
         adopted: &Mutex<Vec<Adoption>>,
         units: &Mutex<Units>,
-        plan: &WatchPlan,
+        strangers: &Mutex<Strangers>,
+        mut plan: WatchPlan,
     ) {
+        let mut own_steps = plan.own_steps.take();
+        let plan = &plan;
         let run = &plan.run;
         let prefix = plan.prefix;
         let mut pace = SWEEP;
         let mut buffer = [0u8; 4096];
+        // New cgroups whose step is not known yet: runc creates the cgroup, then puts `runc
+        // init` in it, which waits there until runc lets it exec the step's command.
+        // One that holds no process for long is no step (dropped, not adopted).
+        let mut pending: Vec<(PathBuf, Instant)> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             let mut poll = libc::pollfd {
                 fd: self.fd,
@@ -177,7 +210,42 @@ impl Watcher {
             };
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(&mut poll, 1, pace.as_millis() as i32) };
-            for created in self.read_events(&mut buffer) {
+            let now = Instant::now();
+            pending.extend(self.read_events(&mut buffer).into_iter().map(|p| (p, now)));
+            let mut decided = Vec::new();
+            pending.retain(|(created, seen)| {
+                let name = created
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let Some(own) = own_steps.as_mut() else {
+                    decided.push(created.clone());
+                    return false;
+                };
+                if !created.is_dir() {
+                    return false;
+                }
+                let pids = CgroupFiles::open(run.version(), created).pids();
+                if pids.is_empty() {
+                    return seen.elapsed() < PENDING;
+                }
+                let mut strangers = strangers.lock().unwrap_or_else(|p| p.into_inner());
+                match build_owner::step_args(&name, &pids).map(|args| own.judge(&args)) {
+                    Some(Verdict::Own) => decided.push(created.clone()),
+                    Some(Verdict::Ambiguous(instruction)) => {
+                        strangers.ambiguous.push(instruction);
+                        decided.push(created.clone());
+                    }
+                    // Left where dockerd put it, untouched.
+                    Some(Verdict::Foreign) => strangers.foreign.push(name),
+                    None => {
+                        strangers.unknown += 1;
+                        decided.push(created.clone());
+                    }
+                }
+                false
+            });
+            for created in decided {
                 let target = run.path().join(format!(
                     "{prefix}{}",
                     created
@@ -227,7 +295,7 @@ impl Watcher {
                     }
                 }
             }
-            let adopting = adopted.iter().any(|a| a.ended.is_none());
+            let adopting = adopted.iter().any(|a| a.ended.is_none()) || !pending.is_empty();
             drop(adopted);
             let now_ms = plan.started.elapsed().as_millis() as u64;
             let mut units = units.lock().unwrap_or_else(|p| p.into_inner());

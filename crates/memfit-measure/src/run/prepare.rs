@@ -11,6 +11,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use super::{RunError, RunOptions};
+use crate::build_owner::OwnSteps;
 use crate::docker::{self, CgroupPathsBefore, DockerAction, DockerCommand};
 use crate::report::{ContainerKind, Mode};
 use crate::spawn::PidMode;
@@ -23,6 +24,8 @@ pub(super) struct DockerRun {
     /// Where dockerd creates cgroups memfit adopts (BuildKit steps that ignore
     /// `--cgroup-parent`).
     pub adopt_roots: Vec<PathBuf>,
+    /// The build's RUN steps: only those are adopted (`None`: its Dockerfile cannot be read).
+    pub own_steps: Option<OwnSteps>,
     /// The `--cgroup-parent` path in the other cgroup hierarchies, where docker creates it.
     pub paths_before: CgroupPathsBefore,
     /// On cgroup v2, the leaf the docker CLI runs in, so that the run's cgroup can give its
@@ -280,11 +283,17 @@ fn prepare_docker(
     } else {
         Vec::new()
     };
+    // Another client's build on the same dockerd puts its steps there too: only this
+    // build's are adopted (see build_owner).
+    let own_steps = (!adopt_roots.is_empty() && docker.action == DockerAction::Build)
+        .then(|| OwnSteps::of_command(&options.command))
+        .flatten();
     (
         command,
         Some(DockerRun {
             kind,
             adopt_roots,
+            own_steps,
             paths_before: CgroupPathsBefore::record(&relative, &hierarchy.mount),
             command_leaf,
             compose_dir,

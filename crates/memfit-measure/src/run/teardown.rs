@@ -15,7 +15,7 @@ use crate::report::{ContainerRecord, OomVictim, ProcessAtPeak};
 use crate::runtime_view::RuntimeView;
 use crate::sampler::Sampler;
 use crate::units::{self, Seen};
-use crate::watch::ContainerWatcher;
+use crate::watch::{Adoption, ContainerWatcher, Strangers};
 
 /// Everything measured, the cgroup gone.
 pub(super) struct Finished {
@@ -48,15 +48,18 @@ pub(super) fn teardown(
 
     // Containers stop being watched (and BuildKit steps adopted) before what is left is
     // killed.
-    let (adopted, mut units) = running
+    let (adopted, mut units, strangers) = running
         .watcher
         .take()
         .map(ContainerWatcher::stop)
         .unwrap_or_default();
-    if !adopted.is_empty() {
-        let moved: usize = adopted.iter().map(|a| a.moved).sum();
-        prepared.caveats.push(format!("dockerd's BuildKit ignored --cgroup-parent (moby/moby#45796): memfit moved the {} RUN step(s) it started into the run's cgroup as they began ({moved} processes); what the container runtime charged before the move (its own start, a few MiB) is not counted, and a build another client ran on the same dockerd meanwhile would be counted too", adopted.len()));
-    }
+    let filtered = prepared
+        .docker
+        .as_ref()
+        .is_some_and(|d| d.own_steps.is_some());
+    prepared
+        .caveats
+        .extend(adoption_caveats(&adopted, &strangers, filtered));
     let leftover = supervise::members(cgroup);
     let left_behind = sampler.describe(&leftover);
     if !leftover.is_empty() {
@@ -215,4 +218,46 @@ fn wait_for_exit(pids: &[i32], sampler: &mut Sampler, now_ms: u64) {
     for reaped in process::reap_exited() {
         sampler.mark_exited(reaped, now_ms);
     }
+}
+
+/// What the report says of the BuildKit steps memfit adopted, and of those it left alone.
+fn adoption_caveats(adopted: &[Adoption], strangers: &Strangers, filtered: bool) -> Vec<String> {
+    let mut caveats = Vec::new();
+    if !adopted.is_empty() {
+        let moved: usize = adopted.iter().map(|a| a.moved).sum();
+        let others = if filtered {
+            "only the steps whose command is a RUN instruction of this build's Dockerfile were adopted (from each step's runc bundle, before it ran)"
+        } else {
+            "this build's steps could not be told from another build's (its Dockerfile is not read for compose, `-f -` or a URL, nor trusted to give the steps' commands with a RUN heredoc or `# syntax=`), so every step dockerd started meanwhile was adopted: a build another client ran on the same dockerd at the same time would be counted too"
+        };
+        caveats.push(format!("dockerd's BuildKit ignored --cgroup-parent (moby/moby#45796): memfit moved the {} RUN step(s) it started into the run's cgroup as they began ({moved} processes); what the container runtime charged before the move (its own start, a few MiB) is not counted; {others}", adopted.len()));
+    }
+    if !strangers.foreign.is_empty() {
+        let n = strangers.foreign.len();
+        let (step, was, whose) = if n == 1 {
+            ("step", "was", "its command is")
+        } else {
+            ("steps", "were", "their commands are")
+        };
+        let shown: Vec<String> = strangers
+            .foreign
+            .iter()
+            .take(10)
+            .map(|id| format!("buildkit/{id}"))
+            .collect();
+        caveats.push(format!("{n} BuildKit {step} of another build on the same dockerd {was} seen and left alone, not counted and not limited ({whose} not a RUN instruction of this build's Dockerfile): {}{}", shown.join(", "), if n > 10 { ", …" } else { "" }));
+    }
+    if !strangers.ambiguous.is_empty() {
+        let mut shown: Vec<String> = strangers
+            .ambiguous
+            .iter()
+            .map(|i| format!("`{i}`"))
+            .collect();
+        shown.dedup();
+        caveats.push(format!("ambiguous: {} started more often than this build's Dockerfile runs it — another build on the same dockerd runs the same RUN text, and nothing dockerd shows tells the two apart; every such step was adopted and counted here", shown.join(", ")));
+    }
+    if strangers.unknown > 0 {
+        caveats.push(format!("{} BuildKit step(s) were adopted without knowing what they run (no runc bundle to read): one of another build on the same dockerd would be counted too", strangers.unknown));
+    }
+    caveats
 }

@@ -1,0 +1,189 @@
+//! Which of the BuildKit RUN steps dockerd starts belong to this run's build. dockerd's
+//! embedded BuildKit puts every build's steps under the same `<parent>/buildkit/<id>`, whoever
+//! asked for the build, so a run that adopted every new step would count — and limit, and
+//! OOM-kill — another client's build running on the same dockerd at the same time.
+//!
+//! The signal used needs no change to Docker's configuration and is there before the step's
+//! command runs: BuildKit's runc executor starts each step as `runc … run --bundle <dir> <id>`
+//! (moby/buildkit executor/runcexecutor), and `<dir>/config.json` is the OCI spec whose
+//! `process.args` is what the step runs — the stage's SHELL and the RUN instruction's text, or
+//! the exec form. That is matched against the RUN instructions of the Dockerfile this build
+//! reads (`-f`, or the context's), with the same matcher that names a step in the report. A
+//! step that matches none is another build's: it is left where dockerd put it, untouched.
+//! Nothing in the spec names the build or its session, so a RUN text both Dockerfiles share
+//! cannot be told apart: that is said in the report, not guessed silently.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use memfit_audit::dockerfile::{self, RunStep};
+use memfit_sys::procfs;
+
+use crate::docker::DockerCommand;
+
+/// The RUN steps of the Dockerfile a build reads.
+#[derive(Debug, Clone)]
+pub struct OwnSteps {
+    steps: Vec<RunStep>,
+    /// How many times each step was adopted.
+    taken: Vec<usize>,
+}
+
+/// What became of a step that appeared under BuildKit's cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// One of this build's steps.
+    Own,
+    /// A step whose text this build's Dockerfile has, but which it started already as often
+    /// as it has it: another build on the same dockerd runs the same text. Adopted, and said.
+    Ambiguous(String),
+    /// Another build's step: left alone (and its command, perhaps with a secret of its
+    /// owner's in it, not repeated in this run's report).
+    Foreign,
+}
+
+/// The largest Dockerfile or OCI spec read: anything larger is not one.
+const MAX_FILE: u64 = 4 * 1024 * 1024;
+
+impl OwnSteps {
+    /// The RUN steps of the build `argv` runs, when its Dockerfile can be read (not from
+    /// stdin or a URL).
+    pub fn of_command(argv: &[OsString]) -> Option<OwnSteps> {
+        let path = DockerCommand::recognize(argv)?.dockerfile(argv)?;
+        let source = read_small(&path)?;
+        let parsed = dockerfile::parse(&source);
+        // A frontend image (`# syntax=`) or a RUN heredoc may start a step whose command is
+        // not the instruction's text: then nothing is told apart (every step is adopted).
+        let run_heredoc = parsed
+            .instructions
+            .iter()
+            .any(|i| i.keyword == dockerfile::Keyword::Run && !i.heredocs.is_empty());
+        if run_heredoc || parsed.directives.iter().any(|d| d.name == "syntax") {
+            return None;
+        }
+        let steps = parsed.run_steps(&source);
+        Some(OwnSteps {
+            taken: vec![0; steps.len()],
+            steps,
+        })
+    }
+
+    /// Decides about a step that runs `args`, and counts it.
+    pub fn judge(&mut self, args: &[String]) -> Verdict {
+        let matching: Vec<usize> = (0..self.steps.len())
+            .filter(|&i| self.steps[i].is_run_by(args))
+            .collect();
+        if let Some(&free) = matching.iter().find(|&&i| self.taken[i] == 0) {
+            self.taken[free] += 1;
+            return Verdict::Own;
+        }
+        match matching.first() {
+            Some(&first) => {
+                self.taken[first] += 1;
+                Verdict::Ambiguous(self.steps[first].instruction.clone())
+            }
+            None => Verdict::Foreign,
+        }
+    }
+}
+
+fn read_small(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_FILE {
+        return None;
+    }
+    std::fs::read_to_string(path).ok()
+}
+
+/// What the BuildKit step in cgroup `cgroup_name` runs, from its OCI bundle: the processes
+/// in the cgroup are `runc init` (then the step's command) whose parent is `runc … run
+/// --bundle DIR NAME`. `None` when no process says so (another runtime, or gone).
+pub fn step_args(cgroup_name: &str, pids: &[i32]) -> Option<Vec<String>> {
+    pids.iter().find_map(|&pid| {
+        let parent = procfs::read_status(pid)?.ppid;
+        let argv = procfs::read_argv(parent)?;
+        bundle_args(&argv, cgroup_name)
+    })
+}
+
+/// `process.args` of the bundle a runc command line runs, if it runs container `name`.
+fn bundle_args(runc: &[String], name: &str) -> Option<Vec<String>> {
+    let program = Path::new(runc.first()?).file_name()?.to_str()?;
+    if !program.starts_with("runc") || runc.last()? != name {
+        return None;
+    }
+    let bundle = runc.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix("--bundle=")
+            .or_else(|| a.strip_prefix("-b="))
+            .map(str::to_string)
+            .or_else(|| {
+                matches!(a.as_str(), "--bundle" | "-b").then(|| runc.get(i + 1).cloned())?
+            })
+    })?;
+    let spec: serde_json::Value =
+        serde_json::from_str(&read_small(&Path::new(&bundle).join("config.json"))?).ok()?;
+    spec.pointer("/process/args")?
+        .as_array()?
+        .iter()
+        .map(|a| a.as_str().map(str::to_string))
+        .collect::<Option<Vec<String>>>()
+        .filter(|args| !args.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own(source: &str) -> OwnSteps {
+        let steps = dockerfile::parse(source).run_steps(source);
+        OwnSteps {
+            taken: vec![0; steps.len()],
+            steps,
+        }
+    }
+
+    fn args(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn a_step_is_this_builds_when_its_dockerfile_runs_that_text() {
+        let mut steps = own("FROM x\nRUN npm ci \\\n    --no-audit\nRUN [\"node\", \"b.js\"]\n");
+        // BuildKit joins a continued line as written.
+        assert_eq!(
+            steps.judge(&args(&["/bin/sh", "-c", "npm ci     --no-audit"])),
+            Verdict::Own
+        );
+        assert_eq!(steps.judge(&args(&["node", "b.js"])), Verdict::Own);
+        assert_eq!(
+            steps.judge(&args(&["/bin/sh", "-c", "node other.js"])),
+            Verdict::Foreign
+        );
+        // The same text once more than this Dockerfile runs it.
+        assert_eq!(
+            steps.judge(&args(&["node", "b.js"])),
+            Verdict::Ambiguous("RUN [\"node\", \"b.js\"]".into())
+        );
+    }
+
+    #[test]
+    fn the_bundle_of_a_runc_command_line_for_that_container_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"process": {"args": ["/bin/sh", "-c", "echo hi"]}}"#,
+        )
+        .unwrap();
+        let bundle = dir.path().to_str().unwrap();
+        let runc = args(&["runc", "--log", "x.json", "run", "--bundle", bundle, "abc"]);
+        assert_eq!(
+            bundle_args(&runc, "abc"),
+            Some(args(&["/bin/sh", "-c", "echo hi"]))
+        );
+        assert_eq!(bundle_args(&runc, "other"), None);
+        let not_runc = args(&["sh", "--bundle", bundle, "abc"]);
+        assert_eq!(bundle_args(&not_runc, "abc"), None);
+        std::fs::write(dir.path().join("config.json"), "{\"process\": {}}").unwrap();
+        assert_eq!(bundle_args(&runc, "abc"), None);
+    }
+}
