@@ -5,24 +5,9 @@ mod common;
 
 use std::path::Path;
 
+use common::audit::{audit, rules};
 use common::*;
 use serde_json::Value;
-
-fn audit(dir: &Path) -> (i32, Value) {
-    let output = memfit()
-        .arg("audit")
-        .arg(dir)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    let value: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (output.status.code().unwrap(), value)
-}
 
 fn findings<'a>(report: &'a Value, rule: &str) -> Vec<&'a Value> {
     report["findings"]
@@ -30,15 +15,6 @@ fn findings<'a>(report: &'a Value, rule: &str) -> Vec<&'a Value> {
         .unwrap()
         .iter()
         .filter(|f| f["rule"] == rule)
-        .collect()
-}
-
-fn rules(report: &Value) -> Vec<String> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["rule"].as_str().unwrap().to_string())
         .collect()
 }
 
@@ -67,7 +43,7 @@ fn java_xmx_1g_on_a_render_starter_is_an_error_and_fix_sets_the_planned_heap() {
             "FROM eclipse-temurin:21-jre\nWORKDIR /app\nCOPY target/app.jar app.jar\nEXPOSE 8080\nCMD [\"java\",\"-Xmx1g\",\"-jar\",\"app.jar\"]\n",
         ),
     ]);
-    let (code, report) = audit(dir.path());
+    let (code, report) = audit(dir.path(), &[]);
     assert_eq!(code, 1, "{}", report["findings"]);
     let jvm = findings(&report, "jvm-heap-over-limit");
     assert_eq!(jvm.len(), 1, "{}", report["findings"]);
@@ -83,7 +59,7 @@ fn java_xmx_1g_on_a_render_starter_is_an_error_and_fix_sets_the_planned_heap() {
         read(dir.path(), "Dockerfile"),
         "FROM eclipse-temurin:21-jre\nWORKDIR /app\nCOPY target/app.jar app.jar\nEXPOSE 8080\nCMD [\"java\",\"-Xmx384m\",\"-jar\",\"app.jar\"]\n"
     );
-    let (code, report) = audit(dir.path());
+    let (code, report) = audit(dir.path(), &[]);
     assert_eq!((code, rules(&report)), (0, vec![]));
 }
 
@@ -100,7 +76,7 @@ fn jvm_options_from_platform_env_and_a_start_script() {
             "FROM eclipse-temurin:17-jdk AS build\nWORKDIR /src\nCOPY . .\nRUN ./mvnw -q package -DskipTests\n\nFROM eclipse-temurin:17-jre\nCOPY --from=build /src/target/*.jar /app.jar\nENTRYPOINT [\"java\", \"-jar\", \"/app.jar\"]\n",
         ),
     ]);
-    let (_, report) = audit(dir.path());
+    let (_, report) = audit(dir.path(), &[]);
     let jvm = findings(&report, "jvm-heap-over-limit");
     assert_eq!(jvm.len(), 1, "{}", report["findings"]);
     assert_eq!(jvm[0]["file"], "fly.toml");
@@ -108,7 +84,7 @@ fn jvm_options_from_platform_env_and_a_start_script() {
     fix(dir.path());
     assert!(read(dir.path(), "fly.toml")
         .contains("JAVA_TOOL_OPTIONS = \"-XX:MaxRAMPercentage=75.0 -XX:+UseSerialGC\""));
-    assert!(findings(&audit(dir.path()).1, "jvm-heap-over-limit").is_empty());
+    assert!(findings(&audit(dir.path(), &[]).1, "jvm-heap-over-limit").is_empty());
 
     // JAVA_OPTS in the image, read by the start script the CMD runs; a command-line -Xmx
     // in the script wins over it.
@@ -123,7 +99,7 @@ fn jvm_options_from_platform_env_and_a_start_script() {
             "#!/bin/sh\nset -e\nexec java $JAVA_OPTS -Xmx900m -jar /app/app.jar \"$@\"\n",
         ),
     ]);
-    let (_, report) = audit(dir.path());
+    let (_, report) = audit(dir.path(), &[]);
     let jvm = findings(&report, "jvm-heap-over-limit");
     assert_eq!(jvm.len(), 1, "{}", report["findings"]);
     assert_eq!(jvm[0]["file"], "docker/entrypoint.sh");
@@ -135,7 +111,7 @@ fn jvm_options_from_platform_env_and_a_start_script() {
         "#!/bin/sh\nset -e\nexec java $JAVA_OPTS -jar /app/app.jar \"$@\"\n",
     )
     .unwrap();
-    let (code, report) = audit(dir.path());
+    let (code, report) = audit(dir.path(), &[]);
     assert_eq!((code, rules(&report)), (0, vec![]));
 }
 
@@ -143,7 +119,7 @@ fn jvm_options_from_platform_env_and_a_start_script() {
 fn jdk8_before_8u191_does_not_see_the_container_limit() {
     let old = "FROM openjdk:8u181-jre-alpine\nCOPY app.jar /app.jar\nCMD [\"java\", \"-jar\", \"/app.jar\"]\n";
     let dir = project(&[("render.yaml", RENDER_STARTER), ("Dockerfile", old)]);
-    let (_, report) = audit(dir.path());
+    let (_, report) = audit(dir.path(), &[]);
     let found = findings(&report, "jvm-no-container-support");
     assert_eq!(found.len(), 1, "{}", report["findings"]);
     assert_eq!(found[0]["line"], 1);
@@ -158,7 +134,7 @@ fn jdk8_before_8u191_does_not_see_the_container_limit() {
             old.replace("openjdk:8u181-jre-alpine", tuned),
         )
         .unwrap();
-        let (_, report) = audit(dir.path());
+        let (_, report) = audit(dir.path(), &[]);
         assert!(
             findings(&report, "jvm-no-container-support").is_empty(),
             "{tuned}: {}",
@@ -178,7 +154,7 @@ fn gunicorn_w_8_on_a_render_starter_and_fix_sets_the_workers_that_fit() {
             "FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install --no-cache-dir -r requirements.txt\nCOPY . .\nCMD [\"gunicorn\", \"-w\", \"8\", \"-b\", \"0.0.0.0:8000\", \"mysite.wsgi:application\"]\n",
         ),
     ]);
-    let (code, report) = audit(dir.path());
+    let (code, report) = audit(dir.path(), &[]);
     assert_eq!(code, 1, "{}", report["findings"]);
     let found = findings(&report, "python-workers-over-limit");
     assert_eq!(found.len(), 1, "{}", report["findings"]);
@@ -192,7 +168,7 @@ fn gunicorn_w_8_on_a_render_starter_and_fix_sets_the_workers_that_fit() {
     assert!(read(dir.path(), "Dockerfile").ends_with(
         "CMD [\"gunicorn\", \"-w\", \"2\", \"-b\", \"0.0.0.0:8000\", \"mysite.wsgi:application\"]\n"
     ));
-    let (code, report) = audit(dir.path());
+    let (code, report) = audit(dir.path(), &[]);
     assert_eq!((code, rules(&report)), (0, vec![]));
 }
 
@@ -210,7 +186,7 @@ fn python_workers_from_web_concurrency_config_files_uvicorn_and_celery() {
             "FROM python:3.12-slim\nCOPY . /app\nCMD gunicorn app:app\n",
         ),
     ]);
-    let (_, report) = audit(dir.path());
+    let (_, report) = audit(dir.path(), &[]);
     assert_eq!(
         rules(&report),
         vec!["python-workers-over-limit"],
@@ -229,7 +205,7 @@ fn python_workers_from_web_concurrency_config_files_uvicorn_and_celery() {
         (".dockerignore", ".git\n.venv\n"),
         ("Dockerfile", "FROM python:3.11-slim\nENV WEB_CONCURRENCY=1\nCOPY . /app\nCMD [\"gunicorn\", \"app.main:app\"]\n"),
     ]);
-    let (_, report) = audit(dir.path());
+    let (_, report) = audit(dir.path(), &[]);
     let found = findings(&report, "python-workers-over-limit");
     assert_eq!(found.len(), 1, "{}", report["findings"]);
     assert_eq!(found[0]["file"], "gunicorn.conf.py");
@@ -237,20 +213,20 @@ fn python_workers_from_web_concurrency_config_files_uvicorn_and_celery() {
     assert!(found[0]["message"].as_str().unwrap().contains("preload"));
     fix(dir.path());
     assert!(read(dir.path(), "gunicorn.conf.py").contains("\nworkers = 2\n"));
-    assert!(findings(&audit(dir.path()).1, "python-workers-over-limit").is_empty());
+    assert!(findings(&audit(dir.path(), &[]).1, "python-workers-over-limit").is_empty());
 
     // uvicorn --workers and celery --concurrency from a Procfile on a 512 MB dyno.
     let dir = project(&[
         ("Procfile", "web: uvicorn main:app --host 0.0.0.0 --port $PORT --workers 4\nworker: celery -A tasks worker --concurrency=4 --loglevel=info\n"),
         ("app.json", r#"{"name":"a","formation":{"web":{"quantity":1,"size":"basic"}}}"#),
     ]);
-    let (_, report) = audit(dir.path());
+    let (_, report) = audit(dir.path(), &[]);
     let found = findings(&report, "python-workers-over-limit");
     assert_eq!(found.len(), 2, "{}", report["findings"]);
 
     // Tuned: two uvicorn workers and celery -c 2.
     std::fs::write(dir.path().join("Procfile"), "web: uvicorn main:app --host 0.0.0.0 --port $PORT --workers 2\nworker: celery -A tasks worker -c 2\n").unwrap();
-    let (code, report) = audit(dir.path());
+    let (code, report) = audit(dir.path(), &[]);
     assert_eq!((code, rules(&report)), (0, vec![]));
 }
 
@@ -263,7 +239,7 @@ fn pip_cache_in_the_image_is_one_finding_and_fix_adds_no_cache_dir() {
             "FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\nCMD [\"python\", \"main.py\"]\n",
         ),
     ]);
-    let (_, report) = audit(dir.path());
+    let (_, report) = audit(dir.path(), &[]);
     assert_eq!(
         rules(&report),
         vec!["pip-cache-in-image"],
@@ -273,7 +249,7 @@ fn pip_cache_in_the_image_is_one_finding_and_fix_adds_no_cache_dir() {
     fix(dir.path());
     assert!(read(dir.path(), "Dockerfile")
         .contains("RUN pip install --no-cache-dir -r requirements.txt\n"));
-    let (code, report) = audit(dir.path());
+    let (code, report) = audit(dir.path(), &[]);
     assert_eq!((code, rules(&report)), (0, vec![]));
     // PIP_NO_CACHE_DIR counts as the flag.
     std::fs::write(
@@ -281,7 +257,7 @@ fn pip_cache_in_the_image_is_one_finding_and_fix_adds_no_cache_dir() {
         "FROM python:3.12-slim\nENV PIP_NO_CACHE_DIR=1\nRUN pip install flask\n",
     )
     .unwrap();
-    assert!(findings(&audit(dir.path()).1, "pip-cache-in-image").is_empty());
+    assert!(findings(&audit(dir.path(), &[]).1, "pip-cache-in-image").is_empty());
 }
 
 #[test]
@@ -295,7 +271,7 @@ fn go_without_gomemlimit_on_a_small_limit_and_gogc_alone() {
         (".dockerignore", ".git\nbin/\n"),
         ("Dockerfile", docker),
     ]);
-    let (_, report) = audit(dir.path());
+    let (_, report) = audit(dir.path(), &[]);
     let found = findings(&report, "gomemlimit-unset");
     assert_eq!(found.len(), 1, "{}", report["findings"]);
     fix(dir.path());
@@ -306,7 +282,7 @@ fn go_without_gomemlimit_on_a_small_limit_and_gogc_alone() {
             "FROM gcr.io/distroless/static-debian12\nENV GOMEMLIMIT=230MiB\n"
         )
     );
-    let (code, report) = audit(dir.path());
+    let (code, report) = audit(dir.path(), &[]);
     assert_eq!((code, rules(&report)), (0, vec![]));
 
     // GOGC set in the platform env without GOMEMLIMIT.
@@ -316,14 +292,14 @@ fn go_without_gomemlimit_on_a_small_limit_and_gogc_alone() {
         "app = \"api\"\n\n[env]\n  GOGC = \"50\"\n\n[[vm]]\n  memory = \"4gb\"\n",
     )
     .unwrap();
-    let (_, report) = audit(dir.path());
+    let (_, report) = audit(dir.path(), &[]);
     let found = findings(&report, "gomemlimit-unset");
     assert_eq!(found.len(), 1, "{}", report["findings"]);
     assert_eq!(found[0]["file"], "fly.toml");
     assert!(found[0]["message"].as_str().unwrap().contains("GOGC"));
     // Tuned: both.
     std::fs::write(dir.path().join("fly.toml"), "app = \"api\"\n\n[env]\n  GOGC = \"50\"\n  GOMEMLIMIT = \"3600MiB\"\n\n[[vm]]\n  memory = \"4gb\"\n").unwrap();
-    let (code, report) = audit(dir.path());
+    let (code, report) = audit(dir.path(), &[]);
     assert_eq!((code, rules(&report)), (0, vec![]));
 }
 
@@ -336,7 +312,7 @@ fn four_workers_of_a_300_mib_heap_in_512_mib_is_one_finding() {
         ("fly.toml", "app = \"a\"\n[env]\n  WEB_CONCURRENCY = \"4\"\n[[vm]]\n  memory = \"512mb\"\n"),
         ("server.js", "require('http').createServer((q, s) => s.end('ok')).listen(8080);\n"),
     ]);
-    let (_, report) = audit(dir.path());
+    let (_, report) = audit(dir.path(), &[]);
     assert_eq!(
         rules(&report),
         vec!["workers-times-heap-over-limit"],
@@ -361,7 +337,7 @@ fn folklore_flags_in_scripts_the_start_command_does_not_run_are_reported_lower()
             "require('http').createServer((q, s) => s.end('ok')).listen(8080);\n",
         ),
     ]);
-    let (_, report) = audit(dir.path());
+    let (_, report) = audit(dir.path(), &[]);
     let found: Vec<(String, String)> = findings(&report, "node-flag-folklore")
         .iter()
         .map(|f| {
@@ -421,7 +397,7 @@ fn the_new_rules_in_sarif_validate_and_suppressions_apply() {
             .collect();
         assert!(errors.is_empty(), "{name}: {errors:#?}");
         let results = sarif["runs"][0]["results"].as_array().unwrap();
-        let (_, json) = audit(&dir);
+        let (_, json) = audit(&dir, &[]);
         assert_eq!(results.len(), json["findings"].as_array().unwrap().len());
         let with_fixes = results.iter().filter(|r| r.get("fixes").is_some()).count();
         assert_eq!(
@@ -450,7 +426,7 @@ fn the_new_rules_in_sarif_validate_and_suppressions_apply() {
         ("render.yaml", RENDER_STARTER),
         ("Dockerfile", "FROM python:3.12-slim\n# memfit ignore=python-workers-over-limit sized by a load test\nCMD gunicorn -w 8 app:app\n"),
     ]);
-    let (_, report) = audit(copy.path());
+    let (_, report) = audit(copy.path(), &[]);
     assert!(findings(&report, "python-workers-over-limit").is_empty());
     assert_eq!(report["summary"]["suppressed"], 1);
 }
@@ -470,7 +446,7 @@ fn a_full_node_base_in_the_shipped_stage_and_fix_moves_it_to_slim() {
         (".dockerignore", "node_modules\n.git\n"),
         ("Dockerfile", docker),
     ]);
-    let (_, report) = audit(dir.path());
+    let (_, report) = audit(dir.path(), &[]);
     let found = findings(&report, "full-base-image");
     assert_eq!(found.len(), 1, "{}", report["findings"]);
     assert_eq!(found[0]["line"], 8);
@@ -484,18 +460,18 @@ fn a_full_node_base_in_the_shipped_stage_and_fix_moves_it_to_slim() {
         read(dir.path(), "Dockerfile"),
         docker.replace("\nFROM node:20\n", "\nFROM node:20-slim\n")
     );
-    assert!(findings(&audit(dir.path()).1, "full-base-image").is_empty());
+    assert!(findings(&audit(dir.path(), &[]).1, "full-base-image").is_empty());
 
     // A shipped stage that installs keeps the advice, not an edit (slim has no compiler).
     std::fs::write(dir.path().join("Dockerfile"), "FROM python:3.12\nCOPY requirements.txt .\nRUN pip install --no-cache-dir -r requirements.txt\nCMD [\"python\", \"app.py\"]\n").unwrap();
-    let (_, report) = audit(dir.path());
+    let (_, report) = audit(dir.path(), &[]);
     let found = findings(&report, "full-base-image");
     assert_eq!(found.len(), 1, "{}", report["findings"]);
     assert_eq!(found[0]["fixable"], false);
 
     // A single stage that builds is single-stage-build's finding alone.
     std::fs::write(dir.path().join("Dockerfile"), "FROM node:20\nWORKDIR /app\nCOPY . .\nRUN npm ci && npm run build\nCMD [\"node\", \"dist/server.js\"]\n").unwrap();
-    let (_, report) = audit(dir.path());
+    let (_, report) = audit(dir.path(), &[]);
     assert!(
         findings(&report, "full-base-image").is_empty(),
         "{}",
@@ -515,7 +491,7 @@ fn cargo_build_jobs_against_the_builder_memory_from_memfit_toml() {
         ("memfit.toml", "[build]\nlimit = \"4G\"\ncpus = 4\n"),
         ("Dockerfile", docker),
     ]);
-    let (code, report) = audit(dir.path());
+    let (code, report) = audit(dir.path(), &[]);
     assert_eq!(code, 1);
     let found = findings(&report, "cargo-build-over-limit");
     assert_eq!(found.len(), 1, "{}", report["findings"]);
@@ -535,11 +511,11 @@ fn cargo_build_jobs_against_the_builder_memory_from_memfit_toml() {
         read(dir.path(), "Dockerfile"),
         docker.replace("-j 8", "-j 2")
     );
-    assert!(findings(&audit(dir.path()).1, "cargo-build-over-limit").is_empty());
+    assert!(findings(&audit(dir.path(), &[]).1, "cargo-build-over-limit").is_empty());
 
     // No job limit: one job per builder CPU, and only this rule says so.
     std::fs::write(dir.path().join("Dockerfile"), docker.replace(" -j 8", "")).unwrap();
-    let (_, report) = audit(dir.path());
+    let (_, report) = audit(dir.path(), &[]);
     let found = findings(&report, "cargo-build-over-limit");
     assert_eq!(found.len(), 1, "{}", report["findings"]);
     assert!(found[0]["message"]
@@ -554,7 +530,7 @@ fn cargo_build_jobs_against_the_builder_memory_from_memfit_toml() {
         .replace("WORKDIR /src\n", "WORKDIR /src\nARG CARGO_BUILD_JOBS=6\n");
     std::fs::write(dir.path().join("Dockerfile"), &with_arg).unwrap();
     assert_eq!(
-        findings(&audit(dir.path()).1, "cargo-build-over-limit").len(),
+        findings(&audit(dir.path(), &[]).1, "cargo-build-over-limit").len(),
         1
     );
     fix(dir.path());
@@ -562,7 +538,7 @@ fn cargo_build_jobs_against_the_builder_memory_from_memfit_toml() {
         read(dir.path(), "Dockerfile"),
         with_arg.replace("CARGO_BUILD_JOBS=6", "CARGO_BUILD_JOBS=2")
     );
-    assert!(findings(&audit(dir.path()).1, "cargo-build-over-limit").is_empty());
+    assert!(findings(&audit(dir.path(), &[]).1, "cargo-build-over-limit").is_empty());
 
     // A [build] memfit cannot read: exit 2, one line that says what to write.
     std::fs::write(

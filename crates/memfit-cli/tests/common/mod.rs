@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod audit;
 pub mod docker;
 
 pub const MIB: u64 = 1024 * 1024;
