@@ -51,10 +51,11 @@ impl Guarded {
                 .arg(env!("CARGO_BIN_EXE_memfit"));
         }
         cmd.arg("guard").args(guard_args).arg("--").args(command);
+        // The test's own NODE_OPTIONS never leak in; the ones a test asks for do.
+        cmd.env_remove("NODE_OPTIONS");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.env_remove("NODE_OPTIONS");
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
