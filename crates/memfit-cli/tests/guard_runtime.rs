@@ -135,6 +135,19 @@ fn a_node_childs_heap_and_buffers_are_exported() {
         );
     }
     promtool_check(&body);
+    // /health/memory shows the same sums.
+    let (_, health) = get(port, "/health/memory");
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    let node = &health["node"];
+    assert!(
+        node["external_bytes"].as_u64().unwrap() >= 48 * MIB,
+        "{health}"
+    );
+    assert!(
+        node["heap_limit_bytes"].as_u64().unwrap() >= 96 * MIB,
+        "{health}"
+    );
+    assert_eq!(node["threads"], 1, "{health}");
     g.signal(libc::SIGTERM);
     let _ = g.finish(Duration::from_secs(20));
 }
@@ -205,6 +218,43 @@ fn a_restarted_child_reports_again_and_the_old_ones_numbers_leave_the_sums() {
     let _ = g.finish(Duration::from_secs(20));
 }
 
+/// An entrypoint that drops privileges (`su-exec node …`, `gosu`) still starts its Node: the
+/// preload is readable by any user (Node exits at once when a `--require` cannot be read).
+#[test]
+fn a_child_that_drops_privileges_still_starts_and_reports() {
+    if !node_available() || Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("node or setpriv not installed: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let marker = dir.path().join("node-options");
+    let script = grower(&marker);
+    let g = Guarded::start(
+        None,
+        &["--listen", "127.0.0.1:0", "--limit", "2G"],
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "node",
+            "-e",
+            &script,
+        ],
+        &[],
+    );
+    let options = wait_for_file(&marker, &g);
+    assert!(options.starts_with("--require "), "{options}");
+    scrape_until(&g, "the unprivileged child's 48 MiB", |e, _| e >= 48 * MIB);
+    g.signal(libc::SIGTERM);
+    let _ = g.finish(Duration::from_secs(20));
+}
+
 #[test]
 fn with_the_view_off_the_child_is_left_alone_and_no_node_metric_is_exported() {
     if !node_available() {
@@ -227,6 +277,9 @@ fn with_the_view_off_the_child_is_left_alone_and_no_node_metric_is_exported() {
     let (code, body) = get(g.port(), "/metrics");
     assert_eq!(code, 200);
     assert!(!body.contains("memfit_guard_node_"), "{body}");
+    let (_, health) = get(g.port(), "/health/memory");
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert!(health["node"].is_null(), "{health}");
     promtool_check(&body);
     g.signal(libc::SIGTERM);
     let _ = g.finish(Duration::from_secs(20));

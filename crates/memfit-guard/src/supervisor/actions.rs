@@ -154,6 +154,7 @@ impl Guard {
             s.memory.state = level;
             s.child.pid = self.child.unwrap_or(0);
             s.child.top = self.top.clone();
+            s.node = self.metrics.node.get();
             let slope = self.trend.slope();
             s.trend = TrendStatus {
                 bytes_per_second: slope,
