@@ -284,3 +284,33 @@ fn with_the_view_off_the_child_is_left_alone_and_no_node_metric_is_exported() {
     g.signal(libc::SIGTERM);
     let _ = g.finish(Duration::from_secs(20));
 }
+
+/// Without a writable temporary directory (a read-only root filesystem) the guard says so
+/// once and runs the child untouched.
+#[test]
+fn without_a_temporary_directory_the_child_runs_without_the_view() {
+    if !node_available() {
+        eprintln!("node not installed: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("node-options");
+    let g = Guarded::start(
+        None,
+        &["--listen", "127.0.0.1:0", "--limit", "2G"],
+        &["node", "-e", &grower(&marker)],
+        &[
+            ("NODE_OPTIONS", "--max-old-space-size=96"),
+            ("TMPDIR", "/nonexistent-memfit-test"),
+        ],
+    );
+    let options = wait_for_file(&marker, &g);
+    assert_eq!(options, "--max-old-space-size=96", "NODE_OPTIONS untouched");
+    let line = g.line_with("no Node runtime view", Duration::from_secs(10));
+    assert!(line.contains("set TMPDIR"), "{line}");
+    let (_, body) = get(g.port(), "/metrics");
+    assert!(!body.contains("memfit_guard_node_"), "{body}");
+    g.signal(libc::SIGTERM);
+    let (code, _, _) = g.finish(Duration::from_secs(20));
+    assert_eq!(code, 143);
+}

@@ -181,10 +181,17 @@ impl Guard {
             match NodeView::start(Some(options.max_interval), Access::AnyUser) {
                 Ok(view) => Some(view),
                 Err(e) => {
+                    // A warning only where the command is Node: a Go service in a scratch
+                    // image without /tmp has no use for the view.
+                    let level = if node_flags.is_some() {
+                        LogLevel::Warn
+                    } else {
+                        LogLevel::Info
+                    };
                     startup_log.push((
-                        LogLevel::Warn,
+                        level,
                         "runtime_view_unavailable",
-                        format!("no Node runtime view (cannot prepare its preload in the temporary directory: {e}); the node_* metrics will be missing"),
+                        format!("no Node runtime view (cannot prepare its preload in {}: {e}; set TMPDIR to a writable directory, or --no-runtime-view): no node_* metrics", std::env::temp_dir().display()),
                     ));
                     None
                 }
