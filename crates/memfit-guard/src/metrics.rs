@@ -1,6 +1,11 @@
 //! The guard's Prometheus metrics (prometheus-client), served on `/metrics`.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use memfit_sys::runtime_view::HeapSum;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -67,6 +72,61 @@ pub struct Metrics {
     restarts: Family<ReasonLabel, Counter>,
     actions: Family<LevelLabel, Counter>,
     pub oom_kills: Counter,
+    /// What the child's Node processes reported, summed; `None` until one has.
+    pub node: NodeHeap,
+}
+
+/// The Node heap metrics: a collector, so that no series exists until a Node process of the
+/// child has reported (as the watermark exists only where the kernel keeps one).
+#[derive(Clone, Debug, Default)]
+pub struct NodeHeap(Arc<Mutex<Option<HeapSum>>>);
+
+impl NodeHeap {
+    pub fn set(&self, sum: Option<HeapSum>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = sum;
+    }
+
+    pub fn get(&self) -> Option<HeapSum> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Collector for NodeHeap {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(sum) = self.get() else {
+            return Ok(());
+        };
+        let series: [(&str, &str, u64); 4] = [
+            (
+                "node_heap_limit",
+                "V8's heap size limit (heap_size_limit), summed over the child's Node processes and threads that reported",
+                sum.heap_limit_bytes,
+            ),
+            (
+                "node_heap_used",
+                "V8's used heap (used_heap_size), summed over the child's Node processes and threads",
+                sum.heap_used_bytes,
+            ),
+            (
+                "node_external",
+                "Memory outside V8's heap held by JavaScript objects (process.memoryUsage().external, array buffers included), summed",
+                sum.external_bytes,
+            ),
+            (
+                "node_array_buffers",
+                "ArrayBuffers and Buffers (process.memoryUsage().arrayBuffers), summed",
+                sum.array_buffers_bytes,
+            ),
+        ];
+        for (name, help, value) in series {
+            let gauge: Gauge = Gauge::default();
+            gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+            let metric =
+                encoder.encode_descriptor(name, help, Some(&Unit::Bytes), gauge.metric_type())?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
+    }
 }
 
 impl Metrics {
@@ -85,6 +145,7 @@ impl Metrics {
             restarts: Family::default(),
             actions: Family::default(),
             oom_kills: Counter::default(),
+            node: NodeHeap::default(),
         };
         registry.register_with_unit(
             "memory_usage",
@@ -139,6 +200,7 @@ impl Metrics {
             "Processes the kernel OOM-killed in the container",
             m.oom_kills.clone(),
         );
+        registry.register_collector(Box::new(m.node.clone()));
         m.seconds_to_limit.set(f64::INFINITY);
         // Series that exist from the start, at 0, so rates and alerts work before the first event.
         for reason in [RestartReason::Memory, RestartReason::Http] {

@@ -10,16 +10,20 @@
 //! * [`netlink`]: a netlink socket bound for the kernel's messages.
 //! * [`process`]: what a parent does for its children — the signal state a child gets before
 //!   exec, reaping, decoding wait statuses.
+//! * [`runtime_view`]: the Node runtime view's preload, its private directory and FIFO, and
+//!   the bounded reading of what Node processes report through it.
 //!
 //! Not here: policy of any kind (what to sample, when to act, what to report). Those belong to
-//! memfit-measure and memfit-guard. Depends on libc and memfit-core's vocabulary only: the
-//! guard ships inside containers and its own footprint is a feature.
+//! memfit-measure and memfit-guard. Depends on libc, memfit-core's vocabulary and serde_json
+//! (the runtime view's report lines) only: the guard ships inside containers and its own
+//! footprint is a feature.
 
 pub mod cgroup;
 pub mod mountinfo;
 pub mod netlink;
 pub mod process;
 pub mod procfs;
+pub mod runtime_view;
 pub mod safe_write;
 
 pub use memfit_core::CgroupVersion;

@@ -51,10 +51,11 @@ impl Guarded {
                 .arg(env!("CARGO_BIN_EXE_memfit"));
         }
         cmd.arg("guard").args(guard_args).arg("--").args(command);
+        // The test's own NODE_OPTIONS never leak in; the ones a test asks for do.
+        cmd.env_remove("NODE_OPTIONS");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.env_remove("NODE_OPTIONS");
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -136,6 +137,26 @@ impl Guarded {
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
         (status.code().unwrap_or(-1), self.log(), report)
+    }
+}
+
+/// A test that panics before `finish` must not leave its guard (and the guard's child) running:
+/// SIGTERM, as `docker stop` does, and SIGKILL when it does not end.
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

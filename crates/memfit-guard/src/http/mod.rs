@@ -14,6 +14,7 @@ use std::net::TcpListener;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
+use memfit_sys::runtime_view::HeapSum;
 use prometheus_client::registry::Registry;
 
 use crate::memory::Reading;
@@ -35,6 +36,8 @@ pub struct Status {
     pub child: ChildStatus,
     pub trend: TrendStatus,
     pub events: EventCounts,
+    /// What the child's Node processes reported through the runtime view, summed.
+    pub node: Option<HeapSum>,
 }
 
 /// The container's memory as last read.
@@ -106,6 +109,13 @@ pub fn health_json(s: &Status, details: bool) -> String {
     } else {
         0.0
     };
+    let node = match &s.node {
+        Some(n) => format!(
+            "{{\"heap_limit_bytes\":{},\"heap_used_bytes\":{},\"external_bytes\":{},\"array_buffers_bytes\":{},\"threads\":{}}}",
+            n.heap_limit_bytes, n.heap_used_bytes, n.external_bytes, n.array_buffers_bytes, n.threads
+        ),
+        None => "null".to_string(),
+    };
     let top: Vec<String> = s
         .child
         .top
@@ -120,7 +130,7 @@ pub fn health_json(s: &Status, details: bool) -> String {
         })
         .collect();
     format!(
-        "{{\"usage_bytes\":{},\"charged_bytes\":{},\"limit_bytes\":{},\"percent\":{:.1},\"peak_bytes\":{},\"state\":{},\"source\":{},\"child_pid\":{},\"top_processes\":[{}],\"trend\":{{\"bytes_per_second\":{},\"seconds_to_limit\":{}}},\"restarts\":{{\"memory\":{},\"http\":{}}},\"oom_kills\":{},\"pressure_some_avg10\":{}}}\n",
+        "{{\"usage_bytes\":{},\"charged_bytes\":{},\"limit_bytes\":{},\"percent\":{:.1},\"peak_bytes\":{},\"state\":{},\"source\":{},\"child_pid\":{},\"top_processes\":[{}],\"trend\":{{\"bytes_per_second\":{},\"seconds_to_limit\":{}}},\"restarts\":{{\"memory\":{},\"http\":{}}},\"oom_kills\":{},\"pressure_some_avg10\":{},\"node\":{node}}}\n",
         memory.reading.working,
         memory.reading.charged,
         memory.limit,

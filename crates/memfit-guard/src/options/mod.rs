@@ -90,6 +90,8 @@ pub struct Options {
     /// Full command lines on /health/memory (`--health-details`); by default only the
     /// executable's name, since arguments can hold secrets.
     pub health_details: bool,
+    /// Inject the Node runtime view's preload into the child (`--no-runtime-view` turns it off).
+    pub runtime_view: bool,
     /// Slowest sampling period (far from the limit).
     pub max_interval: Duration,
     pub log_format: LogFormat,
@@ -118,6 +120,7 @@ impl Default for Options {
             action_token: None,
             action_interval: Duration::from_secs(30),
             health_details: false,
+            runtime_view: true,
             max_interval: Duration::from_secs(1),
             log_format: LogFormat::Text,
             names: Names::default(),
@@ -380,6 +383,7 @@ impl Options {
             "action-token" => *token = Some(g.clone()),
             "health-details" => self.health_details = true,
             "no-listen" => self.listen = None,
+            "no-runtime-view" => self.runtime_view = false,
             "listen" => {
                 self.listen = Some(
                     text.parse()

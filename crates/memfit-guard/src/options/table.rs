@@ -59,6 +59,7 @@ pub const OPTIONS: &[Spec] = &[
         group: Some("listen"),
         ..switch("no-listen", "No HTTP")
     },
+    switch("no-runtime-view", "Do not inject the Node runtime view into the child (NODE_OPTIONS=--require of a preload that reports V8's heap for /metrics)"),
     switch("health-details", "Full command lines on /health/memory [default: executable names only]"),
     switch("allow-actions", "Allow POST /actions/restart over HTTP with `Authorization: Bearer TOKEN`"),
     opt("action-token", "TOKEN", "The token --allow-actions needs; prefer the variable, which `ps` does not show"),

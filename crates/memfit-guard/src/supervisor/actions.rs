@@ -2,10 +2,11 @@
 //! the state (metrics, /health/memory), and at a threshold act — log with the top processes,
 //! signal, run a hook, restart or stop.
 
+use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use memfit_sys::process;
+use memfit_sys::{process, procfs};
 
 use super::{mib, Guard, Then, RING};
 use crate::logging::{Field, Level as LogLevel};
@@ -76,8 +77,25 @@ impl Guard {
             }
         }
         self.report_trend();
+        self.read_runtime_view();
         self.publish(reading, decision.level);
         self.policy.next_interval(usage, self.limit)
+    }
+
+    /// What the child's Node processes reported since the last sample, without blocking:
+    /// the sums over those still alive in the guard's tree (a dead process leaves them).
+    fn read_runtime_view(&mut self) {
+        let Some(view) = self.node_view.as_mut() else {
+            return;
+        };
+        view.drain(|_, _| {});
+        if view.isolates().sum(|_| true).is_none() {
+            self.metrics.node.set(None);
+            return;
+        }
+        let tree: HashSet<i32> = procfs::descendants(self.own_pid).into_iter().collect();
+        view.retain(|pid| tree.contains(&pid));
+        self.metrics.node.set(view.isolates().sum(|_| true));
     }
 
     fn report_trend(&mut self) {
@@ -136,6 +154,7 @@ impl Guard {
             s.memory.state = level;
             s.child.pid = self.child.unwrap_or(0);
             s.child.top = self.top.clone();
+            s.node = self.metrics.node.get();
             let slope = self.trend.slope();
             s.trend = TrendStatus {
                 bytes_per_second: slope,

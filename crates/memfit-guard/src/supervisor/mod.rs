@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use memfit_core::ByteSize;
 use memfit_sys::process::{self, ExitStatus};
 use memfit_sys::procfs;
+use memfit_sys::runtime_view::{self, Access, NodeView};
 
 use crate::http;
 use crate::logging::{Field, Level as LogLevel};
@@ -66,6 +67,8 @@ pub(crate) struct Guard {
     top: Vec<procs::Proc>,
     heap_snapshot_signal: Option<i32>,
     restart_count: RestartCounts,
+    /// The Node runtime view injected into each child (`--no-runtime-view`: none).
+    node_view: Option<NodeView>,
 }
 
 fn mib(bytes: u64) -> String {
@@ -173,6 +176,29 @@ impl Guard {
             }
             None => None,
         };
+        let node_view = if options.runtime_view {
+            // Reports no slower than the guard's slowest sample (the view caps it at 1 s).
+            match NodeView::start(Some(options.max_interval), Access::AnyUser) {
+                Ok(view) => Some(view),
+                Err(e) => {
+                    // A warning only where the command is Node: a Go service in a scratch
+                    // image without /tmp has no use for the view.
+                    let level = if node_flags.is_some() {
+                        LogLevel::Warn
+                    } else {
+                        LogLevel::Info
+                    };
+                    startup_log.push((
+                        level,
+                        "runtime_view_unavailable",
+                        format!("no Node runtime view (cannot prepare its preload in {}: {e}; set TMPDIR to a writable directory, or --no-runtime-view): no node_* metrics", std::env::temp_dir().display()),
+                    ));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let now = Instant::now();
         let oom_baseline = source.oom_kills().unwrap_or(0);
         let mut guard = Guard {
@@ -207,6 +233,7 @@ impl Guard {
             top: Vec::new(),
             heap_snapshot_signal,
             restart_count: RestartCounts::default(),
+            node_view,
         };
         guard.spawn().map_err(|e| {
             let program = guard.options.command[0].to_string_lossy().into_owned();
@@ -246,6 +273,14 @@ impl Guard {
         command.args(&self.options.command[1..]);
         // The token is the guard's, not the service's.
         command.env_remove(options::ACTION_TOKEN_ENV);
+        // Each child, the first and every restarted one, gets the preload after its own flags.
+        if let Some(view) = &self.node_view {
+            let existing = std::env::var_os(runtime_view::NODE_OPTIONS);
+            command.env(
+                runtime_view::NODE_OPTIONS,
+                view.node_options(existing.as_deref()),
+            );
+        }
         // The child dies with the guard even when the guard cannot stop it (SIGKILL, a crash):
         // a guard that is gone can no longer keep it under its limit, and as PID 1 of a
         // container it would have taken the child with it anyway.

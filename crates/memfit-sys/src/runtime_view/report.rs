@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 /// What one Node thread (isolate) said at one moment.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Report {
+pub struct Report {
     /// In memfit's PID namespace (the preload reads `/proc/self`).
     pub pid: i32,
     /// `worker_threads.threadId`: 0 for the main thread.
@@ -41,7 +41,7 @@ struct Line {
 const MAX_PLAUSIBLE: u64 = 1 << 50;
 
 impl Report {
-    pub(crate) fn parse(line: &[u8]) -> Option<Report> {
+    pub fn parse(line: &[u8]) -> Option<Report> {
         let l: Line = serde_json::from_slice(line).ok()?;
         let sizes = [l.used, l.total, l.limit, l.ext, l.ab];
         if l.pid <= 0 || sizes.iter().any(|&s| s > MAX_PLAUSIBLE) {

@@ -1,9 +1,10 @@
 // memfit's runtime view (docs/runtime-view.md in memfit's repository): loaded into every
-// Node process of a `memfit run` through NODE_OPTIONS=--require. It reports V8's own
-// counters to memfit through a FIFO memfit owns, every few tens of milliseconds and once at
-// exit. It never keeps the event loop alive (an unref'd timer, synchronous non-blocking
-// writes), never writes to stdout or stderr, and never throws into the program: when memfit
-// is gone or the pipe is full it drops the report, and after an error it goes quiet.
+// Node process of a `memfit run` or of a `memfit guard` child through NODE_OPTIONS=--require.
+// It reports V8's own counters to memfit through a FIFO memfit owns, every few tens of
+// milliseconds (up to a second for the guard) and once at exit. It never keeps the event
+// loop alive (an unref'd timer, synchronous non-blocking writes), never writes to stdout or
+// stderr, and never throws into the program: when memfit is gone or the pipe is full it drops
+// the report, and after an error it goes quiet.
 'use strict';
 (function memfitRuntimeView() {
   try {
