@@ -192,6 +192,31 @@ fn child_node_processes_report_and_a_command_that_is_not_node_has_no_view() {
         .all(|s| s.get("runtime").is_none()));
 }
 
+/// A command that drops privileges before it starts Node (`su-exec`, `gosu`, `setpriv`, as
+/// images do): Node refuses to start when a `--require` file cannot be read, so the preload
+/// must be readable by any user, and the FIFO writable.
+#[test]
+fn a_node_process_of_another_user_starts_and_reports() {
+    let Some(node) = node() else { return };
+    let run = run(
+        &[],
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            node,
+            "-e",
+            "const keep = Buffer.alloc(8 << 20, 1); console.log('nobody', keep.length);",
+        ],
+    );
+    assert_eq!(run.status(), 0, "{}", run.stderr());
+    assert_eq!(run.stdout(), format!("nobody {}\n", 8 << 20));
+    let nodes = node_processes(&run);
+    assert_eq!(nodes.len(), 1, "{}", run.report["processes"]);
+    assert!(v8_field(&nodes[0], "external_peak_bytes") >= 8 << 20);
+}
+
 #[test]
 fn no_runtime_view_injects_nothing_and_the_commands_output_is_the_same_either_way() {
     let Some(node) = node() else { return };

@@ -29,11 +29,14 @@ pub(crate) struct RuntimeView {
 }
 
 impl RuntimeView {
-    /// Writes the preload and its FIFO into a fresh 0700 directory under the temporary
-    /// directory (never the command's: a repository is not memfit's to write to).
+    /// Writes the preload and its FIFO into a fresh directory under the temporary directory
+    /// (never the command's: a repository is not memfit's to write to). Any user may load the
+    /// preload and write to the FIFO (0711, 0644, 0622): a command that drops privileges
+    /// before Node (`su-exec`, `gosu`, `setpriv`) would otherwise not start at all, since
+    /// Node refuses a `--require` it cannot read.
     pub(crate) fn start(period: Option<Duration>) -> io::Result<RuntimeView> {
         Ok(RuntimeView {
-            node: NodeView::start(period, Access::Private)?,
+            node: NodeView::start(period, Access::AnyUser)?,
             processes: HashMap::new(),
             rejected: 0,
             jvm: jvm::JvmView::default(),
