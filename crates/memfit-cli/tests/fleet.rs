@@ -193,7 +193,7 @@ fn recorded_data_watermark_spikes_are_covered_and_oom_kills_bumped() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["schema"], "memfit.fleet/1");
-    assert_eq!(report["queries"]["count"], 11, "{report:#}");
+    assert_eq!(report["queries"]["count"], 12, "{report:#}");
     assert!(report["queries"]["seconds"].as_f64().unwrap() >= 0.0);
 
     // api: the sampled maximum (≤ 310 MiB) missed the spike; the watermark did not.
@@ -263,7 +263,7 @@ fn recorded_data_watermark_spikes_are_covered_and_oom_kills_bumped() {
         "{table}"
     );
     assert!(table.contains("4 OOM kill(s) at 256 MiB"), "{table}");
-    assert!(table.contains("11 queries in"), "{table}");
+    assert!(table.contains("12 queries in"), "{table}");
 
     // Patches: printed for the Deployments, never applied; the StatefulSet too.
     let out = plan(&[

@@ -64,6 +64,20 @@ fn live_guards_scraped_by_prometheus_are_each_sized_from_their_watermark() {
             "  - job_name: {name}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n        labels: {{namespace: live, pod: {name}-7d4b9c8f6-x2x5z, container: app}}\n"
         ));
     }
+    // A Node service: its guard's runtime view exports V8's heap, so the plan knows it is Node
+    // without --runtime.
+    let node_port = free_port();
+    guards.push(guard(
+        node_port,
+        &[
+            "node",
+            "-e",
+            "const b = Buffer.alloc(160 << 20, 1); setInterval(() => b[0]++, 1000);",
+        ],
+    ));
+    scrape.push_str(&format!(
+        "  - job_name: web\n    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\n        labels: {{namespace: live, pod: web-7d4b9c8f6-x2x5z, container: app}}\n"
+    ));
     let Some(prom) = start_prometheus(test, None, &scrape) else {
         return;
     };
@@ -94,7 +108,11 @@ fn live_guards_scraped_by_prometheus_are_each_sized_from_their_watermark() {
             report["workloads"].as_array().unwrap().iter().any(|w| {
                 w["name"] == *name && w["observed_peak_bytes"].as_u64().unwrap_or(0) >= mib * MIB
             })
-        });
+        }) && report["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["name"] == "web" && w["runtime"] == "node");
         if ready {
             break report;
         }
@@ -102,7 +120,7 @@ fn live_guards_scraped_by_prometheus_are_each_sized_from_their_watermark() {
         std::thread::sleep(Duration::from_millis(500));
     };
     eprintln!("{report:#}");
-    assert_eq!(report["queries"]["count"], 11);
+    assert_eq!(report["queries"]["count"], 12);
     let mut previous = 0;
     for (name, mib, _) in &services {
         let w = report["workloads"]
@@ -136,6 +154,24 @@ fn live_guards_scraped_by_prometheus_are_each_sized_from_their_watermark() {
         .find(|w| w["name"] == "small")
         .unwrap();
     assert!(small["runtime_env"]["GOMEMLIMIT"].is_string(), "{small:#}");
+    assert_eq!(small["runtime_source"], "--runtime");
+    let web = report["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "web")
+        .unwrap();
+    assert!(
+        web["runtime_source"].as_str().unwrap().starts_with("guard"),
+        "{web:#}"
+    );
+    assert!(
+        web["runtime_env"]["NODE_OPTIONS"]
+            .as_str()
+            .unwrap()
+            .starts_with("--max-old-space-size"),
+        "{web:#}"
+    );
     drop(prom);
     drop(guards);
 }

@@ -26,6 +26,8 @@ pub struct PodContainer {
     pub restarts: f64,
     pub limit: Option<f64>,
     pub request: Option<f64>,
+    /// V8's heap limit, as the guard's runtime view exported it: the child is Node.
+    pub node_heap_limit: Option<f64>,
 }
 
 /// (namespace, pod, container)
@@ -94,6 +96,9 @@ pub fn queries(m: &Matchers, range: &str) -> Vec<(&'static str, String)> {
             "sum by ({BY}) (sum_over_time(((kube_pod_container_status_restarts_total{{{all}}} - kube_pod_container_status_restarts_total{{{all}}} offset 5m) > 0 and on ({BY}) (kube_pod_container_status_last_terminated_reason{{{}}} == 1))[{range}:5m]))",
             with("reason=\"OOMKilled\"", all)
         )),
+        // A guard whose child is Node exports V8's heap limit (its runtime view): the
+        // container's runtime is known without --runtime.
+        ("node_heap_limit", format!("max by ({BY}) (max_over_time(memfit_guard_node_heap_limit_bytes{{{all}}}[{range}]))")),
         // The guard's counter starts at 0 with the container (the guard is its PID 1).
         ("guard_oom_kills", format!("max by ({BY}) (max_over_time(memfit_guard_oom_kills_total{{{all}}}[{range}]))")),
         ("restarts", format!(
@@ -183,6 +188,7 @@ impl Observed {
                         "restarts" => c.restarts = v,
                         "limit" => c.limit = Some(v),
                         "request" => c.request = Some(v),
+                        "node_heap_limit" => c.node_heap_limit = Some(v),
                         _ => {}
                     }
                 }

@@ -76,6 +76,8 @@ pub struct Workload {
     pub recommended_limit_bytes: Option<u64>,
     pub recommended_request_bytes: Option<u64>,
     pub runtime: Option<Runtime>,
+    /// Where the runtime came from: `--runtime`, or the guard's Node metrics.
+    pub runtime_source: Option<&'static str>,
     pub runtime_env: BTreeMap<String, String>,
     /// How the recommendation was reached, in words.
     pub basis: String,
@@ -251,6 +253,7 @@ pub fn size(observed: &Observed, options: &FleetOptions) -> Vec<Workload> {
                     recommended_limit_bytes: None,
                     recommended_request_bytes: None,
                     runtime: None,
+                    runtime_source: None,
                     runtime_env: BTreeMap::new(),
                     basis: String::new(),
                 },
@@ -279,6 +282,9 @@ pub fn size(observed: &Observed, options: &FleetOptions) -> Vec<Workload> {
         if ooms > 0 {
             w.oom_killed_at_limit_bytes = max_opt(w.oom_killed_at_limit_bytes, c.limit);
         }
+        if c.node_heap_limit.is_some() {
+            w.runtime_source = Some(FROM_GUARD);
+        }
         w.current_limit_bytes = max_opt(w.current_limit_bytes, c.limit);
         w.current_request_bytes = max_opt(w.current_request_bytes, c.request);
     }
@@ -300,6 +306,9 @@ pub fn size(observed: &Observed, options: &FleetOptions) -> Vec<Workload> {
         })
         .collect()
 }
+
+/// The runtime source of a container whose guard exported Node's heap metrics.
+const FROM_GUARD: &str = "guard (memfit_guard_node_heap_limit_bytes)";
 
 /// No recommendation goes below this: KRR's `memory_min_value` default, 100 (robusta-dev/krr
 /// `robusta_krr/core/models/config.py`). Kubernetes' VPA floors a pod at 250 MiB
@@ -345,7 +354,15 @@ fn recommend(w: &mut Workload, options: &FleetOptions) {
             ByteSize(MIN_LIMIT)
         ));
     }
-    w.runtime = runtime_for(w, &options.runtimes);
+    // --runtime wins; else a guard that saw Node says so.
+    match runtime_for(w, &options.runtimes) {
+        Some(runtime) => {
+            w.runtime = Some(runtime);
+            w.runtime_source = Some("--runtime");
+        }
+        None if w.runtime_source == Some(FROM_GUARD) => w.runtime = Some(Runtime::Node),
+        None => w.runtime_source = None,
+    }
     if let Some(runtime) = w.runtime {
         let budget = plan::plan(&PlanInput {
             limit,
@@ -396,13 +413,17 @@ mod tests {
     }
 
     fn sized(watermark: f64) -> Workload {
+        sized_with(collect::PodContainer {
+            watermark: Some(watermark),
+            ..Default::default()
+        })
+    }
+
+    fn sized_with(container: collect::PodContainer) -> Workload {
         let mut observed = collect::Observed::default();
         observed.containers.insert(
             ("shop".into(), "api-7d9f8b6c5-x2x4z".into(), "api".into()),
-            collect::PodContainer {
-                watermark: Some(watermark),
-                ..Default::default()
-            },
+            container,
         );
         let options = FleetOptions {
             url: String::new(),
@@ -425,5 +446,23 @@ mod tests {
         let big = sized(400.0 * 1024.0 * 1024.0);
         assert_eq!(big.recommended_limit_bytes, Some(460 * 1024 * 1024));
         assert!(!big.basis.contains("floor"), "{}", big.basis);
+    }
+
+    #[test]
+    fn a_guard_that_saw_node_makes_the_runtime_known() {
+        let node = sized_with(collect::PodContainer {
+            watermark: Some(300.0 * 1024.0 * 1024.0),
+            node_heap_limit: Some(2048.0 * 1024.0 * 1024.0),
+            ..Default::default()
+        });
+        assert_eq!(node.runtime, Some(Runtime::Node));
+        assert_eq!(node.runtime_source, Some(FROM_GUARD));
+        assert!(
+            node.runtime_env["NODE_OPTIONS"].starts_with("--max-old-space-size="),
+            "{:?}",
+            node.runtime_env
+        );
+        let unknown = sized(300.0 * 1024.0 * 1024.0);
+        assert_eq!((unknown.runtime, unknown.runtime_source), (None, None));
     }
 }
