@@ -364,10 +364,13 @@ const STEP_300M: &str = "RUN echo first\nRUN node -e 'const b = []; for (let i =
 const STEP_60M: &str = "RUN echo first\nRUN node -e 'const b = []; for (let i = 0; i < 60; i++) b.push(Buffer.alloc(1 << 20, 1)); setTimeout(() => {}, 300)'\n";
 
 /// A fresh build with no network (none is reachable here), quiet; the context follows. The
-/// Debian docker.io CLI (20.10) drives dockerd's BuildKit with DOCKER_BUILDKIT=1.
-const DOCKER_BUILD: [&str; 6] = [
+/// Debian docker.io CLI (20.10) drives dockerd's BuildKit with DOCKER_BUILDKIT=1. The classic
+/// builder keeps a failed step's container unless told (`--force-rm`): a killed step must
+/// leave nothing behind.
+const DOCKER_BUILD: [&str; 7] = [
     "/usr/bin/docker",
     "build",
+    "--force-rm",
     "--no-cache",
     "--network",
     "none",
