@@ -514,6 +514,19 @@ fn html_view_draws_both_timelines_in_chromium() {
     ] {
         assert!(dom.contains(series), "{series} not drawn: {dom}");
     }
+    // Round ticks, as on the run charts: equal steps of whole numbers of the unit.
+    let ticks: Vec<f64> = dom
+        .split("class=\"tick-memory\">")
+        .skip(1)
+        .map(|rest| rest.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(ticks.len() >= 3, "memory ticks: {ticks:?}");
+    let step = ticks[1] - ticks[0];
+    assert!(
+        step.fract() == 0.0 && ticks.windows(2).all(|w| w[1] - w[0] == step),
+        "memory ticks not round: {ticks:?}"
+    );
+    assert!(dom.contains("class=\"tick-time\""), "no time ticks");
     assert!(!dom.contains("<img"), "the command line became an element");
     assert!(
         dom.contains("<title>memfit compare</title>"),

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use memfit_core::ByteSize;
 
+use crate::svg::escape;
 use crate::RunReport;
 
 pub fn render(report: &RunReport) -> String {
@@ -134,13 +135,6 @@ pub fn render(report: &RunReport) -> String {
             &crate::svg::draw(&crate::chart::Chart::of(report)),
         )
         .replace("{{json}}", &json)
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 const TEMPLATE: &str = r##"<!DOCTYPE html>

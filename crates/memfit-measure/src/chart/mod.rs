@@ -8,7 +8,7 @@
 //! runtime view, V8's heap and external memory.
 
 mod labels;
-mod scale;
+pub(crate) mod scale;
 mod stack;
 
 pub use labels::{place, text_width, Anchor, Rect, Wanted};

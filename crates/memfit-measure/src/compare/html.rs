@@ -9,6 +9,7 @@ use memfit_core::ByteSize;
 
 use super::markdown::rows;
 use super::{shorten, signed_size, Comparison, Report};
+use crate::chart::scale;
 use crate::RunReport;
 
 /// Rows of the process tables at most.
@@ -72,9 +73,10 @@ pub fn render(comparison: &Comparison, base: &Report, new: &Report) -> String {
         .collect();
     let timelines = match (base, new) {
         (Report::Run(b), Report::Run(n)) => format!(
-            "{{\"base\":{},\"new\":{}}}",
+            "{{\"base\":{},\"new\":{},\"axes\":{}}}",
             timeline_json(b),
-            timeline_json(n)
+            timeline_json(n),
+            axes_json(b, n)
         ),
         _ => "null".to_string(),
     };
@@ -107,14 +109,45 @@ fn timeline_json(report: &RunReport) -> String {
     out
 }
 
-/// Text for the page; `{` too, so that nothing from a report reads as a `{{slot}}` of the
-/// template filled after it.
+/// The round axes of the run charts (chart::scale), for both runs on one chart:
+/// `{"memory":{"max":…,"ticks":[[bytes,"label"]…],"unit":"MiB"},"time":{…}}`.
+fn axes_json(base: &RunReport, new: &RunReport) -> String {
+    let (mut top, mut end) = (1u64, 1u64);
+    for run in [base, new] {
+        top = top
+            .max(run.peak.charged_bytes)
+            .max(run.limit_that_held().unwrap_or(0));
+        end = end.max(run.duration_ms);
+        for s in &run.samples {
+            top = top.max(s.charged_bytes);
+            end = end.max(s.t_ms);
+        }
+    }
+    let limit = base.limit_that_held().or(new.limit_that_held());
+    let axis = |a: scale::Axis| {
+        let ticks: Vec<String> = a
+            .ticks
+            .iter()
+            .map(|&t| format!("[{t},\"{}\"]", a.label(t)))
+            .collect();
+        format!(
+            "{{\"max\":{},\"ticks\":[{}],\"unit\":\"{}\"}}",
+            a.max,
+            ticks.join(","),
+            a.unit
+        )
+    };
+    format!(
+        "{{\"memory\":{},\"time\":{}}}",
+        axis(scale::memory_axis(top, limit)),
+        axis(scale::time_axis(end))
+    )
+}
+
+/// Text for the page (as the charts escape it); `{` too, so that nothing from a report reads
+/// as a `{{slot}}` of the template filled after it.
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('{', "&#123;")
+    crate::svg::escape(text).replace('{', "&#123;")
 }
 
 const TEMPLATE: &str = r##"<!DOCTYPE html>
@@ -162,14 +195,8 @@ td.cmd { font-family: ui-monospace, monospace; font-size: 12px; word-break: brea
   var W = 1000, H = 380, L = 64, R = 16, T = 14, B = 34;
   svg.setAttribute("viewBox", "0 0 " + W + " " + H);
   var runs = [["base", data.base, "#999"], ["new", data.new, "#1f5fbf"]];
-  var endMs = 1, maxBytes = 1;
-  runs.forEach(function (r) {
-    var run = r[1];
-    endMs = Math.max(endMs, run.end);
-    maxBytes = Math.max(maxBytes, run.peak, run.limit || 0);
-    run.samples.forEach(function (s) { endMs = Math.max(endMs, s[0]); maxBytes = Math.max(maxBytes, s[1]); });
-  });
-  maxBytes *= 1.08;
+  // Round ticks, as on the run charts (computed by memfit: chart::scale).
+  var endMs = data.axes.time.max, maxBytes = data.axes.memory.max;
   function x(ms) { return L + (W - L - R) * ms / endMs; }
   function y(bytes) { return H - B - (H - T - B) * bytes / maxBytes; }
   function el(name, attrs, text) {
@@ -183,13 +210,13 @@ td.cmd { font-family: ui-monospace, monospace; font-size: 12px; word-break: brea
     if (bytes >= 1024 * MIB) return (bytes / 1024 / MIB).toFixed(2) + " GiB";
     return (bytes / MIB).toFixed(1) + " MiB";
   }
-  for (var i = 0; i <= 4; i++) {
-    var v = maxBytes * i / 4;
-    el("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#eee" });
-    el("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", "font-size": 11 }, fmt(v));
-    var t = endMs * i / 4;
-    el("text", { x: x(t), y: H - 12, "text-anchor": "middle", "font-size": 11 }, (t / 1000).toFixed(1) + " s");
-  }
+  data.axes.memory.ticks.forEach(function (tick) {
+    el("line", { x1: L, x2: W - R, y1: y(tick[0]), y2: y(tick[0]), stroke: "#eee" });
+    el("text", { x: L - 6, y: y(tick[0]) + 4, "text-anchor": "end", "font-size": 11, "class": "tick-memory" }, tick[1] + " " + data.axes.memory.unit);
+  });
+  data.axes.time.ticks.forEach(function (tick) {
+    el("text", { x: x(tick[0]), y: H - 12, "text-anchor": "middle", "font-size": 11, "class": "tick-time" }, tick[1] + " " + data.axes.time.unit);
+  });
   runs.forEach(function (r) {
     var name = r[0], run = r[1], color = r[2];
     // One limit line when both ran under the same limit.
