@@ -330,36 +330,86 @@ pub fn container_names(
     names
 }
 
-/// The cgroup path dockerd puts containers under with the cgroupfs driver: its
-/// `--cgroup-parent` (command line, or `cgroup-parent` in /etc/docker/daemon.json), else
-/// `/docker` (moby cmd/dockerd/daemon_unix.go `newCgroupParent`).
-pub fn daemon_cgroup_parent() -> String {
-    let from_cmdline = fs::read_dir("/proc").ok().and_then(|entries| {
-        entries.flatten().find_map(|entry| {
-            let raw = fs::read(entry.path().join("cmdline")).ok()?;
-            let args: Vec<String> = raw
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            if !args.first()?.ends_with("dockerd") {
-                return None;
-            }
+/// Where dockerd's embedded BuildKit puts its RUN steps' cgroups, which ignore
+/// `--cgroup-parent` (moby/buildkit#593).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildkitSteps {
+    /// The directory, relative to the hierarchy's mount point.
+    pub dir: String,
+    /// What a step's cgroup name starts with there (`""`: every new cgroup is a step).
+    pub name_prefix: String,
+}
+
+/// Where dockerd's BuildKit steps appear, by its cgroup driver: with cgroupfs,
+/// `<cgroup parent>/buildkit/<id>` (the parent `/docker` unless dockerd's `--cgroup-parent` or
+/// daemon.json's `cgroup-parent` says otherwise, moby cmd/dockerd/daemon_unix.go
+/// `newCgroupParent`); with systemd, BuildKit hands runc
+/// `<parent slice>:docker:<id>` (the slice `system.slice` by default) without systemd's
+/// driver, and runc takes it as a name relative to its own cgroup's parent: a cgroup named
+/// `system.slice:docker:<id>` beside `docker.service`, as seen with Docker 20.10 on cgroup
+/// v2 (tests/vm/run.sh --cgroup-driver systemd).
+pub fn buildkit_steps(driver: &str, version: memfit_sys::CgroupVersion) -> BuildkitSteps {
+    let dockerd = find_dockerd();
+    let configured = dockerd
+        .as_ref()
+        .and_then(|(_, args)| {
             args.iter().enumerate().find_map(|(i, a)| {
                 a.strip_prefix("--cgroup-parent=")
                     .map(str::to_string)
                     .or_else(|| (a == "--cgroup-parent").then(|| args.get(i + 1).cloned())?)
             })
         })
-    });
-    let from_config = || {
-        let text = fs::read_to_string("/etc/docker/daemon.json").ok()?;
-        let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-        value.get("cgroup-parent")?.as_str().map(str::to_string)
-    };
-    let parent = from_cmdline
-        .or_else(from_config)
-        .unwrap_or_else(|| "/docker".to_string());
-    format!("/{}", parent.trim_matches('/'))
+        .or_else(|| {
+            let text = fs::read_to_string("/etc/docker/daemon.json").ok()?;
+            let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+            value.get("cgroup-parent")?.as_str().map(str::to_string)
+        });
+    if driver != "systemd" {
+        let parent = configured.unwrap_or_else(|| "/docker".to_string());
+        return BuildkitSteps {
+            dir: format!("/{}/buildkit", parent.trim_matches('/')),
+            name_prefix: String::new(),
+        };
+    }
+    let slice = configured.unwrap_or_else(|| "system.slice".to_string());
+    let own = dockerd
+        .and_then(|(pid, _)| fs::read_to_string(format!("/proc/{pid}/cgroup")).ok())
+        .and_then(|text| own_cgroup_path(&text, version));
+    let dir = own
+        .as_deref()
+        .and_then(|p| Path::new(p).parent())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "/system.slice".to_string());
+    BuildkitSteps {
+        dir,
+        name_prefix: format!("{slice}:docker:"),
+    }
+}
+
+/// A process's cgroup path from its `/proc/PID/cgroup`: v2's `0::` line, or v1's memory one.
+fn own_cgroup_path(text: &str, version: memfit_sys::CgroupVersion) -> Option<String> {
+    text.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        let wanted = match version {
+            memfit_sys::CgroupVersion::V2 => controllers.is_empty(),
+            memfit_sys::CgroupVersion::V1 => controllers.split(',').any(|c| c == "memory"),
+        };
+        wanted.then(|| path.to_string())
+    })
+}
+
+/// The running dockerd: its pid and command line.
+fn find_dockerd() -> Option<(i32, Vec<String>)> {
+    fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+        let raw = fs::read(entry.path().join("cmdline")).ok()?;
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        args.first()?.ends_with("dockerd").then_some((pid, args))
+    })
 }
 
 /// Which of a path's prefixes exist in every cgroup hierarchy but the one memfit owns: docker
@@ -431,6 +481,23 @@ mod tests {
 
     fn argv(words: &[&str]) -> Vec<OsString> {
         words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn a_process_cgroup_is_read_for_either_version() {
+        let v2 = "0::/system.slice/docker.service\n";
+        let v1 = "12:pids:/system.slice/docker.service\n5:memory:/system.slice/docker.service\n1:name=systemd:/system.slice/docker.service\n";
+        use memfit_sys::CgroupVersion::{V1, V2};
+        assert_eq!(
+            own_cgroup_path(v2, V2).as_deref(),
+            Some("/system.slice/docker.service")
+        );
+        assert_eq!(
+            own_cgroup_path(v1, V1).as_deref(),
+            Some("/system.slice/docker.service")
+        );
+        assert_eq!(own_cgroup_path(v1, V2), None);
+        assert_eq!(own_cgroup_path("garbage", V1), None);
     }
 
     #[test]

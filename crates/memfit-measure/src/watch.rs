@@ -85,6 +85,10 @@ pub struct WatchPlan {
     /// watched for it), named `prefix` + the original name below the run's.
     pub adopt_roots: Vec<PathBuf>,
     pub prefix: &'static str,
+    /// What a new cgroup's name starts with when it is a step (`""`: every one): with the
+    /// systemd driver BuildKit's steps appear among the services of `system.slice`, named
+    /// `system.slice:docker:<id>`. The rest of the name is the step's id.
+    pub step_name_prefix: String,
     /// The RUN steps of the build's Dockerfile: a new cgroup is adopted only when its step is
     /// one of them (see [`crate::build_owner`]). `None`: every new cgroup is adopted.
     pub own_steps: Option<OwnSteps>,
@@ -196,6 +200,12 @@ impl Watcher {
         let plan = &plan;
         let run = &plan.run;
         let prefix = plan.prefix;
+        // A new cgroup's step id, or `None` when it is no step.
+        let step_id = |created: &Path| -> Option<String> {
+            let name = created.file_name()?.to_string_lossy();
+            let id = name.strip_prefix(plan.step_name_prefix.as_str())?;
+            (!id.is_empty()).then(|| id.to_string())
+        };
         let mut pace = SWEEP;
         let mut buffer = [0u8; 4096];
         // New cgroups whose step is not known yet: runc creates the cgroup, then puts `runc
@@ -211,13 +221,15 @@ impl Watcher {
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(&mut poll, 1, pace.as_millis() as i32) };
             let now = Instant::now();
-            pending.extend(self.read_events(&mut buffer).into_iter().map(|p| (p, now)));
+            pending.extend(
+                self.read_events(&mut buffer)
+                    .into_iter()
+                    .filter(|p| step_id(p).is_some())
+                    .map(|p| (p, now)),
+            );
             let mut decided = Vec::new();
             pending.retain(|(created, seen)| {
-                let name = created
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let name = step_id(created).unwrap_or_default();
                 let Some(own) = own_steps.as_mut() else {
                     decided.push(created.clone());
                     return false;
@@ -246,13 +258,9 @@ impl Watcher {
                 false
             });
             for created in decided {
-                let target = run.path().join(format!(
-                    "{prefix}{}",
-                    created
-                        .file_name()
-                        .map(|n| n.to_string_lossy())
-                        .unwrap_or_default()
-                ));
+                let target = run
+                    .path()
+                    .join(format!("{prefix}{}", step_id(&created).unwrap_or_default()));
                 if std::fs::create_dir(&target).is_ok() {
                     adopted
                         .lock()

@@ -13,7 +13,7 @@ mod teardown;
 
 use std::ffi::OsString;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use memfit_sys::cgroup::{self, Hierarchy, SweptCgroup};
@@ -80,6 +80,10 @@ pub fn sweep_stale_cgroups() -> Vec<SweptCgroup> {
         return Vec::new();
     };
     let mut swept = cgroup::sweep_stale(&memory.parent, memory.version);
+    // The systemd slices of runs with the systemd cgroup driver sit at the top.
+    if memory.mount != memory.parent && Path::new("/run/systemd/system").is_dir() {
+        swept.extend(cgroup::sweep_stale_slices(&memory.mount, memory.version));
+    }
     if memory.version == CgroupVersion::V1 {
         if let Ok(cpu) = Hierarchy::detect_controller("cpu") {
             swept.extend(cgroup::sweep_stale(&cpu.parent, cpu.version));

@@ -24,6 +24,8 @@ pub(super) struct DockerRun {
     /// Where dockerd creates cgroups memfit adopts (BuildKit steps that ignore
     /// `--cgroup-parent`).
     pub adopt_roots: Vec<PathBuf>,
+    /// What a step's cgroup name starts with there (see `WatchPlan::step_name_prefix`).
+    pub step_name_prefix: String,
     /// The build's RUN steps: only those are adopted (`None`: its Dockerfile cannot be read).
     pub own_steps: Option<OwnSteps>,
     /// The `--cgroup-parent` path in the other cgroup hierarchies, where docker creates it.
@@ -93,10 +95,29 @@ pub(super) fn prepare(options: &RunOptions) -> Result<Prepared, RunError> {
     let visible_cpus = options.cpuset.as_ref().map_or(host_cpus, Vec::len);
 
     let mut caveats = options.caveats.clone();
+    // For a docker command, its engine: with the systemd cgroup driver the run's cgroup must
+    // be a systemd slice (its containers' parent).
+    let engine = (!options.measure_only)
+        .then(|| docker_engine(&options.command))
+        .flatten();
+    let wants_slice = engine.as_ref().is_some_and(|e| {
+        e.daemon
+            .as_ref()
+            .is_ok_and(|d| d.cgroup_driver == "systemd")
+    });
+    let mut slice_failure = None;
     let (hierarchy, cgroup, mode_reason) = if options.measure_only {
         (None, None, Some("--measure-only was given".to_string()))
     } else {
         match Hierarchy::detect() {
+            Ok(hierarchy) if wants_slice => match create_slice(&hierarchy, options) {
+                Ok((hierarchy, cgroup)) => (Some(hierarchy), Some(cgroup), None),
+                Err(reason) => {
+                    slice_failure = Some(reason);
+                    let cgroup = create_cgroup(&hierarchy, options)?;
+                    (Some(hierarchy), Some(cgroup), None)
+                }
+            },
             Ok(hierarchy) => {
                 let cgroup = create_cgroup(&hierarchy, options)?;
                 (Some(hierarchy), Some(cgroup), None)
@@ -104,6 +125,7 @@ pub(super) fn prepare(options: &RunOptions) -> Result<Prepared, RunError> {
             Err(reason) => (None, None, Some(reason)),
         }
     };
+    let is_slice = cgroup.as_ref().is_some_and(|c| c.systemd_unit().is_some());
     let mode = match cgroup.as_ref().map(|c| c.version()) {
         Some(CgroupVersion::V2) => Mode::CgroupV2,
         Some(CgroupVersion::V1) => Mode::CgroupV1,
@@ -115,6 +137,8 @@ pub(super) fn prepare(options: &RunOptions) -> Result<Prepared, RunError> {
         ));
     }
     let (cpu_v1, cpu_quota) = match (options.cpu_quota, &cgroup) {
+        // The slice holds the quota as its CPUQuota= property: systemd writes it.
+        (Some(quota), Some(_)) if is_slice => (None, Some(quota)),
         (Some(quota), Some(memory)) => {
             let cpu_v1 = apply_cpu_quota(memory, hierarchy.as_ref(), quota)?;
             (cpu_v1, Some(quota))
@@ -135,7 +159,14 @@ pub(super) fn prepare(options: &RunOptions) -> Result<Prepared, RunError> {
         _ => {}
     }
     let (command, docker) = match (&hierarchy, &cgroup) {
-        (Some(hierarchy), Some(cgroup)) => prepare_docker(options, hierarchy, cgroup, &mut caveats),
+        (Some(hierarchy), Some(cgroup)) => prepare_docker(
+            options,
+            engine,
+            slice_failure,
+            hierarchy,
+            cgroup,
+            &mut caveats,
+        ),
         _ => {
             if DockerCommand::recognize(&options.command).is_some() {
                 caveats.push("the containers Docker starts are not measured without a cgroup: this measures the docker CLI alone".to_string());
@@ -169,50 +200,96 @@ pub(super) fn prepare(options: &RunOptions) -> Result<Prepared, RunError> {
     })
 }
 
+/// The engine a docker command talks to: which CLI answers for it, and what it says.
+struct DockerEngine {
+    docker: DockerCommand,
+    compose: Option<crate::compose::ComposeCommand>,
+    podman: bool,
+    /// The CLI that names the containers afterwards (`docker inspect`).
+    cli: OsString,
+    daemon: Result<docker::DockerDaemon, String>,
+}
+
+fn docker_engine(command: &[OsString]) -> Option<DockerEngine> {
+    let docker = DockerCommand::recognize(command)?;
+    let compose = docker.compose(command);
+    let podman = DockerCommand::is_podman(command);
+    // docker-compose 1.x talks to dockerd itself; the docker CLI answers for that dockerd.
+    let (cli, globals) = match &compose {
+        Some(c) if c.v1 => (OsString::from("docker"), &[][..]),
+        _ => (command[0].clone(), docker.global_options(command)),
+    };
+    let daemon = docker::daemon(&cli, globals);
+    Some(DockerEngine {
+        docker,
+        compose,
+        podman,
+        cli,
+        daemon,
+    })
+}
+
 /// For a docker command: the command line with the run's cgroup as `--cgroup-parent`, and
 /// where dockerd's BuildKit puts steps that ignore it. What cannot be measured is a caveat.
 fn prepare_docker(
     options: &RunOptions,
+    engine: Option<DockerEngine>,
+    slice_failure: Option<String>,
     hierarchy: &Hierarchy,
     cgroup: &OwnedCgroup,
     caveats: &mut Vec<String>,
 ) -> (Vec<OsString>, Option<DockerRun>) {
     let unchanged = options.command.clone();
-    let Some(docker) = DockerCommand::recognize(&options.command) else {
+    let Some(DockerEngine {
+        docker,
+        compose,
+        podman,
+        cli: engine,
+        daemon,
+    }) = engine
+    else {
         return (unchanged, None);
     };
     let not_measured =
         "the containers it starts are not measured: this measures the docker CLI alone";
-    let compose = docker.compose(&options.command);
-    let podman = DockerCommand::is_podman(&options.command);
-    // docker-compose 1.x talks to dockerd itself; the docker CLI answers for that dockerd.
-    let (engine, globals) = match &compose {
-        Some(c) if c.v1 => (OsString::from("docker"), &[][..]),
-        _ => (
-            options.command[0].clone(),
-            docker.global_options(&options.command),
-        ),
-    };
-    let daemon = match docker::daemon(&engine, globals) {
+    let daemon = match daemon {
         Ok(daemon) => daemon,
         Err(reason) => {
             caveats.push(format!("{reason}; {not_measured}"));
             return (unchanged, None);
         }
     };
-    if daemon.cgroup_driver != "cgroupfs" {
-        let who = if podman { "podman" } else { "dockerd" };
-        caveats.push(format!("{who} {} uses the {} cgroup driver, where a container's cgroup parent is a systemd slice memfit does not create yet; {not_measured}", daemon.server_version, daemon.cgroup_driver));
-        return (unchanged, None);
+    let who = if podman { "podman" } else { "dockerd" };
+    // With the systemd driver the containers' parent is the run's slice, by its unit name.
+    let slice = cgroup.systemd_unit().map(str::to_string);
+    match (daemon.cgroup_driver.as_str(), &slice) {
+        ("cgroupfs", None) | ("systemd", Some(_)) => {}
+        ("systemd", None) => {
+            caveats.push(format!(
+                "{who} {} uses the systemd cgroup driver, where a container's cgroup parent must be a systemd slice, and memfit could not start one ({}); {not_measured}",
+                daemon.server_version,
+                slice_failure.as_deref().unwrap_or("no reason given")
+            ));
+            return (unchanged, None);
+        }
+        (driver, _) => {
+            caveats.push(format!(
+                "{who} {} uses the {driver} cgroup driver, which memfit does not know; {not_measured}",
+                daemon.server_version
+            ));
+            return (unchanged, None);
+        }
     }
-    let relative = format!(
-        "/{}",
-        cgroup
-            .path()
-            .strip_prefix(&hierarchy.mount)
-            .unwrap_or(cgroup.path())
-            .display()
-    );
+    let relative = slice.clone().unwrap_or_else(|| {
+        format!(
+            "/{}",
+            cgroup
+                .path()
+                .strip_prefix(&hierarchy.mount)
+                .unwrap_or(cgroup.path())
+                .display()
+        )
+    });
     let (command, compose_dir, env_defaults, path_prefix, kind) = match &compose {
         Some(compose) => {
             if !compose.starts_containers(&options.command) {
@@ -275,13 +352,14 @@ fn prepare_docker(
     // only (adopting during a compose `up` would take in any other client's build steps on
     // the same dockerd). Podman's builds honour it.
     let builds = docker.action == DockerAction::Build || kind == ContainerKind::BuildStep;
-    let adopt_roots = if builds && !podman {
-        vec![hierarchy
-            .mount
-            .join(docker::daemon_cgroup_parent().trim_start_matches('/'))
-            .join("buildkit")]
+    let (adopt_roots, step_name_prefix) = if builds && !podman {
+        let steps = docker::buildkit_steps(&daemon.cgroup_driver, hierarchy.version);
+        (
+            vec![hierarchy.mount.join(steps.dir.trim_start_matches('/'))],
+            steps.name_prefix,
+        )
     } else {
-        Vec::new()
+        (Vec::new(), String::new())
     };
     // Another client's build on the same dockerd puts its steps there too: only this
     // build's are adopted (see build_owner).
@@ -293,8 +371,13 @@ fn prepare_docker(
         Some(DockerRun {
             kind,
             adopt_roots,
+            step_name_prefix,
             own_steps,
-            paths_before: CgroupPathsBefore::record(&relative, &hierarchy.mount),
+            // systemd makes (and removes) a slice's cgroup in every hierarchy itself.
+            paths_before: CgroupPathsBefore::record(
+                if slice.is_some() { "" } else { &relative },
+                &hierarchy.mount,
+            ),
             command_leaf,
             compose_dir,
             env_defaults,
@@ -325,6 +408,31 @@ fn create_cgroup(hierarchy: &Hierarchy, options: &RunOptions) -> Result<OwnedCgr
             }
         }
     }
+}
+
+/// The run's cgroup as a transient systemd slice at the top of the hierarchy (see
+/// [`memfit_sys::cgroup::systemd`]), and the hierarchy it is in; `Err` says why not.
+fn create_slice(
+    hierarchy: &Hierarchy,
+    options: &RunOptions,
+) -> Result<(Hierarchy, OwnedCgroup), String> {
+    let name = CgroupOwner::current()
+        .cgroup_name(RUN_SEQUENCE.fetch_add(1, Ordering::Relaxed))
+        .map_err(|e| e.to_string())?;
+    let unit = cgroup::systemd::slice_name(&name);
+    let at_top = Hierarchy {
+        parent: hierarchy.mount.clone(),
+        ..hierarchy.clone()
+    };
+    OwnedCgroup::create_slice(
+        &at_top,
+        &unit,
+        options.limit,
+        options.swap,
+        options.cpu_quota,
+    )
+    .map(|cgroup| (at_top, cgroup))
+    .map_err(|e| e.to_string())
 }
 
 /// Applies a CPU quota: on cgroup v2 in the run's own cgroup (the cpu controller enabled for

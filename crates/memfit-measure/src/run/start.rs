@@ -146,6 +146,7 @@ pub(super) fn start(options: &RunOptions, prepared: &mut Prepared) -> Result<Run
             started,
             adopt_roots: docker.adopt_roots.clone(),
             prefix: "buildkit-",
+            step_name_prefix: docker.step_name_prefix.clone(),
             own_steps: docker.own_steps.clone(),
         }) {
             Ok(watcher) => Some(watcher),

@@ -12,13 +12,14 @@ mod discover;
 mod owned;
 mod stale;
 mod stat;
+pub mod systemd;
 
 pub use discover::{
     enable_for_children, find_hierarchy, find_memory_hierarchy, find_own_hierarchy,
     leave_self_leaf, own_cgroup, FoundHierarchy, Hierarchy,
 };
 pub use owned::{OwnedCgroup, COMMAND_LEAF};
-pub use stale::{sweep_stale, CgroupOwner, SweptCgroup};
+pub use stale::{sweep_stale, sweep_stale_slices, CgroupOwner, SweptCgroup};
 pub use stat::{
     flat_keyed_value, parse_flat_keyed, parse_limit, parse_v1_stat, parse_v2_stat, Limit,
     MemoryStat,

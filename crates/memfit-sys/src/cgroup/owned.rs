@@ -28,6 +28,9 @@ pub struct OwnedCgroup {
     files: CgroupFiles,
     procs: File,
     removed: bool,
+    /// The transient systemd slice this cgroup is ([`OwnedCgroup::create_slice`]): stopped,
+    /// not removed, at the end.
+    systemd_unit: Option<String>,
     /// The directory, `flock`ed; released when this process closes it or dies.
     _lock: File,
 }
@@ -68,10 +71,56 @@ impl OwnedCgroup {
         })
     }
 
+    /// Creates the run's cgroup as transient systemd slice `name` at the top of `hierarchy`
+    /// (see [`super::systemd`]), with the same limits [`OwnedCgroup::create`] sets, which
+    /// systemd holds as the slice's properties too. For container engines with the systemd
+    /// cgroup driver, whose containers' parent must be a slice.
+    pub fn create_slice(
+        hierarchy: &Hierarchy,
+        name: &str,
+        limit: Option<u64>,
+        swap: u64,
+        cpus: Option<f64>,
+    ) -> io::Result<OwnedCgroup> {
+        let limits = super::systemd::SliceLimits {
+            memory_max: limit,
+            swap_max: (hierarchy.version == CgroupVersion::V2).then_some(swap),
+            cpus,
+        };
+        let path = super::systemd::start_slice(name, limits, &hierarchy.mount)?;
+        let owned = stale::lock_created(&path)
+            .and_then(|lock| OwnedCgroup::own(CgroupFiles::open(hierarchy.version, &path), lock))
+            .map(|mut owned| {
+                owned.systemd_unit = Some(name.to_string());
+                owned
+            });
+        let owned = match owned {
+            Ok(owned) => owned,
+            Err(e) => {
+                let _ = super::systemd::stop_unit_and_wait(name, &path);
+                return Err(e);
+            }
+        };
+        // Dropped (stopped) on error.
+        owned.configure(limit, swap)?;
+        Ok(owned)
+    }
+
+    /// The systemd slice this cgroup is, when it is one.
+    pub fn systemd_unit(&self) -> Option<&str> {
+        self.systemd_unit.as_deref()
+    }
+
     /// Takes over the cgroup of a memfit that is gone, its directory locked by the caller, to
     /// empty and remove it.
-    pub(super) fn adopt_stale(files: CgroupFiles, lock: File) -> io::Result<OwnedCgroup> {
-        OwnedCgroup::own(files, lock)
+    pub(super) fn adopt_stale(
+        files: CgroupFiles,
+        lock: File,
+        systemd_unit: Option<String>,
+    ) -> io::Result<OwnedCgroup> {
+        let mut owned = OwnedCgroup::own(files, lock)?;
+        owned.systemd_unit = systemd_unit;
+        Ok(owned)
     }
 
     fn own(files: CgroupFiles, lock: File) -> io::Result<OwnedCgroup> {
@@ -82,6 +131,7 @@ impl OwnedCgroup {
             files,
             procs,
             removed: false,
+            systemd_unit: None,
             _lock: lock,
         })
     }
@@ -239,7 +289,13 @@ impl OwnedCgroup {
                 // Child cgroups (a container runtime's, or adopted ones) go first: a cgroup
                 // with children cannot be removed.
                 remove_descendants(self.path());
-                match remove_dir(self.path()) {
+                let removed = match &self.systemd_unit {
+                    // systemd removes a slice's cgroup when the slice stops.
+                    Some(unit) => super::systemd::stop_unit_and_wait(unit, self.path())
+                        .or_else(|_| remove_dir(self.path())),
+                    None => remove_dir(self.path()),
+                };
+                match removed {
                     Ok(()) => {
                         self.removed = true;
                         return Ok(());

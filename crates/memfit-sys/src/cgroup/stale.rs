@@ -160,6 +160,16 @@ pub struct SweptCgroup {
 /// Sweeps the cgroups under `parent` whose memfit no longer runs; see the module
 /// documentation. A cgroup that cannot be emptied or removed is left (and not reported).
 pub fn sweep_stale(parent: &Path, version: CgroupVersion) -> Vec<SweptCgroup> {
+    sweep(parent, version, false)
+}
+
+/// Sweeps the systemd slices of runs whose memfit no longer runs, under `root` (the
+/// hierarchy's mount point, where they are made): each is stopped through systemd.
+pub fn sweep_stale_slices(root: &Path, version: CgroupVersion) -> Vec<SweptCgroup> {
+    sweep(root, version, true)
+}
+
+fn sweep(parent: &Path, version: CgroupVersion, slices_only: bool) -> Vec<SweptCgroup> {
     let Ok(entries) = fs::read_dir(parent) else {
         return Vec::new();
     };
@@ -169,6 +179,9 @@ pub fn sweep_stale(parent: &Path, version: CgroupVersion) -> Vec<SweptCgroup> {
         // The v2 leaf a memfit alone in its cgroup moved into (see `Hierarchy::detect`), left
         // by one that was killed: empty, it only goes (rmdir fails on one in use).
         let name = entry.file_name();
+        if slices_only && !name.to_str().is_some_and(super::systemd::is_memfit_slice) {
+            continue;
+        }
         if name.to_str().is_some_and(|n| {
             n.strip_prefix("memfit-self-")
                 .is_some_and(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
@@ -182,7 +195,18 @@ pub fn sweep_stale(parent: &Path, version: CgroupVersion) -> Vec<SweptCgroup> {
             }
             continue;
         }
-        let Some(owner) = name.to_str().and_then(CgroupOwner::of_cgroup_name) else {
+        // A run's systemd slice (see `super::systemd`) records its owner as its name does.
+        let slice = name
+            .to_str()
+            .filter(|n| super::systemd::is_memfit_slice(n))
+            .map(str::to_string);
+        let owner = match &slice {
+            Some(unit) => unit
+                .strip_suffix(".slice")
+                .and_then(|n| CgroupOwner::of_cgroup_name(&n.replace('_', "-"))),
+            None => name.to_str().and_then(CgroupOwner::of_cgroup_name),
+        };
+        let Some(owner) = owner else {
             continue;
         };
         if owner == me || owner.runs_here() {
@@ -201,7 +225,7 @@ pub fn sweep_stale(parent: &Path, version: CgroupVersion) -> Vec<SweptCgroup> {
         }
         let files = CgroupFiles::open(version, &path);
         let killed = files.pids_recursive().len();
-        let Ok(stale) = OwnedCgroup::adopt_stale(files, lock) else {
+        let Ok(stale) = OwnedCgroup::adopt_stale(files, lock, slice) else {
             continue;
         };
         // Its processes are not this memfit's children: nothing to reap.
