@@ -6,6 +6,12 @@
 #   tests/vm/run.sh -- run guard    # only these test targets (names as in `cargo test --test NAME`)
 #   MEMFIT_VM_TEST_ARGS="--skip NAME" tests/vm/run.sh …   # arguments for every test binary
 #   tests/vm/run.sh --with-docker -- docker   # a Docker Engine in the guest, for tests/docker.rs
+#   tests/vm/run.sh --with-docker --cgroup-driver systemd -- docker
+#                                   # systemd as the guest's PID 1 (with D-Bus), dockerd and
+#                                   # containerd started as systemd units with the systemd
+#                                   # cgroup driver, as Docker's packages install them
+#   MEMFIT_VM_PRELUDE=FILE tests/vm/run.sh …   # a shell script the guest runs before the tests
+#                                   # (to look around; its output goes to the console)
 #   MEMFIT_VM_TABLES=FILE MEMFIT_FIDELITY_RUNS=N tests/vm/run.sh --with-docker -- docker
 #                                   # also writes the Docker suite's tables the guest prints to
 #                                   # FILE, under a line naming the guest (scripts/fidelity.sh --v2)
@@ -29,6 +35,7 @@ repo="$(cd "$(dirname "$0")/../.." && pwd)"
 cache="${MEMFIT_VM_CACHE:-$HOME/.cache/memfit-vm}"
 layout=v2
 with_docker=no
+cgroup_driver=cgroupfs
 # What the kernel decides: the integration tests of run, bisect, guard, plan, the reports and
 # the cgroup placement, and the unit tests of the crates that read cgroups and /proc. The
 # parsers' tests (audit, explain) behave the same on any kernel and stay on the host.
@@ -38,10 +45,16 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --layout) layout="$2"; shift 2 ;;
     --with-docker) with_docker=yes; shift ;;
+    --cgroup-driver) cgroup_driver="$2"; shift 2 ;;
     --) shift; targets=("$@"); break ;;
-    *) echo "usage: tests/vm/run.sh [--layout v2|hybrid] [--with-docker] [-- TEST_TARGET...]" >&2; exit 2 ;;
+    *) echo "usage: tests/vm/run.sh [--layout v2|hybrid] [--with-docker [--cgroup-driver cgroupfs|systemd]] [-- TEST_TARGET...]" >&2; exit 2 ;;
   esac
 done
+case "$cgroup_driver" in
+  cgroupfs) ;;
+  systemd) [ "$with_docker" = yes ] || { echo "tests/vm/run.sh: --cgroup-driver is dockerd's: give --with-docker too" >&2; exit 2; } ;;
+  *) echo "tests/vm/run.sh: --cgroup-driver is cgroupfs or systemd, not '$cgroup_driver'" >&2; exit 2 ;;
+esac
 case "$layout" in
   v2) cmdline_cgroup="cgroup_no_v1=all" ;;
   hybrid) cmdline_cgroup="" ;;
@@ -157,6 +170,40 @@ if [ "$with_docker" = yes ]; then
   : >"$root/etc/resolv.conf"
   printf '127.0.0.1 localhost\n' >"$root/etc/hosts"
   touch "$root/vm-docker"
+  echo "$cgroup_driver" >"$root/vm-cgroup-driver"
+fi
+
+# --cgroup-driver systemd: systemd 252 as PID 1 and the D-Bus system bus, both the host's
+# (Debian's packages), which runc and dockerd ask for the containers' scopes and slices. Only
+# the units the boot needs: the targets and slices, D-Bus, and memfit-vm.service, which runs
+# /init's second half (the tests) once the bus is up.
+if [ "$cgroup_driver" = systemd ]; then
+  for bin in /lib/systemd/systemd /bin/systemctl /usr/bin/busctl /usr/bin/systemd-run \
+             /usr/bin/dbus-daemon /usr/bin/dbus-send /lib/systemd/systemd-executor; do
+    [ -x "$bin" ] && copy_with_libs "$bin"
+  done
+  mkdir -p "$root/lib/systemd/system" "$root/usr/share" "$root/etc/dbus-1" "$root/var/lib/dbus"
+  cp /lib/systemd/system/*.target /lib/systemd/system/*.slice /lib/systemd/system/dbus.socket \
+     /lib/systemd/system/dbus.service "$root/lib/systemd/system/"
+  cp -r /usr/share/dbus-1 "$root/usr/share/"
+  printf 'messagebus:x:100:102::/nonexistent:/bin/false\n' >>"$root/etc/passwd"
+  printf 'messagebus:x:102:\n' >>"$root/etc/group"
+  # A fixed machine id: D-Bus needs one; systemd would otherwise make a transient one.
+  echo 6d656d6669742d766d2d6775657374a0 >"$root/etc/machine-id"
+  cat >"$root/lib/systemd/system/memfit-vm.service" <<'UNIT'
+[Unit]
+Description=memfit's tests (tests/vm/run.sh)
+DefaultDependencies=no
+Requires=dbus.socket
+After=dbus.socket
+[Service]
+Type=oneshot
+ExecStart=/init tests
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/console
+UNIT
+  touch "$root/vm-systemd"
 fi
 
 cp "$repo/tests/vm/init" "$root/init"
@@ -165,12 +212,22 @@ echo "$layout" >"$root/vm-layout"
 echo "${MEMFIT_FIDELITY_RUNS:-1}" >"$root/vm-fidelity-runs"
 # Extra arguments for every test binary, e.g. MEMFIT_VM_TEST_ARGS="--skip NAME".
 echo "${MEMFIT_VM_TEST_ARGS:-}" >"$root/vm-test-args"
+[ -n "${MEMFIT_VM_PRELUDE:-}" ] && cp "$MEMFIT_VM_PRELUDE" "$root/vm-prelude"
 
 initrd="$(mktemp /tmp/memfit-vm-initrd.XXXXXX)"
 trap 'rm -rf "$root" "$artifacts" "$initrd"' EXIT
 (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) >"$initrd"
 echo "tests/vm/run.sh: $(wc -l <"$tests_list") test binaries, initramfs $(( $(stat -c %s "$initrd") / 1048576 )) MiB, kernel $KERNEL_PKG $KERNEL_VERSION, layout $layout" >&2
 
+cmdline_init=""
+if [ "$cgroup_driver" = systemd ]; then
+  # systemd reads these from the kernel command line: start only memfit-vm.service (and
+  # what it needs), quietly; not as an initrd (no switch to a real root follows). apparmor=0:
+  # systemd mounts securityfs, where dockerd then finds AppArmor and wants apparmor_parser.
+  cmdline_init="systemd.unit=memfit-vm.service systemd.show_status=0 systemd.log_level=warning systemd.log_target=console SYSTEMD_IN_INITRD=0 apparmor=0"
+  # The hybrid layout under systemd: v1 controllers, v2 beside them (systemd's "hybrid").
+  [ "$layout" = hybrid ] && cmdline_init="$cmdline_init systemd.unified_cgroup_hierarchy=0"
+fi
 log="$(mktemp /tmp/memfit-vm-log.XXXXXX)"
 # -accel tcg: KVM hangs on this kind of machine. thread=multi lets the guest's 2 CPUs run on 2
 # host threads; the memory holds the initramfs (unpacked in RAM) and the tests' limits.
@@ -180,7 +237,7 @@ timeout "${MEMFIT_VM_TIMEOUT:-2400}" qemu-system-x86_64 \
   -accel tcg,thread=multi,tb-size=1024 -cpu max -m "${MEMFIT_VM_MEMORY:-4096}" -smp 2 \
   -nographic -no-reboot -nic none \
   -kernel "$kdir/vmlinuz" -initrd "$initrd" \
-  -append "console=ttyS0 panic=-1 quiet no_timer_check $cmdline_cgroup" </dev/null | tee "$log" || true
+  -append "console=ttyS0 panic=-1 quiet no_timer_check $cmdline_cgroup $cmdline_init" </dev/null | tee "$log" || true
 status="$(sed -n 's/^MEMFIT-VM-STATUS: \([0-9]*\).*/\1/p' "$log" | tail -1)"
 if [ -n "${MEMFIT_VM_TABLES:-}" ]; then
   # The tables follow "memfit-vm: --- …/fidelity-tables.md" up to the guest's next line of its

@@ -4,7 +4,7 @@
 //! (V8's heap limit, the CPU count). Then what only memfit can do: a BuildKit build measured
 //! step by step, parallel stages counted together.
 //!
-//! Needs a Docker Engine with the cgroupfs driver and root: `.ci/run` installs Debian's
+//! Needs a Docker Engine with the cgroupfs or systemd driver and root: `.ci/run` installs Debian's
 //! docker.io, starts dockerd and sets MEMFIT_DOCKER_TESTS=required, so that a missing engine
 //! fails there. Elsewhere the suite says loudly that it did not run.
 //!
@@ -80,15 +80,27 @@ struct Observed {
 
 /// `docker run -m L --memory-swap L`, in a fresh parent cgroup whose watermark is the
 /// container's peak; the OOM verdict from `docker inspect` (State.OOMKilled).
+///
+/// With dockerd's systemd cgroup driver the parent is a slice (`--cgroup-parent` must name
+/// one), which systemd creates for the container at the top of the hierarchy and the test
+/// stops after.
 fn docker_run(limit: &str, cpus: Option<&str>, argv: &[&str]) -> Observed {
     let (mount, own) = reference_parent();
+    let systemd = common::docker::cgroup_driver() == "systemd";
     let name = format!("memfit-conformance-{}-{}", std::process::id(), unique());
-    let parent_rel = format!("{}/{name}", own.trim_end_matches('/'));
+    let parent_rel = if systemd {
+        format!("{}.slice", name.replace('-', "_"))
+    } else {
+        format!("{}/{name}", own.trim_end_matches('/'))
+    };
     let parent = mount.join(parent_rel.trim_start_matches('/'));
     // Docker creates the parent's path in every other hierarchy (cpu, pids, …): what it
     // creates there is removed after, as memfit run does for its own runs.
-    let created_elsewhere = CgroupPathsBefore::record(&parent_rel, &mount);
-    std::fs::create_dir(&parent).unwrap();
+    let created_elsewhere =
+        CgroupPathsBefore::record(if systemd { "" } else { &parent_rel }, &mount);
+    if !systemd {
+        std::fs::create_dir(&parent).unwrap();
+    }
     let container = name.clone();
     let mut command = Command::new("docker");
     command.args([
@@ -124,7 +136,13 @@ fn docker_run(limit: &str, cpus: Option<&str>, argv: &[&str]) -> Observed {
     let _ = Command::new("docker")
         .args(["rm", "-f", &container])
         .output();
-    let _ = std::fs::remove_dir(&parent);
+    if systemd {
+        let _ = Command::new("systemctl")
+            .args(["stop", &parent_rel])
+            .output();
+    } else {
+        let _ = std::fs::remove_dir(&parent);
+    }
     created_elsewhere.remove_created();
     Observed {
         status: output.status.code().unwrap_or(-1),

@@ -6,7 +6,7 @@
 //! Deterministic: each step waits for a file in its own root filesystem, which the test writes
 //! through `/proc/<pid>/root` once both steps are running — no sleeps.
 //!
-//! Needs a Docker Engine with the cgroupfs driver and root (as tests/docker.rs;
+//! Needs a Docker Engine with the cgroupfs or systemd driver and root (as tests/docker.rs;
 //! `MEMFIT_DOCKER_TESTS=required` makes a missing engine a failure).
 
 mod common;
@@ -81,7 +81,8 @@ fn buildkit_id(pid: i64) -> String {
         .lines()
         .find(|l| l.contains(":memory:") || l.starts_with("0::"))
         .unwrap();
-    memory.rsplit('/').next().unwrap().to_string()
+    // `<id>` with the cgroupfs driver; `system.slice:docker:<id>` with systemd's.
+    memory.rsplit(['/', ':']).next().unwrap().to_string()
 }
 
 /// One test of this file at a time (other clients' builds may still run beside them).

@@ -1,6 +1,6 @@
 //! What the container-engine suites share (docker.rs, compose.rs, podman.rs, guard_image.rs):
 //! the Node test image, made without a registry from this machine's node, the libraries it
-//! links and a static busybox; a reachable dockerd with the cgroupfs driver; and the
+//! links and a static busybox; a reachable dockerd with the cgroupfs or systemd driver; and the
 //! skip-or-fail rule (`MEMFIT_DOCKER_TESTS=required` / `MEMFIT_PODMAN_TESTS=required` make a
 //! missing engine a failure, as CI sets them).
 
@@ -108,7 +108,20 @@ pub fn node_image_exists() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// A reachable dockerd with the cgroupfs driver, and the test image.
+/// dockerd's cgroup driver (`cgroupfs`, `systemd`), asked once.
+#[allow(dead_code)] // not every suite that includes this module asks
+pub fn cgroup_driver() -> &'static str {
+    static DRIVER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DRIVER.get_or_init(|| {
+        Command::new("docker")
+            .args(["info", "--format", "{{.CgroupDriver}}"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// A reachable dockerd with the cgroupfs or systemd driver, and the test image.
 pub fn prepare_engine() -> Result<(), String> {
     let info = Command::new("docker")
         .args(["info", "--format", "{{.CgroupDriver}}"])
@@ -121,9 +134,9 @@ pub fn prepare_engine() -> Result<(), String> {
         ));
     }
     let driver = String::from_utf8_lossy(&info.stdout).trim().to_string();
-    if driver != "cgroupfs" {
+    if driver != "cgroupfs" && driver != "systemd" {
         return Err(format!(
-            "dockerd uses the {driver} cgroup driver; the suite needs cgroupfs"
+            "dockerd uses the {driver} cgroup driver; the suite needs cgroupfs or systemd"
         ));
     }
     ensure_image("docker")
