@@ -117,6 +117,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
             .chain(fidelity.caveats)
             .collect(),
         runtime_view: !args.no_runtime_view,
+        dockerfiles: build_steps::reader(),
     };
     let mut report = match memfit_measure::run(&options, &signals) {
         Ok(report) => report,

@@ -285,9 +285,12 @@ fn prepare_docker(
     };
     // Another client's build on the same dockerd puts its steps there too: only this
     // build's are adopted (see build_owner).
-    let own_steps = (!adopt_roots.is_empty() && docker.action == DockerAction::Build)
-        .then(|| OwnSteps::of_command(&options.command))
-        .flatten();
+    let own_steps = match &options.dockerfiles {
+        Some(reader) if !adopt_roots.is_empty() && docker.action == DockerAction::Build => {
+            OwnSteps::of_command(&options.command, reader.as_ref())
+        }
+        _ => None,
+    };
     (
         command,
         Some(DockerRun {
