@@ -89,12 +89,22 @@ impl OwnSteps {
         OwnSteps::of_files(&[path], reader)
     }
 
-    /// The RUN steps of all these Dockerfiles (a compose project's), when every one can be
-    /// read and its steps told apart.
+    /// The RUN steps of all these Dockerfiles, when every one can be read and its steps told
+    /// apart.
     pub fn of_files(paths: &[PathBuf], reader: &dyn DockerfileReader) -> Option<OwnSteps> {
+        let texts = paths
+            .iter()
+            .map(|p| read_bounded(p))
+            .collect::<Option<Vec<String>>>()?;
+        OwnSteps::of_texts(&texts, reader)
+    }
+
+    /// The RUN steps of these Dockerfiles' texts (a compose project's), when each one's steps
+    /// can be told apart.
+    pub fn of_texts(texts: &[String], reader: &dyn DockerfileReader) -> Option<OwnSteps> {
         let mut steps = Vec::new();
-        for path in paths {
-            steps.extend(reader.run_steps(&read_small(path)?)?);
+        for text in texts {
+            steps.extend(reader.run_steps(text)?);
         }
         Some(OwnSteps::new(steps))
     }
@@ -118,7 +128,8 @@ impl OwnSteps {
     }
 }
 
-fn read_small(path: &Path) -> Option<String> {
+/// A small file's text (a Dockerfile, an OCI spec): `None` for anything else or larger.
+pub(crate) fn read_bounded(path: &Path) -> Option<String> {
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() || meta.len() > MAX_FILE {
         return None;
@@ -152,7 +163,7 @@ fn bundle_args(runc: &[String], name: &str) -> Option<Vec<String>> {
             })
     })?;
     let spec: serde_json::Value =
-        serde_json::from_str(&read_small(&Path::new(&bundle).join("config.json"))?).ok()?;
+        serde_json::from_str(&read_bounded(&Path::new(&bundle).join("config.json"))?).ok()?;
     spec.pointer("/process/args")?
         .as_array()?
         .iter()
