@@ -11,10 +11,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use common::docker::IMAGE;
+use common::waiting_steps::{buildkit_id, context, release, step, wait_for_step};
 use common::*;
 use serde_json::Value;
 
@@ -166,6 +167,15 @@ impl Drop for Project {
     }
 }
 
+/// Lets a waiting step (pid, token) go on when dropped.
+struct ReleaseOnDrop(i64, String);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| release(self.0, &self.1));
+    }
+}
+
 fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -183,6 +193,19 @@ fn two_services() -> String {
         small = HOLD_40M,
         big = TOUCH_300M
     )
+}
+
+/// The containers, running or stopped, whose command holds `token`.
+fn containers_running(token: &str) -> Vec<String> {
+    let output = Command::new("docker")
+        .args(["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Command}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| l.contains(token))
+        .map(str::to_string)
+        .collect()
 }
 
 fn containers(report: &Value) -> Vec<Value> {
@@ -259,11 +282,16 @@ with_each_compose! {
         std::fs::create_dir(project.path().join("app")).unwrap();
         std::fs::write(
             project.path().join("app/Dockerfile"),
-            format!("FROM {IMAGE}\nRUN echo first\nRUN node -e '{TOUCH_300M}'\nRUN echo never\n"),
+            format!(
+                "FROM {IMAGE}\nRUN echo first\nRUN node -e '{TOUCH_300M}' {}\nRUN echo never\n",
+                project.name
+            ),
         )
         .unwrap();
         let (output, report) = project.memfit("100M", &["build", "--no-cache"]);
         let stderr = String::from_utf8_lossy(&output.stderr);
+        // The step the run's limit killed leaves no container behind.
+        assert_eq!(containers_running(&project.name), Vec::<String>::new());
         assert_ne!(output.status.code(), Some(0), "{stderr}");
         assert_eq!(report["oom_killed"], true, "{stderr}");
         let steps = containers(&report);
@@ -334,13 +362,14 @@ with_each_compose! {
             // `up --build` has no --no-cache: a step of this project's own keeps BuildKit's
             // cache of an earlier run from answering for the steps after it.
             format!(
-                "FROM {IMAGE}\nRUN echo {}\nRUN node -e '{TOUCH_300M}'\n",
-                project.name
+                "FROM {IMAGE}\nRUN echo {name}\nRUN node -e '{TOUCH_300M}' {name}\n",
+                name = project.name
             ),
         )
         .unwrap();
         let (output, report) = project.memfit("100M", &["up", "--build"]);
         let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(containers_running(&project.name), Vec::<String>::new());
         assert_ne!(output.status.code(), Some(0), "{stderr}");
         assert_eq!(report["oom_killed"], true, "{stderr}");
         let steps = containers(&report);
@@ -350,5 +379,92 @@ with_each_compose! {
                 .any(|s| s["kind"] == "build-step" && s["oom_kills"].as_u64() >= Some(1)),
             "{steps:?} {stderr}"
         );
+    }
+
+    fn compose_up_build_leaves_another_clients_build_alone(compose: Compose) {
+        let Some(_one) = compose_suite(compose, "compose up --build beside another build") else {
+            return;
+        };
+        let project = Project::new(
+            compose,
+            "services:\n  app:\n    build:\n      context: ./app\n      network: none\n    network_mode: none\n    command: [\"node\", \"-e\", \"1\"]\n",
+        );
+        let mine = format!("{}mine", project.name);
+        let theirs = format!("{}theirs", project.name);
+        // This project's step holds 30 MiB under a 100 MiB limit; the other client's build,
+        // started while memfit watches, touches 200 MiB.
+        std::fs::create_dir(project.path().join("app")).unwrap();
+        std::fs::write(
+            project.path().join("app/Dockerfile"),
+            format!("FROM {IMAGE}\n{}", step(&mine, 30, 0)),
+        )
+        .unwrap();
+        let their_dir = context(&format!("FROM {IMAGE}\n{}", step(&theirs, 0, 200)));
+        let json = project.path().join("run.json");
+        let mut memfit_up = memfit()
+            .current_dir(project.path())
+            .args(["run", "--limit", "100M", "--json"])
+            .arg(&json)
+            .arg("--")
+            .args(compose.argv())
+            .args(["-p", &project.name, "up", "--build"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let my_step = wait_for_step(&mine, &mut [&mut memfit_up]);
+        // Should the test fail from here, its own build still ends.
+        let _release_mine = ReleaseOnDrop(my_step, mine.clone());
+        // Debian's docker CLI builds with BuildKit without the buildx plugin (as
+        // docker_concurrent.rs).
+        let mut their_build = Command::new("/usr/bin/docker")
+            .env("DOCKER_BUILDKIT", "1")
+            .args(["build", "--no-cache", "--network", "none", "-q"])
+            .arg(their_dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let their_step = wait_for_step(&theirs, &mut [&mut memfit_up, &mut their_build]);
+        let their_id = buildkit_id(their_step);
+        release(their_step, &theirs);
+        let theirs_out = their_build.wait_with_output().unwrap();
+        drop(_release_mine);
+        let memfit_out = memfit_up.wait_with_output().unwrap();
+        let their_image = String::from_utf8_lossy(&theirs_out.stdout).trim().to_string();
+        if !their_image.is_empty() {
+            let _ = Command::new("docker").args(["rmi", "-f", &their_image]).output();
+        }
+        let stderr = String::from_utf8_lossy(&memfit_out.stderr);
+        assert!(
+            theirs_out.status.success(),
+            "the other build's 200 MiB step was killed under memfit's 100 MiB limit: {}\nmemfit: {stderr}",
+            String::from_utf8_lossy(&theirs_out.stderr)
+        );
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(memfit_out.status.code(), Some(0), "{stderr}");
+        assert_eq!(report["oom_killed"], false, "{stderr}");
+        assert!(
+            report["peak"]["charged_bytes"].as_u64().unwrap() < 100 * MIB,
+            "{stderr}"
+        );
+        // Its own step is measured as a build step; the other build's is not listed.
+        let started = containers(&report);
+        let own = started
+            .iter()
+            .find(|c| c["command"].to_string().contains(&mine))
+            .unwrap_or_else(|| panic!("its own step is not measured: {started:?} {stderr}"));
+        assert_eq!(own["kind"], "build-step", "{own}");
+        assert!(own["peak_bytes"].as_u64().unwrap() >= 30 * MIB, "{own}");
+        assert!(!report["containers"].to_string().contains(&theirs), "{started:?}");
+        if compose == Compose::V2 {
+            // Seen, and left where dockerd put it.
+            let caveats = report["caveats"].to_string();
+            assert!(
+                caveats.contains("of another build on the same dockerd")
+                    && caveats.contains(&format!("buildkit/{their_id}")),
+                "{their_id}: {caveats}"
+            );
+        }
     }
 }

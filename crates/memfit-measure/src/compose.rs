@@ -387,14 +387,16 @@ fn which(program: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf>
 }
 
 /// A `docker` that adds `--cgroup-parent` to `docker build` (compose 1.x runs `docker build`
-/// from PATH with COMPOSE_DOCKER_CLI_BUILD=1) and runs the real one otherwise.
+/// from PATH with COMPOSE_DOCKER_CLI_BUILD=1) and runs the real one otherwise. `--force-rm`
+/// too: the classic builder keeps a failed step's container, and a step the run's limit
+/// killed would otherwise be left behind by memfit.
 fn write_docker_shim(dir: &Path, docker: &Path, cgroup_parent: &str) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
     let docker = quote(&docker.to_string_lossy());
     let parent = quote(&format!("--cgroup-parent={cgroup_parent}"));
     let script = format!(
-        "#!/bin/sh\n# written by memfit run for this run only\nif [ \"$1\" = build ]; then shift; exec {docker} build {parent} \"$@\"; fi\nexec {docker} \"$@\"\n"
+        "#!/bin/sh\n# written by memfit run for this run only\nif [ \"$1\" = build ]; then shift; exec {docker} build {parent} --force-rm \"$@\"; fi\nexec {docker} \"$@\"\n"
     );
     let path = dir.join("docker");
     std::fs::write(&path, script)?;
@@ -493,7 +495,7 @@ mod tests {
         Command::new(&shim).args(["ps", "-a"]).status().unwrap();
         assert_eq!(
             std::fs::read_to_string(&log).unwrap(),
-            "build|--cgroup-parent=/m/memfit-1|-t|a b|.|ps|-a|"
+            "build|--cgroup-parent=/m/memfit-1|--force-rm|-t|a b|.|ps|-a|"
         );
     }
 

@@ -297,6 +297,13 @@ fn prepare_docker(
             match own {
                 Some(own) => (true, Some(own)),
                 None if kind == ContainerKind::BuildStep => (true, None),
+                // compose 1.x's classic builds go through memfit's docker wrapper (measured);
+                // with BuildKit its steps are not.
+                None if compose.as_ref().is_some_and(|c| c.v1)
+                    && std::env::var("DOCKER_BUILDKIT").as_deref() != Ok("1") =>
+                {
+                    (false, None)
+                }
                 None => {
                     caveats.push("docker compose: the RUN steps of builds it runs with BuildKit are not measured: the project's Dockerfiles cannot all be read (a remote context, or compose 1.x, which does not name them), and steps of other builds on the same dockerd could not be told apart; measure the build alone with `memfit run -- docker compose build`".to_string());
                     (false, None)
