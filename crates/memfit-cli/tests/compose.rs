@@ -379,6 +379,13 @@ with_each_compose! {
                 .any(|s| s["kind"] == "build-step" && s["oom_kills"].as_u64() >= Some(1)),
             "{steps:?} {stderr}"
         );
+        // The summary says it was a build step, not a service's container.
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("  step ") && l.ends_with("OOM-killed")),
+            "{stderr}"
+        );
     }
 
     fn compose_up_build_leaves_another_clients_build_alone(compose: Compose) {
