@@ -99,7 +99,7 @@ pub(super) fn files(
             dotenv
                 .iter()
                 .rev()
-                .find_map(|file| dotenv_value(&std::fs::read_to_string(file).ok()?, name))
+                .find_map(|file| dotenv_value(&build_owner::read_bounded(file)?, name))
         })
     };
     if let Some(list) = variable("COMPOSE_FILE").filter(|l| !l.is_empty()) {
