@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use anyhow::{bail, Result};
 use memfit_core::{ByteSize, Target, TargetRequest};
 use memfit_measure::{
-    html, svg, PeakSource, PidMode, RunError, RunOptions, RunReport, SignalWatcher, SpawnError,
-    Stdio,
+    html, svg, ContainerKind, PeakSource, PidMode, RunError, RunOptions, RunReport, SignalWatcher,
+    SpawnError, Stdio,
 };
 
 use crate::args::{LimitArgs, RunArgs};
@@ -117,6 +117,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
             .chain(fidelity.caveats)
             .collect(),
         runtime_view: !args.no_runtime_view,
+        dockerfiles: build_steps::reader(),
     };
     let mut report = match memfit_measure::run(&options, &signals) {
         Ok(report) => report,
@@ -431,9 +432,14 @@ fn render_steps(out: &mut String, report: &RunReport) {
         );
     } else {
         for container in report.containers.iter().take(5) {
+            // A RUN step not located in a Dockerfile (a compose build's): said as a step.
+            let label = match container.kind {
+                ContainerKind::BuildStep => "step     ",
+                ContainerKind::Container => "container",
+            };
             let _ = writeln!(
                 out,
-                "  container {} `{}` peak {}{}",
+                "  {label} {} `{}` peak {}{}",
                 container
                     .name
                     .clone()

@@ -4,18 +4,19 @@
 //! leave another client's alone — its limit must not kill them, its report must not list them.
 //!
 //! Deterministic: each step waits for a file in its own root filesystem, which the test writes
-//! through `/proc/<pid>/root` once both steps are running — no sleeps.
+//! through `/proc/<pid>/root` once both steps are running — no sleeps (common/waiting_steps.rs).
 //!
 //! Needs a Docker Engine with the cgroupfs or systemd driver and root (as tests/docker.rs;
 //! `MEMFIT_DOCKER_TESTS=required` makes a missing engine a failure).
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::docker::{gate, prepare_engine, IMAGE};
+use common::waiting_steps::*;
 use common::*;
 use serde_json::Value;
 
@@ -27,74 +28,10 @@ fn ready(test: &str) -> bool {
     ) && cgroups_available(test)
 }
 
-/// A node script that waits until `/go-<token>` exists in its container, having first held
-/// `before` MiB, then touches `after` MiB and exits 0.
-fn step(token: &str, before: u32, after: u32) -> String {
-    format!(
-        "RUN node -e 'const fs = require(\"fs\"); const held = []; for (let i = 0; i < {before}; i++) held.push(Buffer.alloc(1 << 20, 1)); const go = () => {{ if (!fs.existsSync(\"/go-{token}\")) return setTimeout(go, 20); for (let i = 0; i < {after}; i++) held.push(Buffer.alloc(1 << 20, 1)); }}; go()'\n"
-    )
-}
-
-fn context(dockerfile: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
-    dir
-}
-
-/// The pid of the running process whose command line holds `token` (a BuildKit step's node).
-fn wait_for_step(token: &str, builds: &mut [&mut Child]) -> i64 {
-    wait_for_another_step(token, None, builds)
-}
-
-/// As [`wait_for_step`], other than `seen`.
-fn wait_for_another_step(token: &str, seen: Option<i64>, builds: &mut [&mut Child]) -> i64 {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i64>() else {
-                continue;
-            };
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            if Some(pid) != seen
-                && String::from_utf8_lossy(&cmdline).contains(token)
-                && process_alive(pid)
-            {
-                return pid;
-            }
-        }
-        for build in builds.iter_mut() {
-            if let Ok(Some(status)) = build.try_wait() {
-                panic!("a build ended ({status}) before the step {token} was seen running");
-            }
-        }
-        assert!(Instant::now() < deadline, "the step {token} never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The BuildKit id of a running step: its memory cgroup's name (`…/buildkit/<id>`).
-fn buildkit_id(pid: i64) -> String {
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    let memory = cgroups
-        .lines()
-        .find(|l| l.contains(":memory:") || l.starts_with("0::"))
-        .unwrap();
-    // `<id>` with the cgroupfs driver; `system.slice:docker:<id>` with systemd's.
-    memory.rsplit(['/', ':']).next().unwrap().to_string()
-}
-
 /// One test of this file at a time (other clients' builds may still run beside them).
 fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     ONE.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Lets a waiting step go on.
-fn release(pid: i64, token: &str) {
-    let root = PathBuf::from(format!("/proc/{pid}/root"));
-    std::fs::write(root.join(format!("go-{token}")), b"go").unwrap();
 }
 
 fn remove_images(output: &str) {

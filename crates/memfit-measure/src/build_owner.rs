@@ -8,25 +8,54 @@
 //! (moby/buildkit executor/runcexecutor), and `<dir>/config.json` is the OCI spec whose
 //! `process.args` is what the step runs — the stage's SHELL and the RUN instruction's text, or
 //! the exec form. That is matched against the RUN instructions of the Dockerfile this build
-//! reads (`-f`, or the context's), with the same matcher that names a step in the report. A
-//! step that matches none is another build's: it is left where dockerd put it, untouched.
+//! reads (`-f`, or the context's; for compose, the Dockerfiles of the project's services),
+//! with the same matcher that names a step in the report. A step that matches none is another
+//! build's: it is left where dockerd put it, untouched.
+//!
+//! memfit-measure parses no Dockerfile itself: the caller passes a [`DockerfileReader`] in
+//! the run's options (the CLI passes memfit-audit's parser), so that this crate stays free of
+//! the audit's parsers.
 //! Nothing in the spec names the build or its session, so a RUN text both Dockerfiles share
 //! cannot be told apart: that is said in the report, not guessed silently.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use memfit_audit::dockerfile::{self, RunStep};
 use memfit_sys::procfs;
 
 use crate::docker::DockerCommand;
 
-/// The RUN steps of the Dockerfile a build reads.
-#[derive(Debug, Clone)]
+/// One RUN instruction of a Dockerfile, as the caller's parser read it.
+pub trait RunInstruction: Send + Sync {
+    /// `RUN npm ci`: its text, as the report names it.
+    fn instruction(&self) -> &str;
+    /// Whether a container that runs `argv` (the OCI spec's `process.args`) is this step.
+    fn is_run_by(&self, argv: &[String]) -> bool;
+}
+
+/// Reads the RUN steps of a Dockerfile's text.
+pub trait DockerfileReader: Send + Sync + fmt::Debug {
+    /// Every RUN step of `source`, in order; `None` when a step's command cannot be told
+    /// from its text (a `# syntax=` frontend, a RUN heredoc): then no step is told apart.
+    fn run_steps(&self, source: &str) -> Option<Vec<Arc<dyn RunInstruction>>>;
+}
+
+/// The RUN steps of the Dockerfiles a build reads.
+#[derive(Clone)]
 pub struct OwnSteps {
-    steps: Vec<RunStep>,
+    steps: Vec<Arc<dyn RunInstruction>>,
     /// How many times each step was adopted.
     taken: Vec<usize>,
+}
+
+impl fmt::Debug for OwnSteps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.steps.iter().map(|s| s.instruction()))
+            .finish()
+    }
 }
 
 /// What became of a step that appeared under BuildKit's cgroup.
@@ -46,26 +75,38 @@ pub enum Verdict {
 const MAX_FILE: u64 = 4 * 1024 * 1024;
 
 impl OwnSteps {
-    /// The RUN steps of the build `argv` runs, when its Dockerfile can be read (not from
-    /// stdin or a URL).
-    pub fn of_command(argv: &[OsString]) -> Option<OwnSteps> {
-        let path = DockerCommand::recognize(argv)?.dockerfile(argv)?;
-        let source = read_small(&path)?;
-        let parsed = dockerfile::parse(&source);
-        // A frontend image (`# syntax=`) or a RUN heredoc may start a step whose command is
-        // not the instruction's text: then nothing is told apart (every step is adopted).
-        let run_heredoc = parsed
-            .instructions
-            .iter()
-            .any(|i| i.keyword == dockerfile::Keyword::Run && !i.heredocs.is_empty());
-        if run_heredoc || parsed.directives.iter().any(|d| d.name == "syntax") {
-            return None;
-        }
-        let steps = parsed.run_steps(&source);
-        Some(OwnSteps {
+    pub fn new(steps: Vec<Arc<dyn RunInstruction>>) -> OwnSteps {
+        OwnSteps {
             taken: vec![0; steps.len()],
             steps,
-        })
+        }
+    }
+
+    /// The RUN steps of the build `argv` runs, when its Dockerfile can be read (not from
+    /// stdin or a URL) and its steps told apart.
+    pub fn of_command(argv: &[OsString], reader: &dyn DockerfileReader) -> Option<OwnSteps> {
+        let path = DockerCommand::recognize(argv)?.dockerfile(argv)?;
+        OwnSteps::of_files(&[path], reader)
+    }
+
+    /// The RUN steps of all these Dockerfiles, when every one can be read and its steps told
+    /// apart.
+    pub fn of_files(paths: &[PathBuf], reader: &dyn DockerfileReader) -> Option<OwnSteps> {
+        let texts = paths
+            .iter()
+            .map(|p| read_bounded(p))
+            .collect::<Option<Vec<String>>>()?;
+        OwnSteps::of_texts(&texts, reader)
+    }
+
+    /// The RUN steps of these Dockerfiles' texts (a compose project's), when each one's steps
+    /// can be told apart.
+    pub fn of_texts(texts: &[String], reader: &dyn DockerfileReader) -> Option<OwnSteps> {
+        let mut steps = Vec::new();
+        for text in texts {
+            steps.extend(reader.run_steps(text)?);
+        }
+        Some(OwnSteps::new(steps))
     }
 
     /// Decides about a step that runs `args`, and counts it.
@@ -80,14 +121,15 @@ impl OwnSteps {
         match matching.first() {
             Some(&first) => {
                 self.taken[first] += 1;
-                Verdict::Ambiguous(self.steps[first].instruction.clone())
+                Verdict::Ambiguous(self.steps[first].instruction().to_string())
             }
             None => Verdict::Foreign,
         }
     }
 }
 
-fn read_small(path: &Path) -> Option<String> {
+/// A small file's text (a Dockerfile, an OCI spec): `None` for anything else or larger.
+pub(crate) fn read_bounded(path: &Path) -> Option<String> {
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() || meta.len() > MAX_FILE {
         return None;
@@ -121,7 +163,7 @@ fn bundle_args(runc: &[String], name: &str) -> Option<Vec<String>> {
             })
     })?;
     let spec: serde_json::Value =
-        serde_json::from_str(&read_small(&Path::new(&bundle).join("config.json"))?).ok()?;
+        serde_json::from_str(&read_bounded(&Path::new(&bundle).join("config.json"))?).ok()?;
     spec.pointer("/process/args")?
         .as_array()?
         .iter()
@@ -134,11 +176,38 @@ fn bundle_args(runc: &[String], name: &str) -> Option<Vec<String>> {
 mod tests {
     use super::*;
 
-    fn own(source: &str) -> OwnSteps {
-        let steps = dockerfile::parse(source).run_steps(source);
-        OwnSteps {
-            taken: vec![0; steps.len()],
-            steps,
+    /// A step run by exactly one argv.
+    struct Exact(String, Vec<String>);
+
+    impl RunInstruction for Exact {
+        fn instruction(&self) -> &str {
+            &self.0
+        }
+        fn is_run_by(&self, argv: &[String]) -> bool {
+            argv == self.1
+        }
+    }
+
+    /// Reads `RUN a b` lines as the exec form `["a", "b"]`; a `# syntax=` line hides them.
+    #[derive(Debug)]
+    struct Lines;
+
+    impl DockerfileReader for Lines {
+        fn run_steps(&self, source: &str) -> Option<Vec<Arc<dyn RunInstruction>>> {
+            if source.contains("# syntax=") {
+                return None;
+            }
+            let step = |line: &str| -> Arc<dyn RunInstruction> {
+                let words = line[4..].split(' ').map(str::to_string).collect();
+                Arc::new(Exact(line.to_string(), words))
+            };
+            Some(
+                source
+                    .lines()
+                    .filter(|l| l.starts_with("RUN "))
+                    .map(step)
+                    .collect(),
+            )
         }
     }
 
@@ -147,23 +216,25 @@ mod tests {
     }
 
     #[test]
-    fn a_step_is_this_builds_when_its_dockerfile_runs_that_text() {
-        let mut steps = own("FROM x\nRUN npm ci \\\n    --no-audit\nRUN [\"node\", \"b.js\"]\n");
-        // BuildKit joins a continued line as written.
-        assert_eq!(
-            steps.judge(&args(&["/bin/sh", "-c", "npm ci     --no-audit"])),
-            Verdict::Own
-        );
+    fn a_step_is_this_builds_when_one_of_its_dockerfiles_runs_that_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "FROM x\nRUN npm ci\n").unwrap();
+        std::fs::write(&b, "FROM x\nRUN node b.js\n").unwrap();
+        let mut steps = OwnSteps::of_files(&[a.clone(), b], &Lines).unwrap();
+        assert_eq!(steps.judge(&args(&["npm", "ci"])), Verdict::Own);
         assert_eq!(steps.judge(&args(&["node", "b.js"])), Verdict::Own);
-        assert_eq!(
-            steps.judge(&args(&["/bin/sh", "-c", "node other.js"])),
-            Verdict::Foreign
-        );
-        // The same text once more than this Dockerfile runs it.
+        assert_eq!(steps.judge(&args(&["node", "other.js"])), Verdict::Foreign);
+        // The same text once more than these Dockerfiles run it.
         assert_eq!(
             steps.judge(&args(&["node", "b.js"])),
-            Verdict::Ambiguous("RUN [\"node\", \"b.js\"]".into())
+            Verdict::Ambiguous("RUN node b.js".into())
         );
+        // One Dockerfile that cannot be read, or whose steps cannot be told apart: none are.
+        let hidden = dir.path().join("hidden");
+        std::fs::write(&hidden, "# syntax=docker/dockerfile:1\nRUN npm ci\n").unwrap();
+        assert!(OwnSteps::of_files(&[a.clone(), hidden], &Lines).is_none());
+        assert!(OwnSteps::of_files(&[a, dir.path().join("missing")], &Lines).is_none());
     }
 
     #[test]

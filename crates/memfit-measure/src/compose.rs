@@ -5,17 +5,29 @@
 //! over theirs (multiple `-f`, docs.docker.com/compose/multiple-compose-files/merge/), and
 //! every container of `up`, `run` and `create` is created below the run's cgroup, counted
 //! against its limit. The user's files are not touched; the extra file lives in a private
-//! temporary directory for the run only.
+//! temporary directory for the run only. How v2 is read differs: see [`v2`].
 //!
-//! Builds: compose 1.29 builds through the Engine API with the classic builder, which has no
-//! cgroup-parent parameter there (docker-py's `build()`); with `COMPOSE_DOCKER_CLI_BUILD=1` it
-//! runs `docker build` instead, and with `DOCKER_BUILDKIT=1` dockerd's BuildKit runs the
-//! steps, which memfit adopts as for `docker build`. memfit sets both for the command when
-//! the user has not (compose v2 builds that way by default).
+//! Builds (`build`, and `up`/`run`/`create` when a service is built):
+//! * compose 1.29 builds through the Engine API with the classic builder, which has no
+//!   cgroup-parent parameter there (docker-py's `build()`); with `COMPOSE_DOCKER_CLI_BUILD=1`
+//!   it runs `docker build` from PATH instead, and memfit's `docker` wrapper first on PATH
+//!   gives that build `<run's cgroup>/compose-build` as `--cgroup-parent`: each RUN step's
+//!   container is created there, counted against the run's limit and reported as a build step.
+//! * compose v2 builds with BuildKit through the Engine API (the buildx library, whatever
+//!   `COMPOSE_DOCKER_CLI_BUILD` says); its classic builder, with `DOCKER_BUILDKIT=0`, sends
+//!   no cgroup parent either (docker/compose pkg/compose/build_classic.go), and the compose
+//!   file's `build` section has no `cgroup_parent`. dockerd's embedded BuildKit creates each
+//!   RUN step's cgroup under `<dockerd's cgroup parent>/buildkit/` (moby/moby#45796): memfit
+//!   adopts the steps there as for `docker build`, only those whose command is a RUN of the
+//!   project's Dockerfiles (see [`crate::build_owner`]).
+
+mod v2;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use crate::units::BUILD_PARENT;
 
 /// Compose's global options that take a value (docker-compose 1.29 `--help`, compose v2).
 const GLOBAL_WITH_VALUE: [&str; 18] = [
@@ -67,6 +79,22 @@ pub struct ComposeCommand {
     files: Vec<String>,
     /// `--project-directory`.
     project_directory: Option<String>,
+    /// `--env-file`, in order.
+    env_files: Vec<String>,
+}
+
+/// What compose says of a project before it runs.
+#[derive(Debug, Default)]
+struct Project {
+    /// Every service, in every profile.
+    services: Vec<String>,
+    /// The user's files as compose found them (when no `-f` was given; 1.x's log names them).
+    files: Vec<String>,
+    /// Some service is built.
+    builds: bool,
+    /// The text of every Dockerfile the services' builds read; `None` when one cannot be
+    /// read (a remote context), or is not known (compose 1.x does not say).
+    dockerfiles: Option<Vec<String>>,
 }
 
 /// What memfit does to a compose command.
@@ -84,6 +112,11 @@ pub struct ComposePlan {
     pub path_prefix: Option<PathBuf>,
     /// The subcommand builds images only (`build`).
     pub builds_only: bool,
+    /// The subcommand may build images (`build`, or a service is built).
+    pub builds: bool,
+    /// The Dockerfiles' texts (see [`Project::dockerfiles`]), to tell this project's BuildKit
+    /// steps from another client's.
+    pub dockerfiles: Option<Vec<String>>,
     /// What the report should say.
     pub notes: Vec<String>,
 }
@@ -97,6 +130,7 @@ impl ComposeCommand {
         let words: Vec<&str> = argv.iter().map(|a| a.to_str().unwrap_or("")).collect();
         let mut files = Vec::new();
         let mut project_directory = None;
+        let mut env_files = Vec::new();
         let mut i = globals_at;
         while let Some(word) = words.get(i) {
             let (name, inline) = match word.split_once('=') {
@@ -120,6 +154,7 @@ impl ComposeCommand {
             match (name, value) {
                 ("-f" | "--file", Some(file)) => files.push(file.to_string()),
                 ("--project-directory", Some(dir)) => project_directory = Some(dir.to_string()),
+                ("--env-file", Some(file)) => env_files.push(file.to_string()),
                 _ => {}
             }
             i += 1;
@@ -130,6 +165,7 @@ impl ComposeCommand {
             subcommand_at: i,
             files,
             project_directory,
+            env_files,
         }
     }
 
@@ -157,60 +193,20 @@ impl ComposeCommand {
         if self.files.iter().any(|f| f == "-") {
             return Err("compose reads its file from stdin, which the command needs".to_string());
         }
-        let mut config_command = argv[..self.subcommand_at].to_vec();
-        if self.v1 {
-            // Its debug log names the files compose found itself.
-            config_command.insert(self.globals_at, OsString::from("--verbose"));
-        }
-        config_command.push(OsString::from("config"));
-        let output = Command::new(&config_command[0])
-            .args(&config_command[1..])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run `{} config`: {e}", argv[0].to_string_lossy()))?;
-        let config = String::from_utf8_lossy(&output.stdout);
-        let log = String::from_utf8_lossy(&output.stderr);
-        if !output.status.success() {
-            let reason = log
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
-                .chars()
-                .take(300)
-                .collect::<String>();
-            return Err(format!("`compose config` failed: {reason}"));
-        }
-        let services = services_of(&config);
+        let project = if self.v1 {
+            self.read_v1(argv)?
+        } else {
+            self.read_v2(argv, env)?
+        };
+        let Project {
+            services,
+            files: found,
+            builds,
+            dockerfiles,
+        } = project;
         if services.is_empty() {
             return Err("compose's configuration lists no services".to_string());
         }
-        if config
-            .lines()
-            .any(|l| l.trim_start().starts_with("cgroup_parent:"))
-        {
-            return Err("a service sets its own cgroup_parent".to_string());
-        }
-        // The user's files, as compose found them, unless they gave them with -f.
-        let found = if !self.files.is_empty() {
-            Vec::new()
-        } else if self.v1 {
-            files_from_log(&log).ok_or("compose did not say which files it read")?
-        } else if let Some(list) = env("COMPOSE_FILE") {
-            let separator = env("COMPOSE_PATH_SEPARATOR").unwrap_or_else(|| ":".to_string());
-            list.split(separator.as_str())
-                .filter(|f| !f.is_empty())
-                .map(str::to_string)
-                .collect()
-        } else {
-            let start = self.project_directory.as_deref().unwrap_or(".");
-            discover(Path::new(start), &V2_FILES)
-                .ok_or("no compose file found")?
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect()
-        };
         let dir = tempfile::Builder::new()
             .prefix("memfit-compose-")
             .tempdir()
@@ -238,11 +234,12 @@ impl ComposeCommand {
             match env("COMPOSE_DOCKER_CLI_BUILD").as_deref() {
                 None | Some("1") => {
                     let docker = which("docker", env).ok_or("no docker CLI on PATH")?;
-                    write_docker_shim(dir.path(), &docker, cgroup_parent)
+                    let build_parent = format!("{cgroup_parent}/{BUILD_PARENT}");
+                    write_docker_shim(dir.path(), &docker, &build_parent)
                         .map_err(|e| format!("cannot write memfit's docker wrapper: {e}"))?;
                     env_defaults.push(("COMPOSE_DOCKER_CLI_BUILD", "1"));
                     path_prefix = Some(dir.path().to_path_buf());
-                    notes.push("compose builds with the docker CLI (COMPOSE_DOCKER_CLI_BUILD=1), through a wrapper of memfit's first on PATH that gives `docker build` the run's cgroup as --cgroup-parent: compose 1.x's own API builder cannot be given one".to_string());
+                    notes.push(format!("compose builds with the docker CLI (COMPOSE_DOCKER_CLI_BUILD=1), through a wrapper of memfit's first on PATH that gives `docker build` a cgroup below the run's as --cgroup-parent ({build_parent}): compose 1.x's own API builder cannot be given one"));
                 }
                 _ => notes.push("compose builds through the Engine API here (COMPOSE_DOCKER_CLI_BUILD=0), which compose cannot give a cgroup parent: the RUN steps of its builds are not measured".to_string()),
             }
@@ -254,8 +251,81 @@ impl ComposeCommand {
             env_defaults,
             path_prefix,
             builds_only: self.subcommand(argv) == Some("build"),
+            builds: builds || self.subcommand(argv) == Some("build"),
+            dockerfiles,
             notes,
         })
+    }
+
+    /// `compose config` with these options before the subcommand and after it.
+    fn config(
+        &self,
+        argv: &[OsString],
+        globals: &[&str],
+        after: &[&str],
+    ) -> Result<(String, String), String> {
+        let mut command = argv[..self.subcommand_at].to_vec();
+        for (i, option) in globals.iter().enumerate() {
+            command.insert(self.globals_at + i, OsString::from(option));
+        }
+        command.push(OsString::from("config"));
+        command.extend(after.iter().map(OsString::from));
+        let output = Command::new(&command[0])
+            .args(&command[1..])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run `{} config`: {e}", argv[0].to_string_lossy()))?;
+        let config = String::from_utf8_lossy(&output.stdout).into_owned();
+        let log = String::from_utf8_lossy(&output.stderr).into_owned();
+        if !output.status.success() {
+            let reason = log
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .chars()
+                .take(300)
+                .collect::<String>();
+            return Err(format!("`compose config` failed: {reason}"));
+        }
+        Ok((config, log))
+    }
+
+    /// compose 1.x: its YAML model, and its debug log, which names the files it found.
+    fn read_v1(&self, argv: &[OsString]) -> Result<Project, String> {
+        let (config, log) = self.config(argv, &["--verbose"], &[])?;
+        if config
+            .lines()
+            .any(|l| l.trim_start().starts_with("cgroup_parent:"))
+        {
+            return Err("a service sets its own cgroup_parent".to_string());
+        }
+        let files = if self.files.is_empty() {
+            files_from_log(&log).ok_or("compose did not say which files it read")?
+        } else {
+            Vec::new()
+        };
+        Ok(Project {
+            services: services_of(&config),
+            files,
+            builds: config.lines().any(|l| l.trim_start().starts_with("build:")),
+            dockerfiles: None,
+        })
+    }
+
+    /// compose v2: its JSON model with every profile's services, and the files it reads.
+    fn read_v2(
+        &self,
+        argv: &[OsString],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Project, String> {
+        let (config, _) = self.config(argv, &["--profile", "*"], &["--format", "json"])?;
+        let mut project = v2::project_of(&config)?;
+        if self.files.is_empty() {
+            project.files = v2::files(self.project_directory.as_deref(), &self.env_files, env)?;
+        }
+        Ok(project)
     }
 }
 
@@ -317,14 +387,16 @@ fn which(program: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf>
 }
 
 /// A `docker` that adds `--cgroup-parent` to `docker build` (compose 1.x runs `docker build`
-/// from PATH with COMPOSE_DOCKER_CLI_BUILD=1) and runs the real one otherwise.
+/// from PATH with COMPOSE_DOCKER_CLI_BUILD=1) and runs the real one otherwise. `--force-rm`
+/// too: the classic builder keeps a failed step's container, and a step the run's limit
+/// killed would otherwise be left behind by memfit.
 fn write_docker_shim(dir: &Path, docker: &Path, cgroup_parent: &str) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
     let docker = quote(&docker.to_string_lossy());
     let parent = quote(&format!("--cgroup-parent={cgroup_parent}"));
     let script = format!(
-        "#!/bin/sh\n# written by memfit run for this run only\nif [ \"$1\" = build ]; then shift; exec {docker} build {parent} \"$@\"; fi\nexec {docker} \"$@\"\n"
+        "#!/bin/sh\n# written by memfit run for this run only\nif [ \"$1\" = build ]; then shift; exec {docker} build {parent} --force-rm \"$@\"; fi\nexec {docker} \"$@\"\n"
     );
     let path = dir.join("docker");
     std::fs::write(&path, script)?;
@@ -423,7 +495,7 @@ mod tests {
         Command::new(&shim).args(["ps", "-a"]).status().unwrap();
         assert_eq!(
             std::fs::read_to_string(&log).unwrap(),
-            "build|--cgroup-parent=/m/memfit-1|-t|a b|.|ps|-a|"
+            "build|--cgroup-parent=/m/memfit-1|--force-rm|-t|a b|.|ps|-a|"
         );
     }
 

@@ -9,6 +9,15 @@ use memfit_sys::procfs;
 
 use crate::report::{ContainerKind, ContainerRecord};
 
+/// The name of a BuildKit step's cgroup once adopted below the run's: this prefix and the
+/// name dockerd gave it.
+pub(crate) const ADOPTED_PREFIX: &str = "buildkit-";
+
+/// The cgroup below the run's that the builds of docker-compose 1.x are given as their
+/// `--cgroup-parent` (by memfit's docker wrapper): each RUN step's container is a child of it,
+/// told from the services' containers beside it.
+pub(crate) const BUILD_PARENT: &str = "compose-build";
+
 /// What `runc` shows before it execs the container's command.
 pub(crate) fn is_runtime_init(argv: &[String]) -> bool {
     argv.first()
@@ -45,16 +54,29 @@ impl Units {
     pub fn sample(&mut self, run: &CgroupFiles, kind: ContainerKind, now_ms: u64) {
         // The docker CLI's own leaf (v2) is not a container, nor podman's monitor (conmon,
         // which podman puts in `<cgroup parent>/conmon` with the cgroupfs manager).
-        let children: Vec<CgroupFiles> = run
-            .children()
-            .into_iter()
-            .filter(|c| {
-                c.path()
-                    .file_name()
-                    .is_some_and(|n| n != COMMAND_LEAF && n != "conmon")
-            })
-            .collect();
-        for child in &children {
+        let mut children: Vec<(CgroupFiles, ContainerKind)> = Vec::new();
+        for child in run.children() {
+            let name = child
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match name.as_str() {
+                COMMAND_LEAF | "conmon" => {}
+                BUILD_PARENT => children.extend(
+                    child
+                        .children()
+                        .into_iter()
+                        .map(|step| (step, ContainerKind::BuildStep)),
+                ),
+                _ if name.starts_with(ADOPTED_PREFIX) => {
+                    children.push((child, ContainerKind::BuildStep))
+                }
+                _ => children.push((child, kind)),
+            }
+        }
+        for (child, kind) in &children {
+            let kind = *kind;
             let id = child
                 .path()
                 .file_name()
@@ -81,7 +103,8 @@ impl Units {
         }
         for unit in self.known.values_mut() {
             let emptied = unit.populated && unit.files.pids_recursive().is_empty();
-            if unit.record.ended_ms.is_none() && (emptied || !children.contains(&unit.files)) {
+            let gone = !children.iter().any(|(files, _)| *files == unit.files);
+            if unit.record.ended_ms.is_none() && (emptied || gone) {
                 unit.record.ended_ms = Some(now_ms);
             }
         }

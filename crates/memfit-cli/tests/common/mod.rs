@@ -9,6 +9,7 @@ use serde_json::Value;
 
 pub mod audit;
 pub mod docker;
+pub mod waiting_steps;
 
 pub const MIB: u64 = 1024 * 1024;
 

@@ -283,6 +283,7 @@ mod tests {
                 platform: None,
                 caveats: vec![],
                 runtime_view: false,
+                dockerfiles: None,
             },
             lo: None,
             hi: None,

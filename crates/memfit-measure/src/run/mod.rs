@@ -14,11 +14,13 @@ mod teardown;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use memfit_sys::cgroup::{self, Hierarchy, SweptCgroup};
 use memfit_sys::CgroupVersion;
 
+use crate::build_owner::DockerfileReader;
 use crate::environment::Environment;
 use crate::report::RunReport;
 use crate::signals::SignalWatcher;
@@ -53,6 +55,9 @@ pub struct RunOptions {
     /// Let the runtimes inside report their own memory (the Node preload): off with
     /// `--no-runtime-view`.
     pub runtime_view: bool,
+    /// Reads the RUN steps of a build's Dockerfiles, so that only this build's BuildKit steps
+    /// are adopted (see [`crate::build_owner`]); `None`: every step that appears is.
+    pub dockerfiles: Option<Arc<dyn DockerfileReader>>,
 }
 
 #[derive(Debug, thiserror::Error)]

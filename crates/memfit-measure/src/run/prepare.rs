@@ -290,6 +290,8 @@ fn prepare_docker(
                 .display()
         )
     });
+    // For compose: whether it may build, and the Dockerfiles' texts (see ComposePlan).
+    let mut compose_builds: Option<(bool, Option<Vec<String>>)> = None;
     let (command, compose_dir, env_defaults, path_prefix, kind) = match &compose {
         Some(compose) => {
             if !compose.starts_containers(&options.command) {
@@ -305,6 +307,7 @@ fn prepare_docker(
             match compose.plan(&options.command, &relative, &env) {
                 Ok(plan) => {
                     caveats.extend(plan.notes);
+                    compose_builds = Some((plan.builds, plan.dockerfiles));
                     let kind = if plan.builds_only {
                         ContainerKind::BuildStep
                     } else {
@@ -348,11 +351,44 @@ fn prepare_docker(
         },
         CgroupVersion::V1 => None,
     };
-    // dockerd's embedded BuildKit ignores --cgroup-parent: its steps are adopted, for a build
-    // only (adopting during a compose `up` would take in any other client's build steps on
-    // the same dockerd). Podman's builds honour it.
-    let builds = docker.action == DockerAction::Build || kind == ContainerKind::BuildStep;
-    let (adopt_roots, step_name_prefix) = if builds && !podman {
+    // dockerd's embedded BuildKit ignores --cgroup-parent: its steps are adopted, only this
+    // build's where its Dockerfiles can be read (another client's build on the same dockerd
+    // puts its steps there too: see build_owner). Podman's builds honour --cgroup-parent.
+    let reader = options.dockerfiles.as_deref();
+    let (adopt, own_steps) = match (&compose_builds, reader) {
+        _ if podman => (false, None),
+        (None, reader) if docker.action == DockerAction::Build => (
+            true,
+            reader.and_then(|r| OwnSteps::of_command(&options.command, r)),
+        ),
+        (None, _) => (false, None),
+        (Some((false, _)), _) => (false, None),
+        (Some((true, texts)), reader) => {
+            let own = texts
+                .as_deref()
+                .zip(reader)
+                .and_then(|(texts, r)| OwnSteps::of_texts(texts, r));
+            // `build` adopts every step where its own cannot be told apart, as `docker build`
+            // does; `up`/`run`/`create`, which may run long beside other clients' builds, only
+            // the project's own.
+            match own {
+                Some(own) => (true, Some(own)),
+                None if kind == ContainerKind::BuildStep => (true, None),
+                // compose 1.x's classic builds go through memfit's docker wrapper (measured);
+                // with BuildKit its steps are not.
+                None if compose.as_ref().is_some_and(|c| c.v1)
+                    && std::env::var("DOCKER_BUILDKIT").as_deref() != Ok("1") =>
+                {
+                    (false, None)
+                }
+                None => {
+                    caveats.push("docker compose: the RUN steps of builds it runs with BuildKit are not measured: the project's Dockerfiles cannot all be read (a remote context, or compose 1.x, which does not name them), and steps of other builds on the same dockerd could not be told apart; measure the build alone with `memfit run -- docker compose build`".to_string());
+                    (false, None)
+                }
+            }
+        }
+    };
+    let (adopt_roots, step_name_prefix) = if adopt {
         let steps = docker::buildkit_steps(&daemon.cgroup_driver, hierarchy.version);
         (
             vec![hierarchy.mount.join(steps.dir.trim_start_matches('/'))],
@@ -361,11 +397,6 @@ fn prepare_docker(
     } else {
         (Vec::new(), String::new())
     };
-    // Another client's build on the same dockerd puts its steps there too: only this
-    // build's are adopted (see build_owner).
-    let own_steps = (!adopt_roots.is_empty() && docker.action == DockerAction::Build)
-        .then(|| OwnSteps::of_command(&options.command))
-        .flatten();
     (
         command,
         Some(DockerRun {

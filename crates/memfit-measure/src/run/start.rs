@@ -145,7 +145,7 @@ pub(super) fn start(options: &RunOptions, prepared: &mut Prepared) -> Result<Run
             kind: docker.kind,
             started,
             adopt_roots: docker.adopt_roots.clone(),
-            prefix: "buildkit-",
+            prefix: crate::units::ADOPTED_PREFIX,
             step_name_prefix: docker.step_name_prefix.clone(),
             own_steps: docker.own_steps.clone(),
         }) {
