@@ -64,6 +64,7 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
             caveats: fidelity.caveats,
             // bisect asks pass or fail of each limit: nothing is injected into the command.
             runtime_view: false,
+            python_tracemalloc: false,
         },
         lo: args.lo.map(|s| s.bytes()),
         hi: args.hi.map(|s| s.bytes()),

@@ -283,6 +283,7 @@ mod tests {
                 platform: None,
                 caveats: vec![],
                 runtime_view: false,
+                python_tracemalloc: false,
             },
             lo: None,
             hi: None,

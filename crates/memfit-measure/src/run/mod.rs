@@ -53,6 +53,9 @@ pub struct RunOptions {
     /// Let the runtimes inside report their own memory (the Node preload): off with
     /// `--no-runtime-view`.
     pub runtime_view: bool,
+    /// With the runtime view, Python processes run under `tracemalloc` and report it
+    /// (`--python-tracemalloc`): it slows them, so only when asked.
+    pub python_tracemalloc: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
