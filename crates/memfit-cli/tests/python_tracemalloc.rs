@@ -175,19 +175,34 @@ if __name__ == "__main__":
     assert_eq!(run.status(), 0, "{}", run.stderr());
     assert_eq!(run.stdout(), "fork 0\nspawn 0\n");
     let pythons = python_processes(&run);
-    let workers: Vec<&Value> = pythons
+    let pid = |p: &Value| p["pid"].as_i64().unwrap();
+    // The command itself: the one Python process whose parent is not a Python process.
+    let main = pythons
         .iter()
-        .filter(|p| field(p, "traced_peak_bytes") >= 36 * MIB)
+        .find(|p| {
+            !pythons
+                .iter()
+                .any(|other| pid(other) == p["ppid"].as_i64().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no main process in {}", run.report["processes"]));
+    let children: Vec<&Value> = pythons
+        .iter()
+        .filter(|p| p["ppid"].as_i64() == Some(pid(main)))
         .collect();
-    // The forked worker, and the spawned one (a new interpreter that inherits PYTHONPATH).
-    assert!(workers.len() >= 2, "{}", run.report["processes"]);
-    assert!(
-        workers
-            .iter()
-            .any(|p| p["command"].as_str().unwrap().contains("spawn_main")),
-        "{}",
-        run.report["processes"]
-    );
+    // Its own peak, not a child's.
+    assert!(field(main, "traced_peak_bytes") < 36 * MIB, "{main}");
+    // The forked worker (the parent's command line, its own pid)…
+    let forked = children
+        .iter()
+        .find(|p| p["command"] == main["command"])
+        .unwrap_or_else(|| panic!("no forked worker in {}", run.report["processes"]));
+    assert!(field(forked, "traced_peak_bytes") >= 36 * MIB, "{forked}");
+    // …and the spawned one, a new interpreter that inherits PYTHONPATH.
+    let spawned = children
+        .iter()
+        .find(|p| p["command"].as_str().unwrap().contains("spawn_main"))
+        .unwrap_or_else(|| panic!("no spawned worker in {}", run.report["processes"]));
+    assert!(field(spawned, "traced_peak_bytes") >= 36 * MIB, "{spawned}");
 }
 
 #[test]
@@ -256,6 +271,45 @@ fn the_systems_own_sitecustomize_is_chained_too() {
     assert_eq!(run.status(), 0, "{}", run.stderr());
     assert_eq!(run.stdout(), String::from_utf8_lossy(&plain.stdout));
     assert_eq!(python_processes(&run).len(), 1, "{}", run.report);
+}
+
+#[test]
+fn a_failing_user_sitecustomize_fails_as_it_would_without_memfit() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    script(dir.path(), "sitecustomize.py", "raise ValueError('boom')\n");
+    let user = dir.path().display().to_string();
+    let probe = "import sys; print(sys.path[1:2], 'sitecustomize' in sys.modules)";
+    let env = [("PYTHONPATH", user.as_str())];
+    let with = run_env(&[FLAG], &[&python, "-c", probe], &env);
+    let without = run_env(&[], &[&python, "-c", probe], &env);
+    assert_eq!(with.status(), 0, "{}", with.stderr());
+    assert_eq!(with.stdout(), without.stdout());
+    assert_eq!(with.stdout(), format!("['{user}'] False\n"));
+    let message = "Error in sitecustomize; set PYTHONVERBOSE for traceback:\nValueError: boom\n";
+    assert!(with.stderr().starts_with(message), "{}", with.stderr());
+    assert!(
+        without.stderr().starts_with(message),
+        "{}",
+        without.stderr()
+    );
+    // The view still started before the user's module failed.
+    assert_eq!(python_processes(&with).len(), 1, "{}", with.report);
+}
+
+#[test]
+fn an_isolated_python_runs_untraced_and_the_summary_says_why() {
+    let Some(python) = python() else { return };
+    let run = run(&[FLAG], &[&python, "-I", "-c", "print('isolated')"]);
+    assert_eq!(run.status(), 0, "{}", run.stderr());
+    assert_eq!(run.stdout(), "isolated\n");
+    assert!(python_processes(&run).is_empty());
+    let stderr = run.stderr();
+    let note = stderr
+        .lines()
+        .find(|l| l.contains("did not report"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(note.contains("-I") && note.contains("-S"), "{note}");
 }
 
 #[test]
