@@ -150,8 +150,11 @@ def _start(os, sys):
             state["pid"] = pid_now()
             state["generation"] += 1
             if started_here:
-                # The child's peak is its own, not the parent's before the fork.
-                tm.reset_peak()
+                # The child's peak is its own, not the parent's before the fork (Python 3.9+).
+                try:
+                    tm.reset_peak()
+                except Exception:
+                    pass
             report(False)
             start_thread()
         except Exception:
