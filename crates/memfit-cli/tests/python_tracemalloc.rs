@@ -197,12 +197,16 @@ if __name__ == "__main__":
         .find(|p| p["command"] == main["command"])
         .unwrap_or_else(|| panic!("no forked worker in {}", run.report["processes"]));
     assert!(field(forked, "traced_peak_bytes") >= 36 * MIB, "{forked}");
+    // It leaves through os._exit, which skips exit handlers: its last report is memfit's
+    // wrapper's.
+    assert_eq!(forked["python"]["exit_reported"], true, "{forked}");
     // …and the spawned one, a new interpreter that inherits PYTHONPATH.
     let spawned = children
         .iter()
         .find(|p| p["command"].as_str().unwrap().contains("spawn_main"))
         .unwrap_or_else(|| panic!("no spawned worker in {}", run.report["processes"]));
     assert!(field(spawned, "traced_peak_bytes") >= 36 * MIB, "{spawned}");
+    assert_eq!(spawned["python"]["exit_reported"], true, "{spawned}");
 }
 
 #[test]
@@ -310,6 +314,76 @@ fn an_isolated_python_runs_untraced_and_the_summary_says_why() {
         .find(|l| l.contains("did not report"))
         .unwrap_or_else(|| panic!("{stderr}"));
     assert!(note.contains("-I") && note.contains("-S"), "{note}");
+}
+
+/// A Python 3.12 or later (pyenv's, else on PATH), or `None`: the test is skipped.
+fn python_312_or_later() -> Option<String> {
+    let pyenv = std::fs::read_dir("/root/.pyenv/versions")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin/python").display().to_string());
+    let candidates: Vec<String> = ["python3.13", "python3.12"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(pyenv)
+        .collect();
+    let found = candidates.into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", "import sys; assert sys.version_info >= (3, 12)"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        eprintln!("skipping: no Python 3.12 or later (its fork warning is what is tested)");
+    }
+    found
+}
+
+/// Python 3.12+ warns at a fork when other threads exist: the reporter's thread must not make
+/// a program that forks warn, and the program's own threads must, from the same line.
+#[test]
+fn a_fork_on_python_312_warns_only_for_the_programs_own_threads() {
+    let Some(python) = python_312_or_later() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let program = script(
+        dir.path(),
+        "fork.py",
+        r#"import os, threading, time
+def fork_and_wait():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+fork_and_wait()
+t = threading.Thread(target=time.sleep, args=(0.3,))
+t.start()
+fork_and_wait()
+t.join()
+"#,
+    );
+    let args = [
+        python.as_str(),
+        "-W",
+        "always::DeprecationWarning",
+        &program,
+    ];
+    let with = run(&["-q", FLAG], &args);
+    let without = run(&["-q"], &args);
+    assert_eq!(with.status(), 0, "{}", with.stderr());
+    // The pid in the message differs from run to run.
+    let unpid = |text: String| {
+        let (head, rest) = text.split_once("(pid=").unwrap_or_else(|| panic!("{text}"));
+        format!("{head}(pid=N{}", &rest[rest.find(')').unwrap()..])
+    };
+    let expected = format!(
+        "{program}:3: DeprecationWarning: This process (pid=N) is multi-threaded, use of fork() may lead to deadlocks in the child.\n  pid = os.fork()\n"
+    );
+    assert_eq!(unpid(without.stderr()), expected);
+    assert_eq!(unpid(with.stderr()), expected);
+    assert!(python_processes(&with).len() >= 2, "{}", with.report);
 }
 
 #[test]

@@ -45,9 +45,14 @@ def _memfit_python_view():
 def _start(os, sys):
     fifo = __MEMFIT_FIFO__
     every = __MEMFIT_INTERVAL_S__
-    import _thread
     import atexit
+    # Taken now, before the program can patch them (gevent and eventlet replace
+    # _thread.start_new_thread and time.sleep with green versions): the reporter is a real
+    # thread that sleeps without blocking the program's event loop.
+    from _thread import start_new_thread
     from time import sleep
+
+    os_open, os_write, os_close = os.open, os.write, os.close
 
     try:
         import _tracemalloc as tm
@@ -72,14 +77,16 @@ def _start(os, sys):
         except Exception:
             return os.getpid()
 
-    state = {"pid": pid_now(), "quiet": False, "generation": 0}
+    # "own": the pid this state belongs to, as the process sees it: a child forked where
+    # os.register_at_fork is missing (Python < 3.7) must not report as its parent.
+    state = {"pid": pid_now(), "own": os.getpid(), "quiet": False, "generation": 0}
     flags = os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
     def write(data):
         # Opened for each report: a descriptor kept open could be closed by the program (a
         # daemon closing its descriptors) and its number reused for one of the program's files.
         try:
-            fd = os.open(fifo, flags)
+            fd = os_open(fifo, flags)
         except OSError:
             # No reader (ENXIO) or no FIFO: memfit is gone.
             state["quiet"] = True
@@ -93,7 +100,7 @@ def _start(os, sys):
                     old = _signal.pthread_sigmask(_signal.SIG_BLOCK, (sigpipe,))
                 except Exception:
                     old = None
-            os.write(fd, data)
+            os_write(fd, data)
         except BlockingIOError:
             pass
         except OSError:
@@ -110,12 +117,12 @@ def _start(os, sys):
                 except Exception:
                     pass
             try:
-                os.close(fd)
+                os_close(fd)
             except OSError:
                 pass
 
     def report(end):
-        if state["quiet"]:
+        if state["quiet"] or os.getpid() != state["own"]:
             return
         try:
             current, peak = tm.get_traced_memory()
@@ -143,11 +150,12 @@ def _start(os, sys):
     def start_thread():
         # A bare thread (not threading's): the program's threading.active_count() and
         # threading.enumerate() stay its own.
-        _thread.start_new_thread(loop, (state["generation"],))
+        start_new_thread(loop, (state["generation"],))
 
     def after_fork_in_child():
         try:
             state["pid"] = pid_now()
+            state["own"] = os.getpid()
             state["generation"] += 1
             if started_here:
                 # The child's peak is its own, not the parent's before the fork (Python 3.9+).
@@ -169,12 +177,47 @@ def _start(os, sys):
             pass
         real_exit(status)
 
+    real_fork = os.fork
+
+    def fork():
+        # Python 3.12+ warns at a fork when the process has other threads (python/cpython#100228),
+        # and the reporter is one: its warning is silenced, and the program's own (other threads
+        # than the reporter) is raised again as Python would, attributed to the caller.
+        try:
+            with open("/proc/self/stat", "rb") as stat:
+                threads = int(stat.read().rsplit(b")", 1)[1].split()[17])
+        except Exception:
+            threads = 0
+        if threads < 2:
+            return real_fork()
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=r"This process \(pid=\d+\) is multi-threaded", category=DeprecationWarning
+            )
+            pid = real_fork()
+        if pid and threads > 2:
+            # As CPython: a warning turned into an error (-W error) is dropped, the fork done.
+            try:
+                warnings.warn(
+                    "This process (pid=%d) is multi-threaded, use of fork() may lead to deadlocks in the child."
+                    % os.getpid(),
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+            except Exception:
+                pass
+        return pid
+
     report(False)
     start_thread()
     # Registered first, so run last: after the program's own exit handlers.
     atexit.register(report, True)
     os.register_at_fork(after_in_child=after_fork_in_child)
     os._exit = _exit
+    if sys.version_info >= (3, 12):
+        os.fork = fork
 
 
 _memfit_python_view()
