@@ -627,6 +627,15 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_runtime_view: bool,
 
+    /// Run every Python process of the command under tracemalloc and report its traced
+    /// memory: a `sitecustomize` put first on PYTHONPATH (children and multiprocessing
+    /// workers inherit it; the command's own sitecustomize still runs). The verdict then says
+    /// whether the memory was Python's own objects or outside its allocator. tracemalloc
+    /// slows Python and its tables take memory, so it is off unless asked; not with
+    /// --no-runtime-view (docs/runtime-view.md).
+    #[arg(long)]
+    pub python_tracemalloc: bool,
+
     /// A report, written when the command has ended: FORMAT=FILE (`-` is standard output),
     /// repeatable, or one bare FORMAT for -o (default: standard output). Formats: human (the
     /// summary, on standard error by default), json (schema memfit.run/1), markdown, svg

@@ -65,6 +65,7 @@ pub fn execute(args: BisectArgs) -> Result<u8> {
             // bisect asks pass or fail of each limit: nothing is injected into the command.
             runtime_view: false,
             dockerfiles: crate::build_steps::reader(),
+            python_tracemalloc: false,
         },
         lo: args.lo.map(|s| s.bytes()),
         hi: args.hi.map(|s| s.bytes()),

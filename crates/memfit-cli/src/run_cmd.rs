@@ -78,6 +78,9 @@ pub fn execute(args: RunArgs) -> Result<u8> {
     if args.command.is_empty() {
         bail!("no command given; put it after `--`, e.g. memfit run --limit 512M -- npm run build");
     }
+    if args.python_tracemalloc && args.no_runtime_view {
+        bail!("--python-tracemalloc reports through the runtime view, which --no-runtime-view turns off; drop one of the two");
+    }
     let target = resolve_target(&args.limits)?;
     check_swap(target.as_ref(), args.limits.swap)?;
     let fidelity = fidelity::resolve(&args.limits.fidelity, target.as_ref())?;
@@ -118,6 +121,7 @@ pub fn execute(args: RunArgs) -> Result<u8> {
             .collect(),
         runtime_view: !args.no_runtime_view,
         dockerfiles: build_steps::reader(),
+        python_tracemalloc: args.python_tracemalloc,
     };
     let mut report = match memfit_measure::run(&options, &signals) {
         Ok(report) => report,

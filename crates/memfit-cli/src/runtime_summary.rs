@@ -1,4 +1,5 @@
-//! The summary's lines of the runtime view: each Node process's V8 heap and off-heap peaks.
+//! The summary's lines of the runtime view: each Node process's V8 heap and off-heap peaks,
+//! each JVM's heap, each Python process's traced memory (`--python-tracemalloc`).
 
 use std::fmt::Write as _;
 
@@ -49,6 +50,31 @@ pub fn render(out: &mut String, report: &RunReport) {
             ByteSize(jvm.old_gen_used_peak_bytes),
             jvm.gc_count,
             jvm.gc_pause_total_ms as f64 / 1000.0
+        );
+    }
+    let pythons = report.python_processes();
+    for (process, python) in pythons.iter().take(SHOWN) {
+        let last = if python.exit_reported {
+            "at exit"
+        } else {
+            "last seen"
+        };
+        let _ = writeln!(
+            out,
+            "  python    {} `{}`: traced peak {} ({last} {}) of RSS {} · tracemalloc's own {}",
+            process.pid,
+            truncate(&short_command(&process.command), 40),
+            ByteSize(python.traced_peak_bytes),
+            ByteSize(python.traced_current_bytes),
+            ByteSize(process.peak_rss_bytes),
+            ByteSize(python.tracemalloc_overhead_peak_bytes)
+        );
+    }
+    if pythons.len() > SHOWN {
+        let _ = writeln!(
+            out,
+            "            … and {} more Python processes (all in the JSON report's processes[].python)",
+            pythons.len() - SHOWN
         );
     }
     if nodes.len() > SHOWN {

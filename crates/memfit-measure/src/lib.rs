@@ -28,6 +28,7 @@ mod exec_events;
 pub mod html;
 mod kmsg;
 mod peak_alarm;
+mod python_verdict;
 mod report;
 mod run;
 mod runtime_verdict;
@@ -48,8 +49,8 @@ pub use memfit_sys::cgroup::SweptCgroup;
 pub use report::{
     describe_exit, short_command, BuildStep, ContainerKind, ContainerRecord, ExitInfo, JvmRecord,
     Mode, OomInfo, OomVictim, Peak, PeakSource, ProcessAtPeak, ProcessRecord, ProcessRss,
-    RunReport, RuntimeSample, RuntimeViewInfo, Sample, SamplingCost, V8Record, VictimEvidence,
-    WorkingSource, RUN_SCHEMA, SWAP_THAT_COUNTS,
+    PythonRecord, RunReport, RuntimeSample, RuntimeViewInfo, Sample, SamplingCost, V8Record,
+    VictimEvidence, WorkingSource, RUN_SCHEMA, SWAP_THAT_COUNTS,
 };
 pub use run::{run, sweep_stale_cgroups, RunError, RunOptions};
 pub use signals::SignalWatcher;

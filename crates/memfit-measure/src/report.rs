@@ -116,6 +116,9 @@ pub struct RuntimeViewInfo {
     /// The JVMs' own counters (hsperfdata, as jstat reads them) were read: nothing injected.
     #[serde(default)]
     pub jvm: bool,
+    /// The Python `sitecustomize` was injected (PYTHONPATH), `--python-tracemalloc`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub python: bool,
     /// Processes that reported.
     pub processes_reporting: usize,
     /// Report lines that were not reports (malformed, too long): the command wrote them.
@@ -269,6 +272,27 @@ pub struct ProcessRecord {
     /// a HotSpot JVM and the runtime view was on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jvm: Option<JvmRecord>,
+    /// What `tracemalloc` said, where the process is Python and `--python-tracemalloc` was
+    /// given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<PythonRecord>,
+}
+
+/// What `tracemalloc` said about one Python process over the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PythonRecord {
+    /// `tracemalloc.get_traced_memory()`'s peak: the most memory in blocks Python's
+    /// allocators handed out at once (since tracing started, or since the fork for a forked
+    /// child), as last reported.
+    pub traced_peak_bytes: u64,
+    /// Its current value in the last report (at exit when `exit_reported`).
+    pub traced_current_bytes: u64,
+    /// `tracemalloc.get_tracemalloc_memory()` at its largest: tracemalloc's own tables, in the
+    /// process's RSS only because of the flag.
+    pub tracemalloc_overhead_peak_bytes: u64,
+    /// Whether the process reported at its exit (its peak is then exact); not when it was
+    /// killed, or left without exit handlers (`os._exit` is covered).
+    pub exit_reported: bool,
 }
 
 /// What a HotSpot JVM's performance counters said over the run (sampled).

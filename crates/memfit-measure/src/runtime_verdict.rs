@@ -30,8 +30,13 @@ impl RunReport {
 
     /// Which part of Node's memory grew to a limit, e.g. "V8 heap 64 of 67 MiB in `node
     /// build.js`: raise --max-old-space-size or fix the leak"; `None` without a runtime view,
-    /// or when the run neither failed nor came near the heap's cap.
+    /// or when the run neither failed nor came near the heap's cap. Else the JVM's heap, else
+    /// (with `--python-tracemalloc`) what tracemalloc saw.
     pub fn runtime_finding(&self) -> Option<String> {
+        self.node_or_jvm_finding().or_else(|| self.python_finding())
+    }
+
+    fn node_or_jvm_finding(&self) -> Option<String> {
         let nodes = self.node_processes();
         let failed = self.oom_killed == Some(true) || self.exit.status != 0;
         // The process that matters: the OOM victim, one V8 aborted, else the largest.
@@ -118,12 +123,12 @@ impl RunReport {
 }
 
 /// `64.2` (MiB, without the unit: "64.2 of 67 MiB").
-fn mib(bytes: u64) -> String {
+pub(crate) fn mib(bytes: u64) -> String {
     let value = bytes as f64 / (1u64 << 20) as f64;
     format!("{value:.1}").trim_end_matches(".0").to_string()
 }
 
-fn shorten(text: &str, max: usize) -> String {
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }

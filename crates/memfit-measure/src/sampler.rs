@@ -467,6 +467,7 @@ impl Sampler {
                 exit: t.exit.map(ExitInfo::of),
                 v8: None,
                 jvm: None,
+                python: None,
             })
             .collect()
     }

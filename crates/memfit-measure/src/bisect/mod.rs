@@ -284,6 +284,7 @@ mod tests {
                 caveats: vec![],
                 runtime_view: false,
                 dockerfiles: None,
+                python_tracemalloc: false,
             },
             lo: None,
             hi: None,

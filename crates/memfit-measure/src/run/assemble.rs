@@ -37,13 +37,19 @@ pub(super) fn assemble(options: &RunOptions, prepared: Prepared, finished: Finis
         for process in &mut processes {
             process.v8 = view.record(process.pid);
             process.jvm = view.jvm_record(process.pid);
+            process.python = view.python_record(process.pid);
         }
+        caveats.extend(crate::python_verdict::caveats(
+            &processes,
+            options.python_tracemalloc,
+        ));
         let info = RuntimeViewInfo {
             node: true,
             jvm: true,
+            python: options.python_tracemalloc,
             processes_reporting: processes
                 .iter()
-                .filter(|p| p.v8.is_some() || p.jvm.is_some())
+                .filter(|p| p.v8.is_some() || p.jvm.is_some() || p.python.is_some())
                 .count(),
             rejected_lines: view.rejected,
         };

@@ -58,6 +58,9 @@ pub struct RunOptions {
     /// Reads the RUN steps of a build's Dockerfiles, so that only this build's BuildKit steps
     /// are adopted (see [`crate::build_owner`]); `None`: every step that appears is.
     pub dockerfiles: Option<Arc<dyn DockerfileReader>>,
+    /// With the runtime view, Python processes run under `tracemalloc` and report it
+    /// (`--python-tracemalloc`): it slows them, so only when asked.
+    pub python_tracemalloc: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -118,10 +118,12 @@ pub(super) fn start(options: &RunOptions, prepared: &mut Prepared) -> Result<Run
         }
     }
     // Containers do not inherit the environment: a docker command gets nothing injected.
-    let runtime_view = if options.runtime_view
-        && DockerCommand::recognize(&options.command).is_none()
-    {
-        match RuntimeView::start(options.interval) {
+    let docker = DockerCommand::recognize(&options.command).is_some();
+    if docker && options.runtime_view && options.python_tracemalloc {
+        prepared.caveats.push("--python-tracemalloc: nothing is injected into a docker command (containers do not inherit the environment), so its Python processes are not traced".to_string());
+    }
+    let runtime_view = if options.runtime_view && !docker {
+        match RuntimeView::start(options.interval, options.python_tracemalloc) {
             Ok(view) => {
                 view.inject(&mut environment.entries);
                 Some(view)

@@ -2,7 +2,8 @@
 //! what the kernel charges. For Node, memfit-sys's [`NodeView`] (a preload injected with
 //! `NODE_OPTIONS=--require` that reports V8's heap statistics, `process.memoryUsage()` and GC
 //! pauses of every Node process and worker thread through a FIFO; shared with the guard);
-//! here, what a run keeps of it: each process's peaks. For JVMs, their own counters.
+//! here, what a run keeps of it: each process's peaks. For JVMs, their own counters. For
+//! Python, with `--python-tracemalloc`, tracemalloc's traced memory through the same FIFO.
 //! What comes through the FIFO is the command's word, so it is bounded and parsed
 //! defensively, and only counted for processes of the run.
 
@@ -13,9 +14,12 @@ use std::ffi::OsString;
 use std::io;
 use std::time::Duration;
 
-use memfit_sys::runtime_view::{Access, Isolates, NodeView};
+use memfit_sys::runtime_view::{Access, Isolates, NodeView, PythonReport};
 
-use crate::report::{JvmRecord, RuntimeSample, V8Record};
+use crate::report::{JvmRecord, PythonRecord, RuntimeSample, V8Record};
+
+/// Python processes followed in a run; reports of more are rejected.
+const MAX_PYTHON_PROCESSES: usize = 4096;
 
 /// The Node view and what the processes reported.
 pub(crate) struct RuntimeView {
@@ -26,6 +30,10 @@ pub(crate) struct RuntimeView {
     pub(crate) rejected: u64,
     /// The JVMs of the run, from their own counters.
     jvm: jvm::JvmView,
+    /// Each Python process's record, with `--python-tracemalloc`.
+    pythons: HashMap<i32, PythonRecord>,
+    /// Python reports that did not fit ([`MAX_PYTHON_PROCESSES`]).
+    python_rejected: u64,
 }
 
 impl RuntimeView {
@@ -33,14 +41,22 @@ impl RuntimeView {
     /// (never the command's: a repository is not memfit's to write to). Any user may load the
     /// preload and write to the FIFO (0711, 0644, 0622): a command that drops privileges
     /// before Node (`su-exec`, `gosu`, `setpriv`) would otherwise not start at all, since
-    /// Node refuses a `--require` it cannot read.
-    pub(crate) fn start(period: Option<Duration>) -> io::Result<RuntimeView> {
+    /// Node refuses a `--require` it cannot read. With `python`, Python processes report
+    /// tracemalloc's counters too.
+    pub(crate) fn start(period: Option<Duration>, python: bool) -> io::Result<RuntimeView> {
         Ok(RuntimeView {
-            node: NodeView::start(period, Access::AnyUser)?,
+            node: NodeView::start_with(period, Access::AnyUser, python)?,
             processes: HashMap::new(),
             rejected: 0,
             jvm: jvm::JvmView::default(),
+            pythons: HashMap::new(),
+            python_rejected: 0,
         })
+    }
+
+    /// What a Python process reported, when it did.
+    pub(crate) fn python_record(&self, pid: i32) -> Option<PythonRecord> {
+        self.pythons.get(&pid).copied()
     }
 
     /// Adds the preload to `NAME=value` environment entries.
@@ -63,7 +79,10 @@ impl RuntimeView {
         let processes = &mut self.processes;
         self.node
             .drain(|isolates, pid| update_process(processes, isolates, pid));
-        self.rejected = self.node.rejected;
+        for report in self.node.take_python_reports() {
+            self.python_rejected += u64::from(!update_python(&mut self.pythons, &report));
+        }
+        self.rejected = self.node.rejected + self.python_rejected;
     }
 
     /// The sums over the live processes' latest reports, `None` when none has reported.
@@ -86,6 +105,20 @@ impl RuntimeView {
     pub(crate) fn close(self) -> io::Result<()> {
         self.node.close()
     }
+}
+
+/// Folds a Python report into its process's record; `false` when there are too many.
+fn update_python(pythons: &mut HashMap<i32, PythonRecord>, report: &PythonReport) -> bool {
+    if !pythons.contains_key(&report.pid) && pythons.len() >= MAX_PYTHON_PROCESSES {
+        return false;
+    }
+    let record = pythons.entry(report.pid).or_default();
+    record.traced_peak_bytes = record.traced_peak_bytes.max(report.peak);
+    record.traced_current_bytes = report.current;
+    record.tracemalloc_overhead_peak_bytes =
+        record.tracemalloc_overhead_peak_bytes.max(report.overhead);
+    record.exit_reported |= report.end;
+    true
 }
 
 /// Folds a process's threads' latest reports into its peaks.
@@ -135,7 +168,7 @@ mod tests {
 
     #[test]
     fn threads_add_up_per_process_and_a_main_exit_ends_them_all() {
-        let mut view = RuntimeView::start(None).unwrap();
+        let mut view = RuntimeView::start(None, false).unwrap();
         take(&mut view, &line(10, 0, true, 100, 5, false));
         take(&mut view, &line(10, 1, false, 50, 1, false));
         assert_eq!(view.sample(&[10]).unwrap().heap_used_bytes, 150);

@@ -3,9 +3,12 @@
 //! `NODE_OPTIONS=--require`, through which every Node process and worker thread reports V8's
 //! heap statistics, `process.memoryUsage()` and its GC pauses into a FIFO in that directory;
 //! the bounded, defensive reading of that FIFO; and the latest report of each live thread.
+//! With `--python-tracemalloc`, a `sitecustomize` ([`python`]) on PYTHONPATH reports
+//! tracemalloc's traced memory of every Python process into the same FIFO.
 //! What the reports mean for a run or a service (peaks, metrics) is the caller's.
 //! docs/runtime-view.md in memfit's repository describes the view.
 
+mod python;
 mod report;
 
 use std::collections::HashMap;
@@ -17,6 +20,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use python::{python_path, PythonReport, PYTHONPATH};
 pub use report::Report;
 
 /// The variable the preload is injected through.
@@ -32,6 +36,8 @@ const MAX_ISOLATES: usize = 4096;
 const MAX_READ_PER_TICK: usize = 4 << 20;
 /// The FIFO's capacity asked of the kernel (F_SETPIPE_SZ), so that a burst of exits fits.
 const PIPE_SIZE: libc::c_int = 1 << 20;
+/// Python reports kept between two takes: more are dropped (and counted rejected).
+const MAX_PYTHON_QUEUE: usize = 1 << 16;
 
 /// Who may load the preload and write to the FIFO.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +110,10 @@ pub struct NodeView {
     /// Within an over-long line: bytes are dropped up to its newline.
     skipping: bool,
     isolates: Isolates,
+    /// The Python `sitecustomize`'s zip, when Python processes are asked to report.
+    python_zip: Option<PathBuf>,
+    /// Python reports not yet taken ([`NodeView::take_python_reports`]).
+    python_reports: Vec<PythonReport>,
     /// Lines that were not a report (malformed, too long, too many threads).
     pub rejected: u64,
 }
@@ -113,16 +123,31 @@ impl NodeView {
     /// (never the command's: a repository is not memfit's to write to). `period`: between
     /// two reports of a thread, 10 ms to 1 s [default: 100 ms].
     pub fn start(period: Option<Duration>, access: Access) -> io::Result<NodeView> {
+        NodeView::start_with(period, access, false)
+    }
+
+    /// [`NodeView::start`], and with `python`, a `sitecustomize` for Python processes too
+    /// (injected through PYTHONPATH): tracemalloc slows Python, so it is only on when asked.
+    pub fn start_with(
+        period: Option<Duration>,
+        access: Access,
+        python: bool,
+    ) -> io::Result<NodeView> {
         sweep_stale();
         let dir = make_dir()?;
-        let view = NodeView::populate(&dir, period, access);
+        let view = NodeView::populate(&dir, period, access, python);
         if view.is_err() {
             remove_dir(&dir);
         }
         view
     }
 
-    fn populate(dir: &Path, period: Option<Duration>, access: Access) -> io::Result<NodeView> {
+    fn populate(
+        dir: &Path,
+        period: Option<Duration>,
+        access: Access,
+        python: bool,
+    ) -> io::Result<NodeView> {
         let (dir_mode, file_mode, fifo_mode) = match access {
             Access::Private => (0o700, 0o600, 0o600),
             Access::AnyUser => (0o711, 0o644, 0o622),
@@ -165,6 +190,15 @@ impl NodeView {
             .replace("__MEMFIT_INTERVAL_MS__", &period.as_millis().to_string());
         std::fs::write(&preload, text)?;
         std::fs::set_permissions(&preload, std::fs::Permissions::from_mode(file_mode))?;
+        let python_zip = if python {
+            let zip = dir.join(python::ZIP_NAME);
+            let bytes = python::sitecustomize_zip(fifo_text, period).map_err(io::Error::other)?;
+            std::fs::write(&zip, bytes)?;
+            std::fs::set_permissions(&zip, std::fs::Permissions::from_mode(file_mode))?;
+            Some(zip)
+        } else {
+            None
+        };
         // Held while the view lives: the sweep of a later memfit leaves this directory alone.
         let lock = File::open(&preload)?;
         // SAFETY: flock on an fd we own.
@@ -179,6 +213,8 @@ impl NodeView {
             partial: Vec::new(),
             skipping: false,
             isolates: Isolates::default(),
+            python_zip,
+            python_reports: Vec::new(),
             rejected: 0,
         })
     }
@@ -201,8 +237,21 @@ impl NodeView {
         value
     }
 
-    /// Adds the preload to `NAME=value` environment entries.
+    /// Adds the preload (and the Python `sitecustomize`, when asked for) to `NAME=value`
+    /// environment entries.
     pub fn inject(&self, entries: &mut Vec<OsString>) {
+        if let Some(zip) = &self.python_zip {
+            let existing = entries.iter().position(|e| python::sets(e, PYTHONPATH));
+            let current = existing.map(|i| {
+                OsString::from_vec(entries[i].as_bytes()[PYTHONPATH.len() + 1..].to_vec())
+            });
+            let mut entry = OsString::from(format!("{PYTHONPATH}="));
+            entry.push(python_path(zip, current.as_deref()));
+            match existing {
+                Some(i) => entries[i] = entry,
+                None => entries.push(entry),
+            }
+        }
         let prefix = format!("{NODE_OPTIONS}=");
         let existing = entries
             .iter()
@@ -267,7 +316,15 @@ impl NodeView {
 
     fn take_line(&mut self, line: &[u8], seen: &mut impl FnMut(&Isolates, i32)) {
         let Some(report) = Report::parse(line) else {
-            self.rejected += 1;
+            let python = self
+                .python_zip
+                .as_ref()
+                .and_then(|_| PythonReport::parse(line))
+                .filter(|_| self.python_reports.len() < MAX_PYTHON_QUEUE);
+            match python {
+                Some(report) => self.python_reports.push(report),
+                None => self.rejected += 1,
+            }
             return;
         };
         let key = (report.pid, report.tid);
@@ -288,6 +345,11 @@ impl NodeView {
         }
     }
 
+    /// The Python reports that arrived since the last take, in order.
+    pub fn take_python_reports(&mut self) -> Vec<PythonReport> {
+        std::mem::take(&mut self.python_reports)
+    }
+
     /// The latest reports of the live threads.
     pub fn isolates(&self) -> &Isolates {
         &self.isolates
@@ -302,7 +364,7 @@ impl NodeView {
     pub fn close(mut self) -> io::Result<()> {
         match self.dir.take() {
             Some(dir) => {
-                for name in [PRELOAD_NAME, FIFO_NAME] {
+                for name in OWN_FILES {
                     match std::fs::remove_file(dir.join(name)) {
                         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                         _ => {}
@@ -327,6 +389,8 @@ impl Drop for NodeView {
 const DIR_PREFIX: &str = "memfit-runtime-";
 const PRELOAD_NAME: &str = "memfit-runtime-view.js";
 const FIFO_NAME: &str = "reports";
+/// Every file memfit puts in the directory, and the only ones it removes there.
+const OWN_FILES: [&str; 3] = [PRELOAD_NAME, FIFO_NAME, python::ZIP_NAME];
 
 fn c_string(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes())
@@ -346,16 +410,17 @@ fn make_dir() -> io::Result<PathBuf> {
     Ok(PathBuf::from(OsString::from_vec(bytes)))
 }
 
-/// Removes the view's directory and only the two files memfit puts there.
+/// Removes the view's directory and only the files memfit puts there.
 fn remove_dir(dir: &Path) {
-    let _ = std::fs::remove_file(dir.join(PRELOAD_NAME));
-    let _ = std::fs::remove_file(dir.join(FIFO_NAME));
+    for name in OWN_FILES {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
     let _ = std::fs::remove_dir(dir);
 }
 
 /// Removes what a SIGKILLed memfit left in the temporary directory: a directory of this
 /// name whose memfit is gone, that is a real directory (not a link) owned by this user, and
-/// only the two files memfit puts there.
+/// only the files memfit puts there.
 pub fn sweep_stale() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;

@@ -108,3 +108,31 @@ fn node_options_keep_the_users_and_quote_a_path_with_a_space() {
         .unwrap()
         .starts_with("NODE_OPTIONS=--require /"));
 }
+
+#[test]
+fn python_reports_are_taken_only_when_asked_for_and_the_zip_is_removed() {
+    let python = br#"{"kind":"python","pid":9,"current":5,"peak":8,"overhead":1,"end":false}"#;
+    let mut off = NodeView::start(None, Access::Private).unwrap();
+    let mut entries = vec![OsString::from("PYTHONPATH=/user")];
+    off.inject(&mut entries);
+    assert_eq!(entries[0], OsString::from("PYTHONPATH=/user"));
+    off.take_bytes(&[&python[..], b"\n"].concat(), &mut |_, _| {});
+    assert_eq!((off.rejected, off.take_python_reports().len()), (1, 0));
+
+    let mut on = NodeView::start_with(None, Access::AnyUser, true).unwrap();
+    let dir = on.preload().parent().unwrap().to_path_buf();
+    let zip = dir.join(python::ZIP_NAME);
+    let mode = std::fs::metadata(&zip).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+    on.inject(&mut entries);
+    assert_eq!(
+        entries[0],
+        OsString::from(format!("PYTHONPATH={}:/user", zip.display()))
+    );
+    on.take_bytes(&[&python[..], b"\n"].concat(), &mut |_, _| {});
+    assert_eq!(on.rejected, 0);
+    assert_eq!(on.take_python_reports()[0].peak, 8);
+    assert!(on.take_python_reports().is_empty());
+    drop(on);
+    assert!(!dir.exists(), "the zip goes with the directory");
+}
