@@ -234,7 +234,7 @@ impl ComposeCommand {
             match env("COMPOSE_DOCKER_CLI_BUILD").as_deref() {
                 None | Some("1") => {
                     let docker = which("docker", env).ok_or("no docker CLI on PATH")?;
-                    let build_parent = format!("{cgroup_parent}/{BUILD_PARENT}");
+                    let build_parent = build_parent(cgroup_parent);
                     write_docker_shim(dir.path(), &docker, &build_parent)
                         .map_err(|e| format!("cannot write memfit's docker wrapper: {e}"))?;
                     env_defaults.push(("COMPOSE_DOCKER_CLI_BUILD", "1"));
@@ -418,8 +418,30 @@ fn override_file(services: &[String], cgroup_parent: &str) -> String {
     text
 }
 
+/// The `--cgroup-parent` of compose 1.x's CLI builds: a cgroup below the run's, or, when the
+/// run's is a systemd slice (the systemd cgroup driver, where a parent must be a slice), a
+/// slice below it (`<run>-compose_build.slice`: systemd nests slices by their dashes).
+fn build_parent(cgroup_parent: &str) -> String {
+    match cgroup_parent.strip_suffix(".slice") {
+        Some(slice) => format!("{slice}-{}.slice", BUILD_PARENT.replace('-', "_")),
+        None => format!("{cgroup_parent}/{BUILD_PARENT}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_build_parent_is_a_child_slice_of_a_slice() {
+        assert_eq!(
+            super::build_parent("/memfit-1/x"),
+            "/memfit-1/x/compose-build"
+        );
+        assert_eq!(
+            super::build_parent("memfit_1_2.slice"),
+            "memfit_1_2-compose_build.slice"
+        );
+    }
+
     use super::*;
 
     fn argv(words: &[&str]) -> Vec<OsString> {

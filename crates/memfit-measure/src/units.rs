@@ -63,12 +63,13 @@ impl Units {
                 .unwrap_or_default();
             match name.as_str() {
                 COMMAND_LEAF | "conmon" => {}
-                BUILD_PARENT => children.extend(
-                    child
-                        .children()
-                        .into_iter()
-                        .map(|step| (step, ContainerKind::BuildStep)),
-                ),
+                _ if name == BUILD_PARENT || name.ends_with("-compose_build.slice") => children
+                    .extend(
+                        child
+                            .children()
+                            .into_iter()
+                            .map(|step| (step, ContainerKind::BuildStep)),
+                    ),
                 _ if name.starts_with(ADOPTED_PREFIX) => {
                     children.push((child, ContainerKind::BuildStep))
                 }
