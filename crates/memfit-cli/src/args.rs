@@ -202,6 +202,15 @@ pub struct ProjectLimitArgs {
     pub platform: Option<String>,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct MeasuredArgs {
+    /// A `memfit run` report of the service (`memfit run --json run.json -- gunicorn …`):
+    /// python-workers-over-limit sizes the workers from the peaks it measured instead of a
+    /// default. The audit itself never runs the project.
+    #[arg(long, value_name = "REPORT.json")]
+    pub from: Option<PathBuf>,
+}
+
 #[derive(Args, Debug)]
 pub struct AuditArgs {
     /// The project directory (default: the current one).
@@ -210,6 +219,9 @@ pub struct AuditArgs {
 
     #[command(flatten)]
     pub limits: ProjectLimitArgs,
+
+    #[command(flatten)]
+    pub measured: MeasuredArgs,
 
     /// Output form.
     #[arg(long, value_enum, default_value = "human")]
@@ -237,6 +249,9 @@ pub struct FixArgs {
 
     #[command(flatten)]
     pub limits: ProjectLimitArgs,
+
+    #[command(flatten)]
+    pub measured: MeasuredArgs,
 
     /// Print the diff without writing anything.
     #[arg(long)]

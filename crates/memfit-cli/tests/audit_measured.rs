@@ -209,14 +209,25 @@ fn measured_gunicorn_workers_size_the_rule_instead_of_the_default() {
     assert_eq!(sized["master_peak_bytes"], master);
 
     // The same figure in the human form and in SARIF.
-    let human = audit_as(dir.path(), &["--limit", "512M", "--from", measured.path.to_str().unwrap()], "human");
+    let human = audit_as(
+        dir.path(),
+        &["--limit", "512M", "--from", measured.path.to_str().unwrap()],
+        "human",
+    );
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(text.contains("measured") && text.contains(&each), "{text}");
-    let sarif = audit_as(dir.path(), &["--limit", "512M", "--from", measured.path.to_str().unwrap()], "sarif");
+    let sarif = audit_as(
+        dir.path(),
+        &["--limit", "512M", "--from", measured.path.to_str().unwrap()],
+        "sarif",
+    );
     let sarif: Value = serde_json::from_slice(&sarif.stdout).unwrap();
     let result = &sarif["runs"][0]["results"][0];
     assert_eq!(result["ruleId"], RULE);
-    assert!(result["message"]["text"].as_str().unwrap().contains("measured"));
+    assert!(result["message"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("measured"));
 
     // memfit fix sets the workers that fit by the measurement: (limit − master) / worker.
     let fit = (512 * MIB - master) / largest;
@@ -252,7 +263,10 @@ fn measured_gunicorn_workers_size_the_rule_instead_of_the_default() {
     assert_eq!(code, 1);
     let found = findings(&report);
     let message = found[0]["message"].as_str().unwrap();
-    assert!(message.contains("default") && message.contains("256 MiB"), "{message}");
+    assert!(
+        message.contains("default") && message.contains("256 MiB"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -284,7 +298,10 @@ fn a_report_of_another_command_falls_back_to_the_default_with_a_note() {
     let found = findings(&report);
     assert_eq!(found.len(), 1, "{}", report["findings"]);
     let message = found[0]["message"].as_str().unwrap();
-    assert!(message.contains("default") && message.contains("256 MiB"), "{message}");
+    assert!(
+        message.contains("default") && message.contains("256 MiB"),
+        "{message}"
+    );
     let notes = report["notes"].to_string();
     assert!(
         notes.contains("does not match") && notes.contains("mysite.wsgi:application"),
@@ -328,14 +345,23 @@ fn a_bad_report_is_a_usage_error_with_one_line_and_nothing_written() {
         (files.path().join("missing.json"), "cannot read"),
         (PathBuf::from("/dev/zero"), "not a regular file"),
         (big, "larger than"),
-        (write("broken.json", b"{\"schema\": \"memfit.run/1\", "), "not JSON"),
+        (
+            write("broken.json", b"{\"schema\": \"memfit.run/1\", "),
+            "not JSON",
+        ),
         (write("binary.json", &[0xff, 0xfe, 0x00]), "UTF-8"),
         (
-            write("audit.json", br#"{"schema": "memfit.audit/1", "findings": []}"#),
+            write(
+                "audit.json",
+                br#"{"schema": "memfit.audit/1", "findings": []}"#,
+            ),
             "not a memfit run report",
         ),
         (
-            write("partial.json", br#"{"schema": "memfit.run/1", "processes": 3}"#),
+            write(
+                "partial.json",
+                br#"{"schema": "memfit.run/1", "processes": 3}"#,
+            ),
             "not a memfit run report",
         ),
         (
@@ -437,7 +463,17 @@ fn gunicorn_itself_measured_then_audited() {
         .env("READY_DIR", &ready)
         .args(["run", "-q", "--json"])
         .arg(&path)
-        .args(["--", "gunicorn", "-w", "3", "-c", "conf.py", "-b", "127.0.0.1:0", "app:app"])
+        .args([
+            "--",
+            "gunicorn",
+            "-w",
+            "3",
+            "-c",
+            "conf.py",
+            "-b",
+            "127.0.0.1:0",
+            "app:app",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
@@ -447,7 +483,10 @@ fn gunicorn_itself_measured_then_audited() {
     let (code, report) = audit_json(dir.path(), &from);
     assert_eq!(code, 1, "{report}");
     let message = findings(&report)[0]["message"].as_str().unwrap();
-    assert!(message.contains("measured") && message.contains("3 workers"), "{message}");
+    assert!(
+        message.contains("measured") && message.contains("3 workers"),
+        "{message}"
+    );
     let worker = report["from_run"]["servers"][0]["worker_peak_bytes"]
         .as_u64()
         .unwrap();
