@@ -312,11 +312,10 @@ fn human(report: &Report) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "            {}{app}: {} worker(s), {}–{} peak RSS each, master {}",
+                "            {}{app}: {} worker(s) at {} peak RSS each, master {}",
                 s.server.as_str(),
                 s.worker_peaks.len(),
-                ByteSize(s.smallest_worker_bytes()),
-                ByteSize(s.worker_bytes()),
+                s.worker_range(),
                 ByteSize(s.master_peak_bytes)
             );
         }

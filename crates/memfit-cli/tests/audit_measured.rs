@@ -1,8 +1,8 @@
 //! `memfit audit --from run.json`: python-workers-over-limit sized from the workers a
 //! `memfit run` of the service measured instead of a default (issue 15). The reports come
 //! from real runs: a small prefork Python server shaped as gunicorn (always), and gunicorn
-//! itself where it is installed (`MEMFIT_GUNICORN_TESTS=required`, as CI sets it, makes a
-//! missing gunicorn a failure).
+//! and uvicorn themselves where they are installed (`MEMFIT_PYTHON_SERVER_TESTS=required`, as
+//! CI sets it, makes a missing one a failure).
 
 mod common;
 
@@ -422,39 +422,42 @@ fn a_hostile_report_crashes_nothing() {
     assert!(message.contains("measured"), "{message}");
 }
 
-/// The real gunicorn (with setproctitle where installed: workers titled `gunicorn: worker`).
-fn gunicorn() -> Result<(), String> {
-    let ok = Command::new("gunicorn")
+/// A real Python server: from `MEMFIT_TEST_PYTHON_BIN` (the venv .ci/run makes), else PATH;
+/// `Err` says why it cannot run.
+fn python_server(name: &str) -> Result<PathBuf, String> {
+    let program = match std::env::var_os("MEMFIT_TEST_PYTHON_BIN") {
+        Some(dir) => Path::new(&dir).join(name),
+        None => PathBuf::from(name),
+    };
+    let output = Command::new(&program)
         .arg("--version")
         .output()
-        .map_err(|e| format!("gunicorn is not installed ({e}); .ci/run installs it with pip"))?;
-    if !ok.status.success() {
-        return Err(format!("gunicorn --version failed: {}", stderr(&ok)));
+        .map_err(|e| format!("{name} is not installed ({e}); .ci/run installs it with pip"))?;
+    if !output.status.success() {
+        return Err(format!("{name} --version failed: {}", stderr(&output)));
     }
-    Ok(())
+    Ok(program)
 }
 
-#[test]
-fn gunicorn_itself_measured_then_audited() {
-    if !common::docker::gate(&gunicorn(), "gunicorn", "MEMFIT_GUNICORN_TESTS")
-        || !cgroups_available("gunicorn_itself_measured_then_audited")
-    {
+/// `memfit run --json run.json -- SERVER ARGS` in `app` (whose code stops the server once
+/// its workers are up), then audits of a Procfile that starts `procfile(workers)` under
+/// 512 MiB: 8 workers fire with the measured size, 2 are silent.
+fn real_server_measured_then_audited(
+    name: &str,
+    app: &tempfile::TempDir,
+    args: &[&str],
+    procfile: impl Fn(u32) -> String,
+) {
+    let server = match python_server(name) {
+        Ok(path) => path,
+        Err(why) => {
+            common::docker::gate(&Err(why), name, "MEMFIT_PYTHON_SERVER_TESTS");
+            return;
+        }
+    };
+    if !cgroups_available(name) {
         return;
     }
-    let app = project(&[
-        (
-            "app.py",
-            format!(
-                "BALLAST = b\"\\x01\" * ({WORKER_MIB} << 20)\n\ndef app(environ, start_response):\n    start_response(\"200 OK\", [])\n    return [b\"ok\"]\n"
-            ),
-        ),
-        // When every worker has loaded the application, the last one asks the master to
-        // stop (SIGTERM: a graceful shutdown, exit 0).
-        (
-            "conf.py",
-            "import os, signal\n\ndef post_worker_init(worker):\n    ready = os.environ[\"READY_DIR\"]\n    open(os.path.join(ready, str(os.getpid())), \"w\").close()\n    if len(os.listdir(ready)) >= 3:\n        os.kill(os.getppid(), signal.SIGTERM)\n".to_string(),
-        ),
-    ]);
     let ready = app.path().join("ready");
     std::fs::create_dir(&ready).unwrap();
     let path = app.path().join("run.json");
@@ -463,36 +466,101 @@ fn gunicorn_itself_measured_then_audited() {
         .env("READY_DIR", &ready)
         .args(["run", "-q", "--json"])
         .arg(&path)
-        .args([
-            "--",
-            "gunicorn",
-            "-w",
-            "3",
-            "-c",
-            "conf.py",
-            "-b",
-            "127.0.0.1:0",
-            "app:app",
-        ])
+        .arg("--")
+        .arg(&server)
+        .args(args)
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let from = ["--from", path.to_str().unwrap()];
 
-    let dir = procfile(8, "app:app");
+    let dir = project(&[("Procfile", procfile(8))]);
     let (code, report) = audit_json(dir.path(), &from);
     assert_eq!(code, 1, "{report}");
     let message = findings(&report)[0]["message"].as_str().unwrap();
     assert!(
-        message.contains("measured") && message.contains("3 workers"),
+        message.contains("measured") && message.contains("2 workers"),
         "{message}"
     );
-    let worker = report["from_run"]["servers"][0]["worker_peak_bytes"]
-        .as_u64()
-        .unwrap();
-    assert!(worker >= WORKER_MIB * MIB, "{report}");
+    let sized = &report["from_run"]["servers"][0];
+    assert_eq!(sized["server"], name, "{report}");
+    assert!(
+        sized["worker_peak_bytes"].as_u64().unwrap() >= WORKER_MIB * MIB,
+        "{report}"
+    );
 
-    let dir = procfile(2, "app:app");
+    let dir = project(&[("Procfile", procfile(2))]);
     let (code, report) = audit_json(dir.path(), &from);
     assert_eq!((code, findings(&report).len()), (0, 0), "{report}");
+}
+
+/// gunicorn itself (with setproctitle where installed: `gunicorn: worker [app:app]`).
+#[test]
+fn gunicorn_measured_then_audited() {
+    let app = project(&[
+        (
+            "app.py",
+            format!(
+                "BALLAST = b\"\\x01\" * ({WORKER_MIB} << 20)\n\ndef app(environ, start_response):\n    start_response(\"200 OK\", [])\n    return [b\"ok\"]\n"
+            ),
+        ),
+        // When both workers have loaded the application, the last one asks the master to
+        // stop (SIGTERM: a graceful shutdown, exit 0).
+        (
+            "conf.py",
+            "import os, signal\n\ndef post_worker_init(worker):\n    ready = os.environ[\"READY_DIR\"]\n    open(os.path.join(ready, str(os.getpid())), \"w\").close()\n    if len(os.listdir(ready)) >= 2:\n        os.kill(os.getppid(), signal.SIGTERM)\n".to_string(),
+        ),
+    ]);
+    real_server_measured_then_audited(
+        "gunicorn",
+        &app,
+        &["-w", "2", "-c", "conf.py", "-b", "127.0.0.1:0", "app:app"],
+        |n| format!("web: gunicorn -w {n} -b 0.0.0.0:$PORT app:app\n"),
+    );
+}
+
+/// uvicorn --workers: its workers are multiprocessing spawn children.
+#[test]
+fn uvicorn_measured_then_audited() {
+    // Each worker imports the application; when both have started, the last one asks the
+    // supervisor to stop (SIGINT, as Ctrl-C: exit 0).
+    let app = project(&[(
+        "asgi.py",
+        format!(
+            r#"import os, signal
+
+BALLAST = b"\x01" * ({WORKER_MIB} << 20)
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "lifespan":
+        return
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({{"type": "lifespan.startup.complete"}})
+            ready = os.environ["READY_DIR"]
+            open(os.path.join(ready, str(os.getpid())), "w").close()
+            if len(os.listdir(ready)) >= 2:
+                os.kill(os.getppid(), signal.SIGINT)
+        elif message["type"] == "lifespan.shutdown":
+            await send({{"type": "lifespan.shutdown.complete"}})
+            return
+"#
+        ),
+    )]);
+    real_server_measured_then_audited(
+        "uvicorn",
+        &app,
+        &[
+            "--workers",
+            "2",
+            "--port",
+            "0",
+            "--lifespan",
+            "on",
+            "asgi:app",
+        ],
+        |n| format!("web: uvicorn asgi:app --host 0.0.0.0 --port $PORT --workers {n}\n"),
+    );
 }

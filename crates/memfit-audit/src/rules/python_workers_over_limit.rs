@@ -149,15 +149,7 @@ fn worker_size(ctx: &Context, w: &python::PythonWorkers) -> WorkerSize {
     match python_run::sizing(ctx, w) {
         Sizing::Measured(s) => {
             let n = s.worker_peaks.len();
-            let range = if s.smallest_worker_bytes() == s.worker_bytes() {
-                mib(s.worker_bytes())
-            } else {
-                format!(
-                    "{}–{}",
-                    mib(s.smallest_worker_bytes()),
-                    mib(s.worker_bytes())
-                )
-            };
+            let range = s.worker_range();
             let shared = if w.preload {
                 "; with --preload each worker's RSS counts the pages it shares with the master again, so this is an upper bound"
             } else {

@@ -106,6 +106,19 @@ impl MeasuredServer {
         self.worker_peaks.iter().copied().min().unwrap_or(0)
     }
 
+    /// The workers' peaks as a range, `58–61 MiB`, or one size when they round alike.
+    pub fn worker_range(&self) -> String {
+        let (low, high) = (
+            memfit_core::ByteSize(self.smallest_worker_bytes()).to_string(),
+            memfit_core::ByteSize(self.worker_bytes()).to_string(),
+        );
+        match (low.split_once(' '), high.split_once(' ')) {
+            _ if low == high => high,
+            (Some((l, lu)), Some((h, hu))) if lu == hu => format!("{l}–{h} {hu}"),
+            _ => format!("{low}–{high}"),
+        }
+    }
+
     /// Whether this is a run of `server` serving `app` (an application either side does not
     /// name matches any).
     pub fn runs(&self, server: Server, app: Option<&str>) -> bool {
