@@ -79,9 +79,12 @@ pub struct Report {
 pub struct FromRun {
     /// The report's path as given.
     pub file: String,
-    /// The command the run measured.
+    /// The command the run measured (cut to `measured::MAX_COMMAND_CHARS`).
     pub command: String,
+    /// The first `measured::MAX_SERVERS_SHOWN` servers it ran.
     pub servers: Vec<crate::runtime::python_run::MeasuredServer>,
+    /// How many more it ran.
+    pub servers_omitted: usize,
 }
 
 /// The effective configuration, as the summary shows it.
@@ -422,7 +425,10 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
     let (limit, runtime, notes, from_run, mut rule_findings) = {
         let mut ctx = Context::new(&project, limit_override);
         ctx.build = config.build.clone();
-        ctx.measured = options.measured.clone();
+        ctx.measured = options
+            .measured
+            .as_ref()
+            .map(crate::runtime::python_run::Measured::of);
         if timing {
             let parsed = ctx.js.iter().filter(|s| !s.facts.skipped).count();
             let linked: usize = ctx.js.iter().map(|s| s.facts.external_repeated.len()).sum();
@@ -460,10 +466,14 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
             notes.push("no memory limit found (fly.toml, render.yaml, app.json, compose, Kubernetes): pass --limit or --platform, or set limit in memfit.toml, for the heap and worker rules".to_string());
         }
         notes.extend(crate::runtime::python_run::notes(&ctx));
-        let from_run = ctx.measured.as_ref().map(|run| FromRun {
-            file: run.file.clone(),
-            command: run.command.join(" "),
-            servers: crate::runtime::python_run::servers(run),
+        let from_run = ctx.measured.as_ref().map(|run| {
+            let shown = crate::measured::MAX_SERVERS_SHOWN;
+            FromRun {
+                file: run.file.clone(),
+                command: run.command.clone(),
+                servers: run.servers.iter().take(shown).cloned().collect(),
+                servers_omitted: run.servers.len().saturating_sub(shown),
+            }
         });
         (ctx.limit.clone(), summary, notes, from_run, out)
     };

@@ -21,7 +21,7 @@ pub struct Context<'a> {
     /// The machine `docker build` runs on, from memfit.toml's `[build]`.
     pub build: Option<BuildLimit>,
     /// A `memfit run` report of the service (`--from`): what it measured.
-    pub measured: Option<crate::measured::MeasuredRun>,
+    pub measured: Option<crate::runtime::python_run::Measured>,
 }
 
 /// The builder's memory and CPUs (memfit.toml `[build]`).

@@ -27,3 +27,30 @@ pub struct MeasuredRun {
     pub command: Vec<String>,
     pub processes: Vec<MeasuredProcess>,
 }
+
+/// The most characters of a command from a report that the audit prints: a report is
+/// untrusted, and a command line can be megabytes long.
+pub const MAX_COMMAND_CHARS: usize = 200;
+
+/// A command from the report, cut to [`MAX_COMMAND_CHARS`] with `…`.
+pub fn shown(command: &str) -> String {
+    match command.char_indices().nth(MAX_COMMAND_CHARS) {
+        Some((cut, _)) => format!("{}…", &command[..cut]),
+        None => command.to_string(),
+    }
+}
+
+/// The most servers of a run the summary lists.
+pub const MAX_SERVERS_SHOWN: usize = 32;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_commands_are_cut() {
+        assert_eq!(super::shown("gunicorn app:app"), "gunicorn app:app");
+        let long = "é".repeat(1000);
+        let cut = super::shown(&long);
+        assert_eq!(cut.chars().count(), super::MAX_COMMAND_CHARS + 1);
+        assert!(cut.ends_with('…'));
+    }
+}

@@ -112,6 +112,7 @@ pub fn to_json(report: &Report) -> Value {
                 "worker_peak_min_bytes": s.smallest_worker_bytes(),
                 "master_peak_bytes": s.master_peak_bytes,
             })).collect::<Vec<_>>(),
+            "servers_omitted": run.servers_omitted,
         })),
     })
 }

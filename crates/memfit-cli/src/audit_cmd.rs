@@ -319,6 +319,9 @@ fn human(report: &Report) -> String {
                 ByteSize(s.master_peak_bytes)
             );
         }
+        if run.servers_omitted > 0 {
+            let _ = writeln!(out, "            … and {} more", run.servers_omitted);
+        }
     }
     for note in &report.notes {
         let _ = writeln!(out, "  note      {note}");

@@ -413,13 +413,34 @@ fn a_hostile_report_crashes_nothing() {
     processes[0]["ppid"] = 999_999.into();
     processes.push(absurd);
     processes.push(zero);
+    // A hundred more servers of another application, with megabyte titles and escapes.
+    for n in 0..100 {
+        let mut other = master.clone();
+        other["pid"] = (2_000_000 + n).into();
+        other["command"] = format!("gunicorn: master [x\x1b[31m{}]", "y".repeat(1 << 17)).into();
+        processes.push(other);
+    }
+    report["command"] = serde_json::json!(["gunicorn", "z".repeat(1 << 20)]);
     let path = measured.path.with_file_name("hostile.json");
     std::fs::write(&path, report.to_string()).unwrap();
     let dir = procfile(2, "app:app");
-    let (code, report) = audit_json(dir.path(), &["--from", path.to_str().unwrap()]);
-    assert_eq!(code, 1, "{report}");
-    let message = findings(&report)[0]["message"].as_str().unwrap();
+    let (code, json) = audit_json(dir.path(), &["--from", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{json}");
+    let message = findings(&json)[0]["message"].as_str().unwrap();
     assert!(message.contains("measured"), "{message}");
+    assert_eq!(json["from_run"]["servers"].as_array().unwrap().len(), 32);
+    assert_eq!(json["from_run"]["servers_omitted"], 69);
+
+    // The human form: bounded lines, no escape sequence from the report.
+    let human = audit_as(
+        dir.path(),
+        &["--limit", "512M", "--from", path.to_str().unwrap()],
+        "human",
+    );
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("… and 69 more"), "{text}");
+    assert!(!text.contains('\x1b'));
+    assert!(text.lines().all(|l| l.chars().count() < 1200), "{text}");
 }
 
 /// A real Python server: from `MEMFIT_TEST_PYTHON_BIN` (the venv .ci/run makes), else PATH;

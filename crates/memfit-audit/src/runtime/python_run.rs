@@ -29,20 +29,41 @@ pub enum Sizing {
     NoWorkers,
 }
 
+/// The `--from` run as the rules read it: its servers found once.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// The report's path as given.
+    pub file: String,
+    /// The command the run measured (cut to `measured::MAX_COMMAND_CHARS`).
+    pub command: String,
+    pub servers: Vec<MeasuredServer>,
+}
+
+impl Measured {
+    pub fn of(run: &MeasuredRun) -> Measured {
+        Measured {
+            file: run.file.clone(),
+            command: crate::measured::shown(&run.command.join(" ")),
+            servers: servers(run),
+        }
+    }
+}
+
 /// How `workers` are sized: by the matching server of the `--from` run, if any.
 pub fn sizing(ctx: &Context, workers: &PythonWorkers) -> Sizing {
     let Some(run) = &ctx.measured else {
         return Sizing::NoReport;
     };
-    let matching: Vec<MeasuredServer> = servers(run)
-        .into_iter()
+    let matching: Vec<&MeasuredServer> = run
+        .servers
+        .iter()
         .filter(|s| s.runs(workers.server, workers.app.as_deref()))
         .collect();
     // The one with the most workers: a run that restarted the server shows it twice.
     match matching.into_iter().max_by_key(|s| s.worker_peaks.len()) {
         None => Sizing::NotThisCommand,
         Some(s) if s.worker_peaks.is_empty() => Sizing::NoWorkers,
-        Some(s) => Sizing::Measured(s),
+        Some(s) => Sizing::Measured(s.clone()),
     }
 }
 
@@ -59,7 +80,7 @@ pub fn notes(ctx: &Context) -> Vec<String> {
             run.file
         )];
     }
-    let ran = run.command.join(" ");
+    let ran = &run.command;
     model
         .iter()
         .filter_map(|w| {
@@ -86,7 +107,7 @@ pub struct MeasuredServer {
     pub server: Server,
     /// The application it ran, when its command line or its title says.
     pub app: Option<String>,
-    /// The master's command line, for messages.
+    /// The master's command line (cut to `measured::MAX_COMMAND_CHARS`), for messages.
     pub command: String,
     pub master_peak_bytes: u64,
     /// Each worker's peak RSS (zero peaks left out: a process never seen running).
@@ -179,8 +200,9 @@ fn role(command: &str) -> Role {
     }
 }
 
-/// The names the kernel gives a process running `command` (`comm`, 15 bytes at most): a
-/// worker known only from its exit record is named so.
+/// The names the kernel gives a process running `command`: a worker known only from its
+/// exit record is named so. The kernel keeps 15 bytes of it (TASK_COMM_LEN is 16 with the
+/// terminating NUL: https://man7.org/linux/man-pages/man5/proc_pid_comm.5.html).
 fn kernel_names(command: &str) -> Vec<String> {
     let comm = |w: &str| {
         let base = w.rsplit('/').next().unwrap_or(w);
@@ -253,8 +275,10 @@ pub fn servers(run: &MeasuredRun) -> Vec<MeasuredServer> {
             .collect();
         out.push(MeasuredServer {
             server: *server,
-            app: app.clone(),
-            command: master.command.clone(),
+            // Cut as the command: it is printed, and an application named so long is no
+            // project's anyway.
+            app: app.as_deref().map(crate::measured::shown),
+            command: crate::measured::shown(&master.command),
             master_peak_bytes: master.peak_rss_bytes,
             worker_peaks,
         });
