@@ -97,10 +97,13 @@ const AUDIT_EXAMPLES: &str = "Examples:
   memfit audit --format github              # annotations in a GitHub Actions job
   memfit audit --format markdown >> \"$GITHUB_STEP_SUMMARY\"
   memfit audit --format json | jq '.findings[] | .rule'
+  memfit run --json run.json -- gunicorn -w 4 app:app   # Ctrl-C when it has served
+  memfit audit --from run.json              # workers sized from that run
 
 Exit status: 0 when no finding reaches --fail-on (default: error); 1 when one does; 2 for
-usage and I/O errors, and for a memfit.toml memfit cannot honour (an unknown rule id, a bad
-limit). A project file that does not parse is a finding, not an error.";
+usage and I/O errors (a --from file that is not a run report), and for a memfit.toml memfit
+cannot honour (an unknown rule id, a bad limit). A project file that does not parse is a
+finding, not an error.";
 
 const COMPARE_EXAMPLES: &str = "Examples:
   memfit compare main.json pr.json

@@ -1,8 +1,8 @@
 //! `memfit audit --from run.json`: python-workers-over-limit sized from the workers a
 //! `memfit run` of the service measured instead of a default (issue 15). The reports come
-//! from real runs: a small prefork Python server shaped as gunicorn (always), and gunicorn
-//! and uvicorn themselves where they are installed (`MEMFIT_PYTHON_SERVER_TESTS=required`, as
-//! CI sets it, makes a missing one a failure).
+//! from real runs: a small prefork Python server shaped as gunicorn (always), and gunicorn,
+//! uvicorn and celery themselves where they are installed (`MEMFIT_PYTHON_SERVER_TESTS=required`,
+//! as CI sets it, makes a missing one a failure).
 
 mod common;
 
@@ -583,5 +583,42 @@ async def app(scope, receive, send):
             "asgi:app",
         ],
         |n| format!("web: uvicorn asgi:app --host 0.0.0.0 --port $PORT --workers {n}\n"),
+    );
+}
+
+/// celery's prefork pool (with setproctitle: `[celeryd: celery@host:ForkPoolWorker-1]`), on
+/// kombu's in-memory broker.
+#[test]
+fn celery_measured_then_audited() {
+    // Each pool process allocates when it starts; when both have, the last one asks the
+    // main process for a warm shutdown (SIGTERM: exit 0).
+    let app = project(&[(
+        "tasks.py",
+        format!(
+            r#"import os, signal
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+app = Celery("tasks", broker="memory://")
+BALLAST = None
+
+
+@worker_process_init.connect
+def grow(**_):
+    global BALLAST
+    BALLAST = b"\x01" * ({WORKER_MIB} << 20)
+    ready = os.environ["READY_DIR"]
+    open(os.path.join(ready, str(os.getpid())), "w").close()
+    if len(os.listdir(ready)) >= 2:
+        os.kill(os.getppid(), signal.SIGTERM)
+"#
+        ),
+    )]);
+    real_server_measured_then_audited(
+        "celery",
+        &app,
+        &["-A", "tasks", "worker", "-c", "2", "--loglevel=warning"],
+        |n| format!("worker: celery -A tasks worker --concurrency={n} --loglevel=info\n"),
     );
 }

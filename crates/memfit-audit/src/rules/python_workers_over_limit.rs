@@ -1,6 +1,6 @@
 use super::{mib, Rule};
 use crate::context::Context;
-use crate::finding::{Edit, Finding, Severity};
+use crate::finding::{Edit, Finding, Severity, MAX_MESSAGE_CHARS};
 use crate::runtime::python;
 use crate::runtime::python_run::{self, Sizing};
 
@@ -86,7 +86,8 @@ pub const PRELOAD_PERCENT: u64 = 75;
 /// single quotes. `$PORT` stays as written: the shell that runs the suggested command expands
 /// it, as the platform's does.
 fn shell_word(word: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+$".contains(c);
+    // No `(` or backquote: nothing the shell would run. `${PORT:-8000}` still expands.
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+${}".contains(c);
     if !word.is_empty() && word.chars().all(plain) {
         word.to_string()
     } else {
@@ -102,10 +103,13 @@ fn measuring_commands(w: &python::PythonWorkers) -> String {
         .map(|(n, v)| format!("--env {} ", shell_word(&format!("{n}={v}"))))
         .collect();
     let command: Vec<String> = w.command.iter().map(|word| shell_word(word)).collect();
-    format!(
-        "memfit run {env}--json run.json -- {} && memfit audit --from run.json",
-        command.join(" ")
-    )
+    let command = command.join(" ");
+    // A project's command can be a megabyte line; the advice stays readable.
+    let command = match command.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &command[..cut]),
+        None => command,
+    };
+    format!("memfit run {env}--json run.json -- {command} && memfit audit --from run.json")
 }
 
 /// A worker's size, and what the finding says about where it comes from.
@@ -254,5 +258,24 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
             _ => finding.advise(description),
         };
         out.push(finding);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn words_for_the_shell() {
+        assert_eq!(
+            shell_word("mysite.wsgi:application"),
+            "mysite.wsgi:application"
+        );
+        assert_eq!(shell_word("0.0.0.0:$PORT"), "0.0.0.0:$PORT");
+        assert_eq!(shell_word("${PORT:-8000}"), "${PORT:-8000}");
+        assert_eq!(shell_word("$(rm -rf /)"), "'$(rm -rf /)'");
+        assert_eq!(shell_word("`id`"), "'`id`'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
     }
 }

@@ -1,12 +1,14 @@
 //! The Python servers a `memfit run` report saw, and their workers' peaks: gunicorn's master
 //! and its workers, uvicorn's supervisor and its spawned workers, celery's prefork pool.
 //!
+//! A master runs a server's command line, or is titled as one by setproctitle (`gunicorn:
+//! master [app]`, `[celeryd: celery@host:MainProcess] -active- (-A app worker …)`).
 //! A worker is a direct child of the server's master that is one of:
 //! - a fork that did not exec: the master's very command line (gunicorn and celery without
 //!   setproctitle), or the kernel's name of the master when the run knew the worker only
 //!   from its exit record;
 //! - a process titled as a worker by setproctitle: `gunicorn: worker [app]` (gunicorn's
-//!   `proc_name`), celery's `ForkPoolWorker-N`;
+//!   `proc_name`), celery's `[celeryd: celery@host:ForkPoolWorker-N]`;
 //! - for uvicorn `--workers`, a `multiprocessing` spawn child (uvicorn starts its workers
 //!   with the spawn method; its resource tracker is not a worker).
 
@@ -184,8 +186,24 @@ fn role(command: &str) -> Role {
             Role::Other
         };
     }
-    if command.contains("ForkPoolWorker-") {
-        return Role::WorkerTitle(Server::Celery);
+    if let Some(rest) = command.strip_prefix("[celeryd: ") {
+        // setproctitle: `[celeryd: celery@host:MainProcess] -active- (-A tasks worker -c 2)`,
+        // `[celeryd: celery@host:ForkPoolWorker-1]`.
+        let (title, args) = rest.split_once(']').unwrap_or((rest, ""));
+        if title.contains(":ForkPoolWorker-") {
+            return Role::WorkerTitle(Server::Celery);
+        }
+        if !title.ends_with(":MainProcess") {
+            return Role::Other;
+        }
+        let args = args
+            .split_once('(')
+            .map_or("", |(_, a)| a.strip_suffix(')').unwrap_or(a));
+        let words: Vec<&str> = args.split(' ').filter(|w| !w.is_empty()).collect();
+        return Role::Server {
+            server: Server::Celery,
+            app: app_of(Server::Celery, &words),
+        };
     }
     if command.contains("multiprocessing.spawn") || command.ends_with("--multiprocessing-fork") {
         return Role::SpawnChild;
@@ -365,6 +383,23 @@ mod tests {
         assert_eq!(found[0].server, Server::Celery);
         assert_eq!(found[0].app.as_deref(), Some("tasks"));
         assert_eq!(found[0].worker_peaks, vec![55 << 20, 57 << 20]);
+
+        // celery 5.7 with setproctitle (as a run recorded it).
+        let found = servers(&run(vec![
+            process(
+                50,
+                1,
+                "[celeryd: celery@vm:MainProcess] -active- (-A tasks worker -c 2 --loglevel=warning)",
+                43,
+            ),
+            process(51, 50, "[celeryd: celery@vm:ForkPoolWorker-1]", 115),
+            process(52, 50, "[celeryd: celery@vm:ForkPoolWorker-2]", 115),
+            process(53, 50, "uname -p", 1),
+        ]));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].server, Server::Celery);
+        assert_eq!(found[0].app.as_deref(), Some("tasks"));
+        assert_eq!(found[0].worker_peaks, vec![115 << 20, 115 << 20]);
     }
 
     #[test]
