@@ -50,8 +50,13 @@ fn measured(path: &Path) -> Result<MeasuredRun> {
         bail!(not_a_report());
     }
     let report: RunReport = serde_json::from_value(value).with_context(not_a_report)?;
+    let file = if path.as_os_str() == "-" {
+        "standard input".to_string()
+    } else {
+        path.display().to_string()
+    };
     Ok(MeasuredRun {
-        file: path.display().to_string(),
+        file,
         command: report.command,
         processes: report
             .processes
