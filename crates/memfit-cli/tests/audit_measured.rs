@@ -532,12 +532,20 @@ fn gunicorn_measured_then_audited() {
             "import os, signal\n\ndef post_worker_init(worker):\n    ready = os.environ[\"READY_DIR\"]\n    open(os.path.join(ready, str(os.getpid())), \"w\").close()\n    if len(os.listdir(ready)) >= 2:\n        os.kill(os.getppid(), signal.SIGTERM)\n".to_string(),
         ),
     ]);
-    real_server_measured_then_audited(
-        "gunicorn",
-        &app,
-        &["-w", "2", "-c", "conf.py", "-b", "127.0.0.1:0", "app:app"],
-        |n| format!("web: gunicorn -w {n} -b 0.0.0.0:$PORT app:app\n"),
-    );
+    // Recent gunicorn (27 here) opens a control socket in ~/.gunicorn by default: here, in the
+    // project, where it has one.
+    let control = python_server("gunicorn")
+        .ok()
+        .and_then(|g| Command::new(g).arg("--help").output().ok())
+        .is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains("--control-socket "));
+    let mut args = vec!["-w", "2", "-c", "conf.py", "-b", "127.0.0.1:0"];
+    if control {
+        args.extend(["--control-socket", "gunicorn.ctl"]);
+    }
+    args.push("app:app");
+    real_server_measured_then_audited("gunicorn", &app, &args, |n| {
+        format!("web: gunicorn -w {n} -b 0.0.0.0:$PORT app:app\n")
+    });
 }
 
 /// uvicorn --workers: its workers are multiprocessing spawn children.
