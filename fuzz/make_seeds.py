@@ -20,6 +20,15 @@ TEST_SOURCES = sorted(
 )
 
 
+# Seeds of the measured_run target (fuzz_targets/measured_run.rs): process trees of gunicorn,
+# uvicorn and celery as real `memfit run` reports recorded them.
+MEASURED_RUNS = [
+    'gunicorn -w 2 app:app\n10 1 30 0 gunicorn: master [app:app]\n11 10 80 5 gunicorn: worker [app:app]\n12 10 90 6 gunicorn\n',
+    '/usr/bin/python3 -m uvicorn main:app --workers 2\n30 1 20 0 /usr/bin/python3 -m uvicorn main:app --workers 2\n31 30 9 3 /usr/bin/python3 -c from multiprocessing.resource_tracker import main;main(5)\n32 30 70 4 /usr/bin/python3 -c from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=6, pipe_handle=8) --multiprocessing-fork\n',
+    'celery -A tasks worker -c 2\n50 1 43 0 [celeryd: celery@vm:MainProcess] -active- (-A tasks worker -c 2)\n51 50 115 2 [celeryd: celery@vm:ForkPoolWorker-1]\n52 51 115 1 /venv/bin/python3 /venv/bin/gunicorn -w 1 x:y\n53 52 10 3 gunicorn\n',
+]
+
+
 def rust_strings(text):
     """Rust string literals: "…" with escapes, and r#"…"# raw strings."""
     for m in re.finditer(r'r#"(.*?)"#', text, re.S):
@@ -132,6 +141,12 @@ def main():
                 continue
             if words:
                 save("cli_args", "\0".join(words))
+
+    # measured_run: the first line the run's command, then `pid ppid peak_mib started_ms command`
+    # of the servers audit --from recognises (as real runs of gunicorn, uvicorn and celery
+    # recorded them).
+    for seed in MEASURED_RUNS:
+        save("measured_run", seed)
 
 
 main()

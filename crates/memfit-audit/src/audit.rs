@@ -21,6 +21,8 @@ pub struct Options {
     pub platform: Option<String>,
     /// The only rules to run, by id; every rule when `None`.
     pub rules: Option<Vec<&'static str>>,
+    /// `--from run.json`: a `memfit run` report of the service, which sizes its workers.
+    pub measured: Option<crate::measured::MeasuredRun>,
 }
 
 impl Options {
@@ -68,6 +70,21 @@ pub struct Report {
     /// What the runtime model found, for the summary.
     pub runtime: RuntimeSummary,
     pub notes: Vec<String>,
+    /// The `--from` run report and the servers it measured.
+    pub from_run: Option<FromRun>,
+}
+
+/// What the `--from` run measured, for the summary.
+#[derive(Debug, Clone)]
+pub struct FromRun {
+    /// The report's path as given.
+    pub file: String,
+    /// The command the run measured (cut to `measured::MAX_COMMAND_CHARS`).
+    pub command: String,
+    /// The first `measured::MAX_SERVERS_SHOWN` servers it ran.
+    pub servers: Vec<crate::runtime::python_run::MeasuredServer>,
+    /// How many more it ran.
+    pub servers_omitted: usize,
 }
 
 /// The effective configuration, as the summary shows it.
@@ -405,9 +422,13 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
         span: Default::default(),
         platform: t.platform,
     });
-    let (limit, runtime, notes, mut rule_findings) = {
+    let (limit, runtime, notes, from_run, mut rule_findings) = {
         let mut ctx = Context::new(&project, limit_override);
         ctx.build = config.build.clone();
+        ctx.measured = options
+            .measured
+            .as_ref()
+            .map(crate::runtime::python_run::Measured::of);
         if timing {
             let parsed = ctx.js.iter().filter(|s| !s.facts.skipped).count();
             let linked: usize = ctx.js.iter().map(|s| s.facts.external_repeated.len()).sum();
@@ -444,7 +465,17 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
         if ctx.limit.is_none() && sized_runtime {
             notes.push("no memory limit found (fly.toml, render.yaml, app.json, compose, Kubernetes): pass --limit or --platform, or set limit in memfit.toml, for the heap and worker rules".to_string());
         }
-        (ctx.limit.clone(), summary, notes, out)
+        notes.extend(crate::runtime::python_run::notes(&ctx));
+        let from_run = ctx.measured.as_ref().map(|run| {
+            let shown = crate::measured::MAX_SERVERS_SHOWN;
+            FromRun {
+                file: run.file.clone(),
+                command: run.command.clone(),
+                servers: run.servers.iter().take(shown).cloned().collect(),
+                servers_omitted: run.servers.len().saturating_sub(shown),
+            }
+        });
+        (ctx.limit.clone(), summary, notes, from_run, out)
     };
     findings.append(&mut rule_findings);
     let before = findings.len();
@@ -470,6 +501,7 @@ pub fn run(root: &Path, options: &Options) -> std::io::Result<Report> {
         suppressed,
         runtime,
         notes,
+        from_run,
     })
 }
 

@@ -20,6 +20,8 @@ pub struct Context<'a> {
     pub js: Vec<crate::js::JsFile>,
     /// The machine `docker build` runs on, from memfit.toml's `[build]`.
     pub build: Option<BuildLimit>,
+    /// A `memfit run` report of the service (`--from`): what it measured.
+    pub measured: Option<crate::runtime::python_run::Measured>,
 }
 
 /// The builder's memory and CPUs (memfit.toml `[build]`).
@@ -169,6 +171,7 @@ impl<'a> Context<'a> {
             lockfiles: crate::lockfile::read(project),
             js: crate::js::analyze_project(project),
             build: None,
+            measured: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod fix;
 pub mod js;
 pub mod json;
 pub mod lockfile;
+pub mod measured;
 pub mod platform;
 pub mod project;
 pub mod report;

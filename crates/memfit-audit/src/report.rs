@@ -100,6 +100,20 @@ pub fn to_json(report: &Report) -> Value {
             "files": report.project.files.len(),
         },
         "notes": report.notes,
+        "from_run": report.from_run.as_ref().map(|run| json!({
+            "file": run.file,
+            "command": run.command,
+            "servers": run.servers.iter().map(|s| json!({
+                "server": s.server.as_str(),
+                "app": s.app,
+                "command": s.command,
+                "workers": s.worker_peaks.len(),
+                "worker_peak_bytes": s.worker_bytes(),
+                "worker_peak_min_bytes": s.smallest_worker_bytes(),
+                "master_peak_bytes": s.master_peak_bytes,
+            })).collect::<Vec<_>>(),
+            "servers_omitted": run.servers_omitted,
+        })),
     })
 }
 

@@ -4,6 +4,7 @@
 pub mod go;
 pub mod jvm;
 pub mod python;
+pub mod python_run;
 pub mod service;
 
 use memfit_core::node::NodeVersion;

@@ -97,10 +97,13 @@ const AUDIT_EXAMPLES: &str = "Examples:
   memfit audit --format github              # annotations in a GitHub Actions job
   memfit audit --format markdown >> \"$GITHUB_STEP_SUMMARY\"
   memfit audit --format json | jq '.findings[] | .rule'
+  memfit run --json run.json -- gunicorn -w 4 app:app   # Ctrl-C when it has served
+  memfit audit --from run.json              # workers sized from that run
 
 Exit status: 0 when no finding reaches --fail-on (default: error); 1 when one does; 2 for
-usage and I/O errors, and for a memfit.toml memfit cannot honour (an unknown rule id, a bad
-limit). A project file that does not parse is a finding, not an error.";
+usage and I/O errors (a --from file that is not a run report), and for a memfit.toml memfit
+cannot honour (an unknown rule id, a bad limit). A project file that does not parse is a
+finding, not an error.";
 
 const COMPARE_EXAMPLES: &str = "Examples:
   memfit compare main.json pr.json
@@ -202,6 +205,15 @@ pub struct ProjectLimitArgs {
     pub platform: Option<String>,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct MeasuredArgs {
+    /// A `memfit run` report of the service (`memfit run --json run.json -- gunicorn …`):
+    /// python-workers-over-limit sizes the workers from the peaks it measured instead of a
+    /// default. The audit itself never runs the project.
+    #[arg(long, value_name = "REPORT.json")]
+    pub from: Option<PathBuf>,
+}
+
 #[derive(Args, Debug)]
 pub struct AuditArgs {
     /// The project directory (default: the current one).
@@ -210,6 +222,9 @@ pub struct AuditArgs {
 
     #[command(flatten)]
     pub limits: ProjectLimitArgs,
+
+    #[command(flatten)]
+    pub measured: MeasuredArgs,
 
     /// Output form.
     #[arg(long, value_enum, default_value = "human")]
@@ -237,6 +252,9 @@ pub struct FixArgs {
 
     #[command(flatten)]
     pub limits: ProjectLimitArgs,
+
+    #[command(flatten)]
+    pub measured: MeasuredArgs,
 
     /// Print the diff without writing anything.
     #[arg(long)]

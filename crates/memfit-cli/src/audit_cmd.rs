@@ -1,14 +1,17 @@
 //! `memfit audit` and `memfit fix`: run the audit (memfit-audit) and render it.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 use memfit_audit::audit::{self, Options, Report};
 use memfit_audit::finding::{Finding, Severity};
+use memfit_audit::measured::{MeasuredProcess, MeasuredRun};
 use memfit_audit::{fix, report};
 use memfit_core::{ByteSize, Target, TargetRequest};
+use memfit_measure::{RunReport, RUN_SCHEMA};
 
-use crate::args::{AuditArgs, AuditFormat, FailOn, FixArgs, ProjectLimitArgs};
+use crate::args::{AuditArgs, AuditFormat, FailOn, FixArgs, MeasuredArgs, ProjectLimitArgs};
 use crate::markdown;
 use crate::output;
 use crate::report_format::{self, style, Destination, Location};
@@ -30,8 +33,48 @@ fn options(limits: &ProjectLimitArgs) -> Result<Options> {
     })
 }
 
-fn load(dir: &std::path::Path, limits: &ProjectLimitArgs) -> Result<Report> {
-    let options = options(limits)?;
+/// The `--from` run report, reduced to what the audit reads. The file is untrusted: read at
+/// most 64 MiB of a regular file, and a file that is not a run report stops the audit.
+fn measured(path: &Path) -> Result<MeasuredRun> {
+    let give = "give the file `memfit run --json FILE` wrote";
+    let text = crate::plan_cmd::read_bounded(path)?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON: {give}", path.display()))?;
+    let not_a_report = || {
+        format!(
+            "{} is not a memfit run report ({RUN_SCHEMA}): {give}",
+            path.display()
+        )
+    };
+    if value.get("schema").and_then(|s| s.as_str()) != Some(RUN_SCHEMA) {
+        bail!(not_a_report());
+    }
+    let report: RunReport = serde_json::from_value(value).with_context(not_a_report)?;
+    let file = if path.as_os_str() == "-" {
+        "standard input".to_string()
+    } else {
+        path.display().to_string()
+    };
+    Ok(MeasuredRun {
+        file,
+        command: report.command,
+        processes: report
+            .processes
+            .into_iter()
+            .map(|p| MeasuredProcess {
+                pid: p.pid,
+                ppid: p.ppid,
+                command: p.command,
+                peak_rss_bytes: p.peak_rss_bytes,
+                started_ms: p.started_ms,
+            })
+            .collect(),
+    })
+}
+
+fn load(dir: &Path, limits: &ProjectLimitArgs, from: &MeasuredArgs) -> Result<Report> {
+    let mut options = options(limits)?;
+    options.measured = from.from.as_deref().map(measured).transpose()?;
     if !dir.exists() {
         bail!(
             "{} does not exist: give the project's directory, e.g. memfit audit .",
@@ -46,7 +89,7 @@ pub fn audit(args: AuditArgs) -> Result<u8> {
     if let Destination::Path(path) = &destination {
         output::check_writable(path)?;
     }
-    let report = load(&args.dir, &args.limits)?;
+    let report = load(&args.dir, &args.limits, &args.measured)?;
     let bytes = match args.format {
         AuditFormat::Human => output::human_text(&destination, &human(&report), &paint_human),
         AuditFormat::Json => {
@@ -70,7 +113,7 @@ pub fn audit(args: AuditArgs) -> Result<u8> {
 }
 
 pub fn fix(args: FixArgs) -> Result<u8> {
-    let report = load(&args.dir, &args.limits)?;
+    let report = load(&args.dir, &args.limits, &args.measured)?;
     let plan = fix::plan(&report);
     let changes = &plan.changes;
     let fixable = report.findings.iter().filter(|f| f.fixable()).count();
@@ -263,6 +306,27 @@ fn human(report: &Report) -> String {
     }
     if let Some(workers) = &r.workers {
         let _ = writeln!(out, "  workers   {} ({})", workers.count, workers.place);
+    }
+    if let Some(run) = &report.from_run {
+        let _ = writeln!(out, "  measured  {} (`{}`)", run.file, run.command);
+        for s in &run.servers {
+            let app = s
+                .app
+                .as_deref()
+                .map(|a| format!(" {a}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "            {}{app}: {} worker(s) at {} peak RSS each, master {}",
+                s.server.as_str(),
+                s.worker_peaks.len(),
+                s.worker_range(),
+                ByteSize(s.master_peak_bytes)
+            );
+        }
+        if run.servers_omitted > 0 {
+            let _ = writeln!(out, "            … and {} more", run.servers_omitted);
+        }
     }
     for note in &report.notes {
         let _ = writeln!(out, "  note      {note}");

@@ -296,7 +296,7 @@ const MAX_REPORT_BYTES: u64 = 64 * MIB;
 
 /// Reads a report from a regular file or `-` (standard input), at most [`MAX_REPORT_BYTES`]:
 /// `--from /dev/zero` or a FIFO never ends.
-fn read_bounded(path: &Path) -> Result<String> {
+pub(crate) fn read_bounded(path: &Path) -> Result<String> {
     let give = "give the file `memfit run --json FILE` wrote";
     let reader: Box<dyn Read> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
