@@ -346,8 +346,8 @@ pub struct BuildkitSteps {
 /// `newCgroupParent`); with systemd, BuildKit hands runc
 /// `<parent slice>:docker:<id>` (the slice `system.slice` by default) without systemd's
 /// driver, and runc takes it as a name relative to its own cgroup's parent: a cgroup named
-/// `system.slice:docker:<id>` beside `docker.service`, as seen with Docker 20.10 on cgroup
-/// v2 (tests/vm/run.sh --cgroup-driver systemd).
+/// `system.slice:docker:<id>` beside `docker.service` on cgroup v2 and inside it on v1, as seen
+/// with Docker 20.10 (tests/vm/run.sh --cgroup-driver systemd, both layouts).
 pub fn buildkit_steps(driver: &str, version: memfit_sys::CgroupVersion) -> BuildkitSteps {
     let dockerd = find_dockerd();
     let configured = dockerd
@@ -375,11 +375,20 @@ pub fn buildkit_steps(driver: &str, version: memfit_sys::CgroupVersion) -> Build
     let own = dockerd
         .and_then(|(pid, _)| fs::read_to_string(format!("/proc/{pid}/cgroup")).ok())
         .and_then(|text| own_cgroup_path(&text, version));
-    let dir = own
-        .as_deref()
-        .and_then(|p| Path::new(p).parent())
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "/system.slice".to_string());
+    // runc resolves a relative cgroup name against its own cgroup (dockerd's): on v1 below
+    // it (runc libcontainer/cgroups/fs/paths.go, `subsysPath`), on v2 beside it (its parent,
+    // libcontainer/cgroups/fs2/defaultpath.go).
+    let dir = match version {
+        memfit_sys::CgroupVersion::V1 => own.clone(),
+        memfit_sys::CgroupVersion::V2 => own
+            .as_deref()
+            .and_then(|p| Path::new(p).parent())
+            .map(|p| p.display().to_string()),
+    }
+    .unwrap_or_else(|| match version {
+        memfit_sys::CgroupVersion::V1 => "/system.slice/docker.service".to_string(),
+        memfit_sys::CgroupVersion::V2 => "/system.slice".to_string(),
+    });
     BuildkitSteps {
         dir,
         name_prefix: format!("{slice}:docker:"),
