@@ -7,7 +7,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
@@ -452,24 +451,6 @@ fn the_flag_with_no_runtime_view_is_refused_in_one_line() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
-/// Waits for a file the command writes (never a blind sleep).
-fn wait_for(path: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if text.ends_with('\n') {
-                return text;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// memfit SIGKILLed under a Python program (a grandchild, which outlives it): the reports have
 /// nowhere to go, and the program must not notice, even with SIGPIPE's default action.
 #[test]
@@ -507,11 +488,11 @@ open({done:?}, "w").write("done %d\n" % len(keep))
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(&path("ready"));
+    wait_for_file(&path("ready"));
     memfit.kill().unwrap();
     memfit.wait().unwrap();
     std::fs::write(path("go"), "").unwrap();
-    assert_eq!(wait_for(&path("done")), "done 30\n");
+    assert_eq!(wait_for_file(&path("done")), "done 30\n");
     assert_eq!(
         std::fs::read_to_string(path("stderr")).unwrap(),
         "still here\n"

@@ -11,24 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Waits for a file the command writes once it runs (never a blind sleep).
-fn wait_for_file(path: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if text.ends_with('\n') {
-                return text;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A shell that starts a long sleep in the background (a grandchild of memfit, so it outlives
 /// memfit as a build's processes do), writes the sleep's pid to `pid_file` and waits.
 fn sleeper_script(pid_file: &Path) -> String {

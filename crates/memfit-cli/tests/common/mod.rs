@@ -245,3 +245,23 @@ pub fn chromium_dom(browser: &str, profile: &Path, url: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&dom.stdout).into_owned()
 }
+
+/// Waits for a file the command writes once it runs, until its last line is whole (never a
+/// blind sleep).
+#[allow(dead_code)] // not every suite waits for a file
+pub fn wait_for_file(path: &Path) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if text.ends_with('\n') {
+                return text;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
