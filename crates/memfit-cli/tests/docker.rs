@@ -97,7 +97,7 @@ fn docker_run(limit: &str, cpus: Option<&str>, argv: &[&str]) -> Observed {
     // Docker creates the parent's path in every other hierarchy (cpu, pids, …): what it
     // creates there is removed after, as memfit run does for its own runs.
     let created_elsewhere =
-        CgroupPathsBefore::record(if systemd { "" } else { &parent_rel }, &mount);
+        CgroupPathsBefore::record(&format!("/{}", parent_rel.trim_start_matches('/')), &mount);
     if !systemd {
         std::fs::create_dir(&parent).unwrap();
     }

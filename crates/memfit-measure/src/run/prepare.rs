@@ -404,9 +404,13 @@ fn prepare_docker(
             adopt_roots,
             step_name_prefix,
             own_steps,
-            // systemd makes (and removes) a slice's cgroup in every hierarchy itself.
+            // A slice's too: systemd removes it where it manages the controller, but on v1 runc
+            // makes the container's path in the others itself (freezer, net_cls, perf_event…)
+            // and leaves the slice's directory there (seen in the hybrid guest).
             paths_before: CgroupPathsBefore::record(
-                if slice.is_some() { "" } else { &relative },
+                &slice
+                    .as_ref()
+                    .map_or_else(|| relative.clone(), |s| format!("/{s}")),
                 &hierarchy.mount,
             ),
             command_leaf,
