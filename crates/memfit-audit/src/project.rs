@@ -413,7 +413,7 @@ fn relative(root: &Path, path: &Path) -> PathBuf {
     path.strip_prefix(root).unwrap_or(path).to_path_buf()
 }
 
-fn load_file(root: &Path, path: &Path, kind: Kind) -> Result<Option<ProjectFile>, Finding> {
+fn load_file(root: &Path, path: &Path, mut kind: Kind) -> Result<Option<ProjectFile>, Finding> {
     let rel = relative(root, path);
     let bytes = std::fs::read(path).map_err(|e| {
         Finding::new(
@@ -456,9 +456,14 @@ fn load_file(root: &Path, path: &Path, kind: Kind) -> Result<Option<ProjectFile>
             }
         }
         Kind::SpringConfig if !source.display().ends_with(".properties") => {
-            yaml::parse(&source.text)
+            let parsed = yaml::parse(&source.text)
                 .map(Parsed::Yaml)
-                .unwrap_or(Parsed::Text)
+                .unwrap_or(Parsed::Text);
+            // `application-deployment.yaml` can be a Kubernetes manifest.
+            if is_kubernetes(&parsed) {
+                kind = Kind::Yaml;
+            }
+            parsed
         }
         Kind::RenderYaml | Kind::Compose | Kind::PnpmLock => yaml::parse(&source.text)
             .map(Parsed::Yaml)

@@ -76,6 +76,11 @@ fn jvm_non_heap_is_itemised_with_the_thread_pool_of_the_spring_config() {
             "src/main/resources/application.properties",
             "spring.application.name=orders\nserver.port=8080\nserver.tomcat.threads.max=400\n",
         ),
+        // The tests' configuration is not the service's.
+        (
+            "src/test/resources/application.properties",
+            "server.tomcat.threads.max=2000\n",
+        ),
     ]);
     let (code, report) = audit(dir.path(), &[]);
     assert_eq!(code, 1, "{}", report["findings"]);
@@ -661,5 +666,24 @@ fn cargo_build_jobs_against_the_builder_memory_from_memfit_toml() {
     assert!(
         stderr.contains("memfit.toml:2:9") && stderr.contains("[build] limit"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn a_kubernetes_manifest_named_like_spring_config_still_gives_the_limit() {
+    let dir = project(&[
+        (
+            "k8s/application-deployment.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: orders\nspec:\n  template:\n    spec:\n      containers:\n        - name: orders\n          image: orders\n          resources:\n            limits:\n              memory: 512Mi\n",
+        ),
+        ("Dockerfile", SPRING_DOCKERFILE),
+    ]);
+    let report = audit(dir.path(), &[]).1;
+    let jvm = findings(&report, "jvm-heap-over-limit");
+    assert_eq!(jvm.len(), 1, "{}", report["findings"]);
+    assert!(
+        jvm[0]["message"].as_str().unwrap().contains("512 MiB"),
+        "{}",
+        jvm[0]["message"]
     );
 }

@@ -205,7 +205,8 @@ fn thread_count(text: &str) -> Option<u32> {
 
 /// The thread pool the service configures: an environment variable (Spring's relaxed binding
 /// reads it before the files), a `-D` system property, else the largest of the
-/// `application*.properties`/`.yml` files (which profile runs is not known here).
+/// `application*.properties`/`.yml` files outside test directories (which profile runs is
+/// not known here).
 pub fn thread_pool(ctx: &Context, service: &JvmService) -> Option<ThreadPool> {
     let commands = service::commands(ctx);
     for key in POOL_KEYS {
@@ -235,6 +236,10 @@ pub fn thread_pool(ctx: &Context, service: &JvmService) -> Option<ThreadPool> {
     let mut found: Option<ThreadPool> = None;
     for (_, file) in ctx.project.of_kind(Kind::SpringConfig) {
         let name = file.source.display();
+        // src/test/resources configures the tests, not the service.
+        if name.split('/').any(|part| part == "test") {
+            continue;
+        }
         let values: Vec<(&str, u32)> = match &file.parsed {
             Parsed::Yaml(docs) => docs
                 .iter()
