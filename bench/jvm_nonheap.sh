@@ -20,8 +20,8 @@ nmt=(-XX:NativeMemoryTracking=summary -XX:+UnlockDiagnosticVMOptions -XX:+PrintN
 
 echo "$(java -version 2>&1 | head -1), $(nproc) CPUs, memfit run --limit 1G"
 echo
-echo "| program | classes | threads | metaspace | code cache | thread stacks (per thread) | GC | other | non-heap (without NMT) | heap committed | memfit peak |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| program | classes | threads | metaspace | code cache | thread stacks (per thread) | GC | other | non-heap (without NMT) | heap committed | RSS peak (VmHWM) | memfit peak |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 # name, JVM options, THREADS CLASSES ROUNDS (see NonHeap.java)
 while IFS='|' read -r name opts args; do
   # shellcheck disable=SC2086  # $opts and $args are word lists
@@ -47,9 +47,11 @@ gc = committed("GC")
 nmt = committed("Native Memory Tracking")
 other = total - heap - meta - code - stack - gc - nmt
 classes = re.search(r"^loaded_classes (\d+)", out, re.M).group(1)
+hwm = int(re.search(r"^VmHWM: (\d+) kB", out, re.M).group(1)) * 1024
 print(f"| {name} | {classes} | {threads} | {mib(meta):.1f} | {mib(code):.1f} | "
       f"{mib(stack):.1f} ({stack / threads / 1024:.0f} KiB) | {mib(gc):.1f} | {mib(other):.1f} | "
-      f"{mib(total - heap - nmt):.1f} | {mib(heap):.1f} | {mib(run['peak']['charged_bytes']):.1f} |")
+      f"{mib(total - heap - nmt):.1f} | {mib(heap):.1f} | {mib(hwm):.1f} | "
+      f"{mib(run['peak']['charged_bytes']):.1f} |")
 PY
 done <<'RUNS'
 trivial (no work)||0 0 0

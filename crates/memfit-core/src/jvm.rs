@@ -15,11 +15,11 @@ use crate::plan::HEAP_SHARE_PERCENT;
 use crate::{KIB, MIB};
 
 /// Committed metaspace (Metadata + Class space) measured with 15,000 classes loaded: 82.2–82.4
-/// MiB.
+/// MiB over three runs.
 /// A Spring Boot service loads that many; a small program a few thousand (28.4 MiB for 5,000).
 pub const MEASURED_METASPACE: u64 = 83 * MIB;
 
-/// Committed code cache after the JIT compiled javac 40 times: 14.9–15.6 MiB. The JVM reserves
+/// Committed code cache after the JIT compiled javac 40 times: 14.9–16.0 MiB. The JVM reserves
 /// 240 MiB with tiered compilation (`-XX:ReservedCodeCacheSize`, the java man page) but
 /// commits what it fills.
 pub const MEASURED_CODE_CACHE: u64 = 16 * MIB;
@@ -31,10 +31,11 @@ pub const MEASURED_STACK_PER_THREAD: u64 = 108 * KIB;
 
 /// The rest with the Serial collector (the JVM's choice below 2 GB or 2 CPUs): GC
 /// structures (0.4 MiB), symbols, the CDS archive, the JIT's arenas, malloc of class loaders
-/// and threads, without NMT's own tracking: 43.8–44.7 MiB (+0.4 GC) over the runs.
-pub const MEASURED_GC_AND_OTHER: u64 = 45 * MIB;
+/// and threads, without NMT's own tracking: 45.1, 50.2 and 53.4 MiB (GC 0.4 included) over
+/// three runs of the script, the JIT's arenas varying; the median.
+pub const MEASURED_GC_AND_OTHER: u64 = 50 * MIB;
 
-/// What G1 adds to the rest (remembered sets, card table, mark bitmaps): 42.8 MiB of GC
+/// What G1 adds to the rest (remembered sets, card table, mark bitmaps): 41.8–42.8 MiB of GC
 /// structures measured with `-XX:+UseG1GC` on the same program, 0.4 with Serial (it grows
 /// with the heap).
 pub const MEASURED_G1_EXTRA: u64 = 43 * MIB;
@@ -192,7 +193,7 @@ mod tests {
         assert_eq!(n.metaspace, 83 * MIB);
         assert_eq!(n.threads, 200);
         assert_eq!(n.thread_stacks(), 200 * 108 * KIB);
-        assert_eq!(n.total(), (83 + 16 + 45) * MIB + 200 * 108 * KIB);
+        assert_eq!(n.total(), (83 + 16 + 50) * MIB + 200 * 108 * KIB);
     }
 
     #[test]
@@ -224,7 +225,7 @@ mod tests {
             (8 * MIB, ItemBasis::Option)
         );
         assert_eq!(n.thread_stacks(), 20 * 64 * KIB);
-        assert_eq!(n.gc_and_other, 88 * MIB);
+        assert_eq!(n.gc_and_other, 93 * MIB);
         // A larger code cache or stack than the measured fill does not raise the budget.
         let n = NonHeap::estimate(&NonHeapOptions {
             reserved_code_cache: Some(240 * MIB),
