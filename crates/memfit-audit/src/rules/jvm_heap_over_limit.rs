@@ -97,8 +97,9 @@ or a capped metaspace gets a larger heap.
   `-XX:MaxMetaspaceSize` unlimited):
   https://docs.oracle.com/en/java/javase/17/docs/specs/man/java.html
 - Native Memory Tracking: https://docs.oracle.com/en/java/javase/17/vm/native-memory-tracking.html
-- The collector the JVM picks (Serial unless a "server-class machine", two or more
-  processors and 2 GB or more): https://docs.oracle.com/en/java/javase/17/gctuning/ergonomics.html
+- The "server-class machine" (2 or more processors, 2 or more GB) below which the JVM
+  picks the Serial collector: https://docs.oracle.com/javase/8/docs/technotes/guides/vm/gctuning/ergonomics.html
+  (JDK 17 under `memfit run --limit 1G` on 2 CPUs: `UseSerialGC` ergonomic, measured).
 - `server.tomcat.threads.max` (default 200) and `server.jetty.threads.max`:
   https://docs.spring.io/spring-boot/appendix/application-properties/index.html
 - `JDK_JAVA_OPTIONS` and `JAVA_TOOL_OPTIONS` precedence: the java page, "Using the
