@@ -66,6 +66,9 @@ pub enum Kind {
     /// gunicorn's configuration file (`gunicorn.conf.py`, read by default from the working
     /// directory).
     GunicornConf,
+    /// Spring Boot's configuration (`application.properties`, `application-prod.yml`): the
+    /// server's thread pool.
+    SpringConfig,
 }
 
 /// Classifies a file by its name.
@@ -89,6 +92,7 @@ pub fn classify(name: &str) -> Option<Kind> {
         "memfit.toml" => Kind::MemfitToml,
         "gunicorn.conf.py" | "gunicorn_conf.py" | "gunicorn.config.py" => Kind::GunicornConf,
         _ if lower.ends_with(".sh") => Kind::ShellScript,
+        _ if is_spring_config(&lower) => Kind::SpringConfig,
         _ if lower.ends_with(".dockerignore") => Kind::DockerIgnore,
         _ if lower == "dockerfile"
             || lower.starts_with("dockerfile.")
@@ -117,6 +121,17 @@ pub fn classify(name: &str) -> Option<Kind> {
         _ => return None,
     };
     Some(kind)
+}
+
+/// `application.properties`, `application.yml`, `application-<profile>.yaml`.
+fn is_spring_config(lower: &str) -> bool {
+    let Some(stem) = [".properties", ".yml", ".yaml"]
+        .iter()
+        .find_map(|ext| lower.strip_suffix(ext))
+    else {
+        return false;
+    };
+    stem == "application" || stem.starts_with("application-")
 }
 
 /// A parsed file.
@@ -398,7 +413,7 @@ fn relative(root: &Path, path: &Path) -> PathBuf {
     path.strip_prefix(root).unwrap_or(path).to_path_buf()
 }
 
-fn load_file(root: &Path, path: &Path, kind: Kind) -> Result<Option<ProjectFile>, Finding> {
+fn load_file(root: &Path, path: &Path, mut kind: Kind) -> Result<Option<ProjectFile>, Finding> {
     let rel = relative(root, path);
     let bytes = std::fs::read(path).map_err(|e| {
         Finding::new(
@@ -439,6 +454,16 @@ fn load_file(root: &Path, path: &Path, kind: Kind) -> Result<Option<ProjectFile>
                 }
                 Err(_) => Parsed::Text,
             }
+        }
+        Kind::SpringConfig if !source.display().ends_with(".properties") => {
+            let parsed = yaml::parse(&source.text)
+                .map(Parsed::Yaml)
+                .unwrap_or(Parsed::Text);
+            // `application-deployment.yaml` can be a Kubernetes manifest.
+            if is_kubernetes(&parsed) {
+                kind = Kind::Yaml;
+            }
+            parsed
         }
         Kind::RenderYaml | Kind::Compose | Kind::PnpmLock => yaml::parse(&source.text)
             .map(Parsed::Yaml)

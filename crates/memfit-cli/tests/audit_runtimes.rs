@@ -57,10 +57,124 @@ fn java_xmx_1g_on_a_render_starter_is_an_error_and_fix_sets_the_planned_heap() {
     fix(dir.path());
     assert_eq!(
         read(dir.path(), "Dockerfile"),
-        "FROM eclipse-temurin:21-jre\nWORKDIR /app\nCOPY target/app.jar app.jar\nEXPOSE 8080\nCMD [\"java\",\"-Xmx384m\",\"-jar\",\"app.jar\"]\n"
+        "FROM eclipse-temurin:21-jre\nWORKDIR /app\nCOPY target/app.jar app.jar\nEXPOSE 8080\nCMD [\"java\",\"-Xmx340m\",\"-jar\",\"app.jar\"]\n"
     );
     let (code, report) = audit(dir.path(), &[]);
     assert_eq!((code, rules(&report)), (0, vec![]));
+}
+
+const SPRING_DOCKERFILE: &str = "FROM eclipse-temurin:21-jre\nCOPY target/app.jar /app.jar\nEXPOSE 8080\nENTRYPOINT [\"java\", \"-Xmx384m\", \"-jar\", \"/app.jar\"]\n";
+
+#[test]
+fn jvm_non_heap_is_itemised_with_the_thread_pool_of_the_spring_config() {
+    // -Xmx384m is 75% of 512 MiB, but the service's 400 Tomcat threads, its metaspace, code
+    // cache and GC need more than the 128 MiB left.
+    let dir = project(&[
+        ("render.yaml", RENDER_STARTER),
+        ("Dockerfile", SPRING_DOCKERFILE),
+        (
+            "src/main/resources/application.properties",
+            "spring.application.name=orders\nserver.port=8080\nserver.tomcat.threads.max=400\n",
+        ),
+        // The tests' configuration is not the service's.
+        (
+            "src/test/resources/application.properties",
+            "server.tomcat.threads.max=2000\n",
+        ),
+    ]);
+    let (code, report) = audit(dir.path(), &[]);
+    assert_eq!(code, 1, "{}", report["findings"]);
+    let jvm = findings(&report, "jvm-heap-over-limit");
+    assert_eq!(jvm.len(), 1, "{}", report["findings"]);
+    let message = jvm[0]["message"].as_str().unwrap();
+    for part in [
+        "heap 384 MiB",
+        "metaspace ~83 MiB",
+        "code cache ~16 MiB",
+        "400 thread stacks ~42.2 MiB",
+        "server.tomcat.threads.max in src/main/resources/application.properties",
+        "GC and other ~50 MiB",
+        "= 575.2 MiB",
+        "512 MiB",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message}");
+    }
+    // The fix leaves room for those 400 threads: 512 - 83 - 16 - 42.2 - 50 = 320.8 MiB, written
+    // as -Xmx320m (the JVM aligns the heap up to 2 MiB).
+    fix(dir.path());
+    assert!(
+        read(dir.path(), "Dockerfile").contains("\"-Xmx320m\""),
+        "{}",
+        read(dir.path(), "Dockerfile")
+    );
+    assert!(findings(&audit(dir.path(), &[]).1, "jvm-heap-over-limit").is_empty());
+
+    // Spring reads SERVER_TOMCAT_THREADS_MAX before application.properties.
+    let dir = project(&[
+        ("render.yaml", RENDER_STARTER),
+        (
+            "Dockerfile",
+            SPRING_DOCKERFILE
+                .replace("EXPOSE", "ENV SERVER_TOMCAT_THREADS_MAX=1000\nEXPOSE")
+                .as_str(),
+        ),
+        (
+            "src/main/resources/application.properties",
+            "server.tomcat.threads.max=20\n",
+        ),
+    ]);
+    let report = audit(dir.path(), &[]).1;
+    let message = findings(&report, "jvm-heap-over-limit")[0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("1000 thread stacks")
+            && message.contains("SERVER_TOMCAT_THREADS_MAX in Dockerfile ENV"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_tuned_jvm_with_capped_metaspace_and_a_small_pool_is_silent() {
+    // A 368 MiB heap fits when the service says what it needs beside it: a 64 MiB metaspace
+    // cap, 20 threads (application.yml): 368 + 64 + 16 + 2.1 + 50 = 500.1 MiB (with the
+    // measured defaults, 368 + 170.1 would not).
+    let dir = project(&[
+        ("render.yaml", RENDER_STARTER),
+        (
+            "Dockerfile",
+            SPRING_DOCKERFILE
+                .replace("-Xmx384m\"", "-Xmx368m\", \"-XX:MaxMetaspaceSize=64m\"")
+                .as_str(),
+        ),
+        (
+            "src/main/resources/application.yml",
+            "spring:\n  application:\n    name: orders\nserver:\n  port: 8080\n  tomcat:\n    threads:\n      max: 20\n",
+        ),
+    ]);
+    let (code, report) = audit(dir.path(), &[]);
+    assert_eq!(
+        (code, rules(&report)),
+        (0, vec![]),
+        "{}",
+        report["findings"]
+    );
+    // A 128 MiB metaspace cap is budgeted whole: 368 + 128 + 16 + 2.1 + 50 > 512.
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        SPRING_DOCKERFILE.replace("-Xmx384m\"", "-Xmx368m\", \"-XX:MaxMetaspaceSize=128m\""),
+    )
+    .unwrap();
+    let report = audit(dir.path(), &[]).1;
+    let jvm = findings(&report, "jvm-heap-over-limit");
+    assert_eq!(jvm.len(), 1, "{}", report["findings"]);
+    let message = jvm[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("metaspace ~128 MiB (-XX:MaxMetaspaceSize)")
+            && message.contains("20 thread stacks"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -553,5 +667,24 @@ fn cargo_build_jobs_against_the_builder_memory_from_memfit_toml() {
     assert!(
         stderr.contains("memfit.toml:2:9") && stderr.contains("[build] limit"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn a_kubernetes_manifest_named_like_spring_config_still_gives_the_limit() {
+    let dir = project(&[
+        (
+            "k8s/application-deployment.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: orders\nspec:\n  template:\n    spec:\n      containers:\n        - name: orders\n          image: orders\n          resources:\n            limits:\n              memory: 512Mi\n",
+        ),
+        ("Dockerfile", SPRING_DOCKERFILE),
+    ]);
+    let report = audit(dir.path(), &[]).1;
+    let jvm = findings(&report, "jvm-heap-over-limit");
+    assert_eq!(jvm.len(), 1, "{}", report["findings"]);
+    assert!(
+        jvm[0]["message"].as_str().unwrap().contains("512 MiB"),
+        "{}",
+        jvm[0]["message"]
     );
 }

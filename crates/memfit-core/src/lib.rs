@@ -5,13 +5,14 @@
 //! [`Target`] a command is sized for (resolved once from `--limit`, `--platform` and
 //! memfit.toml), the table of PaaS plans ([`platform`]) with the page each number comes from,
 //! [`HeapFlags`] (Node's flags as Node reads them), [`CgroupVersion`], and the runtime heap
-//! math ([`node`], [`plan`]) that `memfit plan`, `memfit audit` and `memfit guard` share, and
+//! math ([`node`], [`jvm`], [`plan`]) that `memfit plan`, `memfit audit` and `memfit guard` share, and
 //! [`text::escape_control`] for showing untrusted text on a terminal. It
 //! does no I/O and knows nothing of cgroup files, logs or projects: those belong to
 //! `memfit-sys`, `memfit-explain` and `memfit-audit`.
 
 mod cgroup_version;
 pub mod heap_flags;
+pub mod jvm;
 pub mod node;
 pub mod plan;
 pub mod platform;

@@ -10,6 +10,7 @@
 
 use serde::Serialize;
 
+use crate::jvm::{self, NonHeap, NonHeapOptions};
 use crate::node::{self, NodeVersion};
 use crate::size::{ByteSize, MIB};
 use crate::CgroupVersion;
@@ -399,19 +400,14 @@ fn format_percent(hundredths: u64) -> String {
     }
 }
 
-/// memfit's choice for the JVM: at least 128 MiB beside the heap for metaspace, the code
-/// cache, thread stacks and GC structures. A trivial program commits 24 MiB of non-heap
-/// (measured with -XX:NativeMemoryTracking=summary on JDK 17.0.15); framework applications
-/// load many more classes, so measure yours with `memfit run`.
-pub const JVM_NON_HEAP: ByteSize = ByteSize(128 * MIB);
-
 fn plan_jvm(input: &PlanInput, budget: &mut Budget) {
     let limit = input.limit.bytes();
     let workers = u64::from(input.workers.unwrap_or(1).max(1));
     budget.workers = Some(workers as u32);
     let share = limit / workers;
-    let heap =
-        scale(share, HEAP_SHARE_PERCENT, 100).min(share.saturating_sub(JVM_NON_HEAP.bytes()));
+    // The options are not known here: the measured non-heap of a framework service.
+    let non_heap = NonHeap::estimate(&NonHeapOptions::default());
+    let heap = jvm::planned_heap(share, &non_heap);
     // The JVM's default since JDK 10 is MaxRAMPercentage=25 (JDK-8186248); measured on JDK
     // 17.0.15 under cgroup limits: 128 MiB heap at 512 MiB, 512 MiB at 2 GiB.
     if limit >= 512 * MIB {
@@ -423,31 +419,79 @@ fn plan_jvm(input: &PlanInput, budget: &mut Budget) {
     }
     if heap < 32 * MIB {
         budget.problems.push(format!(
-            "{} per JVM leaves no room for a heap beside the {} the JVM needs outside it; use a larger plan.",
+            "{} per JVM leaves no room for a heap beside the {} the JVM needs outside it (metaspace, code cache, {} thread stacks, GC); use a larger plan.",
             ByteSize(share),
-            JVM_NON_HEAP
+            ByteSize(non_heap.total()),
+            non_heap.threads
         ));
         return;
     }
-    // Whole percents of the limit, as MaxRAMPercentage is usually written; the JVM takes the
-    // fraction of the limit (measured: 75% of 512 MiB → 384 MiB).
-    let percent = scale(heap, 100, limit).max(1);
-    let promised = scale(limit, percent, 100);
+    // Whole percents of the limit, as MaxRAMPercentage is usually written, when the JVM gives
+    // that percentage (measured: 75% of 512 MiB → 384 MiB); below its default MaxHeapSize
+    // (124.8 MB) or in a small container it gives another heap, so -Xmx says the size.
+    let percent = (scale(heap, 100, limit).max(1) as f64 * 100.0).floor() / 100.0;
+    let by_percentage = jvm::heap_of_percentage(limit, percent);
+    let (item, promised, basis, value) = if by_percentage <= heap {
+        (
+            "heap (MaxRAMPercentage)",
+            by_percentage,
+            format!("{percent}% of the limit"),
+            format!("-XX:MaxRAMPercentage={percent:.1}"),
+        )
+    } else {
+        let m = jvm::xmx_mib(heap);
+        (
+            "heap (-Xmx)",
+            m * MIB,
+            format!(
+                "{percent}% of the limit would give {} (the JVM's floor): -Xmx instead",
+                ByteSize(by_percentage)
+            ),
+            format!("-Xmx{m}m"),
+        )
+    };
+    budget.line(item, promised, true, basis);
+    let measured = "measured with NMT (bench/jvm_nonheap.sh)";
     budget.line(
-        "heap (MaxRAMPercentage)",
-        promised,
+        "metaspace",
+        non_heap.metaspace,
         true,
-        format!("{percent}% of the limit"),
+        format!("{measured}: 15,000 classes; -XX:MaxMetaspaceSize caps it"),
     );
     budget.line(
-        "metaspace, code cache, threads, GC",
-        share.saturating_sub(promised),
+        "code cache",
+        non_heap.code_cache,
         true,
-        "the rest of the share; at least 128 MiB (memfit's reserve, measure yours)",
+        format!("{measured}, after the JIT warmed up"),
     );
+    budget.line(
+        "thread stacks",
+        non_heap.thread_stacks(),
+        true,
+        format!(
+            "{} threads (Tomcat's default pool) x {} touched of each 1 MiB -Xss",
+            non_heap.threads,
+            ByteSize(non_heap.stack_per_thread)
+        ),
+    );
+    budget.line(
+        "GC and other",
+        non_heap.gc_and_other,
+        true,
+        format!("{measured}: Serial GC, symbols, CDS archive, JIT arenas"),
+    );
+    let rest = share.saturating_sub(promised.saturating_add(non_heap.total()));
+    if rest > 0 {
+        budget.line(
+            "headroom",
+            rest,
+            true,
+            "the rest: the heap is at most 75% and MaxRAMPercentage a whole percent",
+        );
+    }
     budget.settings.push(Setting {
         name: "JAVA_TOOL_OPTIONS",
-        value: format!("-XX:MaxRAMPercentage={percent}.0"),
+        value,
     });
     budget.promised_heap_bytes = Some(promised);
 }
@@ -682,10 +726,33 @@ mod tests {
         let mut input = node_input(512, "20");
         input.runtime = Runtime::Jvm;
         let b = plan(&input);
-        assert_eq!(b.settings[0].value, "-XX:MaxRAMPercentage=75.0");
-        assert_eq!(b.promised_heap_bytes, Some(384 * MIB));
+        // 512 MiB less the measured non-heap (83 metaspace + 16 code cache + 200 x 108 KiB
+        // stacks + 50 GC and other = 170.1 MiB) leaves 341.9 MiB: 66% of the limit, which the
+        // JVM aligns up to 338 MiB.
+        assert_eq!(b.settings[0].value, "-XX:MaxRAMPercentage=66.0");
+        assert_eq!(b.promised_heap_bytes, Some(338 * MIB));
+        let items: Vec<&str> = b.lines.iter().map(|l| l.item).collect();
+        assert_eq!(
+            items,
+            [
+                "heap (MaxRAMPercentage)",
+                "metaspace",
+                "code cache",
+                "thread stacks",
+                "GC and other",
+                "headroom"
+            ]
+        );
+        let total: u64 = b.lines.iter().map(|l| l.bytes).sum();
+        assert_eq!(total, 512 * MIB);
         input.limit = ByteSize::mib(256);
-        assert_eq!(plan(&input).settings[0].value, "-XX:MaxRAMPercentage=50.0");
+        // 256 - 170.1 = 85.9 MiB; 33% would give the JVM's floor, 126 MiB: -Xmx instead.
+        let b = plan(&input);
+        assert_eq!(b.settings[0].value, "-Xmx84m");
+        assert_eq!(b.promised_heap_bytes, Some(84 * MIB));
+        input.limit = ByteSize::mib(180);
+        assert!(!plan(&input).fits());
+        input.limit = ByteSize::mib(256);
 
         input.runtime = Runtime::Go;
         assert_eq!(plan(&input).settings[0].value, "230MiB");

@@ -6,7 +6,7 @@ use crate::finding::{Edit, Finding, Severity};
 pub const RULE: Rule = Rule {
     id: "full-base-image",
     severity: Severity::Warning,
-    summary: "The image ships on a full runtime base (node:20, node:lts, python:3.12, openjdk, rust) where a slim, alpine or distroless variant would do",
+    summary: "The image ships on a full runtime base (node:20, node:lts, python:3.12, openjdk, rust, golang) where a slim, alpine or distroless variant would do",
     doc: r#"## What it does
 Reads the base image of the stage that ships (following `FROM <stage>` to the image) and
 reports:
@@ -14,7 +14,9 @@ reports:
   where `node:<version>-slim` would do,
 - `python:<version>` (full Debian) where `python:<version>-slim` would do,
 - a JDK (`openjdk:<version>`, `eclipse-temurin:<version>-jdk`) where a JRE would do,
-- any `rust` image: the binary needs no compiler at runtime.
+- any `rust` image: the binary needs no compiler at runtime,
+- any `golang` image: a Go binary built with `CGO_ENABLED=0` needs no toolchain, not even a
+  libc (`gcr.io/distroless/static-debian12`).
 
 A single-stage Dockerfile that builds in that stage is `single-stage-build`'s finding (the
 multi-stage build it suggests ships a slim stage), not this rule's. The fix rewrites the tag
@@ -23,10 +25,22 @@ install`, `apt-get install`…), where a missing compiler or header cannot break
 
 ## Why is this bad?
 The full images carry a whole Debian with compilers, headers and version control that the
-service never runs. On Docker Hub (linux/amd64, compressed, read 2026-12-01 on
-https://hub.docker.com/_/node/tags?name=22.23.4) `node:22.23.4` is 389.5 MB and
-`node:22.23.4-slim` 76.15 MB: 313 MB more to pull on every deploy and every new node, and
-more packages to patch.
+service never runs: more to pull on every deploy and every new node, and more packages to
+patch. The sizes memfit quotes, each from a public page that states it:
+- node: on Docker Hub (linux/amd64, compressed, read 2026-12-01 on
+  https://hub.docker.com/_/node/tags?name=22.23.4) `node:22.23.4` is 389.5 MB and
+  `node:22.23.4-slim` 76.15 MB: 313 MB more.
+- python: `python:3.8` 884 MB, `python:3.8.5-slim` 113 MB, `python:3.8-alpine` 43.3 MB
+  (uncompressed, as `docker images` lists them; https://markneumann.xyz/blog/docker-python,
+  2021-07-19). An old line, but the variants differ by the same Debian packages today.
+- rust: a Rust hello-world image is 124 MB on `debian`, 80.8 MB on `debian:slim` and 23 MB
+  on `gcr.io/distroless/cc` (uncompressed;
+  https://github.com/tbillington/rust-docker-cheatsheet, README of 2022-11-26); the `rust`
+  image adds the toolchain on top of Debian.
+- eclipse-temurin (JDK against JRE) and golang (against distroless static): no public page
+  found that states both sizes of the same release, so the finding gives none (Docker Hub's
+  tag pages show them: https://hub.docker.com/_/eclipse-temurin/tags,
+  https://hub.docker.com/_/golang/tags).
 
 ## Example
 ```dockerfile
@@ -39,13 +53,16 @@ CMD ["node", "dist/server.js"]
 ```dockerfile
 FROM node:20-slim
 ```
-`gcr.io/distroless/nodejs20-debian12`, `python:3.12-slim`, `eclipse-temurin:21-jre` and
-`gcr.io/distroless/cc-debian12` (for a Rust binary) are the usual runtime bases.
+`gcr.io/distroless/nodejs20-debian12`, `python:3.12-slim`, `eclipse-temurin:21-jre`,
+`gcr.io/distroless/cc-debian12` (for a Rust binary) and `gcr.io/distroless/static-debian12`
+(for a Go binary built with `CGO_ENABLED=0`) are the usual runtime bases.
 
 ## References
 - The node image's variants: https://hub.docker.com/_/node ("node:<version>-slim")
 - Compressed sizes per tag: https://hub.docker.com/_/node/tags?name=22.23.4
 - Distroless images: https://github.com/GoogleContainerTools/distroless
+- python sizes: https://markneumann.xyz/blog/docker-python (2021-07-19)
+- Rust image sizes by base: https://github.com/tbillington/rust-docker-cheatsheet
 "#,
     check,
 };
@@ -54,6 +71,17 @@ FROM node:20-slim
 /// `node:22.23.4` 389.5 MB, `node:22.23.4-slim` 76.15 MB.
 pub const NODE_FULL_MB: f64 = 389.5;
 pub const NODE_SLIM_MB: f64 = 76.15;
+
+/// `docker images` listing of 2021-07-19 (https://markneumann.xyz/blog/docker-python),
+/// uncompressed: `python:3.8` 884 MB, `python:3.8.5-slim` 113 MB.
+pub const PYTHON_FULL_MB: f64 = 884.0;
+pub const PYTHON_SLIM_MB: f64 = 113.0;
+
+/// A Rust hello world's image, uncompressed, by base (tbillington/rust-docker-cheatsheet,
+/// README of 2022-11-26): `debian` 124 MB, `debian:slim` 80.8 MB, `gcr.io/distroless/cc` 23
+/// MB.
+pub const RUST_ON_DEBIAN_MB: f64 = 124.0;
+pub const RUST_ON_DISTROLESS_CC_MB: f64 = 23.0;
 
 /// What is wrong with a base image, and the variant to use.
 struct Heavy {
@@ -90,7 +118,7 @@ fn heavy(image: &str) -> Option<Heavy> {
             slim_tag: Some(slim),
         }),
         "python" => Some(Heavy {
-            what: format!("`{image}` is the full Debian python image, with compilers and headers the service does not run"),
+            what: format!("`{image}` is the full Debian python image, with compilers and headers the service does not run (python:3.8: {PYTHON_FULL_MB} MB against {PYTHON_SLIM_MB} MB for -slim, uncompressed, in a 2021 listing)"),
             instead: format!("python:{slim}"),
             slim_tag: Some(slim),
         }),
@@ -104,8 +132,13 @@ fn heavy(image: &str) -> Option<Heavy> {
             })
         }
         "rust" => Some(Heavy {
-            what: format!("`{image}` ships the Rust toolchain with the binary"),
+            what: format!("`{image}` ships the Rust toolchain with the binary (a Rust hello world is {RUST_ON_DEBIAN_MB} MB on plain debian, before any toolchain, and {RUST_ON_DISTROLESS_CC_MB} MB on distroless/cc, uncompressed, in a 2022 comparison)"),
             instead: "gcr.io/distroless/cc-debian12 or debian:bookworm-slim, with the binary copied from the build stage".to_string(),
+            slim_tag: None,
+        }),
+        "golang" => Some(Heavy {
+            what: format!("`{image}` ships the Go toolchain with the binary"),
+            instead: "gcr.io/distroless/static-debian12 (or scratch), with the binary built with CGO_ENABLED=0 and copied from the build stage".to_string(),
             slim_tag: None,
         }),
         _ => None,

@@ -2,11 +2,13 @@
 //! `JDK_JAVA_OPTIONS`, `JAVA_OPTS`, the `java` command line), the heap they give in a
 //! container, and the JDK of the image.
 
+use memfit_core::jvm::{self as jvm_model, NonHeapOptions};
 use memfit_core::ByteSize;
 
 use super::service::{self, ServiceCommand};
 use crate::context::Context;
 use crate::dockerfile::Span;
+use crate::project::{Kind, Parsed};
 use crate::source::FileId;
 
 /// One place JVM options are set, lowest precedence first in `JvmService::settings`.
@@ -122,10 +124,13 @@ impl JvmService {
         }
         let ram = max_ram.or(limit);
         let of_ram = |p: f64| ram.map(|r| (r as f64 * p / 100.0) as u64);
+        // A maximum from a percentage follows HotSpot's ergonomics (its floor, the small
+        // container's MinRAMPercentage, the alignment).
+        let max_of_ram = |p: f64| ram.map(|r| jvm_model::heap_of_percentage(r, p));
         let (mut bytes, mut basis) = match (max_heap, percentage) {
             (Some((s, v)), _) => (Some(v), HeapBasis::MaxHeap(s)),
-            (None, Some((s, p))) => (of_ram(p), HeapBasis::Percentage(s, p)),
-            (None, None) => (of_ram(DEFAULT_MAX_RAM_PERCENTAGE), HeapBasis::Default),
+            (None, Some((s, p))) => (max_of_ram(p), HeapBasis::Percentage(s, p)),
+            (None, None) => (max_of_ram(DEFAULT_MAX_RAM_PERCENTAGE), HeapBasis::Default),
         };
         if max_heap.is_none() {
             let start = initial
@@ -144,6 +149,129 @@ impl JvmService {
             percentage,
         })
     }
+}
+
+/// The options that bound the JVM's memory beside the heap, the last of each winning as for
+/// the heap.
+impl JvmService {
+    pub fn non_heap_options(&self) -> NonHeapOptions {
+        let mut options = NonHeapOptions::default();
+        for word in self.settings.iter().flat_map(|s| &s.words) {
+            let w = word.as_str();
+            if let Some(v) = xx(w, "MaxMetaspaceSize").and_then(parse_size) {
+                options.max_metaspace = Some(v);
+            } else if let Some(v) = xx(w, "ReservedCodeCacheSize").and_then(parse_size) {
+                options.reserved_code_cache = Some(v);
+            } else if let Some(v) = w.strip_prefix("-Xss").and_then(parse_size) {
+                options.thread_stack = Some(v);
+            } else if let Some(v) = xx(w, "ThreadStackSize").and_then(parse_size) {
+                // ThreadStackSize counts kilobytes (the java man page, -XX:ThreadStackSize).
+                options.thread_stack = v.checked_mul(1024);
+            } else if w == "-XX:+UseG1GC" {
+                options.g1 = true;
+            } else if w.starts_with("-XX:+Use") && w.ends_with("GC") {
+                options.g1 = false;
+            }
+        }
+        options
+    }
+}
+
+/// The server's thread pool and where it is set.
+#[derive(Debug, Clone)]
+pub struct ThreadPool {
+    pub threads: u32,
+    /// e.g. `server.tomcat.threads.max in src/main/resources/application.properties`.
+    pub place: String,
+}
+
+/// Spring Boot's keys for the embedded server's maximum threads: Tomcat (and its name before
+/// Spring Boot 2.3), Jetty.
+/// https://docs.spring.io/spring-boot/appendix/application-properties/index.html
+const POOL_KEYS: [&str; 3] = [
+    "server.tomcat.threads.max",
+    "server.tomcat.max-threads",
+    "server.jetty.threads.max",
+];
+
+/// A thread count a configuration can mean: 1 to 100,000 (beyond, a typo or a placeholder).
+fn thread_count(text: &str) -> Option<u32> {
+    text.trim()
+        .trim_matches(['"', '\''])
+        .parse()
+        .ok()
+        .filter(|n| (1..=100_000).contains(n))
+}
+
+/// The thread pool the service configures: an environment variable (Spring's relaxed binding
+/// reads it before the files), a `-D` system property, else the largest of the
+/// `application*.properties`/`.yml` files outside test directories (which profile runs is
+/// not known here).
+pub fn thread_pool(ctx: &Context, service: &JvmService) -> Option<ThreadPool> {
+    let commands = service::commands(ctx);
+    for key in POOL_KEYS {
+        let var = key.replace(['.', '-'], "_").to_ascii_uppercase();
+        if let Some(value) = service::env(ctx, &commands, &var) {
+            if let Some(threads) = thread_count(&value.value) {
+                return Some(ThreadPool {
+                    threads,
+                    place: format!("{var} in {}", value.place),
+                });
+            }
+        }
+    }
+    let property = service.settings.iter().rev().find_map(|s| {
+        s.words.iter().rev().find_map(|w| {
+            let (key, value) = w.strip_prefix("-D")?.split_once('=')?;
+            POOL_KEYS.contains(&key).then_some(())?;
+            Some(ThreadPool {
+                threads: thread_count(value)?,
+                place: format!("-D{key} in {}", s.place),
+            })
+        })
+    });
+    if property.is_some() {
+        return property;
+    }
+    let mut found: Option<ThreadPool> = None;
+    for (_, file) in ctx.project.of_kind(Kind::SpringConfig) {
+        let name = file.source.display();
+        // src/test/resources configures the tests, not the service.
+        if name.split('/').any(|part| part == "test") {
+            continue;
+        }
+        let values: Vec<(&str, u32)> = match &file.parsed {
+            Parsed::Yaml(docs) => docs
+                .iter()
+                .flat_map(|doc| {
+                    POOL_KEYS.iter().filter_map(move |key| {
+                        let path: Vec<&str> = key.split('.').collect();
+                        let node = doc.at(&path).or_else(|| doc.get(key))?;
+                        Some((*key, thread_count(node.as_str()?)?))
+                    })
+                })
+                .collect(),
+            _ => file
+                .source
+                .text
+                .lines()
+                .filter_map(|line| {
+                    let (key, value) = line.split_once(['=', ':'])?;
+                    let key = POOL_KEYS.iter().find(|k| **k == key.trim())?;
+                    Some((*key, thread_count(value)?))
+                })
+                .collect(),
+        };
+        for (key, threads) in values {
+            if found.as_ref().is_none_or(|f| threads > f.threads) {
+                found = Some(ThreadPool {
+                    threads,
+                    place: format!("{key} in {name}"),
+                });
+            }
+        }
+    }
+    found
 }
 
 /// Whether an image runs a JVM: the OpenJDK builds' images, and images of JVM servers.
