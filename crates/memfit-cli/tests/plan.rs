@@ -16,14 +16,7 @@ fn plan_json(args: &[&str]) -> (i32, Value) {
         .args(["--format", "json"])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
-    let value = serde_json::from_str(&text).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {text}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (output.status.code().unwrap(), value)
+    exit_and_json(&output)
 }
 
 fn setting(plan: &Value, name: &str) -> String {

@@ -27,14 +27,7 @@ pub fn audit(dir: &Path, args: &[&str]) -> (i32, Value) {
         .args(["--format", "json"])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
-    let value = serde_json::from_str(&text).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {text}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (output.status.code().unwrap(), value)
+    super::exit_and_json(&output)
 }
 
 pub fn rules(report: &Value) -> Vec<String> {

@@ -265,3 +265,17 @@ pub fn wait_for_file(path: &Path) -> String {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A command's exit code and its standard output as JSON (a panic shows both streams when it is
+/// not JSON).
+#[allow(dead_code)] // not every suite reads JSON this way
+pub fn exit_and_json(output: &Output) -> (i32, Value) {
+    let text = String::from_utf8_lossy(&output.stdout);
+    let value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {text}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap(), value)
+}
