@@ -276,9 +276,13 @@ fn npm_tarballs_install_offline_and_npx_memfit_runs_the_static_binary() {
         .spawn()
         .unwrap();
     let memfit_pid = wait_for_descendant(launcher.id(), "memfit");
+    // Held open until the launcher has ended: `Child::wait` closes a piped stdin first, and
+    // memfit, reading an end of input before the forwarded SIGTERM came, exited 0 (seen once
+    // in CI on a loaded machine).
+    let stdin = launcher.stdin.take();
     unsafe { libc::kill(launcher.id() as i32, libc::SIGTERM) };
     let status = launcher.wait().unwrap();
-    drop(launcher.stdin.take());
+    drop(stdin);
     use std::os::unix::process::ExitStatusExt as _;
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
     assert!(
