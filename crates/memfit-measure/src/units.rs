@@ -30,6 +30,8 @@ struct Unit {
     record: ContainerRecord,
     /// The command is the container's own (after the runtime's init exec'd it).
     command_final: bool,
+    /// The process the command was read from.
+    command_pid: Option<i32>,
     /// It has held processes: once empty again it has ended, even while its cgroup stays (an
     /// adopted step's, which memfit removes at the end).
     populated: bool,
@@ -96,8 +98,14 @@ impl Units {
                     ended_ms: None,
                 },
                 command_final: false,
+                command_pid: None,
                 populated: false,
             });
+            // A cgroup that empties between the steps it runs (buildah runs a build's steps one
+            // after another in one) has not ended while another step runs in it.
+            if unit.record.ended_ms.is_some() && !unit.files.pids_recursive().is_empty() {
+                unit.record.ended_ms = None;
+            }
             if unit.record.ended_ms.is_none() {
                 unit.read();
             }
@@ -164,10 +172,22 @@ impl Unit {
             .max(self.files.oom_counters().oom_kill);
         let pids = self.files.pids_recursive();
         self.populated |= !pids.is_empty();
-        if !self.command_final {
-            if let Some(argv) = pids.into_iter().min().and_then(procfs::read_argv) {
-                self.command_final = !is_runtime_init(&argv);
-                self.record.command = argv;
+        // A container's command is its first process's, which lives as long as it does; a
+        // builder that runs one step after another in one cgroup (buildah, under podman build)
+        // starts a new first process for each step: the command is then the latest step's, the
+        // one a kill at the limit hits (the first step's, when memfit happened to see it run,
+        // named the wrong line).
+        let first_gone = self.command_pid.is_some_and(|pid| !pids.contains(&pid));
+        if !self.command_final || first_gone {
+            if let Some(pid) = pids.iter().copied().min() {
+                if let Some(argv) = procfs::read_argv(pid) {
+                    let init = is_runtime_init(&argv);
+                    if !self.command_final || !init {
+                        self.command_final = !init;
+                        self.record.command = argv;
+                        self.command_pid = Some(pid);
+                    }
+                }
             }
         }
     }
