@@ -23,9 +23,8 @@ pub fn render(out: &mut String, report: &RunReport) {
         };
         let _ = writeln!(
             out,
-            "  node      {} `{}`{threads}: heap {} of {} · external {} (buffers {}) · gc {:.1} s",
-            process.pid,
-            truncate(&short_command(&process.command), 40),
+            "{}{threads}: heap {} of {} · external {} (buffers {}) · gc {:.1} s",
+            head("node", process),
             ByteSize(v8.heap_used_peak_bytes),
             ByteSize(v8.heap_limit_bytes),
             ByteSize(v8.external_peak_bytes),
@@ -42,9 +41,8 @@ pub fn render(out: &mut String, report: &RunReport) {
         let Some(jvm) = process.jvm else { continue };
         let _ = writeln!(
             out,
-            "  jvm       {} `{}`: heap {} of {} (old gen {}) · {} GCs, {:.1} s",
-            process.pid,
-            truncate(&short_command(&process.command), 40),
+            "{}: heap {} of {} (old gen {}) · {} GCs, {:.1} s",
+            head("jvm", process),
             ByteSize(jvm.heap_used_peak_bytes),
             ByteSize(jvm.heap_max_bytes),
             ByteSize(jvm.old_gen_used_peak_bytes),
@@ -61,9 +59,8 @@ pub fn render(out: &mut String, report: &RunReport) {
         };
         let _ = writeln!(
             out,
-            "  python    {} `{}`: traced peak {} ({last} {}) of RSS {} · tracemalloc's own {}",
-            process.pid,
-            truncate(&short_command(&process.command), 40),
+            "{}: traced peak {} ({last} {}) of RSS {} · tracemalloc's own {}",
+            head("python", process),
             ByteSize(python.traced_peak_bytes),
             ByteSize(python.traced_current_bytes),
             ByteSize(process.peak_rss_bytes),
@@ -99,4 +96,13 @@ fn truncate(text: &str, max: usize) -> String {
     } else {
         format!("{}…", text.chars().take(max - 1).collect::<String>())
     }
+}
+
+/// The start of a runtime's line: the runtime, the process and its command.
+fn head(runtime: &str, process: &memfit_measure::ProcessRecord) -> String {
+    format!(
+        "  {runtime:<10}{} `{}`",
+        process.pid,
+        truncate(&short_command(&process.command), 40)
+    )
 }
