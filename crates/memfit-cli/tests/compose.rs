@@ -164,6 +164,40 @@ impl Drop for Project {
             .current_dir(self.dir.path())
             .args(["-p", &self.name, "down", "--rmi", "local", "-v"])
             .output();
+        // Compose v2's `down` removes no image when the project has no container left (a
+        // `build` alone): its images carry the project's label.
+        let images = Command::new("docker")
+            .args(["images", "-q", "--filter"])
+            .arg(format!("label=com.docker.compose.project={}", self.name))
+            .output();
+        // The classic builder (compose 1.x) keeps the steps before a failed one as untagged
+        // images: the cases' first steps name the project.
+        let dangling = Command::new("docker")
+            .args(["images", "-q", "--filter", "dangling=true"])
+            .output();
+        let history = |id: &str| {
+            Command::new("docker")
+                .args(["history", "--no-trunc", "--format", "{{.CreatedBy}}", id])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains(&self.name))
+                .unwrap_or(false)
+        };
+        let ids = |output: std::io::Result<std::process::Output>| {
+            output
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        let ours = ids(images)
+            .into_iter()
+            .chain(ids(dangling).into_iter().filter(|id| history(id)));
+        for id in ours {
+            let _ = Command::new("docker").args(["rmi", "-f", &id]).output();
+        }
     }
 }
 
@@ -283,8 +317,8 @@ with_each_compose! {
         std::fs::write(
             project.path().join("app/Dockerfile"),
             format!(
-                "FROM {IMAGE}\nRUN echo first\nRUN node -e '{TOUCH_300M}' {}\nRUN echo never\n",
-                project.name
+                "FROM {IMAGE}\nRUN echo first {name}\nRUN node -e '{TOUCH_300M}' {name}\nRUN echo never\n",
+                name = project.name
             ),
         )
         .unwrap();

@@ -105,8 +105,9 @@ impl ContainerWatcher {
             fd,
             watches: Vec::new(),
         };
+        // What is in a root already is no step of this run's.
         for root in &plan.adopt_roots {
-            watcher.watch(root);
+            let _ = watcher.watch(root);
         }
         // A new container's cgroup below the run's wakes the thread at once; the event itself
         // is not needed (the sample that follows finds the container).
@@ -158,24 +159,55 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn watch(&mut self, root: &Path) {
-        let (dir, waiting_for) = if root.is_dir() {
-            (root.to_path_buf(), None)
-        } else {
-            match root.parent() {
-                Some(parent) => (parent.to_path_buf(), Some(root.to_path_buf())),
-                None => return,
+    /// Watches `root` for new cgroups, or, while it does not exist, the nearest of its
+    /// ancestors that does, for the next directory on the way to it: a fresh dockerd has no
+    /// `/docker` until its first BuildKit step makes `/docker/buildkit/<id>` at once (runc's
+    /// cgroupfs manager creates the path as `mkdir -p` does). What already exists in `root`
+    /// when its watch is in place is returned, to be judged like a new cgroup.
+    fn watch(&mut self, root: &Path) -> Vec<PathBuf> {
+        loop {
+            let mut dir = root.to_path_buf();
+            while !dir.is_dir() {
+                match dir.parent() {
+                    Some(parent) => dir = parent.to_path_buf(),
+                    None => return Vec::new(),
+                }
             }
-        };
-        let Ok(path) = CString::new(dir.as_os_str().as_bytes()) else {
-            return;
-        };
-        // SAFETY: a valid fd and C string.
-        let wd = unsafe {
-            libc::inotify_add_watch(self.fd, path.as_ptr(), libc::IN_CREATE | libc::IN_ONLYDIR)
-        };
-        if wd >= 0 {
-            self.watches.push((wd, dir, waiting_for));
+            let waiting_for = (dir != root).then(|| root.to_path_buf());
+            let Ok(path) = CString::new(dir.as_os_str().as_bytes()) else {
+                return Vec::new();
+            };
+            // SAFETY: a valid fd and C string.
+            let wd = unsafe {
+                libc::inotify_add_watch(self.fd, path.as_ptr(), libc::IN_CREATE | libc::IN_ONLYDIR)
+            };
+            if wd < 0 {
+                return Vec::new();
+            }
+            if !self.watches.iter().any(|(w, _, _)| *w == wd) {
+                self.watches.push((wd, dir.clone(), waiting_for.clone()));
+            }
+            if waiting_for.is_none() {
+                return std::fs::read_dir(root)
+                    .map(|entries| {
+                        entries
+                            .flatten()
+                            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                            .map(|e| e.path())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            }
+            // The next directory on the way may have been made before the watch was in place:
+            // then no event comes for it, and the watch moves on now.
+            let next = root
+                .ancestors()
+                .take_while(|a| *a != dir)
+                .last()
+                .map(Path::to_path_buf);
+            if !next.is_some_and(|n| n.is_dir()) {
+                return Vec::new();
+            }
         }
     }
 
@@ -212,6 +244,7 @@ impl Watcher {
         // init` in it, which waits there until runc lets it exec the step's command.
         // One that holds no process for long is no step (dropped, not adopted).
         let mut pending: Vec<(PathBuf, Instant)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         while !stop.load(Ordering::Relaxed) {
             let mut poll = libc::pollfd {
                 fd: self.fd,
@@ -221,10 +254,12 @@ impl Watcher {
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(&mut poll, 1, pace.as_millis() as i32) };
             let now = Instant::now();
+            // A root's first entries can come twice: read when its watch was placed, and
+            // reported by it.
             pending.extend(
                 self.read_events(&mut buffer)
                     .into_iter()
-                    .filter(|p| step_id(p).is_some())
+                    .filter(|p| step_id(p).is_some() && seen.insert(p.clone()))
                     .map(|p| (p, now)),
             );
             let mut decided = Vec::new();
@@ -356,23 +391,81 @@ impl Watcher {
                 };
                 let path = dir.join(name);
                 match waiting_for {
-                    Some(root) if root == path => {
-                        // What appeared in the root before its watch was in place.
-                        self.watch(&root);
-                        if let Ok(entries) = std::fs::read_dir(&root) {
-                            created.extend(
-                                entries
-                                    .flatten()
-                                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                                    .map(|e| e.path()),
-                            );
-                        }
-                    }
+                    // A directory on the way to a root that did not exist (or the root):
+                    // watched in turn, with what appeared in the root before its watch.
+                    Some(root) if root.starts_with(&path) => created.extend(self.watch(&root)),
                     Some(_) => {}
                     None => created.push(path),
                 }
             }
         }
         created
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memfit_sys::cgroup::{CgroupOwner, Hierarchy, OwnedCgroup};
+    use std::process::Command;
+
+    /// A fresh dockerd has no `/docker` cgroup until its first BuildKit step makes
+    /// `/docker/buildkit/<id>` with one `mkdir -p` (runc's cgroupfs manager): the steps of the
+    /// first build after dockerd starts are adopted all the same. Before, only the root's
+    /// parent was watched, and the first build escaped the run's limit (a compose v2 build
+    /// "fitted" in 100 MiB with a 300 MiB RUN step on a fresh machine).
+    #[test]
+    fn steps_under_a_root_whose_ancestors_do_not_exist_yet_are_adopted() {
+        let Ok(hierarchy) = Hierarchy::detect() else {
+            eprintln!("no memory cgroup hierarchy here: nothing to check");
+            return;
+        };
+        let name = CgroupOwner::current().cgroup_name(951).unwrap();
+        let run = OwnedCgroup::create_empty(&hierarchy, &name).unwrap();
+        let manager = hierarchy
+            .parent
+            .join(format!("memfit-watch-test-{}", std::process::id()));
+        let root = manager.join("docker/buildkit");
+        let watcher = ContainerWatcher::start(WatchPlan {
+            run: (*run).clone(),
+            kind: ContainerKind::BuildStep,
+            started: Instant::now(),
+            adopt_roots: vec![root.clone()],
+            prefix: crate::units::ADOPTED_PREFIX,
+            step_name_prefix: String::new(),
+            own_steps: None,
+        })
+        .unwrap();
+        let step = root.join("step1");
+        std::fs::create_dir_all(&step).unwrap();
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        CgroupFiles::open(hierarchy.version, &step)
+            .adopt(pid)
+            .unwrap();
+        let target = run
+            .path()
+            .join(format!("{}step1", crate::units::ADOPTED_PREFIX));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let moved = loop {
+            let there = CgroupFiles::open(hierarchy.version, &target).pids();
+            if there.contains(&pid) || Instant::now() > deadline {
+                break there.contains(&pid);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        let (adopted, _, _) = watcher.stop();
+        for dir in [target.clone(), step, root, manager.join("docker"), manager] {
+            let _ = std::fs::remove_dir(dir);
+        }
+        drop(run);
+        assert!(
+            moved,
+            "the step's process was not moved into {}",
+            target.display()
+        );
+        assert_eq!(adopted.len(), 1, "{adopted:?}");
     }
 }
