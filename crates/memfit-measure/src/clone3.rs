@@ -64,6 +64,9 @@ pub struct CloneRequest<'a> {
     pub null_stdio: bool,
     pub cpu_set: Option<&'a libc::cpu_set_t>,
     pub view: Option<&'a ViewSetup>,
+    /// The `oom_score_adj` the command gets back from memfit, which shielded itself
+    /// ([`process::shield_from_oom_killer`]).
+    pub oom_score_adj: Option<process::OomScoreAdj>,
 }
 
 /// Starts the child; returns its pid (in memfit's PID namespace).
@@ -130,6 +133,7 @@ pub fn spawn(request: &CloneRequest) -> Result<i32, Clone3Error> {
         null_fd: null_fd.as_ref().map(|f| f.as_raw_fd()),
         cpu_set: request.cpu_set,
         view: request.view,
+        oom_score_adj: request.oom_score_adj,
         error_fd: error_write.as_raw_fd(),
     };
     // SAFETY: clone3 with a valid clone_args; the child branch below only makes
@@ -175,6 +179,7 @@ struct ChildPlan<'a> {
     null_fd: Option<i32>,
     cpu_set: Option<&'a libc::cpu_set_t>,
     view: Option<&'a ViewSetup>,
+    oom_score_adj: Option<process::OomScoreAdj>,
     error_fd: i32,
 }
 
@@ -185,6 +190,13 @@ impl ChildPlan<'_> {
             // Writing "0" moves the writing process: the command enters its cgroup before
             // exec, so nothing it allocates escapes the limit.
             if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                self.fail();
+            }
+        }
+        // Before /proc is remounted for a new PID namespace (/proc/self is this process
+        // either way). A command left at memfit's -1000 could never be OOM-killed.
+        if let Some(adj) = &self.oom_score_adj {
+            if !adj.apply_to_self() {
                 self.fail();
             }
         }
@@ -320,6 +332,7 @@ mod tests {
             null_stdio: true,
             cpu_set: None,
             view: None,
+            oom_score_adj: None,
         }
     }
 

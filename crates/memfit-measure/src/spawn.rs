@@ -108,6 +108,7 @@ pub(crate) fn spawn(plan: &SpawnPlan) -> Result<Spawned, SpawnError> {
         null_stdio: plan.stdio == Stdio::Null,
         cpu_set: plan.cpu_set.as_ref(),
         view: plan.view.as_deref(),
+        oom_score_adj: process::shield_from_oom_killer(),
     };
     match clone3::spawn(&request) {
         Ok(pid) => Ok(Spawned { pid, caveat: None }),
@@ -191,12 +192,18 @@ fn fork_exec(plan: &SpawnPlan, path: &Path, procs_fds: &[RawFd]) -> Result<i32, 
     let procs_fds = procs_fds.to_vec();
     let cpu_set = plan.cpu_set;
     let view = plan.view.clone();
+    let oom_score_adj = process::shield_from_oom_killer();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
     // system calls on data prepared before the fork.
     unsafe {
         command.pre_exec(move || {
             for &fd in &procs_fds {
                 if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if let Some(adj) = &oom_score_adj {
+                if !adj.apply_to_self() {
                     return Err(io::Error::last_os_error());
                 }
             }

@@ -253,3 +253,80 @@ mod tests {
         }
     }
 }
+
+/// An `oom_score_adj` value as the kernel reads it from `/proc/PID/oom_score_adj`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OomScoreAdj {
+    text: [u8; 5],
+    len: usize,
+}
+
+impl OomScoreAdj {
+    /// The value (`-1000..=1000`), or `None` when out of range.
+    pub fn new(value: i32) -> Option<OomScoreAdj> {
+        if !(-1000..=1000).contains(&value) {
+            return None;
+        }
+        let formatted = value.to_string();
+        let mut text = [0u8; 5];
+        text[..formatted.len()].copy_from_slice(formatted.as_bytes());
+        Some(OomScoreAdj {
+            text,
+            len: formatted.len(),
+        })
+    }
+
+    pub fn value(&self) -> i32 {
+        std::str::from_utf8(&self.text[..self.len])
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Sets the calling process's `oom_score_adj` to this value: raising it needs no
+    /// privilege. False when the kernel refused.
+    ///
+    /// # Safety
+    /// Only async-signal-safe calls: meant for a child between fork (or clone) and exec.
+    pub unsafe fn apply_to_self(&self) -> bool {
+        let fd = libc::open(
+            c"/proc/self/oom_score_adj".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return false;
+        }
+        let written = libc::write(fd, self.text.as_ptr().cast(), self.len);
+        libc::close(fd);
+        written == self.len as isize
+    }
+}
+
+/// Takes this process out of the kernel OOM killer's choice (`oom_score_adj` -1000, which
+/// needs CAP_SYS_RESOURCE) and returns the value it had, which the commands it starts must be
+/// given back before exec (a child inherits the value, and a -1000 command could never be
+/// OOM-killed: its limit would stall it instead). `None` when nothing was lowered: no
+/// privilege, or the value was -1000 already; children then inherit the value as it is.
+///
+/// Why: memfit's own pages count where it runs. Alone in a limited cgroup (a container's
+/// command, a `systemd-run --scope`), the kernel killed memfit 27 ms after the command it
+/// measured, whose memory was not yet uncharged (seen in the cgroup-v2 guest of
+/// tests/vm/run.sh, where memfit's binary is in RAM). Only -1000 exempts a task
+/// (Documentation/filesystems/proc.rst, oom_score_adj). Idempotent: the first call's original
+/// is kept.
+pub fn shield_from_oom_killer() -> Option<OomScoreAdj> {
+    static ORIGINAL: std::sync::OnceLock<Option<OomScoreAdj>> = std::sync::OnceLock::new();
+    *ORIGINAL.get_or_init(|| {
+        let original = std::fs::read_to_string("/proc/self/oom_score_adj")
+            .ok()?
+            .trim()
+            .parse::<i32>()
+            .ok()
+            .and_then(OomScoreAdj::new)?;
+        if original.value() == -1000 {
+            return None;
+        }
+        std::fs::write("/proc/self/oom_score_adj", "-1000").ok()?;
+        Some(original)
+    })
+}
