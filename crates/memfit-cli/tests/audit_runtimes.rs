@@ -63,6 +63,51 @@ fn java_xmx_1g_on_a_render_starter_is_an_error_and_fix_sets_the_planned_heap() {
     assert_eq!((code, rules(&report)), (0, vec![]));
 }
 
+const FLY_256: &str =
+    "app = \"orders\"\nprimary_region = \"ams\"\n\n[[vm]]\n  memory = \"256mb\"\n  cpus = 1\n";
+
+const JAVA_NO_FLAGS: &str = "FROM eclipse-temurin:17-jre\nCOPY target/app.jar /app.jar\nENTRYPOINT [\"java\", \"-jar\", \"/app.jar\"]\n";
+
+#[test]
+fn a_jvm_without_heap_flags_on_a_256_mb_machine_is_warned_with_the_xmx_that_fits() {
+    // No flag: HotSpot's default heap in 256 MiB is not 25% of it but its 126 MiB floor
+    // (measured: `memfit run --limit 256M -- java -XX:+PrintFlagsFinal -version`), which with
+    // the ~170 MiB beside it is over the machine.
+    let dir = project(&[("fly.toml", FLY_256), ("Dockerfile", JAVA_NO_FLAGS)]);
+    let (_, report) = audit(dir.path(), &[]);
+    let jvm = findings(&report, "jvm-heap-over-limit");
+    assert_eq!(jvm.len(), 1, "{}", report["findings"]);
+    assert_eq!(jvm[0]["severity"], "warning", "{}", jvm[0]);
+    assert_eq!(jvm[0]["file"], "Dockerfile");
+    assert_eq!(jvm[0]["line"], 3);
+    let message = jvm[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no heap option")
+            && message.contains("126 MiB")
+            && message.contains("256 MiB"),
+        "{message}"
+    );
+    let fix_text = jvm[0]["fix"].as_str().unwrap_or_default();
+    assert!(fix_text.contains("-Xmx84m"), "{}", jvm[0]);
+    // Tuned: the heap the advice names is silent; so is the same service on 512 MiB, where
+    // the default (128 MiB) leaves room.
+    let tuned = project(&[
+        ("fly.toml", FLY_256),
+        (
+            "Dockerfile",
+            JAVA_NO_FLAGS
+                .replace("\"java\", ", "\"java\", \"-Xmx84m\", ")
+                .as_str(),
+        ),
+    ]);
+    assert!(findings(&audit(tuned.path(), &[]).1, "jvm-heap-over-limit").is_empty());
+    let roomy = project(&[
+        ("fly.toml", FLY_256.replace("256mb", "512mb").as_str()),
+        ("Dockerfile", JAVA_NO_FLAGS),
+    ]);
+    assert!(findings(&audit(roomy.path(), &[]).1, "jvm-heap-over-limit").is_empty());
+}
+
 const SPRING_DOCKERFILE: &str = "FROM eclipse-temurin:21-jre\nCOPY target/app.jar /app.jar\nEXPOSE 8080\nENTRYPOINT [\"java\", \"-Xmx384m\", \"-jar\", \"/app.jar\"]\n";
 
 #[test]

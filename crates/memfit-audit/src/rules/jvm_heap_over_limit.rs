@@ -40,6 +40,15 @@ The items beside the heap:
 The message names each item and where it came from; the fix sets the heap that leaves them
 room (75% of the limit when that leaves enough).
 
+With **no heap option** the JVM sizes the heap itself: 25% of the limit (MaxRAMPercentage's
+default), but never below its default MaxHeapSize of 124.8 MiB, and half the memory in a
+container under ~250 MiB (MinRAMPercentage). Measured with OpenJDK 17.0.15 (`memfit run
+--limit L -- java -XX:+PrintFlagsFinal -version`): 100 MiB at 200 MiB, 126 MiB at 256 and 300
+MiB, 128 MiB at 512 MiB. On a 256 MB machine (Fly.io's smallest) that heap and the ~170 MiB
+beside it are over the limit: a **warning** (the heap only grows there when the service needs
+it), with the `-Xmx` to add; not fixed in place, since the flag can go on the command or in
+`JAVA_TOOL_OPTIONS`.
+
 ## Why is this bad?
 The heap is not all a JVM uses. Beside it live the metaspace (class metadata, no limit by
 default), the code cache (`ReservedCodeCacheSize`, 240 MiB reserved with tiered
@@ -147,7 +156,17 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
             *s,
             "initial heap (the JVM raises the maximum to it)".to_string(),
         ),
-        HeapBasis::Default => return,
+        HeapBasis::Default => {
+            out.extend(default_heap_finding(
+                ctx,
+                &service,
+                heap.bytes,
+                limit,
+                &non_heap,
+                pool.as_ref(),
+            ));
+            return;
+        }
     };
     let source = ctx
         .limit
@@ -171,6 +190,82 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
         Some(limit),
         &non_heap,
     ));
+}
+
+/// No heap option: HotSpot sizes the heap itself, and in a small container its floor (or half
+/// the memory) with the non-heap is over the limit. A warning, not an error: the heap grows
+/// there only when the service needs it. Advised, not fixed: where to add the flag is the
+/// user's choice (the command or `JAVA_TOOL_OPTIONS`).
+fn default_heap_finding(
+    ctx: &Context,
+    service: &jvm::JvmService,
+    heap: u64,
+    limit: u64,
+    non_heap: &NonHeap,
+    pool: Option<&jvm::ThreadPool>,
+) -> Option<Finding> {
+    // The java command when the service has one, else the last place options are set.
+    let setting = service
+        .settings
+        .iter()
+        .rev()
+        .find(|s| s.place.starts_with("java command"))
+        .or(service.settings.last())?;
+    let percent_of_limit = |p: f64| limit as f64 * p / 100.0;
+    let why = if percent_of_limit(jvm_model::MIN_RAM_PERCENTAGE)
+        < jvm_model::DEFAULT_MAX_HEAP as f64
+    {
+        format!(
+            "half of a container this small: MinRAMPercentage's {}%",
+            jvm_model::MIN_RAM_PERCENTAGE
+        )
+    } else if percent_of_limit(jvm::DEFAULT_MAX_RAM_PERCENTAGE) < jvm_model::DEFAULT_MAX_HEAP as f64
+    {
+        format!(
+            "HotSpot's floor, its default MaxHeapSize of {}, above the {}% MaxRAMPercentage gives by default",
+            mib(jvm_model::DEFAULT_MAX_HEAP),
+            jvm::DEFAULT_MAX_RAM_PERCENTAGE
+        )
+    } else {
+        format!(
+            "MaxRAMPercentage's default {}% of the limit",
+            jvm::DEFAULT_MAX_RAM_PERCENTAGE
+        )
+    };
+    let source = ctx
+        .limit
+        .as_ref()
+        .map(|l| l.description.clone())
+        .unwrap_or_default();
+    let message = format!(
+        "no heap option: in a {} container ({source}) the JVM lets its heap grow to {} ({why}) + {} = {}, more than the limit: when the heap grows there the kernel kills the JVM (exit 137) before it throws OutOfMemoryError",
+        mib(limit),
+        mib(heap),
+        itemised(non_heap, pool),
+        mib(heap.saturating_add(non_heap.total())),
+    );
+    let finding = Finding::new(
+        RULE.id,
+        Severity::Warning,
+        setting.file,
+        setting.span,
+        message,
+    );
+    let planned = jvm_model::planned_heap(limit, non_heap);
+    Some(if planned < MIN_HEAP {
+        finding.advise(format!(
+            "{} leaves no room for a heap beside the ~{} the JVM needs outside it: give the service a larger plan, or fewer threads",
+            mib(limit),
+            mib(non_heap.total())
+        ))
+    } else {
+        let m = jvm_model::xmx_mib(planned);
+        finding.advise(format!(
+            "add -Xmx{m}m to the java command (or JAVA_TOOL_OPTIONS=-Xmx{m}m in the service's environment): the heap that leaves {} for the JVM beside it (`memfit plan --runtime jvm --limit {}M`)",
+            mib(limit.saturating_sub(m * 1024 * 1024)),
+            limit / (1024 * 1024),
+        ))
+    })
 }
 
 /// `metaspace ~83 MiB + code cache ~16 MiB + 200 thread stacks ~21.1 MiB (…) + GC and other
