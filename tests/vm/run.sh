@@ -165,6 +165,11 @@ if [ "$with_docker" = yes ]; then
     [ -x "$bin" ] && copy_with_libs "$bin"
   done
   ln -sf ../sbin/runc "$root/usr/bin/runc"
+  # The Compose v2 plugin (scripts/compose-v2.sh) for tests/compose.rs; 1.x (Python) stays out.
+  if [ -x /usr/local/lib/docker/cli-plugins/docker-compose ]; then
+    copy_with_libs /usr/local/lib/docker/cli-plugins/docker-compose
+    touch "$root/vm-compose-v2"
+  fi
   copy_with_libs "$(command -v bash)" /bin/bash
   cp /usr/bin/ldd "$root/usr/bin/ldd"
   : >"$root/etc/resolv.conf"

@@ -4,9 +4,10 @@
 //! case runs twice: with Debian's docker-compose 1.29 (Python) and with the `docker compose`
 //! v2 plugin (Go; scripts/compose-v2.sh installs Debian trixie's).
 //!
-//! Same convention as docker.rs: `MEMFIT_DOCKER_TESTS=required` (CI) makes a missing engine
-//! or a missing docker-compose a failure, `MEMFIT_COMPOSE_V2_TESTS=required` a missing v2
-//! plugin; elsewhere the suite says loudly that it did not run.
+//! Same convention as docker.rs: `MEMFIT_DOCKER_TESTS=required` (CI) makes a missing engine a
+//! failure, `MEMFIT_COMPOSE_V1_TESTS=required` a missing docker-compose 1.x and
+//! `MEMFIT_COMPOSE_V2_TESTS=required` a missing v2 plugin; elsewhere the suite says loudly
+//! that it did not run. The cgroup-v2 guest of tests/vm/run.sh has the v2 plugin only.
 
 mod common;
 
@@ -56,7 +57,7 @@ impl Compose {
             ),
         };
         let variable = match self {
-            Compose::V1 => "MEMFIT_DOCKER_TESTS",
+            Compose::V1 => "MEMFIT_COMPOSE_V1_TESTS",
             Compose::V2 => "MEMFIT_COMPOSE_V2_TESTS",
         };
         (ready, variable)
