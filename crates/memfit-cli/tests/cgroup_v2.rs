@@ -200,3 +200,36 @@ fn a_user_in_a_delegated_subtree_runs_for_real() {
     assert_eq!(output.status.code(), Some(137), "{stderr}");
     assert!(children(&scope.0).is_empty(), "{:?}", children(&scope.0));
 }
+
+/// A guard in a cgroup with `memory.oom.group` = 1 (Kubernetes ≥ 1.28 on cgroup v2) says at
+/// start that a kernel OOM kill takes it with the service, and that only its action before
+/// the limit can keep the service up; with `--on-critical log` that nothing would.
+#[test]
+fn a_guard_in_an_oom_group_says_a_kernel_kill_takes_it_too() {
+    let Some(own) = own_v2_cgroup("a_guard_in_an_oom_group_says_a_kernel_kill_takes_it_too") else {
+        return;
+    };
+    let scope = TestCgroup::beside(&own, "memfit-test-oom-group");
+    std::fs::write(scope.0.join("memory.max"), (256 * MIB).to_string()).unwrap();
+    std::fs::write(scope.0.join("memory.oom.group"), "1").unwrap();
+    let output = memfit_in(
+        &scope.0,
+        &[],
+        &["guard", "--on-critical", "log", "--", "sleep", "0.2"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("memory.oom.group"))
+        .unwrap_or_else(|| panic!("no oom.group line: {stderr}"));
+    assert!(
+        line.contains("the guard included") && line.contains("--on-critical restart"),
+        "{line}"
+    );
+    // Without the group, nothing is said.
+    std::fs::write(scope.0.join("memory.oom.group"), "0").unwrap();
+    let output = memfit_in(&scope.0, &[], &["guard", "--", "sleep", "0.2"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("memory.oom.group"), "{stderr}");
+}

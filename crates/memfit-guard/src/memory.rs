@@ -109,6 +109,19 @@ impl Source {
         }
     }
 
+    /// Whether a kernel OOM kill in this cgroup ends every process in it: cgroup v2's
+    /// `memory.oom.group` = 1, which Kubernetes ≥ 1.28 sets on a container's cgroup
+    /// (kubernetes/kubernetes#117793).
+    pub fn oom_group(&self) -> bool {
+        match self {
+            Source::Cgroup(files) if files.version() == CgroupVersion::V2 => {
+                std::fs::read_to_string(files.path().join("memory.oom.group"))
+                    .is_ok_and(|t| t.trim() == "1")
+            }
+            _ => false,
+        }
+    }
+
     /// Memory pressure: the share of the last 10 s some task stalled on memory (v2 PSI).
     pub fn pressure_some_avg10(&self) -> Option<f64> {
         match self {

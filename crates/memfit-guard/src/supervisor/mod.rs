@@ -126,6 +126,20 @@ impl Guard {
                 ));
             }
         }
+        if source.oom_group() {
+            let (level, advice) = match options.on_critical {
+                Action::Log => (
+                    LogLevel::Warn,
+                    ": with --on-critical log it only logs; use --on-critical restart",
+                ),
+                _ => (LogLevel::Info, ""),
+            };
+            startup_log.push((
+                level,
+                "oom_group",
+                format!("memory.oom.group is 1 here (Kubernetes ≥ 1.28 sets it on cgroup v2, kubernetes/kubernetes#117793): a kernel OOM kill ends every process of the container, the guard included, and none is left to restart the service or report the kill; only the guard's action at the critical threshold keeps the service up{advice}"),
+            ));
+        }
         let heap_snapshot_signal = node_flags
             .as_ref()
             .and_then(|node| node.flags.value("heapsnapshot-signal"))
