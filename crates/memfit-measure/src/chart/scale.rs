@@ -57,7 +57,9 @@ pub fn memory_axis(max_bytes: u64, limit: Option<u64>) -> Axis {
     choose(max_bytes, limit, &steps, unit, unit_size)
 }
 
-/// Ticks for time from 0 to at least `end_ms`: seconds (0.1 s up), or minutes past 3 min.
+/// Ticks for time from 0 to `end_ms`: seconds (0.1 s up), or minutes past 3 min. The axis
+/// ends where the run ended, with round ticks inside it: a 183 s run on a 4-minute axis left a
+/// quarter of the chart empty. Below 0.1 s it ends at the first round step.
 pub fn time_axis(end_ms: u64) -> Axis {
     let end_ms = end_ms.max(1);
     let (unit, unit_size, steps): (_, _, Vec<u64>) = if end_ms > 180_000 {
@@ -74,6 +76,10 @@ pub fn time_axis(end_ms: u64) -> Axis {
     // Below 0.1 s nothing is round: fall back to the finest step.
     if axis.ticks.len() < 2 {
         axis = fixed(end_ms, steps[0], unit, unit_size);
+    }
+    if axis.ticks.iter().filter(|&&t| t <= end_ms).count() >= 2 {
+        axis.ticks.retain(|&t| t <= end_ms);
+        axis.max = end_ms;
     }
     axis
 }
@@ -93,8 +99,12 @@ fn choose(max: u64, limit: Option<u64>, steps: &[u64], unit: &'static str, unit_
             // Limit on a tick first, then the least empty space, then more ticks.
             (!on_limit, waste, step)
         });
+    let smallest = *steps.first().unwrap_or(&1);
     match best {
         Some(step) => fixed(max, step, unit, unit_size),
+        // Smaller than every step allows: the smallest step (a 30 ms run was drawn on a
+        // 60 s axis).
+        None if max.div_ceil(smallest) < MIN_INTERVALS => fixed(max, smallest, unit, unit_size),
         // Larger than every step allows: the largest step, however many ticks.
         None => fixed(max, *steps.last().unwrap_or(&1), unit, unit_size),
     }
@@ -171,16 +181,24 @@ mod tests {
 
     #[test]
     fn time_is_in_seconds_then_minutes() {
-        assert_eq!(
-            labels(&time_axis(41_500)),
-            ["0", "10", "20", "30", "40", "50"]
-        );
+        assert_eq!(labels(&time_axis(41_500)), ["0", "10", "20", "30", "40"]);
         let axis = time_axis(1_900);
         assert_eq!(axis.unit, "s");
-        assert_eq!(labels(&axis), ["0", "0.5", "1", "1.5", "2"]);
+        assert_eq!(labels(&axis), ["0", "0.5", "1", "1.5"]);
         let axis = time_axis(25 * 60_000);
         assert_eq!(axis.unit, "min");
         assert_eq!(labels(&axis), ["0", "5", "10", "15", "20", "25"]);
         assert!(time_axis(30).ticks.len() >= 2);
+    }
+
+    #[test]
+    fn the_time_axis_ends_where_the_run_ended() {
+        // A 3-minute soak: minutes, and no fourth minute of empty chart.
+        let axis = time_axis(183_400);
+        assert_eq!((axis.unit, axis.max), ("min", 183_400));
+        assert_eq!(labels(&axis), ["0", "1", "2", "3"]);
+        assert_eq!(time_axis(41_500).max, 41_500);
+        // Too short for two round ticks: the first round step ends it.
+        assert_eq!(time_axis(30).max, 100);
     }
 }
