@@ -611,7 +611,17 @@ impl Chart {
             chart.notes_push("The process areas add up each process's RSS: a page shared by several processes (copy-on-write after fork, shared libraries, mapped files) counts once per process but once in the charge, so the areas can rise above the charged line.");
         }
         if !stack.layers.is_empty() {
-            chart.notes_push(&format!("Areas: RSS of the {} processes largest at their peak, stacked, and of the other sampled processes (\"other\"). Hover in the HTML report to see the processes at a moment.", stack.layers.iter().filter(|l| **l != Layer::Other).count()));
+            let named = stack.layers.iter().filter(|l| **l != Layer::Other).count();
+            let other = stack.layers.contains(&Layer::Other);
+            let areas = match (named, other) {
+                (1, false) => "Area: the process's RSS.".to_string(),
+                (n, false) => format!("Areas: RSS of the {n} processes, stacked."),
+                (1, true) => "Areas: RSS of the process largest at its peak and of the other sampled processes (\"other\"), stacked.".to_string(),
+                (n, true) => format!("Areas: RSS of the {n} processes largest at their peak, stacked, and of the other sampled processes (\"other\")."),
+            };
+            chart.notes_push(&format!(
+                "{areas} Hover in the HTML report to see the processes at a moment."
+            ));
         }
         if report.samples.iter().any(|s| s.runtime.is_some()) {
             chart.notes_push("V8 heap used and external: summed over the Node processes that reported to memfit's runtime view; external includes ArrayBuffers (Buffers).");
