@@ -216,47 +216,11 @@ pub fn run_init(command: &[std::ffi::OsString]) -> i32 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wait_statuses_decode_as_the_shell_reports_them() {
-        // exit(3) → 3 << 8; SIGKILL → 9; SIGKILL with a core flag → 9 | 0x80.
-        assert_eq!(
-            ExitStatus::from_wait_status(3 << 8),
-            Some(ExitStatus::Exited(3))
-        );
-        assert_eq!(
-            ExitStatus::from_wait_status(9),
-            Some(ExitStatus::Signaled(9))
-        );
-        assert_eq!(
-            ExitStatus::from_wait_status(6 | 0x80),
-            Some(ExitStatus::Signaled(6))
-        );
-        assert_eq!(ExitStatus::Signaled(9).shell_status(), 137);
-        assert_eq!(ExitStatus::Exited(2).shell_status(), 2);
-    }
-
-    #[test]
-    fn a_detached_child_is_reaped_with_its_status() {
-        let pid = spawn_detached(Command::new("sh").args(["-c", "exit 7"]), false).unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            if let Some(r) = reap_exited().into_iter().find(|r| r.pid == pid) {
-                assert_eq!(r.status, ExitStatus::Exited(7));
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "child never reaped");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-    }
-}
-
 /// An `oom_score_adj` value as the kernel reads it from `/proc/PID/oom_score_adj`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OomScoreAdj {
+    value: i32,
+    /// The value as written to the file, prepared before a fork.
     text: [u8; 5],
     len: usize,
 }
@@ -271,16 +235,14 @@ impl OomScoreAdj {
         let mut text = [0u8; 5];
         text[..formatted.len()].copy_from_slice(formatted.as_bytes());
         Some(OomScoreAdj {
+            value,
             text,
             len: formatted.len(),
         })
     }
 
     pub fn value(&self) -> i32 {
-        std::str::from_utf8(&self.text[..self.len])
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0)
+        self.value
     }
 
     /// Sets the calling process's `oom_score_adj` to this value: raising it needs no
@@ -329,4 +291,53 @@ pub fn shield_from_oom_killer() -> Option<OomScoreAdj> {
         std::fs::write("/proc/self/oom_score_adj", "-1000").ok()?;
         Some(original)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_statuses_decode_as_the_shell_reports_them() {
+        // exit(3) → 3 << 8; SIGKILL → 9; SIGKILL with a core flag → 9 | 0x80.
+        assert_eq!(
+            ExitStatus::from_wait_status(3 << 8),
+            Some(ExitStatus::Exited(3))
+        );
+        assert_eq!(
+            ExitStatus::from_wait_status(9),
+            Some(ExitStatus::Signaled(9))
+        );
+        assert_eq!(
+            ExitStatus::from_wait_status(6 | 0x80),
+            Some(ExitStatus::Signaled(6))
+        );
+        assert_eq!(ExitStatus::Signaled(9).shell_status(), 137);
+        assert_eq!(ExitStatus::Exited(2).shell_status(), 2);
+    }
+
+    #[test]
+    fn a_detached_child_is_reaped_with_its_status() {
+        let pid = spawn_detached(Command::new("sh").args(["-c", "exit 7"]), false).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(r) = reap_exited().into_iter().find(|r| r.pid == pid) {
+                assert_eq!(r.status, ExitStatus::Exited(7));
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "child never reaped");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn an_oom_score_adj_is_written_as_the_kernel_reads_it() {
+        for value in [-1000, -5, 0, 300, 1000] {
+            let adj = OomScoreAdj::new(value).unwrap();
+            assert_eq!(adj.value(), value);
+            assert_eq!(&adj.text[..adj.len], value.to_string().as_bytes());
+        }
+        assert_eq!(OomScoreAdj::new(1001), None);
+        assert_eq!(OomScoreAdj::new(-1001), None);
+    }
 }
