@@ -168,11 +168,7 @@ fn check(ctx: &Context, out: &mut Vec<Finding>) {
             return;
         }
     };
-    let source = ctx
-        .limit
-        .as_ref()
-        .map(|l| l.description.clone())
-        .unwrap_or_default();
+    let source = limit_source(ctx);
     let message = format!(
         "{what} {} ({}) + {} = {}, more than the {} container limit ({source}): the kernel kills the JVM (exit 137) before it throws OutOfMemoryError",
         mib(heap.bytes),
@@ -232,11 +228,7 @@ fn default_heap_finding(
             jvm::DEFAULT_MAX_RAM_PERCENTAGE
         )
     };
-    let source = ctx
-        .limit
-        .as_ref()
-        .map(|l| l.description.clone())
-        .unwrap_or_default();
+    let source = limit_source(ctx);
     let message = format!(
         "no heap option: in a {} container ({source}) the JVM lets its heap grow to {} ({why}) + {} = {}, more than the limit: when the heap grows there the kernel kills the JVM (exit 137) before it throws OutOfMemoryError",
         mib(limit),
@@ -253,11 +245,7 @@ fn default_heap_finding(
     );
     let planned = jvm_model::planned_heap(limit, non_heap);
     Some(if planned < MIN_HEAP {
-        finding.advise(format!(
-            "{} leaves no room for a heap beside the ~{} the JVM needs outside it: give the service a larger plan, or fewer threads",
-            mib(limit),
-            mib(non_heap.total())
-        ))
+        finding.advise(no_room(limit, non_heap))
     } else {
         let m = jvm_model::xmx_mib(planned);
         finding.advise(format!(
@@ -266,6 +254,23 @@ fn default_heap_finding(
             limit / (1024 * 1024),
         ))
     })
+}
+
+/// Where the container limit came from (`fly.toml [[vm]] memory = "256mb"`).
+fn limit_source(ctx: &Context) -> String {
+    ctx.limit
+        .as_ref()
+        .map(|l| l.description.clone())
+        .unwrap_or_default()
+}
+
+/// The advice when the non-heap alone leaves no room for a heap worth having.
+fn no_room(limit: u64, non_heap: &NonHeap) -> String {
+    format!(
+        "{} leaves no room for a heap beside the ~{} the JVM needs outside it: give the service a larger plan, or fewer threads",
+        mib(limit),
+        mib(non_heap.total())
+    )
 }
 
 /// `metaspace ~83 MiB + code cache ~16 MiB + 200 thread stacks ~21.1 MiB (…) + GC and other
@@ -341,11 +346,7 @@ fn with_fix(
     let heap = limit.map(|l| jvm_model::planned_heap(l, non_heap));
     if let (Some(l), Some(h)) = (limit, heap) {
         if h < MIN_HEAP {
-            return finding.advise(format!(
-                "{} leaves no room for a heap beside the ~{} the JVM needs outside it: give the service a larger plan, or fewer threads",
-                mib(l),
-                mib(non_heap.total())
-            ));
+            return finding.advise(no_room(l, non_heap));
         }
     }
     let percent = match (limit, heap) {
